@@ -1,0 +1,600 @@
+"""Load and validate a configuration directory (see config/README.md, the contract).
+
+A configuration is taken whole or refused whole: a daemon that starts with half a district, or
+with a site silently dropped for a typo, lies on every dashboard. So validation never stops at
+the first error: each check records a `ConfigProblem` (file, line, key path, message) and goes
+on, and `load_config` raises one `ConfigError` holding all of them.
+
+Validation runs in two passes. The first reads each file on its own (types, ranges, unknown
+keys); the second checks what spans files (duplicate ids, references, parent cycles). When a
+file could not be parsed at all, the reference checks that it could have satisfied are skipped
+rather than reported once per site.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from monitor.credentials import Credentials, SnmpCredential, load_credentials
+from monitor.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Site, SnmpProbe
+from monitor.yamlsource import (
+    ConfigProblem,
+    Fields,
+    Located,
+    Sink,
+    YamlMap,
+    YamlReadError,
+    load_yaml,
+)
+
+__all__ = [
+    "SYSTEM_CONFIG_DIR",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "HttpSettings",
+    "PollSettings",
+    "StateSettings",
+    "find_config_dir",
+    "load_config",
+]
+
+SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
+SETTINGS_FILE = "districtmon.yaml"
+DEFAULT_LISTEN = "127.0.0.1:9877"
+FUTURE_PROBES = ("mqtt", "icmp", "tcp", "http")
+
+_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state")
+_POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
+_STATE_KEYS = ("down_after", "up_after")
+_INVENTORY_KEYS = ("communes", "owners", "sites")
+_COMMUNE_KEYS = ("id", "name", "lat", "lon", "areas")
+_OWNER_KEYS = ("id", "name", "kind")
+_SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", "covers", "probe")
+_SITE_REQUIRED = ("id", "kind", "name", "commune", "owner", "lat", "lon", "probe")
+_SNMP_KEYS = ("address", "port", "credential", "interval_seconds", "timeout_seconds", "retries")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 9877
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    interval_seconds: float = 60
+    timeout_seconds: float = 2
+    retries: int = 1
+    max_in_flight: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    down_after: int = 3
+    up_after: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated configuration. Dicts keep definition order (inventory files in name order,
+    then list order)."""
+
+    directory: Path
+    http: HttpSettings
+    ledger_path: Path
+    poll: PollSettings
+    state: StateSettings
+    communes: dict[str, Commune]
+    owners: dict[str, Owner]
+    sites: dict[str, Site]
+    credentials: dict[str, SnmpCredential]
+
+
+class ConfigError(Exception):
+    """The configuration is refused; `problems` lists every reason, in file and line order."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = sorted(problems, key=ConfigProblem.sort_key)
+        super().__init__(*self.problems)
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+
+def find_config_dir(
+    arg: str | None, cwd: Path | None = None, *, system_dir: Path = SYSTEM_CONFIG_DIR
+) -> Path:
+    """`-c DIR` if given; else ./config when it holds districtmon.yaml; else /etc/districtmon.
+
+    A relative result stays relative when `cwd` is not given, so messages read
+    `config/inventory/bts.yaml:12`, as the operator would type the path.
+    """
+    base = Path() if cwd is None else cwd
+    if arg is not None:
+        chosen = base / arg
+        if not chosen.is_dir():
+            raise ConfigError([ConfigProblem(chosen, None, "", "not a directory")])
+        return chosen
+    local = base / "config"
+    if (local / SETTINGS_FILE).is_file():
+        return local
+    if system_dir.is_dir():
+        return system_dir
+    message = f"no configuration: neither {local / SETTINGS_FILE} nor {system_dir}; use -c DIR"
+    raise ConfigError([ConfigProblem(local, None, "", message)])
+
+
+def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate everything under `directory`; raise ConfigError with all problems.
+
+    `environ` (default: os.environ) supplies credential overrides; tests pass their own.
+    """
+    problems: list[ConfigProblem] = []
+    settings = _read_settings(directory, problems)
+    credentials = load_credentials(
+        settings.credentials_file, os.environ if environ is None else environ, problems
+    )
+    inventory = _read_inventory(settings.inventory_dir, problems)
+    checked = _check_inventory(inventory, credentials, settings.credentials_file, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        directory=directory.absolute(),
+        http=settings.http,
+        ledger_path=settings.ledger_path,
+        poll=settings.poll,
+        state=settings.state,
+        communes=checked.communes,
+        owners=checked.owners,
+        sites=checked.sites,
+        credentials=credentials.usable if credentials else {},
+    )
+
+
+# --- districtmon.yaml ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    http: HttpSettings
+    ledger_path: Path
+    credentials_file: Path
+    inventory_dir: Path
+    poll: PollSettings
+    state: StateSettings
+
+
+def _read_settings(directory: Path, problems: list[ConfigProblem]) -> _Settings:
+    path = directory / SETTINGS_FILE
+    root: object = None
+    try:
+        root = load_yaml(path, problems)
+    except YamlReadError as error:
+        problems.append(error.problem)
+    top = Fields.of(Sink(path, problems), YamlMap(1) if root is None else root, 1, "")
+    top = top or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
+    top.expect(_SETTINGS_KEYS)
+    return _Settings(
+        http=_read_http(top.mapping("http", null_is_empty=True)),
+        ledger_path=_read_path(top, "ledger", directory, Path("var/ledger.sqlite")).absolute(),
+        credentials_file=_read_path(top, "credentials", directory, directory / "credentials.yaml"),
+        inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
+        poll=_read_poll(top.mapping("poll", null_is_empty=True)),
+        state=_read_state(top.mapping("state", null_is_empty=True)),
+    )
+
+
+def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Path:
+    """`ledger.path`, `credentials.file`, `inventory.dir`: relative to the config directory.
+
+    Not made absolute here: file names in messages stay as the operator typed the directory.
+    """
+    key = {"ledger": "path", "credentials": "file", "inventory": "dir"}[section]
+    fields = top.mapping(section, null_is_empty=True)
+    if fields is None:
+        return default
+    fields.expect((key,))
+    text = fields.text(key)
+    return default if text is None else directory / text
+
+
+def _read_http(fields: Fields | None) -> HttpSettings:
+    if fields is None:
+        return HttpSettings()
+    fields.expect(("listen",))
+    text = fields.text("listen")
+    if text is None:
+        return HttpSettings()
+    parsed = parse_listen(text)
+    if parsed is None:
+        message = f"must be host:port (IPv6 as [::1]:9877, port 1..65535), got {text!r}"
+        fields.problem("listen", message)
+        return HttpSettings()
+    return parsed
+
+
+def parse_listen(text: str) -> HttpSettings | None:
+    """`127.0.0.1:9877`, `[::1]:9877`, `localhost:9877`; None if malformed."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep or not _is_ipv6(host):
+            return None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host or not is_address(host):
+            return None
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    return HttpSettings(host, int(port))
+
+
+def _read_poll(fields: Fields | None) -> PollSettings:
+    if fields is None:
+        return PollSettings()
+    fields.expect(_POLL_KEYS)
+    default = PollSettings()
+    return PollSettings(
+        interval_seconds=_or(
+            fields.number("interval_seconds", positive=True), default.interval_seconds
+        ),
+        timeout_seconds=_or(
+            fields.number("timeout_seconds", positive=True), default.timeout_seconds
+        ),
+        retries=_or(fields.integer("retries", 0), default.retries),
+        max_in_flight=_or(fields.integer("max_in_flight", 1), default.max_in_flight),
+    )
+
+
+def _read_state(fields: Fields | None) -> StateSettings:
+    if fields is None:
+        return StateSettings()
+    fields.expect(_STATE_KEYS)
+    default = StateSettings()
+    return StateSettings(
+        down_after=_or(fields.integer("down_after", 1), default.down_after),
+        up_after=_or(fields.integer("up_after", 1), default.up_after),
+    )
+
+
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+# --- inventory/*.yaml: pass 1, each entry on its own ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """A name that must exist elsewhere (a commune, an owner, a parent site, a credential)."""
+
+    target: str
+    line: int
+    key: str
+
+
+@dataclass(slots=True)
+class _Entry(Generic[T]):
+    """An inventory entry and where it was read. `id` is None when the id itself was bad: the
+    entry is still checked, but cannot be referred to."""
+
+    value: T
+    id: str | None
+    file: Path
+    line: int
+    key: str
+    subject: str = ""
+    refs: dict[str, _Ref] = field(default_factory=dict)
+    covers: list[Located[str]] = field(default_factory=list)
+
+    def where(self) -> str:
+        return f"{self.file.name}:{self.line}"
+
+
+@dataclass(slots=True)
+class _Inventory:
+    communes: list[_Entry[Commune]] = field(default_factory=list)
+    owners: list[_Entry[Owner]] = field(default_factory=list)
+    sites: list[_Entry[Site]] = field(default_factory=list)
+    complete: bool = True  # every file parsed: absent references are really absent
+
+
+def _read_inventory(directory: Path, problems: list[ConfigProblem]) -> _Inventory:
+    inventory = _Inventory()
+    if not directory.is_dir():
+        problems.append(ConfigProblem(directory, None, "", "inventory directory not found"))
+        inventory.complete = False
+        return inventory
+    files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+    for path in files:
+        _read_inventory_file(path, inventory, problems)
+    return inventory
+
+
+def _read_inventory_file(path: Path, inventory: _Inventory, problems: list[ConfigProblem]) -> None:
+    try:
+        root = load_yaml(path, problems)
+    except YamlReadError as error:
+        problems.append(error.problem)
+        inventory.complete = False
+        return
+    top = Fields.of(Sink(path, problems), YamlMap(1) if root is None else root, 1, "")
+    if top is None:
+        inventory.complete = False
+        return
+    top.expect(_INVENTORY_KEYS)
+    for item in top.items("communes") or ():
+        inventory.communes.append(_read_commune(top.sink, item))
+    for item in top.items("owners") or ():
+        inventory.owners.append(_read_owner(top.sink, item))
+    for item in top.items("sites") or ():
+        inventory.sites.append(_read_site(top.sink, item))
+
+
+def _open_entry(sink: Sink, item: Located[object], noun: str) -> tuple[Fields, str | None]:
+    """The entry's fields, with its id read first so that every later message can name it."""
+    fields = Fields.of(sink, item.value, item.line, item.key)
+    if fields is None:  # reported; go on with an empty entry whose own problems are moot
+        return Fields(Sink(sink.file, []), YamlMap(item.line), item.key), None
+    entry_id = fields.slug("id")
+    if entry_id is not None:
+        fields.subject = f" ({noun} '{entry_id}')"
+    return fields, entry_id
+
+
+def _id_line(fields: Fields, item: Located[object]) -> int:
+    return fields.line("id") if fields.has("id") else item.line
+
+
+def _read_commune(sink: Sink, item: Located[object]) -> _Entry[Commune]:
+    fields, commune_id = _open_entry(sink, item, "commune")
+    fields.expect(_COMMUNE_KEYS, required=("id", "name", "lat", "lon"))
+    commune = Commune(
+        id=commune_id or "",
+        name=fields.text("name") or "",
+        lat=_or(fields.number("lat", -90, 90), 0.0),
+        lon=_or(fields.number("lon", -180, 180), 0.0),
+        areas=tuple(area.value for area in fields.texts("areas") or ()),
+    )
+    return _Entry(commune, commune_id, sink.file, _id_line(fields, item), item.key, fields.subject)
+
+
+def _read_owner(sink: Sink, item: Located[object]) -> _Entry[Owner]:
+    fields, owner_id = _open_entry(sink, item, "owner")
+    fields.expect(_OWNER_KEYS, required=_OWNER_KEYS)
+    owner = Owner(
+        id=owner_id or "",
+        name=fields.text("name") or "",
+        kind=fields.choice("kind", OWNER_KINDS) or "",
+    )
+    return _Entry(owner, owner_id, sink.file, _id_line(fields, item), item.key, fields.subject)
+
+
+def _read_site(sink: Sink, item: Located[object]) -> _Entry[Site]:
+    fields, site_id = _open_entry(sink, item, "site")
+    fields.expect(_SITE_KEYS, required=_SITE_REQUIRED)
+    kind = fields.choice("kind", SITE_KINDS)
+    refs = {name: ref for name in ("commune", "owner", "parent") if (ref := _ref(fields, name))}
+    probe, credential = _read_probe(fields)
+    if credential is not None:
+        refs["credential"] = credential
+    covers = _read_covers(fields, kind)
+    site = Site(
+        id=site_id or "",
+        kind=kind or "",
+        name=fields.text("name") or "",
+        commune=refs["commune"].target if "commune" in refs else "",
+        owner=refs["owner"].target if "owner" in refs else "",
+        lat=_or(fields.number("lat", -90, 90), 0.0),
+        lon=_or(fields.number("lon", -180, 180), 0.0),
+        probe=probe,
+        parent=refs["parent"].target if "parent" in refs else None,
+        covers=tuple(area.value for area in covers),
+    )
+    line = _id_line(fields, item)
+    return _Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
+
+
+def _ref(fields: Fields, key: str) -> _Ref | None:
+    target = fields.text(key)
+    return None if target is None else _Ref(target, fields.line(key), fields.key(key))
+
+
+def _read_covers(fields: Fields, kind: str | None) -> list[Located[str]]:
+    """Areas a loudspeaker reaches; checked against its commune in pass 2."""
+    if not fields.has("covers"):
+        return []
+    if kind is not None and kind != "loudspeaker":
+        fields.problem("covers", f"only loudspeaker sites may list covers (kind is '{kind}')")
+        return []
+    return fields.texts("covers") or []
+
+
+def _read_probe(site: Fields) -> tuple[SnmpProbe, _Ref | None]:
+    """Exactly one probe type; only snmp exists today."""
+    placeholder = SnmpProbe(address="")
+    probe = site.mapping("probe")
+    if probe is None:
+        return placeholder, None
+    types = list(probe.node)
+    if len(types) != 1:
+        probe.problem_here(f"must name exactly one probe type (snmp), got {len(types)}")
+    for name in types:
+        if name in FUTURE_PROBES:
+            probe.problem(name, f"probe type '{name}' is not supported yet")
+        elif name != "snmp":
+            probe.problem(name, f"unknown probe type '{name}' (supported: snmp)")
+    snmp = probe.mapping("snmp")
+    if snmp is None:
+        return placeholder, None
+    return _read_snmp(snmp)
+
+
+def _read_snmp(snmp: Fields) -> tuple[SnmpProbe, _Ref | None]:
+    snmp.expect(_SNMP_KEYS, required=("address", "credential"))
+    address = snmp.text("address")
+    if address is not None and not is_address(address):
+        snmp.problem("address", f"must be an IP address or a host name, got {address!r}")
+    credential = _ref(snmp, "credential")
+    probe = SnmpProbe(
+        address=address or "",
+        port=_or(snmp.integer("port", 1, 65535), 161),
+        credential=credential.target if credential else "",
+        timeout_seconds=snmp.number("timeout_seconds", positive=True),
+        retries=snmp.integer("retries", 0),
+        interval_seconds=snmp.number("interval_seconds", positive=True),
+    )
+    return probe, credential
+
+
+def is_address(text: str) -> bool:
+    """An IPv4/IPv6 literal, or a syntactically valid DNS host name (RFC 1123; an all-numeric
+    last label is refused, so that a mistyped IPv4 like 10.0.0.300 is not taken for a name)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        return True
+    name = text.removesuffix(".")
+    labels = name.split(".")
+    return (
+        0 < len(name) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+# --- pass 2: what spans entries and files --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    communes: dict[str, Commune]
+    owners: dict[str, Owner]
+    sites: dict[str, Site]
+
+
+def _check_inventory(
+    inventory: _Inventory,
+    credentials: Credentials | None,
+    credentials_file: Path,
+    problems: list[ConfigProblem],
+) -> _Checked:
+    communes = _unique(inventory.communes, "commune", problems)
+    owners = _unique(inventory.owners, "owner", problems)
+    sites = _unique(inventory.sites, "site", problems)
+    checks: list[tuple[str, Collection[str] | None]] = [
+        ("commune", communes.keys() if inventory.complete else None),
+        ("owner", owners.keys() if inventory.complete else None),
+        ("parent", sites.keys() if inventory.complete else None),
+        ("credential", credentials.declared if credentials else None),
+    ]
+    for entry in inventory.sites:
+        for kind, known in checks:
+            _check_ref(entry, kind, known, credentials_file, problems)
+        _check_covers(entry, communes, problems)
+    _check_cycles(inventory.sites, sites, problems)
+    return _Checked(
+        communes={key: entry.value for key, entry in communes.items()},
+        owners={key: entry.value for key, entry in owners.items()},
+        sites={key: entry.value for key, entry in sites.items()},
+    )
+
+
+def _unique(
+    entries: list[_Entry[T]], noun: str, problems: list[ConfigProblem]
+) -> dict[str, _Entry[T]]:
+    """The first definition of each id wins; later ones are reported, naming the first."""
+    first: dict[str, _Entry[T]] = {}
+    for entry in entries:
+        if entry.id is None:
+            continue
+        if entry.id in first:
+            message = (
+                f"duplicate {noun} id '{entry.id}' (first defined at {first[entry.id].where()})"
+            )
+            problems.append(ConfigProblem(entry.file, entry.line, f"{entry.key}.id", message))
+            continue
+        first[entry.id] = entry
+    return first
+
+
+def _check_ref(
+    entry: _Entry[Site],
+    kind: str,
+    known: Collection[str] | None,
+    credentials_file: Path,
+    problems: list[ConfigProblem],
+) -> None:
+    ref = entry.refs.get(kind)
+    if ref is None or known is None or ref.target in known:
+        return
+    where = f" (not in {credentials_file.name})" if kind == "credential" else ""
+    message = f"unknown {kind} '{ref.target}'{where}{entry.subject}"
+    problems.append(ConfigProblem(entry.file, ref.line, ref.key, message))
+
+
+def _check_covers(
+    entry: _Entry[Site], communes: dict[str, _Entry[Commune]], problems: list[ConfigProblem]
+) -> None:
+    commune = communes.get(entry.value.commune)
+    if commune is None:
+        return  # unknown commune already reported
+    for area in entry.covers:
+        if area.value not in commune.value.areas:
+            message = f"{area.value!r} is not an area of commune '{commune.id}'{entry.subject}"
+            problems.append(ConfigProblem(entry.file, area.line, area.key, message))
+
+
+def _check_cycles(
+    order: list[_Entry[Site]], sites: dict[str, _Entry[Site]], problems: list[ConfigProblem]
+) -> None:
+    """Each cycle once, at its first member in definition order, as `a -> b -> a`."""
+    parents = {
+        entry.id: entry.value.parent
+        for entry in order
+        if entry.id is not None and entry.value.parent in sites
+    }
+    rank = {site_id: index for index, site_id in enumerate(sites)}
+    done: set[str] = set()
+    for entry in order:
+        path: dict[str, int] = {}  # site id -> position on the walk up from `entry`
+        current = entry.id
+        while current is not None and current not in done and current not in path:
+            path[current] = len(path)
+            current = parents.get(current)
+        if current is not None and current in path:
+            cycle = list(path)[path[current] :]
+            _report_cycle(cycle, rank, sites, problems)
+        done.update(path)
+
+
+def _report_cycle(
+    cycle: list[str],
+    rank: dict[str, int],
+    sites: dict[str, _Entry[Site]],
+    problems: list[ConfigProblem],
+) -> None:
+    start = min(range(len(cycle)), key=lambda index: rank[cycle[index]])
+    ordered = cycle[start:] + cycle[:start]
+    first = sites[ordered[0]]
+    ref = first.refs["parent"]
+    message = "parent cycle: " + " -> ".join([*ordered, ordered[0]])
+    problems.append(ConfigProblem(first.file, ref.line, ref.key, message))
