@@ -1,0 +1,65 @@
+"""Live state in memory: what the collector and /healthz read from the HTTP thread.
+
+The event loop replaces one frozen `SiteView` per site on each observation; the set of keys
+never changes while the daemon runs (a reload swaps the whole `LiveState`), so the HTTP thread
+can iterate without locks and never sees a half-built record.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from monitor.model import Observation, Site, State, Transition
+
+
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    state: State = State.UNKNOWN
+    since: float | None = None
+    reason: str = ""
+    last_poll: float | None = None
+    last_ok: bool | None = None
+    last_duration: float | None = None
+    device_uptime: float | None = None
+
+
+@dataclass(slots=True)
+class MonitorHealth:
+    """Liveness of the daemon's own parts, written by the loop, read by /healthz."""
+
+    started: float = field(default_factory=time.time)
+    loop_tick: float = field(default_factory=time.monotonic)
+    ledger_commit: float = field(default_factory=time.monotonic)
+    ledger_errors_since_commit: int = 0
+
+
+class LiveState:
+    def __init__(self, sites: dict[str, Site]) -> None:
+        self.sites = sites
+        self.views: dict[str, SiteView] = {site_id: SiteView() for site_id in sites}
+        self.health = MonitorHealth()
+
+    def apply_observation(self, obs: Observation) -> None:
+        old = self.views.get(obs.site)
+        if old is None:
+            return
+        uptime = obs.values.get("device_uptime_seconds")
+        self.views[obs.site] = replace(
+            old,
+            last_poll=obs.time,
+            last_ok=obs.ok,
+            last_duration=obs.duration,
+            device_uptime=float(uptime) if isinstance(uptime, int | float) else old.device_uptime,
+        )
+
+    def apply_transition(self, t: Transition) -> None:
+        old = self.views.get(t.site)
+        if old is None:
+            return
+        self.views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason)
+
+    def items(self) -> list[tuple[Site, SiteView]]:
+        """A consistent-enough copy for one scrape (each view is itself immutable)."""
+        views = self.views
+        return [(site, views[site_id]) for site_id, site in self.sites.items()]
