@@ -1,0 +1,63 @@
+"""Command line: `districtmon run` (the daemon) and `districtmon check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.config import Config, ConfigError, find_config_dir, load_config
+from monitor.summary import summarize
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="districtmon",
+        description="Watches a district's base stations, broadcast sites and agency networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"districtmon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = "configuration directory (default: ./config, then /etc/districtmon)"
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", metavar="PATH", help=config_help)
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    check = commands.add_parser("check-config", help="validate the configuration and summarise it")
+    check.add_argument("-c", "--config", metavar="PATH", help=config_help)
+    return parser
+
+
+def _load(path: str | None) -> Config:
+    return load_config(find_config_dir(path))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        print(
+            f"districtmon: configuration refused ({len(exc.problems)} problems):", file=sys.stderr
+        )
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(summarize(config))
+        return 0
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from monitor.daemon import run_daemon
+
+    try:
+        asyncio.run(run_daemon(config))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+    return 0
