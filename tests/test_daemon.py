@@ -1,0 +1,263 @@
+"""The whole pipeline against real agents: the daemon process polls net-snmp snmpd and
+snmpsim on loopback, a stopped agent goes down after N failed polls, comes back after M
+answers, and both /metrics and the ledger say so."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import SNMPD_COMMUNITY, UPS_COMMUNITY
+from peers import Snmpd, Snmpsim
+
+from monitor.ledger import read_intervals, read_runs
+from monitor.model import State
+
+INTERVAL = 0.4
+TIMEOUT = 0.15
+DOWN_AFTER = 3
+UP_AFTER = 2
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(root: Path, http_port: int, snmpd: Snmpd, sim: Snmpsim) -> Path:
+    (root / "inventory").mkdir(parents=True)
+    (root / "districtmon.yaml").write_text(
+        f"""
+http: {{listen: "127.0.0.1:{http_port}"}}
+ledger: {{path: ledger.sqlite}}
+poll: {{interval_seconds: {INTERVAL}, timeout_seconds: {TIMEOUT}, retries: 0}}
+state: {{down_after: {DOWN_AFTER}, up_after: {UP_AFTER}}}
+""",
+        encoding="utf-8",
+    )
+    (root / "credentials.yaml").write_text(
+        f"""
+snmp:
+  agent-ro: {{version: 2c, community: {SNMPD_COMMUNITY}}}
+  ups-ro: {{version: 2c, community: {UPS_COMMUNITY}}}
+""",
+        encoding="utf-8",
+    )
+    (root / "inventory" / "district.yaml").write_text(
+        f"""
+communes:
+  - {{id: thanh-nua, name: Thanh Nưa, lat: 21.45, lon: 103.0, areas: [Bản Ta Pô]}}
+owners:
+  - {{id: viettel, name: Viettel, kind: operator}}
+sites:
+  - id: bts-snmpd
+    kind: bts
+    name: BTS Viettel Thanh Nưa 01
+    commune: thanh-nua
+    owner: viettel
+    lat: 21.45
+    lon: 103.01
+    probe: {{snmp: {{address: 127.0.0.1, port: {snmpd.port}, credential: agent-ro}}}}
+  - id: bts-ups
+    kind: bts
+    name: BTS Viettel Thanh Nưa 02
+    commune: thanh-nua
+    owner: viettel
+    lat: 21.46
+    lon: 103.02
+    probe: {{snmp: {{address: 127.0.0.1, port: {sim.port}, credential: ups-ro}}}}
+""",
+        encoding="utf-8",
+    )
+    return root
+
+
+class Daemon:
+    def __init__(self, config: Path, http_port: int) -> None:
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.log = config / "daemon.log"
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "-c", str(config), "--log-level", "debug"],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            cwd=config,
+        )
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=2) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def metric(self, metric: str, **labels: str) -> float | None:
+        """The value of one sample on /metrics, None when absent."""
+        try:
+            _, text = self.get("/metrics")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if not line.startswith((metric + "{", metric + " ")):
+                continue
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            self._log_file.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._log_file.close()
+
+
+def wait_for(what: str, check: Callable[[], bool], daemon: Daemon, limit: float = 15.0) -> float:
+    """Poll `check` until true (bounded); return the wall time it became true."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if check():
+            return time.time()
+        assert daemon.proc.poll() is None, daemon.log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}\n{daemon.log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def daemon_setup(
+    tmp_path: Path, snmpd: Snmpd, snmpsim_agent: Snmpsim
+) -> Iterator[tuple[Daemon, Path]]:
+    port = free_tcp_port()
+    config = write_config(tmp_path / "config", port, snmpd, snmpsim_agent)
+    daemon = Daemon(config, port)
+    try:
+        yield daemon, config
+    finally:
+        daemon.kill()
+
+
+def test_stopped_agent_goes_down_after_n_failures_and_back_up_in_ledger_and_metrics(
+    daemon_setup: tuple[Daemon, Path], snmpd: Snmpd
+) -> None:
+    daemon, config = daemon_setup
+    site = {"site": "bts-snmpd", "kind": "bts", "commune": "thanh-nua", "owner": "viettel"}
+    wait_for(
+        "both sites up",
+        lambda: (
+            daemon.metric("districtmon_site_up", site="bts-snmpd") == 1
+            and daemon.metric("districtmon_site_up", site="bts-ups") == 1
+        ),
+        daemon,
+    )
+    assert daemon.metric("districtmon_site_up", **site) == 1
+    assert (
+        daemon.metric("districtmon_site_info", site="bts-snmpd", name="BTS Viettel Thanh Nưa 01")
+        == 1
+    )
+    # sysUpTime of the UPS recording is a fixed 6742373.2 s... read through the real probe
+    assert daemon.metric("districtmon_site_device_uptime_seconds", site="bts-ups") is not None
+
+    stopped_at = time.time()
+    snmpd.stop()
+    seen_down = wait_for(
+        "bts-snmpd down",
+        lambda: daemon.metric("districtmon_site_up", site="bts-snmpd") == 0,
+        daemon,
+    )
+    # N failed polls are needed: never sooner than (N - 1) intervals after the agent died
+    assert seen_down - stopped_at >= (DOWN_AFTER - 1) * INTERVAL
+    assert daemon.metric("districtmon_site_up", site="bts-ups") == 1
+    assert daemon.metric("districtmon_site_state", site="bts-snmpd", state="down") == 1
+    assert (
+        daemon.metric("districtmon_poll_errors_total", probe="snmp", reason="timeout") or 0
+    ) >= DOWN_AFTER
+
+    restarted_at = time.time()
+    snmpd.start()
+    seen_up = wait_for(
+        "bts-snmpd up again",
+        lambda: daemon.metric("districtmon_site_up", site="bts-snmpd") == 1,
+        daemon,
+    )
+    assert seen_up - restarted_at >= (UP_AFTER - 1) * INTERVAL * 0.5
+
+    status, body = daemon.get("/healthz")
+    assert status == 200 and '"ok"' in body
+    assert daemon.stop() == 0
+    stopped_daemon_at = time.time()
+
+    intervals = read_intervals(config / "ledger.sqlite", "bts-snmpd")
+    assert [i.state for i in intervals] == [State.UNKNOWN, State.UP, State.DOWN, State.UP]
+    assert all(i.end is not None for i in intervals), "a clean stop closes every interval"
+    for earlier, later in itertools.pairwise(intervals):
+        assert earlier.end == later.start
+    down = intervals[2]
+    # dated at the first failed poll: after the agent stopped, within one interval of it
+    assert stopped_at <= down.start <= stopped_at + INTERVAL + 0.5
+    assert "timeout" in down.reason
+    assert restarted_at <= intervals[3].start <= seen_up
+    assert intervals[3].end is not None and intervals[3].end <= stopped_daemon_at
+    [run] = read_runs(config / "ledger.sqlite")
+    assert run.clean
+    assert [i.state for i in read_intervals(config / "ledger.sqlite", "bts-ups")] == [
+        State.UNKNOWN,
+        State.UP,
+    ]
+
+
+def test_sigterm_stops_cleanly_within_seconds_and_leaves_no_open_interval(
+    daemon_setup: tuple[Daemon, Path],
+) -> None:
+    daemon, config = daemon_setup
+    wait_for(
+        "first state", lambda: daemon.metric("districtmon_site_up", site="bts-ups") == 1, daemon
+    )
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 5
+    assert all(i.end is not None for i in read_intervals(config / "ledger.sqlite"))
+    assert "stopped cleanly" in daemon.log.read_text()
+
+
+def test_metrics_carry_no_secret(daemon_setup: tuple[Daemon, Path]) -> None:
+    daemon, _ = daemon_setup
+    wait_for(
+        "first poll", lambda: daemon.metric("districtmon_site_up", site="bts-ups") == 1, daemon
+    )
+    _, text = daemon.get("/metrics")
+    assert SNMPD_COMMUNITY not in text and UPS_COMMUNITY not in text
+    assert daemon.stop() == 0
+    log = daemon.log.read_text()
+    assert SNMPD_COMMUNITY not in log and UPS_COMMUNITY not in log
+
+
+def test_check_config_and_version_run_as_a_module() -> None:
+    root = Path(__file__).parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "monitor", "check-config", "-c", str(root / "config")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "bts: 230" in out.stdout and "communes: 25" in out.stdout
