@@ -23,7 +23,7 @@ from monitor.livestate import LiveState
 from monitor.metrics import SelfMetrics, build_registry
 from monitor.model import Observation, Site, Transition
 from monitor.scheduler import Scheduler, SchedulerHooks
-from monitor.snmp import SnmpClient, SnmpProbe
+from monitor.snmp import SnmpClient, SnmpPoller
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,13 @@ async def run_daemon(
             Evaluator(config.state.down_after, config.state.up_after), ledger, live, metrics
         )
         pipeline.start(config.sites, time.time())
-        probe = SnmpProbe(
+        poller = SnmpPoller(
             client, config.credentials, config.poll.timeout_seconds, config.poll.retries
         )
         scheduler = Scheduler(
             config.sites.values(),
             lambda site: site.probe.interval_seconds or config.poll.interval_seconds,
-            probe.poll,
+            poller.poll,
             config.poll.max_in_flight,
             SchedulerHooks(
                 on_observation=pipeline.observe,

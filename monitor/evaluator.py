@@ -59,9 +59,10 @@ class Evaluator:
             health.run_start = obs.time
 
         target, reason = self._target(health, obs)
-        if target is None or target is health.state:
-            if target is health.state and target is State.DOWN:
-                health.reason = reason
+        if target is health.state:
+            health.reason = reason  # still down: keep the latest cause for the snapshot
+            return None
+        if target is None:
             return None
         previous = health.state
         health.state = target

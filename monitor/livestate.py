@@ -31,7 +31,6 @@ class MonitorHealth:
     started: float = field(default_factory=time.time)
     loop_tick: float = field(default_factory=time.monotonic)
     ledger_commit: float = field(default_factory=time.monotonic)
-    ledger_errors_since_commit: int = 0
 
 
 class LiveState:

@@ -64,6 +64,7 @@ class SnmpProbe:
     interval_seconds: float | None = None
 
 
+# One probe kind today; ICMP/TCP/HTTP and MQTT probes join this union.
 Probe = SnmpProbe
 
 

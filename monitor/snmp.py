@@ -128,7 +128,7 @@ def _reason(indication: object) -> str:
     return "request"
 
 
-class SnmpProbe:
+class SnmpPoller:
     """Asks a site for sysUpTime and sysName: an answer means the device's agent is alive."""
 
     def __init__(
