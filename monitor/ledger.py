@@ -82,6 +82,25 @@ class MonitorRun:
     clean: bool
 
 
+@dataclass(frozen=True, slots=True)
+class InventorySync:
+    """The inventory as it now is: recorded so that reports can name sites that left it."""
+
+    sites: tuple[Site, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRetired:
+    """A site left the inventory: its open interval ends here."""
+
+    site: str
+    at: float
+
+
+Entry = Transition | InventorySync | SiteRetired
+
+
 class LedgerError(Exception):
     pass
 
@@ -108,7 +127,7 @@ class Ledger:
         self._heartbeat_seconds = heartbeat_seconds
         self._on_commit = on_commit
         self._on_error = on_error
-        self._queue: asyncio.Queue[Transition | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[Entry | None] = asyncio.Queue()
         self._stopped = False
         self.recovered_gap: tuple[float, float] | None = None
 
@@ -148,25 +167,14 @@ class Ledger:
         return ledger
 
     async def sync_sites(self, sites: Iterable[Site]) -> None:
-        """Record the inventory so that reports can name sites no longer in the config."""
-        now = self._clock()
-        rows = [(s.id, s.kind, s.name, s.commune, s.owner, s.parent, now, now) for s in sites]
-        await self._db.execute("BEGIN")
-        await self._db.executemany(
-            """INSERT INTO sites (id, kind, name, commune, owner, parent, first_seen, last_seen)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, name=excluded.name,
-                 commune=excluded.commune, owner=excluded.owner, parent=excluded.parent,
-                 last_seen=excluded.last_seen""",
-            rows,
-        )
-        await self._db.execute("COMMIT")
+        """Record the inventory before the writer starts (later changes go through `record`)."""
+        await self._write([InventorySync(tuple(sites), self._clock())])
 
-    def record(self, transition: Transition) -> None:
-        """Queue a transition; never blocks the caller."""
+    def record(self, entry: Entry) -> None:
+        """Queue a transition (or an inventory change); never blocks the caller."""
         if self._stopped:
             raise LedgerError("ledger is stopped")
-        self._queue.put_nowait(transition)
+        self._queue.put_nowait(entry)
 
     @property
     def pending(self) -> int:
@@ -186,7 +194,7 @@ class Ledger:
             except TimeoutError:
                 await self._write([])
                 continue
-            batch: list[Transition] = []
+            batch: list[Entry] = []
             done = first is None
             if first is not None:
                 batch.append(first)
@@ -200,7 +208,7 @@ class Ledger:
             if done:
                 return
 
-    async def _write(self, batch: list[Transition]) -> None:
+    async def _write(self, batch: list[Entry]) -> None:
         """Commit one batch (plus the heartbeat); on a database error retry with backoff, so a
         full disk delays the ledger but loses nothing queued."""
         delay = 0.5
@@ -221,18 +229,23 @@ class Ledger:
                 self._on_commit(time.monotonic() - started, len(batch))
             return
 
-    async def _write_once(self, batch: list[Transition]) -> None:
+    async def _write_once(self, batch: list[Entry]) -> None:
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
-        for t in batch:
+        for entry in batch:
+            if isinstance(entry, InventorySync):
+                await db.executemany(_UPSERT_SITE, [_site_row(s, entry.at) for s in entry.sites])
+                continue
+            at = entry.since if isinstance(entry, Transition) else entry.at
             await db.execute(
                 'UPDATE intervals SET "end" = MAX(start, ?) WHERE site = ? AND "end" IS NULL',
-                (t.since, t.site),
+                (at, entry.site),
             )
-            await db.execute(
-                "INSERT INTO intervals (site, state, start, reason) VALUES (?, ?, ?, ?)",
-                (t.site, t.state.value, t.since, t.reason),
-            )
+            if isinstance(entry, Transition):
+                await db.execute(
+                    "INSERT INTO intervals (site, state, start, reason) VALUES (?, ?, ?, ?)",
+                    (entry.site, entry.state.value, entry.since, entry.reason),
+                )
         await db.execute(
             "UPDATE monitor_runs SET heartbeat = ? WHERE id = ?", (self._clock(), self._run_id)
         )
@@ -242,7 +255,7 @@ class Ledger:
         """Clean stop: close every open interval and mark the run stopped. Call after `run`
         has returned (or was never started: anything still queued is written here)."""
         at = self._clock() if at is None else at
-        pending: list[Transition] = []
+        pending: list[Entry] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not None:
@@ -265,6 +278,18 @@ class Ledger:
             await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             await self._db.close()
+
+
+_UPSERT_SITE = """
+    INSERT INTO sites (id, kind, name, commune, owner, parent, first_seen, last_seen)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, name=excluded.name,
+      commune=excluded.commune, owner=excluded.owner, parent=excluded.parent,
+      last_seen=excluded.last_seen"""
+
+
+def _site_row(site: Site, at: float) -> tuple[object, ...]:
+    return (site.id, site.kind, site.name, site.commune, site.owner, site.parent, at, at)
 
 
 async def _configure(db: aiosqlite.Connection) -> None:
