@@ -46,10 +46,13 @@ class Evaluator:
         self.sites.pop(site, None)
 
     def observe(self, obs: Observation) -> Transition | None:
-        """Feed one observation; return the transition it confirms, if any."""
+        """Feed one observation; return the transition it confirms, if any.
+
+        An observation of a site not (or no longer) watched is dropped: a poll still in
+        flight when a reload removed its site must not bring the site back."""
         health = self.sites.get(obs.site)
         if health is None:
-            health = self.sites[obs.site] = SiteHealth()
+            return None
         health.last_observation = obs
         if health.run_ok is obs.ok:
             health.run_length += 1

@@ -35,16 +35,32 @@ class MonitorHealth:
 
 class LiveState:
     def __init__(self, sites: dict[str, Site]) -> None:
-        self.sites = sites
-        self.views: dict[str, SiteView] = {site_id: SiteView() for site_id in sites}
+        self._table: tuple[dict[str, Site], dict[str, SiteView]] = (
+            sites,
+            {site_id: SiteView() for site_id in sites},
+        )
         self.health = MonitorHealth()
 
+    @property
+    def sites(self) -> dict[str, Site]:
+        return self._table[0]
+
+    @property
+    def views(self) -> dict[str, SiteView]:
+        return self._table[1]
+
+    def replace_sites(self, sites: dict[str, Site]) -> None:
+        """Swap in a new inventory in one assignment; kept sites keep their views."""
+        old = self.views
+        self._table = (sites, {site_id: old.get(site_id, SiteView()) for site_id in sites})
+
     def apply_observation(self, obs: Observation) -> None:
-        old = self.views.get(obs.site)
+        views = self.views
+        old = views.get(obs.site)
         if old is None:
             return
         uptime = obs.values.get("device_uptime_seconds")
-        self.views[obs.site] = replace(
+        views[obs.site] = replace(
             old,
             last_poll=obs.time,
             last_ok=obs.ok,
@@ -53,12 +69,19 @@ class LiveState:
         )
 
     def apply_transition(self, t: Transition) -> None:
-        old = self.views.get(t.site)
+        views = self.views
+        old = views.get(t.site)
         if old is None:
             return
-        self.views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason)
+        views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason)
 
     def items(self) -> list[tuple[Site, SiteView]]:
-        """A consistent-enough copy for one scrape (each view is itself immutable)."""
-        views = self.views
-        return [(site, views[site_id]) for site_id, site in self.sites.items()]
+        """A consistent copy for one scrape: the table is read once, each view is immutable."""
+        sites, views = self._table
+        return [(site, views[site_id]) for site_id, site in sites.items()]
+
+    def counts(self) -> dict[State, int]:
+        counts = dict.fromkeys(State, 0)
+        for view in list(self.views.values()):
+            counts[view.state] += 1
+        return counts

@@ -10,6 +10,7 @@ measured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import heapq
 import time
@@ -53,25 +54,51 @@ class Scheduler:
         self._hooks = hooks
         self._clock = clock
         self._running: set[str] = set()
+        # Heap entries carry a token: an entry left behind by a removed site never polls, even
+        # if the site comes back in a later reload with an entry of its own.
+        self._queue: list[tuple[float, str, int]] = []
+        self._tokens: dict[str, int] = {}
+        self._wake = asyncio.Event()
+
+    def update_sites(self, sites: Iterable[Site]) -> None:
+        """Take a new inventory: removed sites are dropped when their turn comes, added ones
+        are scheduled at their own phase, changed ones keep their place in the rhythm."""
+        new = {site.id: site for site in sites}
+        added = new.keys() - self._sites.keys()
+        self._sites = new
+        now = self._clock()
+        for site_id in added:
+            self._schedule_first(new[site_id], now)
+        self._wake.set()
+
+    def _schedule_first(self, site: Site, now: float) -> None:
+        interval = self._interval_of(site)
+        self._tokens[site.id] = token = self._tokens.get(site.id, 0) + 1
+        heapq.heappush(
+            self._queue, (now + (phase(site.id, interval) - now) % interval, site.id, token)
+        )
 
     async def run(self) -> None:
-        start = self._clock()
-        queue: list[tuple[float, str]] = [
-            (start + phase(site.id, self._interval_of(site)), site.id)
-            for site in self._sites.values()
-        ]
-        heapq.heapify(queue)
+        now = self._clock()
+        for each in self._sites.values():
+            self._schedule_first(each, now)
+        queue = self._queue
         async with asyncio.TaskGroup() as polls:
-            while queue:
-                due, site_id = queue[0]
+            while True:
+                if not queue:
+                    await self._sleep(None)
+                    continue
+                due, site_id, token = queue[0]
                 delay = due - self._clock()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self._sleep(delay)
                     continue
                 heapq.heappop(queue)
-                site = self._sites[site_id]
+                site = self._sites.get(site_id)
+                if site is None or self._tokens.get(site_id) != token:
+                    continue  # left the inventory (or came back with a fresh entry)
                 interval = self._interval_of(site)
-                heapq.heappush(queue, (self._next_due(due, interval), site_id))
+                heapq.heappush(queue, (self._next_due(due, interval), site_id, token))
                 if site_id in self._running:
                     self._hooks.on_skip(site_id)
                     continue
@@ -79,6 +106,12 @@ class Scheduler:
                 self._hooks.on_lag(max(0.0, self._clock() - due))
                 self._running.add(site_id)
                 polls.create_task(self._poll_one(site), name=f"poll:{site_id}")
+
+    async def _sleep(self, delay: float | None) -> None:
+        """Sleep until the next due poll, or until the inventory changes."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
 
     def _next_due(self, due: float, interval: float) -> float:
         """Keep the phase; if a whole interval was missed, skip ahead rather than burst."""

@@ -139,6 +139,12 @@ class SnmpPoller:
         default_retries: int,
     ) -> None:
         self._client = client
+        self.configure(credentials, default_timeout, default_retries)
+
+    def configure(
+        self, credentials: dict[str, SnmpCredential], default_timeout: float, default_retries: int
+    ) -> None:
+        """Take new credentials and defaults (a reload); polls in flight finish with the old."""
         self._credentials = credentials
         self._timeout = default_timeout
         self._retries = default_retries
