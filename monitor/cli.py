@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 
 from monitor import __version__
 from monitor.config import Config, ConfigError, find_config_dir, load_config
+from monitor.logsetup import configure_logging
 from monitor.summary import summarize
 
 
@@ -25,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daemon")
     run.add_argument("-c", "--config", metavar="PATH", help=config_help)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="one line per event on stderr: text (journald-friendly) or JSON",
+    )
 
     check = commands.add_parser("check-config", help="validate the configuration and summarise it")
     check.add_argument("-c", "--config", metavar="PATH", help=config_help)
@@ -33,6 +39,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _load(path: str | None) -> Config:
     return load_config(find_config_dir(path))
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    configure_logging(args.log_level, args.log_format)
+    from monitor.daemon import run_daemon
+
+    directory = config.directory
+    try:
+        asyncio.run(run_daemon(config, reload_config=lambda: load_config(directory)))
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,15 +67,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(summarize(config))
         return 0
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    from monitor.daemon import run_daemon
-
-    try:
-        asyncio.run(run_daemon(config))
-    except KeyboardInterrupt:  # a second Ctrl-C while stopping
-        return 130
-    return 0
+    return _run(args, config)

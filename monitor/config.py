@@ -140,10 +140,9 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
     `environ` (default: os.environ) supplies credential overrides; tests pass their own.
     """
     problems: list[ConfigProblem] = []
-    settings = _read_settings(directory, problems)
-    credentials = load_credentials(
-        settings.credentials_file, os.environ if environ is None else environ, problems
-    )
+    env = os.environ if environ is None else environ
+    settings = _read_settings(directory, problems, default_ledger_path(env))
+    credentials = load_credentials(settings.credentials_file, env, problems)
     inventory = _read_inventory(settings.inventory_dir, problems)
     checked = _check_inventory(inventory, credentials, settings.credentials_file, problems)
     if problems:
@@ -174,7 +173,17 @@ class _Settings:
     state: StateSettings
 
 
-def _read_settings(directory: Path, problems: list[ConfigProblem]) -> _Settings:
+def default_ledger_path(environ: Mapping[str, str]) -> Path:
+    """Under systemd, StateDirectory= says where state belongs; elsewhere ./var."""
+    state_dirs = environ.get("STATE_DIRECTORY", "")
+    if state_dirs:
+        return Path(state_dirs.split(":")[0]) / "ledger.sqlite"
+    return Path("var/ledger.sqlite")
+
+
+def _read_settings(
+    directory: Path, problems: list[ConfigProblem], ledger_default: Path
+) -> _Settings:
     path = directory / SETTINGS_FILE
     root: object = None
     try:
@@ -186,7 +195,7 @@ def _read_settings(directory: Path, problems: list[ConfigProblem]) -> _Settings:
     top.expect(_SETTINGS_KEYS)
     return _Settings(
         http=_read_http(top.mapping("http", null_is_empty=True)),
-        ledger_path=_read_path(top, "ledger", directory, Path("var/ledger.sqlite")).absolute(),
+        ledger_path=_read_path(top, "ledger", directory, ledger_default).absolute(),
         credentials_file=_read_path(top, "credentials", directory, directory / "credentials.yaml"),
         inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
         poll=_read_poll(top.mapping("poll", null_is_empty=True)),

@@ -2,8 +2,9 @@
 
 Data flows one way. The scheduler hands each observation to `Pipeline.observe`, which asks the
 evaluator for a confirmed transition, queues it for the ledger and updates the live snapshot
-the HTTP thread reads. On SIGTERM/SIGINT the polls are cancelled, the ledger writer drains its
-queue, every open interval is closed and the run is marked clean.
+the HTTP thread reads. SIGHUP re-reads the configuration and swaps it in whole, or keeps the
+old one if the new one is refused. On SIGTERM/SIGINT the polls are cancelled, the ledger writer
+drains its queue, every open interval is closed and the run is marked clean.
 """
 
 from __future__ import annotations
@@ -13,21 +14,24 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from monitor.config import Config
+from monitor.config import Config, ConfigError
 from monitor.evaluator import Evaluator
 from monitor.httpserver import HttpServer
-from monitor.ledger import Ledger
+from monitor.ledger import InventorySync, Ledger, SiteRetired
 from monitor.livestate import LiveState
 from monitor.metrics import SelfMetrics, build_registry
 from monitor.model import Observation, Site, Transition
+from monitor.notify import Notifier
 from monitor.scheduler import Scheduler, SchedulerHooks
 from monitor.snmp import SnmpClient, SnmpPoller
 
 log = logging.getLogger(__name__)
 
 LOOP_TICK_SECONDS = 1.0
+
+ConfigLoader = Callable[[], Config]
 
 
 class Pipeline:
@@ -41,9 +45,14 @@ class Pipeline:
         self.live = live
         self.metrics = metrics
 
-    def start(self, sites: dict[str, Site], at: float) -> None:
-        for site_id in sites:
+    def start(self, site_ids: list[str], at: float) -> None:
+        for site_id in site_ids:
             self._publish(self.evaluator.start(site_id, at))
+
+    def retire(self, site_ids: list[str], at: float) -> None:
+        for site_id in site_ids:
+            self.evaluator.forget(site_id)
+            self.ledger.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
         probe = "snmp"
@@ -56,12 +65,17 @@ class Pipeline:
         if transition is not None:
             self.metrics.transitions.labels(transition.state.value).inc()
             log.info(
-                "site=%s state=%s previous=%s since=%.3f reason=%s",
+                "site=%s state=%s previous=%s reason=%s",
                 transition.site,
                 transition.state.value,
                 transition.previous.value,
-                transition.since,
                 transition.reason or "-",
+                extra={
+                    "site": transition.site,
+                    "state": transition.state.value,
+                    "previous": transition.previous.value,
+                    "since": transition.since,
+                },
             )
             self._publish(transition)
 
@@ -71,18 +85,97 @@ class Pipeline:
         self.metrics.ledger_queue.set(self.ledger.pending)
 
 
+class Daemon:
+    """Holds the running parts so that a reload can reach each of them."""
+
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        live: LiveState,
+        metrics: SelfMetrics,
+        client: SnmpClient,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.live = live
+        self.pipeline = Pipeline(
+            Evaluator(config.state.down_after, config.state.up_after), ledger, live, metrics
+        )
+        self.poller = SnmpPoller(
+            client, config.credentials, config.poll.timeout_seconds, config.poll.retries
+        )
+        self.scheduler = Scheduler(
+            config.sites.values(),
+            self._interval_of,
+            self.poller.poll,
+            config.poll.max_in_flight,
+            SchedulerHooks(
+                on_observation=self.pipeline.observe,
+                on_lag=metrics.schedule_lag.observe,
+                on_skip=lambda _site: metrics.polls_skipped.inc(),
+            ),
+        )
+
+    def _interval_of(self, site: Site) -> float:
+        return site.probe.interval_seconds or self.config.poll.interval_seconds
+
+    def status(self) -> str:
+        counts = self.live.counts()
+        shown = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+        return f"watching {len(self.live.sites)} sites: {shown or 'none'}"
+
+    def apply(self, new: Config) -> None:
+        """Swap in a validated configuration. Sites that stay keep their state and history;
+        removed ones stop and their open interval closes; added ones start unknown."""
+        old = self.config
+        for what, before, after in (
+            ("http.listen", old.http, new.http),
+            ("ledger.path", old.ledger_path, new.ledger_path),
+            ("poll.max_in_flight", old.poll.max_in_flight, new.poll.max_in_flight),
+        ):
+            if before != after:
+                log.warning("%s changed: it takes effect at the next restart", what)
+        now = time.time()
+        added = [s for s in new.sites if s not in old.sites]
+        removed = [s for s in old.sites if s not in new.sites]
+        changed = [s for s in new.sites if s in old.sites and new.sites[s] != old.sites[s]]
+        self.config = new
+        self.ledger.record(InventorySync(tuple(new.sites.values()), now))
+        self.pipeline.retire(removed, now)
+        self.live.replace_sites(new.sites)
+        self.pipeline.start(added, now)
+        evaluator = self.pipeline.evaluator
+        evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
+        self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
+        self.scheduler.update_sites(new.sites.values())
+        log.info(
+            "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
+            len(new.sites),
+            len(added),
+            len(removed),
+            len(changed),
+        )
+
+
 async def run_daemon(
     config: Config,
     *,
+    reload_config: ConfigLoader | None = None,
     stop: asyncio.Event | None = None,
-    on_ready: Callable[[HttpServer], Awaitable[None] | None] | None = None,
+    notifier: Notifier | None = None,
 ) -> None:
-    """Run until `stop` is set or SIGTERM/SIGINT arrives."""
+    """Run until `stop` is set or SIGTERM/SIGINT arrives; SIGHUP calls `reload_config`."""
     stop = stop or asyncio.Event()
+    reload_requested = asyncio.Event()
+    notifier = notifier or Notifier()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    handled = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set}
+    if reload_config is not None:
+        handled[signal.SIGHUP] = reload_requested.set
+    for signum, handler in handled.items():
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, handler)
 
     live = LiveState(config.sites)
     registry, metrics = build_registry(live)
@@ -99,24 +192,8 @@ async def run_daemon(
     http: HttpServer | None = None
     try:
         await ledger.sync_sites(config.sites.values())
-        pipeline = Pipeline(
-            Evaluator(config.state.down_after, config.state.up_after), ledger, live, metrics
-        )
-        pipeline.start(config.sites, time.time())
-        poller = SnmpPoller(
-            client, config.credentials, config.poll.timeout_seconds, config.poll.retries
-        )
-        scheduler = Scheduler(
-            config.sites.values(),
-            lambda site: site.probe.interval_seconds or config.poll.interval_seconds,
-            poller.poll,
-            config.poll.max_in_flight,
-            SchedulerHooks(
-                on_observation=pipeline.observe,
-                on_lag=metrics.schedule_lag.observe,
-                on_skip=lambda _site: metrics.polls_skipped.inc(),
-            ),
-        )
+        daemon = Daemon(config, ledger, live, metrics, client)
+        daemon.pipeline.start(list(config.sites), time.time())
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
         log.info(
@@ -127,39 +204,68 @@ async def run_daemon(
         )
         async with asyncio.TaskGroup() as tasks:
             writer = tasks.create_task(ledger.run(), name="ledger-writer")
-            polling = tasks.create_task(scheduler.run(), name="scheduler")
-            ticking = tasks.create_task(_tick(live), name="loop-tick")
-            if on_ready is not None:
-                result = on_ready(http)
-                if result is not None:
-                    await result
-            await _first_of(stop.wait(), writer)
+            background = [
+                tasks.create_task(daemon.scheduler.run(), name="scheduler"),
+                tasks.create_task(_tick(live), name="loop-tick"),
+                tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
+            ]
+            notifier.ready(daemon.status())
+            while await _next_request(stop, reload_requested, writer) == "reload":
+                assert reload_config is not None
+                await _reload(daemon, reload_config, notifier)
+            notifier.stopping()
             log.info("stopping: cancelling polls, flushing the ledger")
-            polling.cancel()
-            ticking.cancel()
+            for task in background:
+                task.cancel()
             ledger.stop()
     finally:
         if http is not None:
             http.stop()
         client.close()
         await ledger.close(time.time())
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        notifier.close()
+        for signum in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     log.info("districtmon stopped cleanly")
 
 
+async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifier) -> None:
+    notifier.reloading()
+    log.info("reloading configuration")
+    try:
+        new = await asyncio.to_thread(reload_config)
+    except ConfigError as exc:
+        log.error(
+            "new configuration refused (%d problems); keeping the running one", len(exc.problems)
+        )
+        for problem in exc.problems:
+            log.error("  %s", problem)
+        notifier.ready(f"reload refused ({len(exc.problems)} problems); " + daemon.status())
+        return
+    daemon.apply(new)
+    notifier.ready(daemon.status())
+
+
+async def _next_request(
+    stop: asyncio.Event, reload_requested: asyncio.Event, writer: asyncio.Task[None]
+) -> str:
+    """Wait for a stop or a reload request; a writer that ended also means stop."""
+    stopper = asyncio.ensure_future(stop.wait())
+    reloader = asyncio.ensure_future(reload_requested.wait())
+    try:
+        await asyncio.wait({stopper, reloader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        reloader.cancel()
+    if stop.is_set() or writer.done():
+        return "stop"
+    reload_requested.clear()
+    return "reload"
+
+
 async def _tick(live: LiveState) -> None:
-    """Proves to /healthz (and later the systemd watchdog) that the loop is not stuck."""
+    """Proves to /healthz that the loop is not stuck."""
     while True:
         live.health.loop_tick = time.monotonic()
         await asyncio.sleep(LOOP_TICK_SECONDS)
-
-
-async def _first_of(waiter: Awaitable[object], task: asyncio.Task[None]) -> None:
-    """Wait for the stop signal, or return early if the ledger writer ended."""
-    stopper = asyncio.ensure_future(waiter)
-    try:
-        await asyncio.wait({stopper, task}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
