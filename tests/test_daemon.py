@@ -6,139 +6,19 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import SNMPD_COMMUNITY, UPS_COMMUNITY
+from harness import DOWN_AFTER, INTERVAL, UP_AFTER, Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim
 
 from monitor.ledger import read_intervals, read_runs
 from monitor.model import State
-
-INTERVAL = 0.4
-TIMEOUT = 0.15
-DOWN_AFTER = 3
-UP_AFTER = 2
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def write_config(root: Path, http_port: int, snmpd: Snmpd, sim: Snmpsim) -> Path:
-    (root / "inventory").mkdir(parents=True)
-    (root / "districtmon.yaml").write_text(
-        f"""
-http: {{listen: "127.0.0.1:{http_port}"}}
-ledger: {{path: ledger.sqlite}}
-poll: {{interval_seconds: {INTERVAL}, timeout_seconds: {TIMEOUT}, retries: 0}}
-state: {{down_after: {DOWN_AFTER}, up_after: {UP_AFTER}}}
-""",
-        encoding="utf-8",
-    )
-    (root / "credentials.yaml").write_text(
-        f"""
-snmp:
-  agent-ro: {{version: 2c, community: {SNMPD_COMMUNITY}}}
-  ups-ro: {{version: 2c, community: {UPS_COMMUNITY}}}
-""",
-        encoding="utf-8",
-    )
-    (root / "inventory" / "district.yaml").write_text(
-        f"""
-communes:
-  - {{id: thanh-nua, name: Thanh Nưa, lat: 21.45, lon: 103.0, areas: [Bản Ta Pô]}}
-owners:
-  - {{id: viettel, name: Viettel, kind: operator}}
-sites:
-  - id: bts-snmpd
-    kind: bts
-    name: BTS Viettel Thanh Nưa 01
-    commune: thanh-nua
-    owner: viettel
-    lat: 21.45
-    lon: 103.01
-    probe: {{snmp: {{address: 127.0.0.1, port: {snmpd.port}, credential: agent-ro}}}}
-  - id: bts-ups
-    kind: bts
-    name: BTS Viettel Thanh Nưa 02
-    commune: thanh-nua
-    owner: viettel
-    lat: 21.46
-    lon: 103.02
-    probe: {{snmp: {{address: 127.0.0.1, port: {sim.port}, credential: ups-ro}}}}
-""",
-        encoding="utf-8",
-    )
-    return root
-
-
-class Daemon:
-    def __init__(self, config: Path, http_port: int) -> None:
-        self.url = f"http://127.0.0.1:{http_port}"
-        self.log = config / "daemon.log"
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "run", "-c", str(config), "--log-level", "debug"],
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            cwd=config,
-        )
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def metric(self, metric: str, **labels: str) -> float | None:
-        """The value of one sample on /metrics, None when absent."""
-        try:
-            _, text = self.get("/metrics")
-        except OSError:
-            return None
-        for line in text.splitlines():
-            if not line.startswith((metric + "{", metric + " ")):
-                continue
-            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
-            if all(found.get(k) == v for k, v in labels.items()):
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        finally:
-            self._log_file.close()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self._log_file.close()
-
-
-def wait_for(what: str, check: Callable[[], bool], daemon: Daemon, limit: float = 15.0) -> float:
-    """Poll `check` until true (bounded); return the wall time it became true."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return time.time()
-        assert daemon.proc.poll() is None, daemon.log.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}\n{daemon.log.read_text()[-3000:]}")
 
 
 @pytest.fixture
