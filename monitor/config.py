@@ -16,13 +16,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from monitor.credentials import Credentials, SnmpCredential, load_credentials
-from monitor.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Site, SnmpProbe
+from monitor.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Probe, Site, SnmpProbe
 from monitor.yamlsource import (
     ConfigProblem,
     Fields,
@@ -428,27 +428,29 @@ def _read_covers(fields: Fields, kind: str | None) -> list[Located[str]]:
     return fields.texts("covers") or []
 
 
-def _read_probe(site: Fields) -> tuple[SnmpProbe, _Ref | None]:
-    """Exactly one probe type; only snmp exists today."""
+def _read_probe(site: Fields) -> tuple[Probe, _Ref | None]:
+    """Exactly one probe type, read by its own reader (see PROBE_READERS)."""
     placeholder = SnmpProbe(address="")
     probe = site.mapping("probe")
     if probe is None:
         return placeholder, None
     types = list(probe.node)
+    supported = ", ".join(PROBE_READERS)
     if len(types) != 1:
-        probe.problem_here(f"must name exactly one probe type (snmp), got {len(types)}")
+        probe.problem_here(f"must name exactly one probe type ({supported}), got {len(types)}")
     for name in types:
-        if name in FUTURE_PROBES:
+        if name in FUTURE_PROBES and name not in PROBE_READERS:
             probe.problem(name, f"probe type '{name}' is not supported yet")
-        elif name != "snmp":
-            probe.problem(name, f"unknown probe type '{name}' (supported: snmp)")
-    snmp = probe.mapping("snmp")
-    if snmp is None:
-        return placeholder, None
-    return _read_snmp(snmp)
+        elif name not in PROBE_READERS:
+            probe.problem(name, f"unknown probe type '{name}' (supported: {supported})")
+    for name, reader in PROBE_READERS.items():
+        fields = probe.mapping(name) if name in types else None
+        if fields is not None:
+            return reader(fields)
+    return placeholder, None
 
 
-def _read_snmp(snmp: Fields) -> tuple[SnmpProbe, _Ref | None]:
+def _read_snmp(snmp: Fields) -> tuple[Probe, _Ref | None]:
     snmp.expect(_SNMP_KEYS, required=("address", "credential"))
     address = snmp.text("address")
     if address is not None and not is_address(address):
@@ -463,6 +465,11 @@ def _read_snmp(snmp: Fields) -> tuple[SnmpProbe, _Ref | None]:
         interval_seconds=snmp.number("interval_seconds", positive=True),
     )
     return probe, credential
+
+
+# One reader per probe type: it validates the probe's mapping and returns the probe and the
+# credential it refers to (checked against credentials.yaml in pass 2), if any.
+PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {"snmp": _read_snmp}
 
 
 def is_address(text: str) -> bool:

@@ -22,8 +22,9 @@ from monitor.httpserver import HttpServer
 from monitor.ledger import InventorySync, Ledger, SiteRetired
 from monitor.livestate import LiveState
 from monitor.metrics import SelfMetrics, build_registry
-from monitor.model import Observation, Site, Transition
+from monitor.model import Observation, Site, SnmpProbe, Transition
 from monitor.notify import Notifier
+from monitor.probes import ProbeRouter
 from monitor.scheduler import Scheduler, SchedulerHooks
 from monitor.snmp import SnmpClient, SnmpPoller
 
@@ -55,7 +56,7 @@ class Pipeline:
             self.ledger.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
-        probe = "snmp"
+        probe = obs.probe
         self.metrics.polls.labels(probe, "ok" if obs.ok else "error").inc()
         self.metrics.poll_duration.labels(probe).observe(obs.duration)
         if not obs.ok:
@@ -105,10 +106,12 @@ class Daemon:
         self.poller = SnmpPoller(
             client, config.credentials, config.poll.timeout_seconds, config.poll.retries
         )
+        self.probes = ProbeRouter()
+        self.probes.register(SnmpProbe, self.poller)
         self.scheduler = Scheduler(
-            config.sites.values(),
+            self._polled(config),
             self._interval_of,
-            self.poller.poll,
+            self.probes.poll,
             config.poll.max_in_flight,
             SchedulerHooks(
                 on_observation=self.pipeline.observe,
@@ -116,6 +119,9 @@ class Daemon:
                 on_skip=lambda _site: metrics.polls_skipped.inc(),
             ),
         )
+
+    def _polled(self, config: Config) -> list[Site]:
+        return [site for site in config.sites.values() if self.probes.polled(site)]
 
     def _interval_of(self, site: Site) -> float:
         return site.probe.interval_seconds or self.config.poll.interval_seconds
@@ -148,7 +154,7 @@ class Daemon:
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
         self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
-        self.scheduler.update_sites(new.sites.values())
+        self.scheduler.update_sites(self._polled(new))
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
             len(new.sites),

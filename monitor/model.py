@@ -89,7 +89,7 @@ class Observation:
     `time` is UTC wall-clock seconds (what the ledger stores); `duration` is measured on the
     monotonic clock. `values` are named, never raw OIDs. `error` is for people (logs, the
     ledger's reason); `error_reason` is a short fixed word (`timeout`, `resolve`...) fit for a
-    metric label."""
+    metric label; `probe` names the probe type (a metric label too)."""
 
     site: str
     time: float
@@ -98,6 +98,7 @@ class Observation:
     values: dict[str, float | str] = field(default_factory=dict)
     error: str | None = None
     error_reason: str | None = None
+    probe: str = "snmp"
 
 
 @dataclass(frozen=True, slots=True)
