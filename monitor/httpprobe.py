@@ -28,6 +28,10 @@ from monitor import __version__
 from monitor.model import HttpProbe, Observation, Site
 
 log = logging.getLogger(__name__)
+# httpx logs every request at INFO (URL included) and httpcore every step at DEBUG: polls
+# would drown the journal. Their warnings still show.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 MAX_BODY_BYTES = 1024 * 1024  # enough to find a marker in any portal's page
 USER_AGENT = f"districtmon/{__version__}"

@@ -54,6 +54,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def handle(self) -> None:
+        # a probe cancelled mid-answer (the daemon stopping) closes its end: not an error here
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            super().handle()
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
