@@ -113,12 +113,13 @@ class IcmpPoller:
         if self.privileged is None:
             try:
                 burst = await _send_burst(address, probe, timeout_seconds, privileged=False)
+                found = False
             except SocketPermissionError:
                 burst = await _send_burst(address, probe, timeout_seconds, privileged=True)
-                self.privileged = True
-            else:
-                self.privileged = False
-            log.info("ICMP probes use %s sockets", "raw" if self.privileged else "datagram")
+                found = True
+            if self.privileged is None:  # the first of the polls that found out says so
+                self.privileged = found
+                log.info("ICMP probes use %s sockets", "raw" if found else "datagram")
             return burst
         return await _send_burst(address, probe, timeout_seconds, privileged=self.privileged)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_config import LOA, broken, errors, load
+from test_config import LOA, SHIPPED, broken, errors, load
 
+from monitor.config import load_config
 from monitor.model import DnsProbe, HttpProbe, IcmpProbe, TcpProbe
 
 SNMP_LINE = "      snmp: {address: loa-01.thanh-nua.example, port: 1162, credential: district-ro}"
@@ -287,3 +288,23 @@ def test_dns_expected_addresses_must_fit_the_type(tmp_path: Path) -> None:
 def test_a_broken_probe_refuses_the_whole_configuration(tmp_path: Path) -> None:
     root = with_probe(tmp_path, "tcp:\n  address: 127.4.0.3\n  port: 0")
     assert len(errors(root)) == 1  # and load_config raised: no half-district is returned
+
+
+# --- the shipped district ------------------------------------------------------------------
+
+
+def test_the_shipped_district_watches_its_services_video_endpoints_and_post_points() -> None:
+    config = load_config(SHIPPED, {})
+    sites = list(config.sites.values())
+    video = [site for site in sites if site.kind == "video_endpoint"]
+    assert {site.commune for site in video} == set(config.communes)  # one in every commune
+    assert all(isinstance(site.probe, IcmpProbe) for site in video)
+    portals = {site.id: site.probe for site in sites if site.kind == "portal"}
+    assert isinstance(portals["portal-huyen"], HttpProbe)
+    assert isinstance(portals["dichvucong-huyen"], HttpProbe)
+    assert portals["dichvucong-huyen"].url.startswith("https:")
+    assert isinstance(portals["vanban-huyen"], HttpProbe)
+    assert isinstance(portals["mail-huyen"], TcpProbe) and portals["mail-huyen"].port == 25
+    post = [site for site in sites if site.kind == "post_point"]
+    assert len(post) == 16  # the post office and the 15 commune post points with a link
+    assert all(isinstance(site.probe, IcmpProbe | TcpProbe) for site in post)
