@@ -92,9 +92,8 @@ class HttpPoller:
         self, probe: HttpProbe, timeout_seconds: float, values: dict[str, float | str]
     ) -> None:
         """GET the URL; fill `values` as facts come in, raise ProbeFailed on a failed check."""
-        verify: ssl.SSLContext | bool = False
-        if probe.url.startswith("https:"):
-            verify = self._context(probe.verify_tls, probe.ca_file)
+        # a context even for http://: given False, httpx would build a fresh one per client
+        verify = self._context(probe.verify_tls, probe.ca_file)
         async with (
             httpx.AsyncClient(
                 verify=verify,
