@@ -37,7 +37,7 @@ MAX_BODY_BYTES = 1024 * 1024  # enough to find a marker in any portal's page
 USER_AGENT = f"districtmon/{__version__}"
 
 
-class ProbeFailed(Exception):
+class _Failed(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -63,7 +63,7 @@ class HttpPoller:
         try:
             async with asyncio.timeout(timeout):
                 await self._fetch(probe, timeout, values)
-        except ProbeFailed as exc:
+        except _Failed as exc:
             return _failed(site, wall, started, values, exc.reason, exc.detail)
         except (TimeoutError, httpx.TimeoutException):
             detail = f"no complete answer within {timeout:g} s"
@@ -91,7 +91,7 @@ class HttpPoller:
     async def _fetch(
         self, probe: HttpProbe, timeout_seconds: float, values: dict[str, float | str]
     ) -> None:
-        """GET the URL; fill `values` as facts come in, raise ProbeFailed on a failed check."""
+        """GET the URL; fill `values` as facts come in, raise _Failed on a failed check."""
         # a context even for http://: given False, httpx would build a fresh one per client
         verify = self._context(probe.verify_tls, probe.ca_file)
         async with (
@@ -112,17 +112,17 @@ class HttpPoller:
         status = response.status_code
         if probe.expect_status and status not in probe.expect_status:
             expected = ", ".join(map(str, probe.expect_status))
-            raise ProbeFailed("status", f"status {status}, expected {expected}")
+            raise _Failed("status", f"status {status}, expected {expected}")
         if not probe.expect_status and not 200 <= status < 300:
-            raise ProbeFailed("status", f"status {status}, expected 2xx")
+            raise _Failed("status", f"status {status}, expected 2xx")
         for name, pattern in probe.header_matches:
             value = response.headers.get(name)
             if value is None or not re.search(pattern, value):
-                raise ProbeFailed("content", f"header {name} does not match {pattern!r}")
+                raise _Failed("content", f"header {name} does not match {pattern!r}")
         if probe.body_matches is not None:
             text = body.decode(_encoding(response), errors="replace")
             if not re.search(probe.body_matches, text):
-                raise ProbeFailed("content", f"body does not match {probe.body_matches!r}")
+                raise _Failed("content", f"body does not match {probe.body_matches!r}")
 
     def _context(self, verify: bool, ca_file: str | None) -> ssl.SSLContext:
         key = (verify, ca_file)

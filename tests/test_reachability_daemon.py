@@ -7,6 +7,7 @@ without touching the machine's network."""
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class District:
     mail: TcpListener
 
 
-def write_district(root: Path, http_port: int, peers: dict[str, object]) -> Path:
+def write_settings(root: Path, http_port: int) -> Path:
     (root / "inventory").mkdir(parents=True)
     (root / "districtmon.yaml").write_text(
         f"""
@@ -46,8 +47,32 @@ state: {{down_after: {DOWN_AFTER}, up_after: {UP_AFTER}}}
         encoding="utf-8",
     )
     (root / "credentials.yaml").write_text("snmp: {}\n", encoding="utf-8")
+    return root
+
+
+def write_inventory(root: Path, probes: dict[str, tuple[str, str]]) -> None:
+    """One commune, one owner, and a site per entry of `probes`: id -> (kind, probe YAML)."""
+    sites = "\n".join(
+        f"  - {{id: {site}, kind: {kind}, name: 'Dịch vụ {site}', commune: thanh-xuong,"
+        f" owner: district-it, lat: 21.35, lon: 103.03, probe: {{{probe}}}}}"
+        for site, (kind, probe) in probes.items()
+    )
+    (root / "inventory" / "district.yaml").write_text(
+        f"""
+communes:
+  - {{id: thanh-xuong, name: Thanh Xương, lat: 21.346, lon: 103.03}}
+owners:
+  - {{id: district-it, name: Trung tâm Văn hóa - Thông tin huyện Điện Biên, kind: agency}}
+sites:
+{sites}
+""",
+        encoding="utf-8",
+    )
+
+
+def district_probes(peers: dict[str, object]) -> dict[str, tuple[str, str]]:
     fast_icmp = "count: 2, packet_interval_seconds: 0.02, timeout_seconds: 0.2"
-    probes = {
+    return {
         "vc-ok": ("video_endpoint", f"icmp: {{address: 127.0.0.1, {fast_icmp}}}"),
         "vc-lossy": (
             "video_endpoint",
@@ -78,23 +103,6 @@ state: {{down_after: {DOWN_AFTER}, up_after: {UP_AFTER}}}
             " expect: [127.4.0.9]}",
         ),
     }
-    sites = "\n".join(
-        f"  - {{id: {site}, kind: {kind}, name: 'Dịch vụ {site}', commune: thanh-xuong,"
-        f" owner: district-it, lat: 21.35, lon: 103.03, probe: {{{probe}}}}}"
-        for site, (kind, probe) in probes.items()
-    )
-    (root / "inventory" / "district.yaml").write_text(
-        f"""
-communes:
-  - {{id: thanh-xuong, name: Thanh Xương, lat: 21.346, lon: 103.03}}
-owners:
-  - {{id: district-it, name: Trung tâm Văn hóa - Thông tin huyện Điện Biên, kind: agency}}
-sites:
-{sites}
-""",
-        encoding="utf-8",
-    )
-    return root
 
 
 @pytest.fixture
@@ -119,7 +127,8 @@ def district(tmp_path: Path, netns: NetNs) -> Iterator[District]:
             "closed": closed,
             "dns": dns.port,
         }
-        config = write_district(tmp_path / "config", port, peers)
+        config = write_settings(tmp_path / "config", port)
+        write_inventory(config, district_probes(peers))
         daemon = Daemon(config, port)
         try:
             yield District(daemon, config, tls, mail)
@@ -212,3 +221,28 @@ def test_every_probe_type_lands_in_state_ledger_and_metrics(district: District) 
     assert all(i.end is not None for intervals in history.values() for i in intervals)
     [run] = read_runs(ledger)
     assert run.clean
+
+
+def test_a_reload_adds_and_removes_reachability_sites(tmp_path: Path) -> None:
+    with TcpListener() as listener:
+        port = free_tcp_port()
+        config = write_settings(tmp_path / "config", port)
+        mail = ("portal", f"tcp: {{address: 127.0.0.1, port: {listener.port}}}")
+        ping = ("video_endpoint", "icmp: {address: 127.0.0.1, count: 1}")
+        write_inventory(config, {"mail": mail})
+        daemon = Daemon(config, port)
+        try:
+            metric = daemon.metric
+            wait_for("mail up", lambda: metric("districtmon_site_up", site="mail") == 1, daemon)
+            assert metric("districtmon_site_up", site="vc-ok") is None
+            write_inventory(config, {"vc-ok": ping})
+            daemon.proc.send_signal(signal.SIGHUP)
+            wait_for("vc-ok up", lambda: metric("districtmon_site_up", site="vc-ok") == 1, daemon)
+            assert metric("districtmon_site_info", site="mail") is None
+            assert (metric("districtmon_site_rtt_seconds", site="vc-ok") or 0) > 0
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()
+    ledger = config / "ledger.sqlite"
+    assert [i.state for i in read_intervals(ledger, "vc-ok")] == [State.UNKNOWN, State.UP]
+    assert all(i.end is not None for i in read_intervals(ledger, "mail"))
