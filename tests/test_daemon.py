@@ -11,11 +11,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SNMPD_COMMUNITY, UPS_COMMUNITY
 from harness import DOWN_AFTER, INTERVAL, UP_AFTER, Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim
+from promstack import Prometheus
 
 from monitor.ledger import read_intervals, read_runs
 from monitor.model import State
@@ -141,3 +143,35 @@ def test_check_config_and_version_run_as_a_module() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "bts: 230" in out.stdout and "communes: 25" in out.stdout
+
+
+def test_live_metrics_pass_promtool_check_metrics(daemon_setup: tuple[Daemon, Path]) -> None:
+    daemon, _ = daemon_setup
+    wait_for(
+        "first poll", lambda: daemon.metric("districtmon_site_up", site="bts-ups") == 1, daemon
+    )
+    _, text = daemon.get("/metrics")
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+
+
+def test_a_real_prometheus_scrapes_the_daemon_with_vietnamese_names_intact(
+    daemon_setup: tuple[Daemon, Path],
+) -> None:
+    daemon, _ = daemon_setup
+    wait_for(
+        "first poll", lambda: daemon.metric("districtmon_site_up", site="bts-ups") == 1, daemon
+    )
+    with Prometheus([daemon.url.removeprefix("http://")]) as prometheus:
+        prometheus.start()
+        deadline = time.monotonic() + 20
+        result: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not result:
+            result = prometheus.query('districtmon_site_info{site="bts-snmpd"}')
+            time.sleep(0.2)
+        assert result, prometheus.log()[-2000:]
+        assert result[0]["metric"]["name"] == "BTS Viettel Thanh Nưa 01"
+        up = prometheus.query("sum by (commune) (districtmon_site_up)")
+        assert up == [{"metric": {"commune": "thanh-nua"}, "value": [up[0]["value"][0], "2"]}]

@@ -1,0 +1,115 @@
+# Install districtmon as a systemd service: see systemd/README.md.
+#
+#   sudo make install      venv in $(PREFIX), unit, service user, config (first time only)
+#   sudo make uninstall    removes what install added; keeps config, ledger and the user
+#
+# DESTDIR=/some/dir stages the same tree under /some/dir without touching the running system
+# (no user creation, no chown, no systemctl): for packaging, and for tests.
+
+PREFIX      ?= /opt/districtmon
+# Fixed: the unit's ConfigurationDirectory= and ExecStart name it.
+CONFDIR      = /etc/districtmon
+UNITDIR     ?= /usr/local/lib/systemd/system
+SYSUSERSDIR ?= /usr/local/lib/sysusers.d
+# System Python on purpose: a venv made from it keeps working for any user (the service user
+# must be able to read the interpreter) and follows the distribution's security updates.
+PYTHON      ?= /usr/bin/python3
+# Extra arguments for `pip install` (e.g. --index-url of a local mirror).
+PIP_ARGS    ?=
+DESTDIR     ?=
+
+SERVICE_USER  = districtmon
+SERVICE_GROUP = districtmon
+UNIT          = districtmon.service
+DOCDIR        = $(PREFIX)/share/doc/districtmon
+# What the wheel is built from (see pyproject.toml).
+SOURCES       = pyproject.toml README.md monitor
+
+# True (exit 0) when systemd is the running init: what sd_booted(3) checks.
+SYSTEMD_BOOTED = test -d /run/systemd/system
+
+.PHONY: help install uninstall
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+install:
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" != 0 ]; then \
+		echo "make install: run as root (sudo make install), or stage with DESTDIR=..." >&2; \
+		exit 1; \
+	fi
+	@case "$(PREFIX)" in /?*) ;; *) echo "PREFIX must be an absolute path" >&2; exit 1;; esac
+	# 1. The program: a venv from the system Python, the project installed from this checkout
+	#    (built from a copy, so no build/ leftovers in the checkout end up in the wheel).
+	$(PYTHON) -m venv "$(DESTDIR)$(PREFIX)"
+	set -e; src="$$(mktemp -d)"; trap 'rm -rf "$$src"' EXIT; \
+		cp -R $(SOURCES) "$$src/"; \
+		PIP_NO_INPUT=1 "$(DESTDIR)$(PREFIX)/bin/python" -m pip install --quiet \
+			--disable-pip-version-check --no-warn-script-location $(PIP_ARGS) "$$src"
+	@# A staged venv names its staging path in scripts; point them at the final one.
+	@if [ -n "$(DESTDIR)" ]; then \
+		grep -rlF "$(DESTDIR)$(PREFIX)" "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/pyvenv.cfg" | \
+			xargs -r sed -i "s|$(DESTDIR)$(PREFIX)|$(PREFIX)|g"; \
+	fi
+	install -d -m 0755 "$(DESTDIR)$(DOCDIR)"
+	install -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
+	install -m 0644 config/README.md "$(DESTDIR)$(DOCDIR)/configuration.md"
+	install -m 0644 systemd/README.md "$(DESTDIR)$(DOCDIR)/service.md"
+	# 2. The unit, with ExecStart and Documentation following PREFIX.
+	install -d -m 0755 "$(DESTDIR)$(UNITDIR)"
+	sed -e 's|/opt/districtmon/|$(PREFIX)/|g' systemd/$(UNIT) >"$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"
+	mv -f "$(DESTDIR)$(UNITDIR)/$(UNIT).tmp" "$(DESTDIR)$(UNITDIR)/$(UNIT)"
+	# 3. The service user (sysusers.d), created now unless staging.
+	install -d -m 0755 "$(DESTDIR)$(SYSUSERSDIR)"
+	install -m 0644 systemd/districtmon.sysusers "$(DESTDIR)$(SYSUSERSDIR)/districtmon.conf"
+	@if [ -z "$(DESTDIR)" ]; then \
+		if command -v systemd-sysusers >/dev/null; then \
+			echo "systemd-sysusers $(SYSUSERSDIR)/districtmon.conf"; \
+			systemd-sysusers "$(SYSUSERSDIR)/districtmon.conf"; \
+		elif ! getent passwd $(SERVICE_USER) >/dev/null; then \
+			echo "useradd --system $(SERVICE_USER)"; \
+			useradd --system --user-group --home-dir /var/lib/districtmon --no-create-home \
+				--shell /usr/sbin/nologin --comment "districtmon monitoring daemon" \
+				$(SERVICE_USER); \
+		fi; \
+	fi
+	# 4. The configuration: copied only when $(CONFDIR) is missing or empty, never over an
+	#    operator's files. root-owned, readable by the service group only (credentials.yaml
+	#    holds SNMP communities); the daemon never writes it.
+	@set -e; conf="$(DESTDIR)$(CONFDIR)"; \
+	if [ -d "$$conf" ] && [ -n "$$(ls -A "$$conf")" ]; then \
+		echo "keeping the existing configuration in $$conf"; \
+	else \
+		echo "installing the example configuration in $$conf"; \
+		install -d -m 0750 "$$conf" "$$conf/inventory"; \
+		install -m 0640 config/districtmon.yaml config/credentials.yaml config/README.md "$$conf/"; \
+		install -m 0640 config/inventory/*.yaml "$$conf/inventory/"; \
+		if [ -z "$(DESTDIR)" ]; then \
+			chown -R root:$(SERVICE_GROUP) "$$conf"; \
+		fi; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && $(SYSTEMD_BOOTED); then \
+		echo "systemctl daemon-reload"; systemctl daemon-reload; \
+	fi
+	@echo "installed; next: edit $(CONFDIR), then systemctl enable --now $(UNIT)"
+
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" != 0 ]; then \
+		echo "make uninstall: run as root (sudo make uninstall)" >&2; exit 1; \
+	fi
+	@case "$(PREFIX)" in /?*) ;; *) echo "PREFIX must be an absolute path" >&2; exit 1;; esac
+	@if [ -z "$(DESTDIR)" ] && $(SYSTEMD_BOOTED); then \
+		echo "systemctl disable --now $(UNIT)"; systemctl disable --now $(UNIT) || true; \
+	fi
+	rm -f "$(DESTDIR)$(UNITDIR)/$(UNIT)" "$(DESTDIR)$(SYSUSERSDIR)/districtmon.conf"
+	@# Only ever a venv that install made: never rm -rf an arbitrary PREFIX.
+	@if [ -f "$(DESTDIR)$(PREFIX)/pyvenv.cfg" ]; then \
+		echo "rm -rf $(DESTDIR)$(PREFIX)"; rm -rf "$(DESTDIR)$(PREFIX)"; \
+	elif [ -e "$(DESTDIR)$(PREFIX)" ]; then \
+		echo "$(DESTDIR)$(PREFIX) is not a venv made by make install: left alone" >&2; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && $(SYSTEMD_BOOTED); then \
+		echo "systemctl daemon-reload"; systemctl daemon-reload; \
+	fi
+	@echo "kept: $(CONFDIR) (configuration), /var/lib/districtmon (ledger), user $(SERVICE_USER)"
