@@ -8,6 +8,7 @@ without touching the machine's network."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -195,6 +196,13 @@ def test_every_probe_type_lands_in_state_ledger_and_metrics(district: District) 
         assert errors >= DOWN_AFTER, (probe, reason)
     for probe in ("icmp", "tcp", "http", "dns"):
         assert (metric("districtmon_polls_total", probe=probe, result="ok") or 0) >= 1
+
+    # the families the probes added pass Prometheus' own linter, filled with real samples
+    _, text = daemon.get("/metrics")
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
 
     # a service that stops answering goes down after N polls, dated at the first failure
     closed_at = time.time()
