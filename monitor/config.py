@@ -20,10 +20,24 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 from monitor.credentials import Credentials, SnmpCredential, load_credentials
-from monitor.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Probe, Site, SnmpProbe
+from monitor.model import (
+    OWNER_KINDS,
+    SITE_KINDS,
+    Commune,
+    DnsProbe,
+    HttpProbe,
+    IcmpProbe,
+    Owner,
+    Probe,
+    Site,
+    SnmpProbe,
+    TcpProbe,
+)
 from monitor.yamlsource import (
+    BROKEN,
     ConfigProblem,
     Fields,
     Located,
@@ -48,7 +62,7 @@ __all__ = [
 SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
 SETTINGS_FILE = "districtmon.yaml"
 DEFAULT_LISTEN = "127.0.0.1:9877"
-FUTURE_PROBES = ("mqtt", "icmp", "tcp", "http")
+FUTURE_PROBES = ("mqtt",)
 
 _SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state")
 _POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
@@ -467,9 +481,242 @@ def _read_snmp(snmp: Fields) -> tuple[Probe, _Ref | None]:
     return probe, credential
 
 
+# --- reachability probes: icmp, tcp, http, dns (no credentials) ---------------------------
+
+_ICMP_KEYS = (
+    "address",
+    "count",
+    "packet_interval_seconds",
+    "max_loss_ratio",
+    "slow_seconds",
+    "timeout_seconds",
+    "interval_seconds",
+)
+_TCP_KEYS = ("address", "port", "slow_seconds", "timeout_seconds", "interval_seconds")
+_HTTP_KEYS = (
+    "url",
+    "expect_status",
+    "body_matches",
+    "header_matches",
+    "follow_redirects",
+    "verify_tls",
+    "ca_file",
+    "cert_expiry_days",
+    "slow_seconds",
+    "timeout_seconds",
+    "interval_seconds",
+)
+_DNS_KEYS = (
+    "server",
+    "port",
+    "name",
+    "type",
+    "expect",
+    "slow_seconds",
+    "timeout_seconds",
+    "retries",
+    "interval_seconds",
+)
+DNS_TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
+_HTTP_ONLY_TLS = ("verify_tls", "ca_file", "cert_expiry_days")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_*](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def _address(fields: Fields, key: str = "address") -> str:
+    address = fields.text(key)
+    if address is not None and not is_address(address):
+        fields.problem(key, f"must be an IP address or a host name, got {address!r}")
+    return address or ""
+
+
+def _timing(fields: Fields) -> dict[str, float | None]:
+    """The keys every reachability probe shares."""
+    return {
+        "slow_seconds": fields.number("slow_seconds", positive=True),
+        "timeout_seconds": fields.number("timeout_seconds", positive=True),
+        "interval_seconds": fields.number("interval_seconds", positive=True),
+    }
+
+
+def _boolean(fields: Fields, key: str) -> bool | None:
+    value = fields.get(key)
+    if isinstance(value, bool):
+        return value
+    if fields.has(key) and value is not BROKEN:
+        fields.problem(key, f"must be true or false, got {fields.sink.show(value)}")
+    return None
+
+
+def _regex(fields: Fields, key: str, text: str | None, line_key: str | None = None) -> str | None:
+    """A Python regular expression, compiled once here so that a typo is a config error."""
+    if text is None:
+        return None
+    try:
+        re.compile(text)
+    except re.error as exc:
+        fields.problem(line_key or key, f"not a valid regular expression ({exc})")
+        return None
+    return text
+
+
+def _read_icmp(icmp: Fields) -> tuple[Probe, None]:
+    icmp.expect(_ICMP_KEYS, required=("address",))
+    probe = IcmpProbe(
+        address=_address(icmp),
+        count=_or(icmp.integer("count", 1, 100), 3),
+        packet_interval_seconds=_or(icmp.number("packet_interval_seconds", positive=True), 0.2),
+        max_loss_ratio=icmp.number("max_loss_ratio", 0, 1),
+        **_timing(icmp),
+    )
+    return probe, None
+
+
+def _read_tcp(tcp: Fields) -> tuple[Probe, None]:
+    tcp.expect(_TCP_KEYS, required=("address", "port"))
+    probe = TcpProbe(
+        address=_address(tcp), port=_or(tcp.integer("port", 1, 65535), 1), **_timing(tcp)
+    )
+    return probe, None
+
+
+def _read_http_probe(http: Fields) -> tuple[Probe, None]:
+    http.expect(_HTTP_KEYS, required=("url",))
+    url = _http_url(http)
+    if url is not None and url.startswith("http:"):
+        for key in _HTTP_ONLY_TLS:
+            if http.has(key):
+                http.problem(key, "applies to https:// URLs only")
+    ca_file = http.text("ca_file")
+    if ca_file is not None:
+        path = (http.sink.file.parent / ca_file).absolute()  # relative to the file it is in
+        if not path.is_file():
+            http.problem("ca_file", f"file not found: {path}")
+        ca_file = str(path)
+    probe = HttpProbe(
+        url=url or "",
+        expect_status=_http_statuses(http),
+        body_matches=_regex(http, "body_matches", http.text("body_matches")),
+        header_matches=_http_headers(http),
+        follow_redirects=_or(_boolean(http, "follow_redirects"), False),
+        verify_tls=_or(_boolean(http, "verify_tls"), True),
+        ca_file=ca_file,
+        cert_expiry_days=_or(http.number("cert_expiry_days", 0, 3650), 14.0),
+        **_timing(http),
+    )
+    return probe, None
+
+
+def _http_url(http: Fields) -> str | None:
+    url = http.text("url")
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        http.problem("url", f"not a valid URL: {url!r}")
+        return None
+    if parts.scheme not in ("http", "https"):
+        http.problem("url", f"must be an http:// or https:// URL, got {url!r}")
+        return None
+    if parts.username is not None or parts.password is not None:
+        # the inventory is shared and URLs appear in logs: credentials have no place there
+        http.problem("url", "must not carry a user name or password")
+        return None
+    if not parts.hostname or not is_address(parts.hostname):
+        http.problem("url", f"must name a host (IP address or host name), got {url!r}")
+        return None
+    return url
+
+
+def _http_statuses(http: Fields) -> tuple[int, ...]:
+    """One status or a list; none given means any 2xx."""
+    if not http.has("expect_status"):
+        return ()
+    if not isinstance(http.get("expect_status"), list):
+        single = http.integer("expect_status", 100, 599)
+        return () if single is None else (single,)
+    statuses: list[int] = []
+    for item in http.items("expect_status") or ():
+        value = item.value
+        if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+            message = f"must be an HTTP status 100..599, got {http.sink.show(value)}"
+            http.sink.add(item.line, item.key, message + http.subject)
+            continue
+        statuses.append(value)
+    return tuple(statuses)
+
+
+def _http_headers(http: Fields) -> tuple[tuple[str, str], ...]:
+    headers = http.mapping("header_matches")
+    if headers is None:
+        return ()
+    found: list[tuple[str, str]] = []
+    for name in headers.node:
+        if not _HEADER_NAME.fullmatch(name):
+            headers.problem(name, f"not a valid HTTP header name: {name!r}")
+            continue
+        pattern = _regex(headers, name, headers.text(name))
+        if pattern is not None:
+            found.append((name, pattern))
+    return tuple(found)
+
+
+def _read_dns(dns: Fields) -> tuple[Probe, None]:
+    dns.expect(_DNS_KEYS, required=("server", "name"))
+    server = dns.text("server")
+    if server is not None and not _is_ip(server):
+        dns.problem(
+            "server", f"must be an IP address (a resolver is asked by address), got {server!r}"
+        )
+    name = dns.text("name")
+    if name is not None and not _is_dns_name(name):
+        dns.problem("name", f"not a valid DNS name: {name!r}")
+    chosen = dns.choice("type", DNS_TYPES)
+    rdtype = _or(chosen, "A")
+    expect = dns.texts("expect") or []
+    if rdtype in ("A", "AAAA") and (chosen is not None or not dns.has("type")):
+        family = ipaddress.IPv4Address if rdtype == "A" else ipaddress.IPv6Address
+        for item in expect:
+            if not _is_ip(item.value) or not isinstance(ipaddress.ip_address(item.value), family):
+                message = f"must be an IPv{4 if rdtype == 'A' else 6} address for type {rdtype}"
+                dns.sink.add(item.line, item.key, f"{message}, got {item.value!r}{dns.subject}")
+    probe = DnsProbe(
+        server=server or "",
+        name=name or "",
+        type=rdtype,
+        port=_or(dns.integer("port", 1, 65535), 53),
+        expect=tuple(item.value for item in expect),
+        retries=dns.integer("retries", 0),
+        **_timing(dns),
+    )
+    return probe, None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_dns_name(text: str) -> bool:
+    """Looser than a host name: service labels (`_sip._tcp`) and wildcards are names too."""
+    name = text.removesuffix(".")
+    return 0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
+
+
 # One reader per probe type: it validates the probe's mapping and returns the probe and the
 # credential it refers to (checked against credentials.yaml in pass 2), if any.
-PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {"snmp": _read_snmp}
+PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {
+    "snmp": _read_snmp,
+    "icmp": _read_icmp,
+    "tcp": _read_tcp,
+    "http": _read_http_probe,
+    "dns": _read_dns,
+}
 
 
 def is_address(text: str) -> bool:

@@ -25,6 +25,7 @@ from monitor.metrics import SelfMetrics, build_registry
 from monitor.model import Observation, Site, SnmpProbe, Transition
 from monitor.notify import Notifier
 from monitor.probes import ProbeRouter
+from monitor.reachability import ReachabilityPollers
 from monitor.scheduler import Scheduler, SchedulerHooks
 from monitor.snmp import SnmpClient, SnmpPoller
 
@@ -108,6 +109,8 @@ class Daemon:
         )
         self.probes = ProbeRouter()
         self.probes.register(SnmpProbe, self.poller)
+        self.reachability = ReachabilityPollers(config.poll)
+        self.reachability.register(self.probes)
         self.scheduler = Scheduler(
             self._polled(config),
             self._interval_of,
@@ -154,6 +157,7 @@ class Daemon:
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
         self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
+        self.reachability.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",

@@ -7,6 +7,13 @@ it, so availability is charged from the first failed poll, not from the Nth.
 
 From `unknown` (no data yet, daemon just started) one success is enough to say `up`: the
 recovery rule exists to stop flapping out of an outage, not to delay the first answer.
+
+An answer may carry a `degraded_reason` (loss over a threshold, a slow answer, a certificate
+about to expire): the site answers but is unhealthy. The same confirmation applies between
+`up` and `degraded`: `down_after` consecutive unhealthy answers to leave `up`, `up_after`
+consecutive healthy ones to leave `degraded`, dated at the first answer of the run. Out of
+`down`, `up_after` consecutive answers of either kind end the outage, and the latest one says
+whether the site is back `up` or `degraded`.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ class SiteHealth:
     run_ok: bool | None = None
     run_length: int = 0
     run_start: float = 0.0
+    # consecutive answers alike in health (degraded or not); reset by a failure
+    answers_degraded: bool | None = None
+    answers_length: int = 0
+    answers_start: float = 0.0
     last_observation: Observation | None = None
 
 
@@ -60,8 +71,15 @@ class Evaluator:
             health.run_ok = obs.ok
             health.run_length = 1
             health.run_start = obs.time
+        degraded = None if not obs.ok else obs.degraded_reason is not None
+        if degraded is not None and health.answers_degraded is degraded:
+            health.answers_length += 1
+        else:
+            health.answers_degraded = degraded
+            health.answers_length = 1
+            health.answers_start = obs.time
 
-        target, reason = self._target(health, obs)
+        target, reason, since = self._target(health, obs)
         if target is health.state:
             health.reason = reason  # still down: keep the latest cause for the snapshot
             return None
@@ -69,14 +87,25 @@ class Evaluator:
             return None
         previous = health.state
         health.state = target
-        health.since = health.run_start
+        health.since = since
         health.reason = reason
-        return Transition(obs.site, target, health.run_start, previous, reason)
+        return Transition(obs.site, target, since, previous, reason)
 
-    def _target(self, health: SiteHealth, obs: Observation) -> tuple[State | None, str]:
-        if obs.ok:
-            needed = self.up_after if health.state is State.DOWN else 1
-            return (State.UP, "") if health.run_length >= needed else (None, "")
-        if health.run_length >= self.down_after:
-            return State.DOWN, obs.error or "probe failed"
-        return None, ""
+    def _target(self, health: SiteHealth, obs: Observation) -> tuple[State | None, str, float]:
+        """The state this observation confirms (None: not yet), its reason and its date."""
+        if not obs.ok:
+            if health.run_length >= self.down_after:
+                return State.DOWN, obs.error or "probe failed", health.run_start
+            return None, "", 0.0
+        verdict = State.UP if obs.degraded_reason is None else State.DEGRADED
+        reason = obs.degraded_reason or ""
+        if health.state is State.DOWN:
+            if health.run_length >= self.up_after:
+                return verdict, reason, health.run_start
+            return None, "", 0.0
+        if health.state in (State.UP, State.DEGRADED) and verdict is not health.state:
+            needed = self.down_after if verdict is State.DEGRADED else self.up_after
+            if health.answers_length >= needed:
+                return verdict, reason, health.answers_start
+            return None, "", 0.0
+        return verdict, reason, health.run_start

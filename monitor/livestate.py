@@ -8,6 +8,7 @@ can iterate without locks and never sees a half-built record.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from monitor.model import Observation, Site, State, Transition
@@ -22,6 +23,9 @@ class SiteView:
     last_ok: bool | None = None
     last_duration: float | None = None
     device_uptime: float | None = None
+    # numeric values of the last observation (rtt_seconds, http_status...), replaced whole by
+    # the next one: a value the last poll could not measure is absent, not stale
+    values: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -66,6 +70,7 @@ class LiveState:
             last_ok=obs.ok,
             last_duration=obs.duration,
             device_uptime=float(uptime) if isinstance(uptime, int | float) else old.device_uptime,
+            values=_numeric(obs.values),
         )
 
     def apply_transition(self, t: Transition) -> None:
@@ -85,3 +90,11 @@ class LiveState:
         for view in list(self.views.values()):
             counts[view.state] += 1
         return counts
+
+
+def _numeric(values: Mapping[str, float | str]) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, value in values.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }

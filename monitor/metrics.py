@@ -28,6 +28,41 @@ SITE_LABELS = ("site", "kind", "commune", "owner")
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+# Named values of the last observation exported per site: (value name, metric, help). A value
+# a probe did not measure in its last poll is absent from the scrape.
+SITE_VALUE_METRICS = (
+    (
+        "rtt_seconds",
+        "districtmon_site_rtt_seconds",
+        "Average round-trip time of the answered echo requests of the last ICMP burst.",
+    ),
+    (
+        "loss_ratio",
+        "districtmon_site_loss_ratio",
+        "Share of the last ICMP burst's echo requests that got no reply (0..1).",
+    ),
+    (
+        "connect_seconds",
+        "districtmon_site_connect_seconds",
+        "Time the last TCP probe took to connect.",
+    ),
+    (
+        "response_seconds",
+        "districtmon_site_response_seconds",
+        "Time the last HTTP probe took for the whole response, or the DNS probe for its answer.",
+    ),
+    (
+        "http_status",
+        "districtmon_site_http_status",
+        "HTTP status code of the last HTTP probe's response.",
+    ),
+    (
+        "cert_expiry_timestamp_seconds",
+        "districtmon_site_cert_expiry_timestamp_seconds",
+        "When the TLS certificate the site served at the last HTTPS probe expires (notAfter).",
+    ),
+)
+
 
 class SiteCollector(Collector):
     def __init__(self, live: LiveState) -> None:
@@ -75,6 +110,10 @@ class SiteCollector(Collector):
             "The device's own uptime (SNMP sysUpTime) at the last successful poll.",
             labels=SITE_LABELS,
         )
+        values = [
+            (name, GaugeMetricFamily(metric, help_text, labels=SITE_LABELS))
+            for name, metric, help_text in SITE_VALUE_METRICS
+        ]
         states = tuple(State)
         for site, view in self.live.items():
             labels = [site.id, site.kind, site.commune, site.owner]
@@ -94,7 +133,12 @@ class SiteCollector(Collector):
                 duration.add_metric(labels, view.last_duration)
             if view.device_uptime is not None:
                 uptime.add_metric(labels, view.device_uptime)
+            for name, family in values:
+                value = view.values.get(name)
+                if value is not None:
+                    family.add_metric(labels, value)
         yield from (info, up, state, since, last_poll, last_ok, duration, uptime)
+        yield from (family for _name, family in values)
 
 
 class SelfMetrics:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 
 class State(enum.StrEnum):
-    """A site's state. Only up, down and unknown are decided today; the others are part of the
-    model so that the ledger, metrics and reports already speak of them."""
+    """A site's state. Up, degraded, down and unknown are decided today; the others are part
+    of the model so that the ledger, metrics and reports already speak of them."""
 
     UP = "up"
     DEGRADED = "degraded"
@@ -64,8 +64,74 @@ class SnmpProbe:
     interval_seconds: float | None = None
 
 
-# One probe kind today; ICMP/TCP/HTTP and MQTT probes join this union.
-Probe = SnmpProbe
+# --- reachability probes: for what speaks no SNMP (see icmp.py, tcp.py, httpprobe.py,
+# dnsprobe.py). `slow_seconds` is the same rule for each: an answer slower than this makes the
+# site degraded. `timeout_seconds`/`interval_seconds` of None take the daemon's poll defaults.
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpProbe:
+    """A short burst of echo requests: loss and round-trip time over `count` packets spaced
+    `packet_interval_seconds` apart, each waited for at most `timeout_seconds`."""
+
+    address: str
+    count: int = 3
+    packet_interval_seconds: float = 0.2
+    max_loss_ratio: float | None = None  # degraded when more of the burst is lost
+    slow_seconds: float | None = None  # degraded when the average round trip is longer
+    timeout_seconds: float | None = None
+    interval_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TcpProbe:
+    """A TCP connect (and close): the service's port accepts connections."""
+
+    address: str
+    port: int
+    slow_seconds: float | None = None
+    timeout_seconds: float | None = None
+    interval_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProbe:
+    """One GET of `url`. `expect_status` empty means any 2xx. `header_matches` pairs a header
+    name with a regular expression its value must contain. For https, the server certificate's
+    expiry is read whether or not it is verified; fewer than `cert_expiry_days` days left makes
+    the site degraded (0 turns the rule off). `ca_file` is an absolute path."""
+
+    url: str
+    expect_status: tuple[int, ...] = ()
+    body_matches: str | None = None
+    header_matches: tuple[tuple[str, str], ...] = ()
+    follow_redirects: bool = False
+    verify_tls: bool = True
+    ca_file: str | None = None
+    cert_expiry_days: float = 14.0
+    slow_seconds: float | None = None
+    timeout_seconds: float | None = None
+    interval_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DnsProbe:
+    """One query of `name`/`type` to `server`: it must answer NOERROR with at least one record,
+    and with every record listed in `expect` (in presentation form, e.g. an address)."""
+
+    server: str
+    name: str
+    type: str = "A"
+    port: int = 53
+    expect: tuple[str, ...] = ()
+    slow_seconds: float | None = None
+    timeout_seconds: float | None = None
+    retries: int | None = None
+    interval_seconds: float | None = None
+
+
+# MQTT probes join this union too.
+Probe = SnmpProbe | IcmpProbe | TcpProbe | HttpProbe | DnsProbe
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +165,9 @@ class Observation:
     error: str | None = None
     error_reason: str | None = None
     probe: str = "snmp"
+    # The site answered (ok is True) but a health rule failed: loss over the threshold, a slow
+    # answer, a certificate about to expire. Text for people; the evaluator makes it DEGRADED.
+    degraded_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

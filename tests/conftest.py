@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from netns import NetNs
 from peers import ROUTER_RECORDING, UPS_RECORDING, Snmpd, Snmpsim, recording
 
 SNMPD_COMMUNITY = "district-test"
@@ -30,3 +31,10 @@ def snmpsim_agent() -> Iterator[Snmpsim]:
     with Snmpsim(recordings) as agent:
         agent.start()
         yield agent
+
+
+@pytest.fixture
+def netns() -> Iterator[NetNs]:
+    """A network namespace of the test's own, loopback up (tests/netns.py); deleted after."""
+    with NetNs() as ns:
+        yield ns

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,6 +24,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.credentials import Secret, env_var
+from monitor.model import DnsProbe, HttpProbe, Probe
 from monitor.summary import summarize
 
 SHIPPED = Path(__file__).parents[1] / "config"
@@ -632,13 +634,13 @@ def test_a_probe_has_exactly_one_type(tmp_path: Path) -> None:
         tmp_path,
         "inventory/sites.yaml",
         "      snmp: {address: loa-01",
-        "      icmp: {}\n      snmp: {address: loa-01",
+        "      mqtt: {}\n      snmp: {address: loa-01",
     )
     assert errors(root) == [
         "inventory/sites.yaml:36: sites[2].probe: "
-        f"must name exactly one probe type (snmp), got 2{LOA}",
-        "inventory/sites.yaml:36: sites[2].probe.icmp: "
-        f"probe type 'icmp' is not supported yet{LOA}",
+        f"must name exactly one probe type (snmp, icmp, tcp, http, dns), got 2{LOA}",
+        "inventory/sites.yaml:36: sites[2].probe.mqtt: "
+        f"probe type 'mqtt' is not supported yet{LOA}",
     ]
 
 
@@ -882,4 +884,13 @@ def test_the_shipped_district_loads_with_230_bts_in_25_communes() -> None:
 
 def test_the_shipped_district_polls_loopback_only() -> None:
     config = load_config(SHIPPED, {})
-    assert all(site.probe.address.startswith("127.") for site in config.sites.values())
+    assert all(probe_host(site.probe).startswith("127.") for site in config.sites.values())
+
+
+def probe_host(probe: Probe) -> str:
+    """The address a probe sends to."""
+    if isinstance(probe, HttpProbe):
+        return urlsplit(probe.url).hostname or ""
+    if isinstance(probe, DnsProbe):
+        return probe.server
+    return probe.address
