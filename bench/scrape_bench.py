@@ -284,6 +284,14 @@ def main() -> int:
                 f"{'ok' if max(times) < TARGET_SECONDS else 'OVER'}"
             )
     print(f"first scrape after start or reload (builds the text cache): {first * 1000:.0f} ms")
+    server = HttpServer("127.0.0.1", 0, registry, live)
+    server.start()
+    try:
+        api = [scrape(f"http://127.0.0.1:{server.port}/api/v1/sites", "*/*", False)]
+        api += [scrape(f"http://127.0.0.1:{server.port}/api/v1/sites", "*/*", False)]
+    finally:
+        server.stop()
+    print(f"/api/v1/sites, every site: {api[-1][0] * 1000:.0f} ms, {_size(api[-1][1])}")
     return 0
 
 

@@ -8,11 +8,13 @@ import gzip
 import json
 import random
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -256,3 +258,24 @@ def test_api_gives_one_site_or_a_clear_404(served: tuple[LiveState, str]) -> Non
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
     assert refused.value.code == 405
+
+
+def test_scrape_benchmark_runs_on_a_small_district() -> None:
+    """A smoke run, so that bench/scrape_bench.py keeps working as the code moves."""
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(root / "bench" / "scrape_bench.py"),
+            "--sites",
+            "300",
+            "--scrapes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "districtmon" in run.stdout and "/api/v1/sites" in run.stdout
