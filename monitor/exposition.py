@@ -61,7 +61,7 @@ def _template(family: Metric) -> tuple[bytes, list[bytes]]:
     prefixes = []
     for line in lines[2:-1]:
         if not line.endswith(b" " + _PLACEHOLDER):
-            raise AssertionError(f"unexpected sample line from prometheus-client: {line!r}")
+            raise RuntimeError(f"unexpected sample line from prometheus-client: {line!r}")
         prefixes.append(line[: -len(_PLACEHOLDER)])
     return header, prefixes
 

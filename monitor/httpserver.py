@@ -6,7 +6,8 @@ the in-memory snapshot and never awaits anything of the event loop.
 /metrics is the daemon's own instruments rendered by prometheus-client followed by the
 per-site families from monitor/exposition.py, in the text format 0.0.4 (Prometheus takes it
 whatever it asked for), gzip-compressed at level 1 when the client accepts it: the body of a
-province compresses 15:1 at that level in a tenth of the time level 9 would take.
+province (35 MB for 20,000 sites) compresses 11:1 at that level in 75 ms, where level 9 takes
+half a second for a body 35% smaller.
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ class HttpServer:
 
     def start(self) -> None:
         self._thread.start()
+        # The first rendering of an inventory builds the text cache (1.5 s for 20,000 sites):
+        # done now, so that Prometheus' first scrape does not wait for it.
+        threading.Thread(
+            target=self._sites.render, name="districtmon-metrics-warmup", daemon=True
+        ).start()
 
     def stop(self) -> None:
         self._server.shutdown()
