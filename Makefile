@@ -55,6 +55,17 @@ install:
 	install -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 	install -m 0644 config/README.md "$(DESTDIR)$(DOCDIR)/configuration.md"
 	install -m 0644 systemd/README.md "$(DESTDIR)$(DOCDIR)/service.md"
+	# Grafana dashboards and their provisioning examples, and the Prometheus rules they read.
+	install -d -m 0755 "$(DESTDIR)$(PREFIX)/share/grafana/dashboards" \
+		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/datasources" \
+		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/dashboards" \
+		"$(DESTDIR)$(PREFIX)/share/prometheus"
+	install -m 0644 dashboards/*.json "$(DESTDIR)$(PREFIX)/share/grafana/dashboards/"
+	install -m 0644 dashboards/provisioning/datasources/*.yaml \
+		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/datasources/"
+	install -m 0644 dashboards/provisioning/dashboards/*.yaml \
+		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/dashboards/"
+	install -m 0644 config/prometheus/*.yml "$(DESTDIR)$(PREFIX)/share/prometheus/"
 	# 2. The unit, with ExecStart and Documentation following PREFIX.
 	install -d -m 0755 "$(DESTDIR)$(UNITDIR)"
 	sed -e 's|/opt/districtmon/|$(PREFIX)/|g' systemd/$(UNIT) >"$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"

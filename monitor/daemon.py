@@ -152,7 +152,7 @@ class Daemon:
         self.config = new
         self.ledger.record(InventorySync(tuple(new.sites.values()), now))
         self.pipeline.retire(removed, now)
-        self.live.replace_sites(new.sites)
+        self.live.replace_sites(new.sites, new.communes, new.owners)
         self.pipeline.start(added, now)
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
@@ -187,7 +187,7 @@ async def run_daemon(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, handler)
 
-    live = LiveState(config.sites)
+    live = LiveState(config.sites, config.communes, config.owners)
     registry, metrics = build_registry(live)
     metrics.start_time.set(live.health.started)
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from monitor.model import Observation, Site, State, Transition
+from monitor.model import Commune, Observation, Owner, Site, State, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,15 @@ class SiteView:
     values: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """What the collector and the JSON API need besides the sites: commune names, coordinates
+    and areas (the map and the coverage share), owner names. Swapped whole on a reload."""
+
+    communes: dict[str, Commune] = field(default_factory=dict)
+    owners: dict[str, Owner] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class MonitorHealth:
     """Liveness of the daemon's own parts, written by the loop, read by /healthz."""
@@ -38,7 +47,13 @@ class MonitorHealth:
 
 
 class LiveState:
-    def __init__(self, sites: dict[str, Site]) -> None:
+    def __init__(
+        self,
+        sites: dict[str, Site],
+        communes: dict[str, Commune] | None = None,
+        owners: dict[str, Owner] | None = None,
+    ) -> None:
+        self.inventory = Inventory(communes or {}, owners or {})
         self._table: tuple[dict[str, Site], dict[str, SiteView]] = (
             sites,
             {site_id: SiteView() for site_id in sites},
@@ -53,8 +68,19 @@ class LiveState:
     def views(self) -> dict[str, SiteView]:
         return self._table[1]
 
-    def replace_sites(self, sites: dict[str, Site]) -> None:
+    def replace_sites(
+        self,
+        sites: dict[str, Site],
+        communes: dict[str, Commune] | None = None,
+        owners: dict[str, Owner] | None = None,
+    ) -> None:
         """Swap in a new inventory in one assignment; kept sites keep their views."""
+        if communes is not None or owners is not None:
+            old_inventory = self.inventory
+            self.inventory = Inventory(
+                old_inventory.communes if communes is None else communes,
+                old_inventory.owners if owners is None else owners,
+            )
         old = self.views
         self._table = (sites, {site_id: old.get(site_id, SiteView()) for site_id in sites})
 
@@ -84,6 +110,11 @@ class LiveState:
         """A consistent copy for one scrape: the table is read once, each view is immutable."""
         sites, views = self._table
         return [(site, views[site_id]) for site_id, site in sites.items()]
+
+    def snapshot(self) -> tuple[dict[str, Site], dict[str, SiteView]]:
+        """The site table and its views as one pair; a reload replaces the pair, never edits
+        it, so the identity of the sites dict tells a cache that the inventory changed."""
+        return self._table
 
     def counts(self) -> dict[State, int]:
         counts = dict.fromkeys(State, 0)

@@ -279,6 +279,16 @@ def test_install_stages_what_the_unit_expects(staged: Path) -> None:
     assert only(text, "ConfigurationDirectoryMode") == "0750", "as installed: no warning"
 
 
+def test_install_puts_the_dashboards_where_grafana_provisioning_reads_them(staged: Path) -> None:
+    provider = (ROOT / "dashboards/provisioning/dashboards/districtmon.yaml").read_text("utf-8")
+    [path] = re.findall(r"^\s*path:\s*(\S+)", provider, re.M)
+    shipped = sorted(p.name for p in (ROOT / "dashboards").glob("*.json"))
+    assert sorted(p.name for p in (staged / path.lstrip("/")).glob("*.json")) == shipped
+    share = staged / PREFIX.lstrip("/") / "share"
+    assert (share / "prometheus/dashboards.rules.yml").is_file()
+    assert (share / "grafana/provisioning/datasources/districtmon.yaml").is_file()
+
+
 def test_the_staged_unit_verifies_against_the_staged_tree(staged: Path, tmp_path: Path) -> None:
     text = (staged / UNIT_DIR / "districtmon.service").read_text(encoding="utf-8")
     unit = write_unit(tmp_path, text.replace(f"{PREFIX}/", f"{staged}{PREFIX}/"))

@@ -1,0 +1,281 @@
+"""/metrics and the JSON API served in-process from a live snapshot: the fast per-site
+rendering is byte for byte prometheus-client's, the metric names and labels follow the
+Prometheus conventions, and the JSON API says what a site's state is, why and since when."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.exposition import SiteExposition
+from monitor.httpserver import HttpServer
+from monitor.livestate import LiveState
+from monitor.metrics import SiteCollector, build_registry
+from monitor.model import Commune, Observation, Owner, Site, SnmpProbe, State, Transition
+
+COMMUNES = {
+    "thanh-nua": Commune("thanh-nua", "Thanh Nưa", 21.432, 102.998, ("Bản Ta Pô", "Bản Mển")),
+    "muong-phang": Commune(
+        "muong-phang", "Mường Phăng", 21.461, 103.132, ("Bản Co Củ", "Bản Phăng", "Bản Nghịu")
+    ),
+}
+OWNERS = {
+    "viettel": Owner("viettel", "Viettel", "operator"),
+    "dien-bien-rtv": Owner("dien-bien-rtv", "Đài Truyền thanh - Truyền hình huyện", "broadcaster"),
+}
+
+
+def site(site_id: str, kind: str = "bts", commune: str = "thanh-nua", **kw: object) -> Site:
+    fields: dict[str, object] = {
+        "id": site_id,
+        "kind": kind,
+        "name": f"Trạm {site_id}",
+        "commune": commune,
+        "owner": "viettel" if kind == "bts" else "dien-bien-rtv",
+        "lat": 21.4,
+        "lon": 103.0,
+        "probe": SnmpProbe(address="127.0.0.1"),
+        **kw,
+    }
+    return Site(**fields)  # type: ignore[arg-type]
+
+
+def inventory() -> dict[str, Site]:
+    sites = [
+        site("bts-vtl-thanh-nua-01"),
+        # label values that need escaping: quote, backslash, newline (in the free-text name)
+        site("bts-vtl-thanh-nua-02", name='BTS "Đồi A" \\ trạm\nmới'),
+        site("loa-thanh-nua-01", "loudspeaker", covers=("Bản Ta Pô",)),
+        site("loa-muong-phang-01", "loudspeaker", "muong-phang", covers=("Bản Co Củ", "Bản Phăng")),
+        site("radio-muong-phang", "radio_station", "muong-phang", parent="bts-vtl-thanh-nua-01"),
+    ]
+    return {s.id: s for s in sites}
+
+
+def drive(live: LiveState, rng: random.Random, rounds: int = 3) -> None:
+    """Random polls and transitions over every state, as a running daemon makes them."""
+    now = time.time()
+    for site_id in live.sites:
+        for _ in range(rounds):
+            ok = rng.random() < 0.7
+            values: dict[str, float | str] = {}
+            if ok and rng.random() < 0.8:
+                values["device_uptime_seconds"] = rng.choice([0.0, 1.0, rng.uniform(1, 1e7)])
+            live.apply_observation(Observation(site_id, now, ok, rng.uniform(0, 2), values))
+            if rng.random() < 0.5:
+                state = rng.choice(list(State))
+                live.apply_transition(Transition(site_id, state, now - 100, State.UNKNOWN, "x"))
+
+
+def test_fast_rendering_is_byte_for_byte_what_prometheus_client_renders() -> None:
+    rng = random.Random(5)
+    live = LiveState(inventory(), COMMUNES, OWNERS)
+    fast = SiteExposition(live)
+    reference = SiteCollector(live)
+    assert fast.render() == generate_latest(reference)  # nothing polled yet: all unknown
+    for _ in range(20):  # values change between scrapes: the per-site memo must follow
+        drive(live, rng, rounds=1)
+        assert fast.render() == generate_latest(reference)
+    # a reload: one site gone, one added, a commune renamed; kept sites keep their values
+    sites = dict(inventory())
+    del sites["bts-vtl-thanh-nua-01"]
+    sites["bts-vtl-muong-phang-01"] = site("bts-vtl-muong-phang-01", commune="muong-phang")
+    communes = {**COMMUNES, "thanh-nua": replace(COMMUNES["thanh-nua"], name="Thanh Nưa mới")}
+    live.replace_sites(sites, communes, OWNERS)
+    drive(live, rng)
+    body = fast.render()
+    assert body == generate_latest(reference)
+    assert 'name="Thanh Nưa mới"'.encode() in body and b'site="bts-vtl-thanh-nua-01"' not in body
+
+
+def metrics_server(live: LiveState) -> HttpServer:
+    registry, metrics = build_registry(live)
+    metrics.polls.labels("snmp", "ok").inc()
+    metrics.poll_errors.labels("snmp", "timeout").inc()
+    server = HttpServer("127.0.0.1", 0, registry, live)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[LiveState, str]]:
+    live = LiveState(inventory(), COMMUNES, OWNERS)
+    drive(live, random.Random(1))
+    live.apply_transition(
+        Transition("bts-vtl-thanh-nua-01", State.DOWN, 1_700_000_000.5, State.UP, "snmp timeout")
+    )
+    live.apply_transition(Transition("loa-thanh-nua-01", State.UP, 1_700_000_100.0, State.DOWN))
+    server = metrics_server(live)
+    try:
+        yield live, f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
+def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_metrics_are_served_plain_or_gzip_and_pass_promtool(served: tuple[LiveState, str]) -> None:
+    _, url = served
+    status, headers, plain = get(url + "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    _, headers, packed = get(url + "/metrics", {"Accept-Encoding": "gzip"})
+    assert headers["Content-Encoding"] == "gzip"
+    # the same text, but for the process' own CPU and memory, which move between scrapes
+    unpacked = gzip.decompress(packed).decode().splitlines()
+    assert [line for line in unpacked if "process_" not in line] == [
+        line for line in plain.decode().splitlines() if "process_" not in line
+    ]
+    check = subprocess.run(
+        ["promtool", "check", "metrics"], input=plain, capture_output=True, timeout=30
+    )
+    assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
+
+
+def families(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    _, _, body = get(url + "/metrics")
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
+
+
+def test_metric_names_and_labels_follow_prometheus_conventions(
+    served: tuple[LiveState, str],
+) -> None:
+    _, url = served
+    _, _, body = get(url + "/metrics")
+    text = body.decode()
+    helps = {line.split()[2]: line for line in text.splitlines() if line.startswith("# HELP")}
+    types = {
+        line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE")
+    }
+    for name, kind in types.items():
+        if not name.startswith("districtmon_"):
+            continue
+        if kind == "counter":
+            assert name.endswith("_total"), name
+        else:
+            assert not name.endswith("_total"), name
+        # time is in seconds and a point in time says so
+        assert not name.endswith(("_ms", "_milliseconds", "_minutes", "_hours")), name
+        if "timestamp" in name or "since" in name:
+            assert name.endswith("_timestamp_seconds"), name
+    for name, series in families(url).items():
+        for labels, _ in series:
+            # never a label a scrape config sets on the target, never a reserved name
+            assert not {"instance", "job", "__name__"} & labels.keys(), name
+            assert not any(key.startswith("__") for key in labels), name
+            if "name" in labels:  # free text only on the _info series
+                assert name.endswith("_info"), name
+    for name in types:
+        if name.startswith("districtmon_site_") and name != "districtmon_site_info":
+            assert "background polls" in helps[name] or "inventory" in helps[name], helps[name]
+    assert sum(1 for name in types if name.endswith("_info") and "site" in name) == 1
+
+
+def test_inventory_series_give_the_map_and_the_coverage(served: tuple[LiveState, str]) -> None:
+    _, url = served
+    found = families(url)
+    communes = {labels["commune"]: labels for labels, _ in found["districtmon_commune_info"]}
+    assert communes["muong-phang"]["name"] == "Mường Phăng"
+    assert float(communes["thanh-nua"]["lat"]) == 21.432
+    assert float(communes["thanh-nua"]["lon"]) == 102.998
+    areas = {labels["commune"]: v for labels, v in found["districtmon_commune_areas"]}
+    assert areas == {"thanh-nua": 2, "muong-phang": 3}
+    covered = {labels["site"]: v for labels, v in found["districtmon_site_covered_areas"]}
+    assert covered == {"loa-thanh-nua-01": 1, "loa-muong-phang-01": 2}  # loudspeakers only
+    owners = {labels["owner"]: labels for labels, _ in found["districtmon_owner_info"]}
+    assert owners["dien-bien-rtv"]["owner_kind"] == "broadcaster"
+    info = {labels["site"]: labels for labels, _ in found["districtmon_site_info"]}
+    assert info["bts-vtl-thanh-nua-02"]["name"] == 'BTS "Đồi A" \\ trạm\nmới'
+    assert info["radio-muong-phang"]["parent"] == "bts-vtl-thanh-nua-01"
+
+
+def test_api_lists_sites_with_state_reason_and_since_in_vietnamese(
+    served: tuple[LiveState, str],
+) -> None:
+    live, url = served
+    status, headers, body = get(url + "/api/v1/sites")
+    assert status == 200 and headers["Content-Type"] == "application/json; charset=utf-8"
+    assert "Mường Phăng".encode() in body  # UTF-8 as is, not \\u escapes
+    report = json.loads(body)
+    assert report["count"] == len(live.sites) == len(report["sites"])
+    by_id = {record["id"]: record for record in report["sites"]}
+    down = by_id["bts-vtl-thanh-nua-01"]
+    assert down["state"] == "down" and down["reason"] == "snmp timeout"
+    assert down["since"] == 1_700_000_000.5
+    assert down["commune_name"] == "Thanh Nưa" and down["owner_name"] == "Viettel"
+    view = live.views["bts-vtl-thanh-nua-01"]
+    assert down["last_poll"] == view.last_poll and down["last_poll_ok"] == view.last_ok
+    assert by_id["loa-muong-phang-01"]["covers"] == ["Bản Co Củ", "Bản Phăng"]
+
+
+def test_api_filters_by_commune_owner_kind_and_state(served: tuple[LiveState, str]) -> None:
+    _, url = served
+    _, _, body = get(url + "/api/v1/sites?commune=muong-phang&kind=loudspeaker")
+    assert [s["id"] for s in json.loads(body)["sites"]] == ["loa-muong-phang-01"]
+    _, _, body = get(url + "/api/v1/sites?kind=bts&kind=radio_station&owner=viettel")
+    assert {s["id"] for s in json.loads(body)["sites"]} == {
+        "bts-vtl-thanh-nua-01",
+        "bts-vtl-thanh-nua-02",
+    }
+    _, _, body = get(url + "/api/v1/sites?state=down")
+    assert "bts-vtl-thanh-nua-01" in {s["id"] for s in json.loads(body)["sites"]}
+    _, _, body = get(url + "/api/v1/sites?commune=nowhere")
+    assert json.loads(body) | {"time": 0} == {"time": 0, "count": 0, "sites": []}
+
+
+def test_api_gives_one_site_or_a_clear_404(served: tuple[LiveState, str]) -> None:
+    _, url = served
+    status, _, body = get(url + "/api/v1/sites/loa-thanh-nua-01")
+    record = json.loads(body)["site"]
+    assert status == 200 and record["state"] == "up" and record["since"] == 1_700_000_100.0
+    assert record["name"] == "Trạm loa-thanh-nua-01"
+    status, _, body = get(url + "/api/v1/sites/no-such-site")
+    assert status == 404 and json.loads(body) == {"error": "no such site: no-such-site"}
+    request = urllib.request.Request(url + "/api/v1/sites", data=b"{}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == 405
+
+
+def test_scrape_benchmark_runs_on_a_small_district() -> None:
+    """A smoke run, so that bench/scrape_bench.py keeps working as the code moves."""
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(root / "bench" / "scrape_bench.py"),
+            "--sites",
+            "300",
+            "--scrapes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "districtmon" in run.stdout and "/api/v1/sites" in run.stdout
