@@ -104,7 +104,7 @@ def _read_event(
         if param == "target":
             where = target_key if target_key and fields.has(target_key) else "do"
         else:
-            where = param or "do"
+            where = param if param and fields.has(param) else "do"
         fields.problem(where, message)
     if action is None or at is None:
         return None
