@@ -223,7 +223,7 @@ class Snmptrapd(_Process):
         self._start(
             [
                 "/usr/sbin/snmptrapd", "-f", "-C", "-c", str(conf), "-Lo", "-On",
-                "-F", "TRAP from=%b community=%P\n%V\n%v\nEND\n",
+                "-F", "TRAP from=%b %P\n%V\n%v\nEND\n",
                 f"udp:127.0.0.1:{self.port}",
             ],
             env={**NET_SNMP_ENV, "SNMP_PERSISTENT_DIR": str(self.dir)},
