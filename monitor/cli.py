@@ -1,4 +1,5 @@
-"""Command line: `districtmon run` (the daemon) and `districtmon check-config`."""
+"""Command line: `districtmon run` (the daemon), `districtmon check-config` and
+`districtmon simulate` (the simulated district, monitor/simulator/)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from monitor import __version__
 from monitor.config import Config, ConfigError, find_config_dir, load_config
 from monitor.logsetup import configure_logging
+from monitor.simulator.cli import add_simulate_parser, ctl_main, simulate_main
 from monitor.summary import summarize
 
 
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the configuration and summarise it")
     check.add_argument("-c", "--config", metavar="PATH", help=config_help)
+    add_simulate_parser(commands, config_help)
     return parser
 
 
@@ -55,6 +58,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "simulate" and args.sim_command == "ctl":
+        return ctl_main(args)
     try:
         config = _load(args.config)
     except ConfigError as exc:
@@ -67,4 +72,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(summarize(config))
         return 0
+    if args.command == "simulate":
+        return simulate_main(args, config)
     return _run(args, config)

@@ -1,0 +1,192 @@
+"""MQTT publishers for the broadcast sites (loudspeaker clusters and radio stations).
+
+Topics follow the convention shared across the project:
+`<prefix>/<commune>/<kind>/<site>/status` carries `online` (retained, QoS 1) and is the
+connection's last will `offline`; `<prefix>/<commune>/<kind>/<site>/telemetry` carries a JSON
+object every interval (simulated time) and at once when something changes (an amplifier
+fault).
+
+One MQTT connection per site, as a real device has, so that each site has its own last will.
+A site that dies or loses its link drops its connection without a DISCONNECT, and the broker
+publishes its will; a real broker would notice only after 1.5 x keepalive, so the simulator
+is quicker than life there. The cost of one connection per site is measured in
+bench/simulator_bench.py (CPU per site per second, memory); each connection also takes one file
+descriptor in this process and one in the broker.
+
+Each publisher binds its connection to its site's loopback address, so the broker sees the
+devices as distinct peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import random
+import socket
+import time
+from collections import Counter
+
+import aiomqtt
+
+from monitor.simulator import readings as r
+from monitor.simulator.clock import Clock
+from monitor.simulator.world import SiteSim, World
+
+log = logging.getLogger(__name__)
+
+MQTT_KINDS = ("loudspeaker", "radio_station")
+DEFAULT_PREFIX = "dienbien"
+RETRY_FIRST = 0.5
+RETRY_MAX = 5.0
+_QUIET = logging.getLogger("monitor.simulator.mqtt.client")  # paho's own chatter
+_QUIET.setLevel(logging.CRITICAL)
+
+
+def topic(prefix: str, sim: SiteSim, leaf: str) -> str:
+    return f"{prefix}/{sim.site.commune}/{sim.site.kind}/{sim.id}/{leaf}"
+
+
+def telemetry(sim: SiteSim, now: float) -> dict[str, object]:
+    """The telemetry object of the shared convention; `ts` is the wall clock of publication
+    (a device's NTP time), the values are those of simulated time `now`."""
+    kind = sim.site.kind
+    body: dict[str, object] = {"ts": round(time.time(), 3), "online": True}
+    if kind == "loudspeaker":
+        body.update(
+            amplifier_ok=sim.amplifier_ok,
+            playing=sim.amplifier_ok and r.speaker_playing(sim, now),
+            volume=r.speaker_volume(sim),
+            battery_volts=round(r.speaker_battery_volts(sim, now), 2),
+            rssi_dbm=r.rssi_dbm(sim, now),
+            temperature_celsius=round(r.speaker_celsius(sim, now), 1),
+        )
+    elif kind == "radio_station":  # amplifier_ok: the transmitter's power amplifier
+        body.update(
+            amplifier_ok=sim.transmitter_ok,
+            playing=sim.transmitter_ok,
+            temperature_celsius=round(r.transmitter_celsius(sim, now), 1),
+        )
+    return body
+
+
+class MqttPublishers:
+    def __init__(
+        self,
+        world: World,
+        clock: Clock,
+        host: str,
+        port: int,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        interval: float = 60.0,
+        keepalive: int = 60,
+    ) -> None:
+        self.world = world
+        self.clock = clock
+        self.host, self.port = host, port
+        self.prefix = prefix
+        self.interval = interval
+        self.keepalive = keepalive
+        self.sites = [sim for sim in world.sites.values() if sim.site.kind in MQTT_KINDS]
+        self.connected: set[str] = set()
+        self.published: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self._wake = {sim.id: asyncio.Event() for sim in self.sites}
+        self._bind = _ipv4_literal(host)
+        world.change_listeners.append(self._on_change)
+
+    def _on_change(self, sim: SiteSim) -> None:
+        wake = self._wake.get(sim.id)
+        if wake is not None:
+            wake.set()
+
+    def _source(self, sim: SiteSim) -> str:
+        address = sim.probe.address
+        return address if self._bind and _ipv4_literal(address) else ""
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "sites": len(self.sites),
+            "connected": len(self.connected),
+            "published": dict(self.published),
+            "errors": dict(self.errors),
+        }
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for sim in self.sites:
+                tasks.create_task(self._site(sim), name=f"mqtt:{sim.id}")
+
+    async def _site(self, sim: SiteSim) -> None:
+        """Connect while the site is reachable; publish; reconnect with backoff on loss."""
+        rng = random.Random(sim.seed)
+        wake = self._wake[sim.id]
+        await asyncio.sleep(rng.uniform(0, min(2.0, len(self.sites) / 500)))  # spread connects
+        retry = RETRY_FIRST
+        while True:
+            if not sim.reachable:
+                wake.clear()
+                await wake.wait()
+                continue
+            try:
+                await self._session(sim, wake, rng)
+                retry = RETRY_FIRST
+            except aiomqtt.MqttError as exc:
+                self.errors[type(exc).__name__] += 1
+                log.debug("site=%s: MQTT connection lost: %s", sim.id, exc)
+                await asyncio.sleep(retry * rng.uniform(0.5, 1.5))
+                retry = min(retry * 2, RETRY_MAX)
+
+    async def _session(self, sim: SiteSim, wake: asyncio.Event, rng: random.Random) -> None:
+        status = topic(self.prefix, sim, "status")
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=f"districtmon-sim-{sim.id}",
+            will=aiomqtt.Will(status, b"offline", qos=1, retain=True),
+            keepalive=self.keepalive,
+            bind_address=self._source(sim),
+            logger=_QUIET,
+            timeout=10,
+        )
+        async with client:
+            self.connected.add(sim.id)
+            try:
+                await client.publish(status, b"online", qos=1, retain=True)
+                self.published["status"] += 1
+                period = self.interval / self.clock.speed
+                delay = rng.uniform(0, period)  # phase: telemetry of all sites is spread out
+                while True:
+                    wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), delay)
+                    if not sim.reachable:
+                        _drop(client)  # no DISCONNECT: the broker publishes the will
+                        return
+                    body = telemetry(sim, self.clock.now())
+                    await client.publish(topic(self.prefix, sim, "telemetry"), json.dumps(body))
+                    self.published["telemetry"] += 1
+                    delay = period
+            finally:
+                self.connected.discard(sim.id)
+
+
+def _drop(client: aiomqtt.Client) -> None:
+    """Cut the TCP connection as a dying device would: no DISCONNECT packet.
+
+    aiomqtt offers no public way to close without DISCONNECT; the paho client under it does
+    (`socket()` is public paho API)."""
+    sock = client._client.socket()
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _ipv4_literal(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False

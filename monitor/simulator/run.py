@@ -1,0 +1,191 @@
+"""`districtmon simulate`: the simulated district's parts, started together and stopped cleanly.
+
+Everything runs in one event loop under one TaskGroup (the world's timers, the MQTT publishers,
+the trap sender, the broker relay); the control server runs in a thread and hands its requests
+to the loop. SIGTERM/SIGINT stop it: sockets closed, MQTT connections closed (cleanly: a
+stopped simulator's devices publish no will; `kill -9` shows what a crash looks like).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from monitor.config import Config
+from monitor.simulator.agent import (
+    AgentServer,
+    BindMode,
+    Responder,
+    SimulatorError,
+    raise_fd_limit,
+)
+from monitor.simulator.clock import SimClock
+from monitor.simulator.control import ControlServer
+from monitor.simulator.mqtt import DEFAULT_PREFIX, MqttPublishers
+from monitor.simulator.relay import BrokerRelay
+from monitor.simulator.scenario import Scenario, schedule
+from monitor.simulator.traps import TrapSender
+from monitor.simulator.world import World
+
+log = logging.getLogger(__name__)
+
+HostPort = tuple[str, int]
+MAX_TIMER_SLEEP = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    speed: float = 1.0
+    scenario: Scenario | None = None
+    control: HostPort | None = ("127.0.0.1", 9878)
+    mqtt: HostPort | None = None
+    mqtt_prefix: str = DEFAULT_PREFIX
+    mqtt_interval: float = 60.0
+    mqtt_keepalive: int = 60
+    broker_relay: HostPort | None = None
+    traps: HostPort | None = None
+    bind: BindMode = "auto"
+
+
+async def run_simulator(
+    config: Config,
+    options: SimOptions,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    raise_fd_limit()
+    clock = SimClock(options.speed)
+    world = World(config, clock)
+    wake = asyncio.Event()
+    world.timer_added = wake.set
+    agents = AgentServer(world, Responder(clock), options.bind)
+    control: ControlServer | None = None
+    relay: BrokerRelay | None = None
+    try:
+        agents.start()
+        publishers = traps = None
+        if options.broker_relay is not None and options.mqtt is not None:
+            relay = BrokerRelay(options.broker_relay, options.mqtt)
+            try:
+                await relay.start()
+            except OSError as exc:
+                where = "{}:{}".format(*options.broker_relay)
+                raise SimulatorError([f"cannot listen on {where}: {exc.strerror or exc}"]) from None
+            world.broker_listeners.append(relay.set_up)
+        if options.mqtt is not None:
+            host, port = options.broker_relay or options.mqtt
+            publishers = MqttPublishers(
+                world,
+                clock,
+                host,
+                port,
+                prefix=options.mqtt_prefix,
+                interval=options.mqtt_interval,
+                keepalive=options.mqtt_keepalive,
+            )
+        if options.traps is not None:
+            traps = TrapSender(world, *options.traps)
+
+        def stats() -> dict[str, object]:
+            body: dict[str, object] = {
+                "sites": len(world.sites),
+                "reachable": sum(1 for s in world.sites.values() if s.reachable),
+                "snmp": agents.stats.snapshot(),
+                "sockets": len(agents.sockets),
+                "bind": agents.mode,
+                "speed": clock.speed,
+                "broker_up": world.broker_up,
+            }
+            if publishers is not None:
+                body["mqtt"] = publishers.stats()
+            if traps is not None:
+                body["traps"] = {"sent": dict(traps.sent), "failed": traps.failed}
+            return body
+
+        if options.control is not None:
+            try:
+                control = ControlServer(*options.control, world, loop, stats)
+            except OSError as exc:
+                where = "{}:{}".format(*options.control)
+                message = f"cannot serve the control on {where}: {exc.strerror or exc}"
+                raise SimulatorError([message + " (--control HOST:PORT or --no-control)"]) from None
+            control.start()
+        if options.scenario is not None:
+            schedule(options.scenario, world, clock.now())
+        message = _ready_message(world, agents, options, control, relay)
+        log.info("%s", message)
+        if on_ready is not None:
+            on_ready(message)
+        async with asyncio.TaskGroup() as tasks:
+            background = [tasks.create_task(_timers(world, clock, wake), name="timers")]
+            if publishers is not None:
+                background.append(tasks.create_task(publishers.run(), name="mqtt"))
+            if traps is not None:
+                background.append(tasks.create_task(traps.run(), name="traps"))
+            await stop.wait()
+            log.info("stopping the simulated district")
+            for task in background:
+                task.cancel()
+    finally:
+        if control is not None:
+            control.stop()
+        if relay is not None:
+            await relay.close()
+        agents.close()
+        for signum in handled:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    log.info("simulator stopped")
+
+
+async def _timers(world: World, clock: SimClock, wake: asyncio.Event) -> None:
+    """Run the world's timers on time; a new earlier timer wakes the wait."""
+    while True:
+        due = world.next_due()
+        delay = MAX_TIMER_SLEEP if due is None else (due - clock.now()) / clock.speed
+        if delay > 0:
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(delay, MAX_TIMER_SLEEP))
+            continue
+        world.run_due(clock.now())
+
+
+def _ready_message(
+    world: World,
+    agents: AgentServer,
+    options: SimOptions,
+    control: ControlServer | None,
+    relay: BrokerRelay | None,
+) -> str:
+    kinds: dict[str, int] = {}
+    for sim in world.sites.values():
+        kinds[sim.site.kind] = kinds.get(sim.site.kind, 0) + 1
+    parts = [
+        f"simulating {len(world.sites)} sites ("
+        + ", ".join(f"{n} {k}" for k, n in kinds.items())
+        + f") on {len(agents.sockets)} UDP sockets ({agents.mode} binding)",
+        f"speed x{options.speed:g}",
+    ]
+    if control is not None:
+        parts.append(f"control on http://{options.control[0]}:{control.port}")  # type: ignore[index]
+    if options.mqtt is not None:
+        parts.append(f"MQTT to {options.mqtt[0]}:{options.mqtt[1]}")
+    if relay is not None:
+        parts.append(f"broker relay on {relay.listen[0]}:{relay.port}")
+    if options.traps is not None:
+        parts.append(f"traps to {options.traps[0]}:{options.traps[1]}")
+    if options.scenario is not None:
+        parts.append(f"scenario {options.scenario.name!r}")
+    return "; ".join(parts)

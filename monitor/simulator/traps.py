@@ -1,0 +1,174 @@
+"""SNMPv2c notifications at the moment of a fault, sent with pysnmp's notification originator.
+
+Each device's trap leaves from the device's own address (a receiver tells devices apart by
+source address, as with real ones) and carries the community of the device's credential, so no
+extra secret is needed on the command line. The OIDs are standard where a standard exists:
+
+The notifications and their var-binds are listed in docs/simulator.md ("Traps"): standard
+ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery and alarm
+entries), the private subtree for doors, amplifiers and transmitters.
+
+A device reports only what it can get out: a dead site or one behind a cut link sends nothing
+(the world does not raise the event), and power events of kinds without a UPS-MIB send nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, OrderedDict
+from typing import Any
+
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    SnmpEngine,
+    UdpTransportTarget,
+    send_notification,
+)
+from pysnmp.proto import rfc1902
+
+from monitor.simulator import mib
+from monitor.simulator.world import Event, Happening, SiteSim, World
+
+log = logging.getLogger(__name__)
+
+SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+SYS_UPTIME_0 = (*mib.SYS_UPTIME, 0)
+SYS_NAME_0 = (*mib.SYS_NAME, 0)
+_SNMP_TRAPS = (1, 3, 6, 1, 6, 3, 1, 1, 5)
+COLD_START = (*_SNMP_TRAPS, 1)
+LINK_DOWN = (*_SNMP_TRAPS, 3)
+LINK_UP = (*_SNMP_TRAPS, 4)
+_UPS_TRAPS = (1, 3, 6, 1, 2, 1, 33, 2)
+UPS_TRAP_ON_BATTERY = (*_UPS_TRAPS, 1)
+UPS_TRAP_ALARM_ADDED = (*_UPS_TRAPS, 3)
+UPS_TRAP_ALARM_REMOVED = (*_UPS_TRAPS, 4)
+DOOR_OPENED = (*mib.DSIM_NOTIFICATIONS, 1)
+DOOR_CLOSED = (*mib.DSIM_NOTIFICATIONS, 2)
+AMPLIFIER_FAULT = (*mib.DSIM_NOTIFICATIONS, 3)
+AMPLIFIER_RESTORED = (*mib.DSIM_NOTIFICATIONS, 4)
+TRANSMITTER_FAULT = (*mib.DSIM_NOTIFICATIONS, 5)
+TRANSMITTER_RESTORED = (*mib.DSIM_NOTIFICATIONS, 6)
+
+_UPS_EVENTS = {Event.ON_BATTERY, Event.BATTERY_LOW, Event.POWER_RESTORED}
+ENGINES_KEPT = 32  # one pysnmp engine (and socket) per source address, least recent closed
+
+
+def notification(
+    happening: Happening, sim: SiteSim
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]] | None:
+    """The trap OID and the OIDs of its objects for an event, or None if the device would
+    not send one."""
+    event = happening.event
+    if event in _UPS_EVENTS and sim.site.kind != "bts":
+        return None
+    if event is Event.COLD_START:
+        return COLD_START, []
+    if event in (Event.LINK_DOWN, Event.LINK_UP):
+        index: tuple[int, ...] = (happening.if_index or 1,)
+        trap = LINK_DOWN if event is Event.LINK_DOWN else LINK_UP
+        return trap, [mib.IF_INDEX + index, mib.IF_ADMIN_STATUS + index, mib.IF_OPER_STATUS + index]
+    if event is Event.ON_BATTERY:
+        objects = [mib.UPS_MINUTES_REMAINING, mib.UPS_SECONDS_ON_BATTERY]
+        return UPS_TRAP_ON_BATTERY, [(*o, 0) for o in (*objects, mib.UPS_CONFIG_LOW_BATT_TIME)]
+    if event is Event.BATTERY_LOW:
+        return UPS_TRAP_ALARM_ADDED, [(*mib.UPS_ALARM_ID, 2), (*mib.UPS_ALARM_DESCR, 2)]
+    if event is Event.POWER_RESTORED:
+        return UPS_TRAP_ALARM_REMOVED, [(*mib.UPS_ALARM_ID, 1), (*mib.UPS_ALARM_DESCR, 1)]
+    simple = {
+        Event.DOOR_OPENED: (DOOR_OPENED, mib.DSIM_DOOR),
+        Event.DOOR_CLOSED: (DOOR_CLOSED, mib.DSIM_DOOR),
+        Event.AMPLIFIER_FAULT: (AMPLIFIER_FAULT, mib.DSIM_AMP_STATUS),
+        Event.AMPLIFIER_RESTORED: (AMPLIFIER_RESTORED, mib.DSIM_AMP_STATUS),
+        Event.TRANSMITTER_FAULT: (TRANSMITTER_FAULT, mib.DSIM_TX_STATUS),
+        Event.TRANSMITTER_RESTORED: (TRANSMITTER_RESTORED, mib.DSIM_TX_STATUS),
+    }
+    trap_oid, status = simple[event]
+    return trap_oid, [(*status, 0)]
+
+
+def _values(happening: Happening, sim: SiteSim) -> list[Any]:
+    found = notification(happening, sim)
+    if found is None:
+        return []
+    trap, objects = found
+    layout = mib.layout_for(sim)
+    at = happening.at
+    varbinds: list[Any] = [
+        (rfc1902.ObjectName(SYS_UPTIME_0), mib.uptime_ticks(sim, at)),
+        (rfc1902.ObjectName(SNMP_TRAP_OID), rfc1902.ObjectIdentifier(trap)),
+    ]
+    for oid in [*objects, SYS_NAME_0]:
+        entry = layout.get(oid)
+        if entry is not None:
+            varbinds.append((entry.name, entry.value(sim, at)))
+    return varbinds
+
+
+class TrapSender:
+    def __init__(self, world: World, host: str, port: int) -> None:
+        self.world = world
+        self.target = (host, port)
+        self.sent: Counter[str] = Counter()
+        self.failed = 0
+        self._queue: asyncio.Queue[tuple[Happening, list[Any]]] = asyncio.Queue()
+        self._engines: OrderedDict[str, SnmpEngine] = OrderedDict()
+        world.event_listeners.append(self._on_event)
+
+    def _on_event(self, happening: Happening) -> None:
+        """Called by the world in the loop: the var-binds are read now, the send is queued."""
+        sim = self.world.sites[happening.site]
+        varbinds = _values(happening, sim)
+        if varbinds:
+            self._queue.put_nowait((happening, varbinds))
+
+    async def run(self) -> None:
+        try:
+            while True:
+                happening, varbinds = await self._queue.get()
+                await self._send(happening, varbinds)
+        finally:
+            for engine in self._engines.values():
+                with contextlib.suppress(Exception):
+                    engine.close_dispatcher()
+
+    async def _send(self, happening: Happening, varbinds: list[Any]) -> None:
+        sim = self.world.sites[happening.site]
+        source = sim.probe.address
+        try:
+            target = await UdpTransportTarget.create(self.target, timeout=1, retries=0)
+            if ":" not in source and ":" not in self.target[0]:
+                target.set_local_address((source, 0))
+            error, *_ = await send_notification(
+                self._engine(source),
+                CommunityData(sim.community.decode(), mpModel=1),
+                target,
+                ContextData(),
+                "trap",
+                *varbinds,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a trap that cannot be sent must not stop the simulation
+            self.failed += 1
+            log.warning("site=%s: %s trap not sent: %s", sim.id, happening.event.value, exc)
+            return
+        if error:
+            self.failed += 1
+            log.warning("site=%s: %s trap not sent: %s", sim.id, happening.event.value, error)
+            return
+        self.sent[happening.event.value] += 1
+        log.info("site=%s: sent %s trap", sim.id, happening.event.value)
+
+    def _engine(self, source: str) -> SnmpEngine:
+        engine = self._engines.pop(source, None)
+        if engine is None:
+            engine = SnmpEngine()
+            if len(self._engines) >= ENGINES_KEPT:
+                _, oldest = self._engines.popitem(last=False)
+                with contextlib.suppress(Exception):
+                    oldest.close_dispatcher()
+        self._engines[source] = engine
+        return engine

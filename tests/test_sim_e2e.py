@@ -1,0 +1,82 @@
+"""End to end: the daemon polls the simulated district while the shipped power-cut scenario
+plays; the commune's BTS go down on /metrics and in the ledger when their batteries run out,
+and come back when the mains do.
+
+The daemon has no health rules yet, so "degraded" (answering, but on battery) cannot show on
+/metrics: this test checks that the degraded values are there for a poller to read (UPS-MIB
+upsOutputSource = battery) and that the states the daemon decides today follow. When health
+rules land, assert `districtmon_site_state{state="degraded"} == 1` during the battery window.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from harness import Daemon, free_tcp_port, wait_for
+from peers import free_udp_port
+from simpeers import SHIPPED, Simulator, snmp, values, write_district
+
+from monitor.ledger import read_intervals
+from monitor.model import State
+
+SPEED = 150  # the scenario's 40 simulated minutes in 16 seconds
+CUT_AT, EMPTY_AT, RESTORED_AT = 60 / SPEED, 21 * 60 / SPEED, 40 * 60 / SPEED
+COMMUNE_BTS = ["bts-vtl-muong-phang-01", "bts-vnp-muong-phang-01", "bts-mbf-muong-phang-01"]
+OTHER_BTS = "bts-vtl-thanh-nua-01"
+
+
+def test_power_cut_scenario_turns_the_commune_bts_down_then_up_in_metrics_and_ledger(
+    tmp_path: Path,
+) -> None:
+    port, http = free_udp_port(), free_tcp_port()
+    settings = f"""
+http: {{listen: "127.0.0.1:{http}"}}
+ledger: {{path: ledger.sqlite}}
+poll: {{interval_seconds: 0.4, timeout_seconds: 0.15, retries: 0}}
+state: {{down_after: 3, up_after: 2}}
+"""
+    config = write_district(
+        tmp_path / "config", communes=["muong-phang", "thanh-nua"], kinds=["bts"], port=port,
+        settings=settings,
+    )  # fmt: skip
+    daemon = Daemon(config, http)
+    try:
+        wait_for("/metrics", lambda: daemon.metric("districtmon_site_info", site=OTHER_BTS) == 1,
+                 daemon)  # fmt: skip
+        scenario = SHIPPED / "scenarios" / "power-cut.yaml"
+        started = time.time()  # the scenario's time zero is a little later: when it is bound
+        with Simulator(config, "--scenario", str(scenario), "--speed", str(SPEED)) as sim:
+            sim.wait_ready()
+            bound = time.time()
+
+            def up(site: str) -> bool:
+                return daemon.metric("districtmon_site_up", site=site) == 1
+
+            wait_for("all BTS up", lambda: all(up(s) for s in [*COMMUNE_BTS, OTHER_BTS]), daemon)
+            wait_for("on battery", lambda: not sim.state(COMMUNE_BTS[0])["mains"], daemon)
+            source = "1.3.6.1.2.1.33.1.4.1.0"
+            reply = snmp("snmpget", "127.1.0.191", port, "sim-viettel", source).stdout
+            if sim.state(COMMUNE_BTS[0])["powered"]:  # still inside the battery window
+                assert values(reply)[source] == "INTEGER: 5", reply  # upsOutputSource battery
+            for site in COMMUNE_BTS:
+                wait_for(f"{site} down", lambda s=site: daemon.metric(  # type: ignore[misc]
+                    "districtmon_site_up", site=s) == 0, daemon, limit=30)  # fmt: skip
+            assert daemon.metric("districtmon_site_state", site=COMMUNE_BTS[0], state="down") == 1
+            assert up(OTHER_BTS), "another commune keeps its mains"
+            for site in COMMUNE_BTS:
+                wait_for(f"{site} back up", lambda s=site: up(s), daemon, limit=30)  # type: ignore[misc]
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    for site in COMMUNE_BTS:
+        intervals = read_intervals(config / "ledger.sqlite", site)
+        assert [i.state for i in intervals] == [State.UNKNOWN, State.UP, State.DOWN, State.UP]
+        down = intervals[2]
+        # dated at the first failed poll: after the batteries ran out, within a poll or two
+        assert started + EMPTY_AT <= down.start <= bound + EMPTY_AT + 1.5, (down, started, bound)
+        assert "timeout" in down.reason
+    assert [i.state for i in read_intervals(config / "ledger.sqlite", OTHER_BTS)] == [
+        State.UNKNOWN,
+        State.UP,
+    ]

@@ -1,0 +1,148 @@
+"""The simulated broadcast sites are genuine MQTT clients: mosquitto_sub, on a real mosquitto,
+sees their retained status, their telemetry, their last wills and the broker outage."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import free_tcp_port
+from simpeers import Mosquitto, Simulator, mosquitto_sub, wait_until, write_district
+
+SPEAKERS_AND_STATIONS = 7  # thanh-nua: 4 clusters; muong-nha: 1 station, 2 clusters
+
+
+def statuses(port: int, count: int = SPEAKERS_AND_STATIONS) -> dict[str, str]:
+    """The retained status of every publisher, by site id."""
+    lines = mosquitto_sub(port, "dienbien/+/+/+/status", count, timeout=5)
+    return {line.split()[0].split("/")[3]: line.split()[1] for line in lines}
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Mosquitto]:
+    with Mosquitto() as mosquitto:
+        yield mosquitto
+
+
+def start(tmp_path: Path, broker: Mosquitto, *extra: str) -> Simulator:
+    config = write_district(
+        tmp_path / "config",
+        communes=["thanh-nua", "muong-nha"],
+        kinds=["loudspeaker", "radio_station", "gateway"],
+    )
+    sim = Simulator(
+        config,
+        "--mqtt",
+        f"127.0.0.1:{broker.port}",
+        "--speed",
+        "60",
+        "--mqtt-interval",
+        "60",
+        *extra,
+    )
+    sim.wait_ready()
+    return sim
+
+
+def test_status_is_retained_online_and_telemetry_follows_the_convention(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    with start(tmp_path, broker) as sim:
+        wait_until(
+            "every publisher online",
+            lambda: set(statuses(broker.port).values()) == {"online"},
+            15,
+            sim.log(),
+        )
+        found = statuses(broker.port)
+        assert len(found) == SPEAKERS_AND_STATIONS and "radio-muong-nha" in found
+        line = mosquitto_sub(
+            broker.port, "dienbien/thanh-nua/loudspeaker/loa-thanh-nua-02/telemetry", 1
+        )
+        body = json.loads(line[0].split(" ", 1)[1])
+        assert set(body) == {
+            "ts",
+            "online",
+            "amplifier_ok",
+            "playing",
+            "volume",
+            "battery_volts",
+            "rssi_dbm",
+            "temperature_celsius",
+        }
+        assert body["online"] is True and body["amplifier_ok"] is True
+        assert 12 < body["battery_volts"] < 15 and -100 < body["rssi_dbm"] < -40
+
+        sim.ctl("/sites/loa-thanh-nua-02/amplifier-fault")
+        line = mosquitto_sub(
+            broker.port, "dienbien/thanh-nua/loudspeaker/loa-thanh-nua-02/telemetry", 1
+        )
+        assert json.loads(line[0].split(" ", 1)[1])["amplifier_ok"] is False
+
+        sim.ctl("/sites/loa-thanh-nua-03/down")
+        wait_until(
+            "the will of a dead cluster",
+            lambda: statuses(broker.port).get("loa-thanh-nua-03") == "offline",
+            10,
+        )
+        sim.ctl("/communes/muong-nha/fibre-cut")
+        wait_until(
+            "everything behind the cut fibre offline",
+            lambda: statuses(broker.port).get("loa-muong-nha-01") == "offline",
+            10,
+        )
+        assert statuses(broker.port)["radio-muong-nha"] == "offline"
+        sim.ctl("/restore")
+        wait_until(
+            "everyone back online", lambda: set(statuses(broker.port).values()) == {"online"}, 15
+        )
+
+
+def test_a_killed_simulator_leaves_every_site_offline_by_its_last_will(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    sim = start(tmp_path, broker)
+    try:
+        wait_until(
+            "every publisher connected",
+            lambda: sim.get("/stats")[1]["mqtt"]["connected"] == SPEAKERS_AND_STATIONS,
+            15,
+            sim.log(),
+        )
+        assert set(statuses(broker.port).values()) == {"online"}
+    finally:
+        sim.stop(signal.SIGKILL)
+    wait_until(
+        "every will published", lambda: set(statuses(broker.port).values()) == {"offline"}, 10
+    )
+
+
+def test_a_broker_outage_cuts_everyone_through_the_relay_until_restored(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    relay = free_tcp_port()
+    with start(tmp_path, broker, "--broker-relay", f"127.0.0.1:{relay}") as sim:
+        wait_until(
+            "online through the relay",
+            lambda: set(statuses(relay).values()) == {"online"},
+            15,
+            sim.log(),
+        )
+        sim.ctl("/broker-outage")
+        assert mosquitto_sub(relay, "dienbien/#", 1, timeout=2) == []
+        # the broker itself is up: it published the wills of the cut connections
+        wait_until(
+            "wills at the broker", lambda: set(statuses(broker.port).values()) == {"offline"}, 10
+        )
+        sim.ctl("/broker-restore")
+        wait_until(
+            "online again through the relay",
+            lambda: set(statuses(relay).values()) == {"online"},
+            20,
+            sim.log(),
+        )
+        stats = sim.get("/stats")[1]
+        assert stats["mqtt"]["connected"] == SPEAKERS_AND_STATIONS
