@@ -7,7 +7,7 @@ benchmarks share one faithful source of traffic. The parts, each with one job:
 - `world`: the physics of the district (power, batteries, links, faults) and the events it
   raises; it knows nothing of SNMP or MQTT;
 - `actions`: the fault vocabulary shared by scenarios and the live control;
-- `mib`: what each kind of site answers over SNMP (the OID map is in docs/simulator.md);
+- `mib`: what each kind of site answers over SNMP (the OID map is in monitor/simulator/README.md);
 - `agent`: the SNMP responder (pysnmp's protocol modules over raw UDP sockets);
 - `traps`: SNMPv2c notifications sent at the moment of a fault (pysnmp's originator);
 - `mqtt`: heartbeats, telemetry and last wills of the broadcast sites; `relay`: the broker

@@ -48,7 +48,7 @@ def add_simulate_parser(commands: Any, config_help: str) -> None:
         help="bring the inventory to life on loopback (SNMP agents, MQTT publishers, faults)",
         description="Serve every site of the inventory as a simulated device on its loopback "
         "address: SNMP agents, MQTT publishers for the broadcast sites, scenarios and live "
-        "fault injection. See docs/simulator.md.",
+        "fault injection. See monitor/simulator/README.md.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,5 +1,5 @@
 """What each kind of simulated site answers over SNMP: standard MIB objects plus a small
-private subtree. The full OID map, with units, is in docs/simulator.md.
+private subtree. The full OID map, with units, is in monitor/simulator/README.md.
 
 Every site answers the system group and IF-MIB (ifTable, ifXTable). BTS add UPS-MIB (RFC 1628)
 and a shelter environment group; radio stations a transmitter group; loudspeaker clusters an

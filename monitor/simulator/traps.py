@@ -4,7 +4,7 @@ Each device's trap leaves from the device's own address (a receiver tells device
 source address, as with real ones) and carries the community of the device's credential, so no
 extra secret is needed on the command line. The OIDs are standard where a standard exists:
 
-The notifications and their var-binds are listed in docs/simulator.md ("Traps"): standard
+The notifications and their var-binds are listed in monitor/simulator/README.md ("Traps"): standard
 ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery and alarm
 entries), the private subtree for doors, amplifiers and transmitters.
 

@@ -7,7 +7,7 @@ certificate that expires in 10 days, so a site warning 30 days ahead shows degra
 so that the demo shows a service down. ICMP sites need nothing: 127.x.y.z answers pings by
 itself. Ports below 1024 need root, as the demo has; without it those sites show down.
 
-Usage: python demo/services.py CONFIG_DIR WORK_DIR   (runs until killed)
+Usage: python -m monitor.simulator.services CONFIG_DIR WORK_DIR   (runs until killed)
 """
 
 from __future__ import annotations
