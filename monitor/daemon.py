@@ -19,6 +19,7 @@ from collections.abc import Callable
 from monitor.config import Config, ConfigError
 from monitor.evaluator import Evaluator
 from monitor.httpserver import HttpServer
+from monitor.inventorymetrics import InventoryCollector
 from monitor.ledger import InventorySync, Ledger, SiteRetired
 from monitor.livestate import LiveState
 from monitor.metrics import SelfMetrics, build_registry
@@ -199,6 +200,7 @@ async def run_daemon(
     try:
         await ledger.sync_sites(config.sites.values())
         daemon = Daemon(config, ledger, live, metrics, client)
+        registry.register(InventoryCollector(lambda: daemon.config))
         daemon.pipeline.start(list(config.sites), time.time())
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
