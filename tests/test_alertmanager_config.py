@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from alerting import (
@@ -434,3 +435,30 @@ def test_inhibition(
     after = muted(alertmanager)
     assert {key for key in targets if after[key]} == expected
     assert not any(after[source["id"]] for source in sources), "a source muted"
+
+
+def test_example_credentials_and_addresses_are_placeholders() -> None:
+    """The example must never carry a real secret or a real destination."""
+    secrets: list[str] = []
+    destinations: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("smtp_auth_password", "bot_token", "credentials", "auth_password"):
+                    secrets.append(str(value))
+                elif key in ("url", "to", "smtp_from", "smtp_smarthost", "smtp_auth_username"):
+                    destinations.append(str(value))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(load_yaml(ALERTMANAGER_CONFIG))
+    assert secrets and all("CHANGE-ME" in s for s in secrets), secrets
+    for destination in destinations:
+        if "://" in destination:
+            host = urlsplit(destination).hostname or ""
+        else:  # an e-mail address or host:port
+            host = destination.rpartition("@")[2].partition(":")[0]
+        assert host.endswith((".example", "example.org")), destination
