@@ -848,11 +848,11 @@ def agency() -> dict[str, Any]:
                     "Ping round trip and loss",
                     "ICMP probes of gateways that speak no SNMP.",
                     Target(
-                        f"avg by (commune) (districtmon_probe_rtt_seconds{{{sel}}})",
+                        f"avg by (commune) (districtmon_site_rtt_seconds{{{sel}}})",
                         "rtt {{commune}}",
                     ),
                     Target(
-                        f"max by (commune) (districtmon_probe_loss_ratio{{{sel}}})",
+                        f"max by (commune) (districtmon_site_loss_ratio{{{sel}}})",
                         "loss {{commune}}",
                     ),
                     unit="s",

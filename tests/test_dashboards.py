@@ -48,9 +48,6 @@ PENDING_METRICS = {
     "districtmon_device_playing": "issue 4, MQTT",
     "districtmon_device_rssi_dbm": "issue 4, MQTT",
     "districtmon_mqtt_connected": "issue 4, MQTT",
-    # ICMP/HTTP probes (issue 10)
-    "districtmon_probe_rtt_seconds": "issue 10, probes",
-    "districtmon_probe_loss_ratio": "issue 10, probes",
 }
 
 # Panels that may rightly show nothing in a healthy district, with the reason. Keyed by
@@ -203,6 +200,7 @@ snmp:
     up_snmpd = f"{{snmp: {{address: 127.0.0.1, port: {snmpd.port}, credential: agent-ro}}}}"
     up_ups = f"{{snmp: {{address: 127.0.0.1, port: {sim.port}, credential: ups-ro}}}}"
     down = f"{{snmp: {{address: 127.0.0.1, port: {dead}, credential: agent-ro}}}}"
+    ping = "{icmp: {address: 127.0.0.1, count: 2, packet_interval_seconds: 0.05}}"
     sites = [
         # id, kind, commune, owner, probe, extra
         ("bts-vtl-muong-phang-01", "bts", "muong-phang", "viettel", up_ups, ""),
@@ -224,6 +222,7 @@ snmp:
         ("gw-ubnd-muong-phang-2", "gateway", "muong-phang", "district-it", down, ""),
         ("gw-ubnd-thanh-nua", "gateway", "thanh-nua", "district-it", up_ups, ""),
         ("gw-ubnd-huyen", "gateway", "thanh-nua", "ubnd-huyen", up_snmpd, ""),
+        ("gw-ubnd-muong-phang-ping", "gateway", "muong-phang", "district-it", ping, ""),
     ]  # fmt: skip
     lines = []
     for site_id, kind, commune, owner, probe, extra in sites:
@@ -296,7 +295,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         try:
             wait_for(
                 "every site decided",
-                lambda: _states(daemon) == {"up": 10, "down": 5},
+                lambda: _states(daemon) == {"up": 11, "down": 5},
                 daemon,
                 limit=30,
             )
