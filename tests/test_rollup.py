@@ -1,0 +1,204 @@
+"""Rollups are a faithful cache: any window read through rollups gives exactly the figures of the
+raw intervals, including after transitions that arrive late (below the watermark), and raw
+intervals past retention are pruned only once rolled up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from monitor.availability import DAY_MS, HOUR_MS, STATE_CODES, Tally, sweep, to_ms
+from monitor.ledger import Ledger, Retention, read_intervals
+from monitor.ledgerview import open_readonly, plan, watermark_of, window_tallies
+from monitor.model import Site, SnmpProbe, State, Transition
+from monitor.rollup import rollup_target
+
+T0 = 1_700_000_123.456  # not aligned on anything
+GRACE = 600.0
+SITES = [f"s{i}" for i in range(6)]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def site(site_id: str) -> Site:
+    return Site(site_id, "bts", site_id, "c", "o", 0.0, 0.0, SnmpProbe("127.0.0.1"))
+
+
+async def settle(ledger: Ledger, clock: Clock) -> None:
+    """Until the writer has written everything and rolled up all that is due (bounded)."""
+    target = rollup_target(to_ms(clock.now), ledger.rollup_grace_ms, 0)
+    for _ in range(2000):
+        if ledger.pending == 0 and ledger.watermark >= target:
+            await asyncio.sleep(0.01)  # the batch taken last is committed too
+            if ledger.pending == 0:
+                return
+        await asyncio.sleep(0.002)
+    raise AssertionError(f"writer did not settle: watermark {ledger.watermark} < {target}")
+
+
+def raw_tallies(path: Path, start: int, end: int, open_end: int) -> dict[str, Tally]:
+    by_site: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for i in read_intervals(path):
+        stop = open_end if i.end is None else to_ms(i.end)
+        by_site[i.site].append((STATE_CODES[i.state], to_ms(i.start), stop))
+    found = {s: sweep(ivs, start, end) for s, ivs in by_site.items()}
+    return {s: t for s, t in found.items() if t.unknown < t.length}
+
+
+def windows(rng: random.Random, low: int, high: int) -> list[tuple[int, int]]:
+    day0 = -(-low // DAY_MS) * DAY_MS
+    out = [(low, high), (day0, day0 + DAY_MS), (day0 - 7 * HOUR_MS, day0 + DAY_MS + 3 * HOUR_MS)]
+    for _ in range(40):
+        a, b = sorted(rng.sample(range(low, high), 2))
+        if rng.random() < 0.5:  # hour-aligned, like monthly reports in local time
+            a, b = a // HOUR_MS * HOUR_MS, b // HOUR_MS * HOUR_MS + HOUR_MS
+        out.append((a, b))
+    return out
+
+
+async def test_windows_read_through_rollups_equal_the_raw_intervals(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    path = tmp_path / "ledger.sqlite"
+    clock = Clock(T0)
+    ledger = await Ledger.open(
+        path, clock=clock, heartbeat_seconds=0.005, rollup_grace_seconds=GRACE
+    )
+    await ledger.sync_sites([site(s) for s in SITES])
+    writer = asyncio.create_task(ledger.run())
+    states = list(State)
+    last = dict.fromkeys(SITES, T0)
+    late = 0
+    while clock.now < T0 + 3.2 * 86400:
+        clock.now += rng.uniform(30, 1800)
+        for s in rng.sample(SITES, rng.randrange(0, 4)):
+            since = rng.uniform(max(last[s], clock.now - GRACE / 2), clock.now)
+            if rng.random() < 0.04:  # a transition dated long ago (clock step, late source)
+                since = max(last[s], clock.now - rng.uniform(2, 30) * 3600)
+                late += 1
+            last[s] = since
+            ledger.record(Transition(s, rng.choice(states), since, State.UNKNOWN, "r"))
+        await settle(ledger, clock)
+    assert late > 3
+    with open_readonly(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM rollup_days").fetchone()[0] > 0
+        low, high = to_ms(T0) - HOUR_MS, to_ms(clock.now) + HOUR_MS
+        open_end = to_ms(clock.now)  # the last heartbeat
+        for a, b in windows(rng, low, high):
+            assert window_tallies(conn, a, b) == raw_tallies(path, a, b, open_end), (a, b)
+    ledger.stop()
+    await writer
+    await ledger.close(at=clock.now + 1)
+    with open_readonly(path) as conn:
+        for a, b in windows(rng, low, high):
+            assert window_tallies(conn, a, b) == raw_tallies(path, a, b, 0), (a, b)
+
+
+async def test_a_late_transition_marks_days_dirty_and_the_next_pass_recomputes_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    clock = Clock(T0)
+    ledger = await Ledger.open(path, clock=clock, heartbeat_seconds=0.005, rollup_grace_seconds=0)
+    await ledger.sync_sites([site("s0")])
+    writer = asyncio.create_task(ledger.run())
+    ledger.record(Transition("s0", State.UP, T0, State.UNKNOWN))
+    clock.now = T0 + 2 * 86400
+    await settle(ledger, clock)
+    # A down dated 30 h back: the rolled-up days from then on are wrong until recomputed.
+    ledger.record(Transition("s0", State.DOWN, clock.now - 30 * 3600, State.UP))
+    await asyncio.sleep(0.05)
+    with open_readonly(path) as conn:
+        dirty = {d for (d,) in conn.execute("SELECT day FROM rollup_dirty")}
+        assert len(dirty) == 2
+        wm = watermark_of(conn)
+        pieces = plan(wm - 2 * DAY_MS, wm, wm, dirty)
+        assert {p.source for p in pieces if p.start // DAY_MS in dirty} == {"raw"}
+        a, b = to_ms(T0), wm
+        assert window_tallies(conn, a, b) == raw_tallies(path, a, b, to_ms(clock.now))
+    clock.now += 3600
+    await settle(ledger, clock)
+    with open_readonly(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM rollup_dirty").fetchone()[0] == 0
+        a, b = to_ms(T0), watermark_of(conn)
+        assert window_tallies(conn, a, b) == raw_tallies(path, a, b, to_ms(clock.now))
+        down_since = T0 + 2 * 86400 - 30 * 3600
+        assert window_tallies(conn, a, b)["s0"].ms[2] == b - to_ms(down_since)
+    ledger.stop()
+    await writer
+    await ledger.close()
+
+
+async def test_raw_intervals_past_retention_are_pruned_and_rollups_keep_the_figures(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    clock = Clock(T0)
+    ledger = await Ledger.open(
+        path,
+        clock=clock,
+        heartbeat_seconds=0.005,
+        rollup_grace_seconds=0,
+        retention=Retention(intervals_days=2, rollups_days=4),
+    )
+    await ledger.sync_sites([site("s0")])
+    writer = asyncio.create_task(ledger.run())
+    for day in range(6):
+        for hour, state in ((1, State.UP), (13, State.DOWN)):
+            clock.now = T0 + day * 86400 + hour * 3600
+            ledger.record(Transition("s0", state, clock.now, State.UNKNOWN))
+            await settle(ledger, clock)
+    final = clock.now + 86400  # the next prune is due by then (they run daily)
+    # a whole day older than interval retention, younger than rollup retention
+    day = to_ms(final - 4 * 86400) // DAY_MS + 1
+    window = (day * DAY_MS, (day + 1) * DAY_MS)
+    assert window[1] <= to_ms(final - 2 * 86400)
+    with open_readonly(path) as conn:
+        before = window_tallies(conn, *window)
+    assert before["s0"].ms[2] > 0 and before["s0"].ms[0] > 0
+    clock.now = final
+    await settle(ledger, clock)
+    for _ in range(200):
+        if min(i.start for i in read_intervals(path)) >= window[1] / 1000 - 12 * 3600:
+            break
+        await asyncio.sleep(0.01)
+    assert min(i.start for i in read_intervals(path)) >= window[1] / 1000 - 12 * 3600
+    with open_readonly(path) as conn:
+        days = [d for (d,) in conn.execute("SELECT DISTINCT day FROM rollup_days")]
+        assert min(days) == to_ms(final - 4 * 86400) // DAY_MS, "rollups past retention remain"
+        assert window_tallies(conn, *window) == before
+    ledger.stop()
+    await writer
+    await ledger.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "sources"),
+    [
+        (0, 2 * DAY_MS, ["days"]),
+        (HOUR_MS, DAY_MS + 2 * HOUR_MS, ["hours", "hours"]),
+        (HOUR_MS + 5, DAY_MS, ["raw", "hours"]),
+        (0, 3 * DAY_MS, ["days", "raw"]),  # past the watermark
+    ],
+)
+def test_a_window_is_cut_into_days_hours_and_raw_pieces(
+    start: int, end: int, sources: list[str]
+) -> None:
+    pieces = plan(start, end, 2 * DAY_MS + HOUR_MS // 2, set())
+    assert [p.source for p in pieces if p.end > p.start] == sources
+    assert pieces[0].start == start and pieces[-1].end == end
+    assert all(a.end == b.start for a, b in itertools.pairwise(pieces))
