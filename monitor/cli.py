@@ -1,4 +1,4 @@
-"""Command line: `districtmon run` (the daemon) and `districtmon check-config`."""
+"""Command line: `districtmon run` (the daemon), `check-config`, `report`, `maintenance`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from monitor import __version__
+from monitor import __version__, maintenancecli, reportcli
 from monitor.config import Config, ConfigError, find_config_dir, load_config
 from monitor.logsetup import configure_logging
 from monitor.summary import summarize
@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the configuration and summarise it")
     check.add_argument("-c", "--config", metavar="PATH", help=config_help)
+
+    # Commands with their own handler read the configuration themselves (it is optional for
+    # them: a report can read ledger files alone).
+    reportcli.add_parser(commands)
+    maintenancecli.add_parser(commands)
     return parser
 
 
@@ -55,6 +60,9 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     try:
         config = _load(args.config)
     except ConfigError as exc:

@@ -264,7 +264,8 @@ def _read_instant(fields: Fields, key: str, zone_name: str | None) -> float | No
         return None
     if moment.tzinfo is None:
         if zone_name is None:
-            fields.problem(key, "has no UTC offset and no timezone is set (add +07:00 or timezone)")
+            if not fields.has("timezone"):
+                fields.problem(key, "has no UTC offset and no timezone is set (add +07:00)")
             return None
         moment = moment.replace(tzinfo=ZoneInfo(zone_name))
     return moment.timestamp()
@@ -290,7 +291,8 @@ def _read_recurring(fields: Fields, key: str, zone_name: str | None) -> Window |
     if first_day and last_day and last_day < first_day:
         fields.problem("until", "must not be before 'from'")
     if zone_name is None:
-        fields.problem_here("a recurring window needs a timezone (on it, or at the file's top)")
+        if not fields.has("timezone"):  # else: already reported as unknown
+            fields.problem_here("a recurring window needs a timezone (on it, or at the top)")
         return None
     if not days or time_from is None or time_to is None:
         return None
@@ -387,16 +389,15 @@ def load_maintenance_file(
         fields = Fields.of(sink, item.value, item.line, item.key)
         if fields is None:
             continue
+        window_id = fields.get("id")
+        if isinstance(window_id, str) and window_id in seen:
+            first = seen[window_id]
+            fields.problem("id", f"duplicate window id '{window_id}' (first at line {first})")
+        elif isinstance(window_id, str):
+            seen[window_id] = fields.line("id")
         window = read_window(fields, zone, "config")
-        if window is None:
-            continue
-        if window.id in seen:
-            fields.problem(
-                "id", f"duplicate window id '{window.id}' (first at line {seen[window.id]})"
-            )
-            continue
-        seen[window.id] = fields.line("id")
-        windows.append(window)
+        if window is not None:
+            windows.append(window)
     return windows
 
 
@@ -418,11 +419,15 @@ def check_targets(
                 problems.append(ConfigProblem(path, window.line, key, message))
 
 
-def window_from_spec(spec: Mapping[str, object], source: str = "ledger") -> Window:
-    """A window stored as JSON (same keys as maintenance.yaml); raises ValueError if refused."""
+def window_from_spec(
+    spec: Mapping[str, object], source: str = "ledger", default_timezone: str | None = None
+) -> Window:
+    """A window from a mapping with the keys of maintenance.yaml (as stored in the ledger, or
+    built by the command line); raises ValueError naming every problem if refused. What is
+    stored carries its own timezone, so it reads the same whatever the config says later."""
     problems: list[ConfigProblem] = []
     node = _yaml_map(spec)
-    window = read_window(Fields(Sink(Path("-"), problems), node, ""), None, source)
+    window = read_window(Fields(Sink(Path("-"), problems), node, ""), default_timezone, source)
     if window is None:
         raise ValueError(
             "; ".join(f"{p.key}: {p.message}" if p.key else p.message for p in problems)
