@@ -54,7 +54,7 @@ DEFAULT_LISTEN = "127.0.0.1:9877"
 FUTURE_PROBES = ("mqtt", "icmp", "tcp", "http")
 
 _SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state", "timezone")
-_LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days")
+_LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
 _POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
 _STATE_KEYS = ("down_after", "up_after")
 _INVENTORY_KEYS = ("communes", "owners", "sites")
@@ -106,6 +106,7 @@ class Config:
     retention: Retention = field(default_factory=Retention)
     timezone: str | None = None  # IANA name: reports and recurring windows without their own
     maintenance: tuple[Window, ...] = ()
+    availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
 
 
 class ConfigError(Exception):
@@ -177,6 +178,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         retention=settings.retention,
         timezone=settings.timezone,
         maintenance=tuple(windows),
+        availability_refresh_seconds=settings.availability_refresh_seconds,
     )
 
 
@@ -193,6 +195,7 @@ class _Settings:
     state: StateSettings
     retention: Retention
     timezone: str | None
+    availability_refresh_seconds: float
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -215,7 +218,7 @@ def _read_settings(
     top = Fields.of(Sink(path, problems), YamlMap(1) if root is None else root, 1, "")
     top = top or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
-    ledger_path, retention = _read_ledger(top, directory, ledger_default)
+    ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)
     return _Settings(
         http=_read_http(top.mapping("http", null_is_empty=True)),
         ledger_path=ledger_path.absolute(),
@@ -225,14 +228,16 @@ def _read_settings(
         state=_read_state(top.mapping("state", null_is_empty=True)),
         retention=retention,
         timezone=_read_timezone(top),
+        availability_refresh_seconds=refresh,
     )
 
 
-def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Retention]:
-    """`ledger.path` (relative to the config directory) and how long records are kept."""
+def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Retention, float]:
+    """`ledger.path` (relative to the config directory), how long records are kept, and how
+    often the availability gauges are recomputed from it."""
     fields = top.mapping("ledger", null_is_empty=True)
     if fields is None:
-        return default, Retention()
+        return default, Retention(), 60.0
     fields.expect(_LEDGER_KEYS)
     text = fields.text("path")
     # a year's report needs a year of raw intervals for its partial hours: at least 1 day
@@ -242,7 +247,8 @@ def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Ret
         intervals_days=_or(intervals, Retention().intervals_days),
         rollups_days=_or(rollups, Retention().rollups_days),
     )
-    return (default if text is None else directory / text), retention
+    refresh = _or(fields.number("availability_refresh_seconds", positive=True), 60.0)
+    return (default if text is None else directory / text), retention, refresh
 
 
 def _read_timezone(top: Fields) -> str | None:

@@ -292,7 +292,7 @@ async def run_daemon(
     )
     client = SnmpClient()
     http: HttpServer | None = None
-    gauges = AvailabilityGauges(config.ledger_path)
+    gauges = AvailabilityGauges(config.ledger_path, config.availability_refresh_seconds)
     registry.register(AvailabilityCollector(gauges, live))
     try:
         await ledger.sync_sites(
@@ -326,6 +326,9 @@ async def run_daemon(
             log.info("stopping: cancelling polls, flushing the ledger")
             for task in background:
                 task.cancel()
+            # a poll finishing while it is cancelled still records its transition: let them
+            # all end before the ledger stops taking entries
+            await asyncio.gather(*background, return_exceptions=True)
             ledger.stop()
     finally:
         if http is not None:
