@@ -241,7 +241,7 @@ def render_table(report: Report) -> str:
     out.append("availability = (up + degraded) / (window - unknown - maintenance - unreachable)")
     if report.gaps:
         out.append("")
-        out.append("Monitor not running (every site unknown):")
+        out.append("Monitor not running (every site of that ledger unknown):")
         for gap in report.gaps:
             out.append(
                 f"  {_when(report, gap.start)} .. {_when(report, gap.end)}  "
