@@ -19,8 +19,16 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.availability import Tally, figures, group_figures, to_ms
-from monitor.ledgerview import open_readonly, window_tallies
+from monitor.availability import DEGRADED, DOWN, UP, Tally, to_ms
+from monitor.ledgerview import (
+    dirty_days,
+    open_end_of,
+    open_readonly,
+    piece_tallies,
+    plan,
+    site_keys,
+    watermark_of,
+)
 from monitor.livestate import LiveState
 from monitor.model import Site
 
@@ -46,28 +54,70 @@ class Snapshot:
     seconds: float = 0.0
 
 
-def compute(path: Path, sites: Mapping[str, Site], now: float) -> Snapshot:
-    """Every gauge, from one read-only connection (synchronous: run it in a thread)."""
+RolledCache = dict[tuple[int, str, int, int], dict[str, Tally]]
+
+
+def compute(
+    path: Path, sites: Mapping[str, Site], now: float, rolled: RolledCache | None = None
+) -> Snapshot:
+    """Every gauge, from one read-only connection (synchronous: run it in a thread).
+
+    `rolled` keeps the tallies of rolled-up pieces (whole days and hours) between calls: they
+    change only when the watermark moves, once an hour, so a refresh in between reads only the
+    raw intervals at the edges of each window."""
     started = time.monotonic()
     per_site: dict[str, dict[str, float]] = {site: {} for site in sites}
     per_group: dict[tuple[str, str], dict[str, float]] = {}
     end = to_ms(now)
+    rolled = {} if rolled is None else rolled
     with open_readonly(path) as conn:
+        watermark = watermark_of(conn)
+        for stale in [k for k in rolled if k[0] != watermark]:
+            del rolled[stale]
+        keys = site_keys(conn)
+        open_end = open_end_of(conn)
+        dirty = dirty_days(conn)
+        raw: dict[tuple[int, int], dict[str, Tally]] = {}
         for name, seconds in WINDOWS:
             start = end - to_ms(seconds)
-            tallies = window_tallies(conn, start, end)
-            members: dict[tuple[str, str], list[Tally]] = {}
+            pieces = plan(start, end, watermark, dirty)
+            per_piece = []
+            for piece in pieces:
+                if piece.source == "raw":
+                    cache_key = (piece.start, piece.end)
+                    if cache_key not in raw:
+                        raw[cache_key] = piece_tallies(conn, keys, piece, open_end)
+                    per_piece.append(raw[cache_key])
+                    continue
+                rolled_key = (watermark, piece.source, piece.start, piece.end)
+                if rolled_key not in rolled:
+                    rolled[rolled_key] = piece_tallies(conn, keys, piece, open_end)
+                per_piece.append(rolled[rolled_key])
+            # availability needs only two sums per site: counted time is up + degraded +
+            # down (the window less unknown, maintenance and unreachable)
+            sums: dict[str, list[int]] = {}
+            for found in per_piece:
+                for site_id, tally in found.items():
+                    ms = tally.ms
+                    available = ms[UP] + ms[DEGRADED]
+                    acc = sums.get(site_id)
+                    if acc is None:
+                        sums[site_id] = [available, available + ms[DOWN]]
+                    else:
+                        acc[0] += available
+                        acc[1] += available + ms[DOWN]
+            groups: dict[tuple[str, str], list[int]] = {}
             for site_id, site in sites.items():
-                tally = tallies.get(site_id) or Tally(end - start)
-                ratio = figures(tally).availability
-                if ratio is not None:
-                    per_site[site_id][name] = ratio
+                available, counted = sums.get(site_id) or (0, 0)
+                if counted:
+                    per_site[site_id][name] = available / counted
                 for group in GROUPS:
-                    members.setdefault((group, getattr(site, group)), []).append(tally)
-            for key, group_tallies in members.items():
-                ratio = group_figures(group_tallies).availability
-                if ratio is not None:
-                    per_group.setdefault(key, {})[name] = ratio
+                    acc = groups.setdefault((group, getattr(site, group)), [0, 0])
+                    acc[0] += available
+                    acc[1] += counted
+            for group_key, (available, counted) in groups.items():
+                if counted:
+                    per_group.setdefault(group_key, {})[name] = available / counted
     return Snapshot(now, per_site, per_group, time.monotonic() - started)
 
 
@@ -78,9 +128,12 @@ class AvailabilityGauges:
         self.path = path
         self.period = period
         self.snapshot = Snapshot()
+        self._rolled: RolledCache = {}  # used by one refresh at a time, in its worker thread
 
     async def refresh(self, sites: Mapping[str, Site]) -> None:
-        self.snapshot = await asyncio.to_thread(compute, self.path, dict(sites), time.time())
+        self.snapshot = await asyncio.to_thread(
+            compute, self.path, dict(sites), time.time(), self._rolled
+        )
 
     async def run(self, sites: Callable[[], Mapping[str, Site]]) -> None:
         while True:

@@ -153,6 +153,7 @@ DEFAULT_RETENTION_DAYS = 400  # raw intervals: a year's report, with its edges, 
 DEFAULT_ROLLUP_RETENTION_DAYS = 5 * 366  # daily rollups: five years of monthly reports
 DEFAULT_ROLLUP_GRACE_SECONDS = 900.0  # transitions are dated up to N polls in the past
 _PRUNE_CHUNK = 20_000
+_PRUNE_CHUNKS_PER_TURN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +299,8 @@ class Ledger:
         while self._rollup_due() and self._queue.empty():
             await self._guarded(self._rollup_pass)
         if self._clock() >= self._next_prune and not self._rollup_due():
-            await self._guarded(self._prune)
             self._next_prune = self._clock() + 86400.0
+            await self._guarded(self._prune)
 
     def _rollup_due(self) -> bool:
         target = rollup.rollup_target(to_ms(self._clock()), self.rollup_grace_ms, self.watermark)
@@ -354,7 +355,7 @@ class Ledger:
         now = self._clock()
         cut = min(now - self.retention.intervals_days * 86400.0, self.watermark / 1000)
         removed = 0
-        while True:
+        for _ in range(_PRUNE_CHUNKS_PER_TURN):
             cursor = await self._db.execute(
                 """DELETE FROM intervals WHERE id IN (
                      SELECT i.id FROM sites AS s JOIN intervals AS i
@@ -365,7 +366,8 @@ class Ledger:
             removed += cursor.rowcount
             if cursor.rowcount < _PRUNE_CHUNK:
                 break
-            await asyncio.sleep(0)
+        else:  # more to do: go on at the next turn, after the queued transitions
+            self._next_prune = 0.0
         await self._db.execute(
             "DELETE FROM monitor_runs WHERE stopped < ? AND id != ?", (cut, self._run_id)
         )

@@ -23,7 +23,7 @@ from monitor.availability import (
     HOUR_MS,
     STATE_CODES,
     Tally,
-    decode_hours,
+    fold_hours,
     sweep,
     to_ms,
 )
@@ -49,14 +49,18 @@ def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
 def fetch_intervals(conn: sqlite3.Connection, start: int, end: int, open_end: int) -> Intervals:
     """Every interval overlapping `[start, end)` (ms), per site, sorted; an open interval ends at
     `open_end`. Two index seeks per site on (site, start), whatever the ledger's age."""
+    # Sites drive the loop (CROSS JOIN fixes the order): left to itself the planner scans
+    # every interval and runs the subquery per row, which grows with the ledger.
     rows = conn.execute(
         """
+        WITH bounds AS (
+          SELECT s.id AS site,
+                 COALESCE((SELECT MAX(j.start) FROM intervals AS j
+                           WHERE j.site = s.id AND j.start <= :start), :start) AS low
+          FROM sites AS s)
         SELECT i.site, i.state, i.start, i."end"
-        FROM sites AS s JOIN intervals AS i ON i.site = s.id
-        WHERE i.start < :end
-          AND i.start >= COALESCE(
-                (SELECT MAX(j.start) FROM intervals AS j
-                 WHERE j.site = s.id AND j.start <= :start), :start)
+        FROM bounds AS b CROSS JOIN intervals AS i
+        WHERE i.site = b.site AND i.start >= b.low AND i.start < :end
         ORDER BY i.site, i.start, i.id
         """,
         {"start": start / 1000, "end": end / 1000},
@@ -140,20 +144,26 @@ def plan(start: int, end: int, watermark: int, dirty: set[int]) -> list[Piece]:
 def window_tallies(conn: sqlite3.Connection, start: int, end: int) -> dict[str, Tally]:
     """Each site's tally of `[start, end)` (ms) in one ledger. Sites with nothing known in the
     window are absent (the caller decides which sites a report must list anyway)."""
-    keys = _site_keys(conn)
+    keys = site_keys(conn)
     open_end = open_end_of(conn)
     pieces = plan(start, end, watermark_of(conn), dirty_days(conn))
-    per_piece: list[dict[str, Tally]] = []
-    for piece in pieces:
-        if piece.source == "days":
-            per_piece.append(_days(conn, keys, piece.start, piece.end))
-        elif piece.source == "hours":
-            per_piece.append(_hours(conn, keys, piece.start, piece.end))
-        else:
-            intervals = fetch_intervals(conn, piece.start, piece.end, open_end)
-            per_piece.append(
-                {site: sweep(ivs, piece.start, piece.end) for site, ivs in intervals.items()}
-            )
+    return join_pieces(pieces, [piece_tallies(conn, keys, p, open_end) for p in pieces])
+
+
+def piece_tallies(
+    conn: sqlite3.Connection, keys: dict[int, str], piece: Piece, open_end: int
+) -> dict[str, Tally]:
+    """The tallies of one piece of a window, from the source the plan chose for it."""
+    if piece.source == "days":
+        return _days(conn, keys, piece.start, piece.end)
+    if piece.source == "hours":
+        return _hours(conn, keys, piece.start, piece.end)
+    intervals = fetch_intervals(conn, piece.start, piece.end, open_end)
+    return {site: sweep(ivs, piece.start, piece.end) for site, ivs in intervals.items()}
+
+
+def join_pieces(pieces: list[Piece], per_piece: list[dict[str, Tally]]) -> dict[str, Tally]:
+    """Chain each site's tallies of consecutive pieces; a piece without the site is unknown."""
     sites: set[str] = set()
     for found in per_piece:
         sites.update(site for site, t in found.items() if t.unknown < t.length)
@@ -166,7 +176,7 @@ def window_tallies(conn: sqlite3.Connection, start: int, end: int) -> dict[str, 
     return result
 
 
-def _site_keys(conn: sqlite3.Connection) -> dict[int, str]:
+def site_keys(conn: sqlite3.Connection) -> dict[int, str]:
     try:
         return {int(k): str(s) for k, s in conn.execute("SELECT key, site FROM site_keys")}
     except sqlite3.OperationalError:
@@ -199,31 +209,47 @@ def _days(conn: sqlite3.Connection, keys: dict[int, str], start: int, end: int) 
 
 
 def _down_shapes(conn: sqlite3.Connection, first: int, last: int) -> dict[int, Tally]:
+    """The down shape over days [first, last) of every site with down time, folded from its
+    days with down time; the days between them had none, so they end any outage."""
     rows = conn.execute(
         """SELECT site_key, day, down, runs, head, tail, longest FROM rollup_days
            WHERE day >= ? AND day < ? AND down > 0 ORDER BY site_key, day""",
         (first, last),
     )
     shapes: dict[int, Tally] = {}
-    current_key: int | None = None
-    acc = Tally(0)
+    key_now: int | None = None
+    runs = head = tail = longest = down = 0
+    head_open = True  # still inside the down stretch that touches the first day's start
     next_day = first
-    for key, day, down, runs, head, tail, longest in rows:
-        if key != current_key:
-            if current_key is not None:
-                shapes[current_key] = acc.then(_no_down((last - next_day) * DAY_MS))
-            current_key, acc, next_day = key, Tally(0), first
-        acc = acc.then(_no_down((day - next_day) * DAY_MS))
-        ms = (0, 0, int(down), 0, 0)
-        acc = acc.then(Tally(DAY_MS, ms, int(runs), int(head), int(tail), int(longest)))
+    for key, day, day_down, day_runs, day_head, day_tail, day_longest in rows:
+        if key != key_now:
+            if key_now is not None:
+                shapes[key_now] = _shape(first, last, next_day, down, runs, head, tail, longest)
+            key_now, runs, head, tail, longest, down = key, 0, 0, 0, 0, 0
+            head_open, next_day = True, first
+        if day != next_day:  # days without down time in between
+            head_open = False
+            tail = 0
+        joined = tail and day_head
+        longest = max(longest, day_longest, tail + day_head)
+        runs += day_runs - (1 if joined else 0)
+        if head_open:
+            head += day_head
+            head_open = day_head == DAY_MS
+        tail = tail + day_tail if day_tail == DAY_MS else day_tail
+        down += day_down
         next_day = day + 1
-    if current_key is not None:
-        shapes[current_key] = acc.then(_no_down((last - next_day) * DAY_MS))
+    if key_now is not None:
+        shapes[key_now] = _shape(first, last, next_day, down, runs, head, tail, longest)
     return shapes
 
 
-def _no_down(length: int) -> Tally:
-    return Tally(length)
+def _shape(
+    first: int, last: int, next_day: int, down: int, runs: int, head: int, tail: int, longest: int
+) -> Tally:
+    if next_day != last:  # the last days had no down time
+        tail = 0
+    return Tally((last - first) * DAY_MS, (0, 0, down, 0, 0), runs, head, tail, longest)
 
 
 def _hours(
@@ -238,12 +264,7 @@ def _hours(
         site = keys.get(key)
         if site is None:
             continue
-        total = Tally(0)
-        for index, hour in enumerate(decode_hours(blob)):
-            if index >= skip + count:
-                break
-            if index >= skip:
-                total = total.then(hour)
+        total = fold_hours(blob, skip, count)
         result[site] = total.then(Tally(end - start - total.length))
     return result
 

@@ -25,10 +25,11 @@ def config_dir(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "config", target)
     (target / "maintenance.yaml").unlink(missing_ok=True)
     settings = target / "districtmon.yaml"
-    settings.write_text(
-        settings.read_text(encoding="utf-8") + f"\nledger: {{path: {tmp_path / 'l.sqlite'}}}\n",
-        encoding="utf-8",
-    )
+    # no default timezone: windows must name their own (one test adds it back)
+    lines = settings.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not line.startswith("timezone:")]
+    kept.append(f"ledger: {{path: {tmp_path / 'l.sqlite'}}}")
+    settings.write_text("\n".join(kept) + "\n", encoding="utf-8")
     return target
 
 
@@ -215,6 +216,12 @@ def test_the_command_line_adds_lists_and_removes_windows_in_the_ledger(
     assert run_cli("maintenance", "add", "y", "--kind", "bts", "--daily", "01:00-02:00",
                    "-c", c) == 2  # fmt: skip
     assert "needs a timezone" in capsys.readouterr().err
+    settings = config_dir / "districtmon.yaml"
+    settings.write_text(settings.read_text() + "timezone: Asia/Ho_Chi_Minh\n", encoding="utf-8")
+    assert run_cli("maintenance", "add", "y", "--kind", "bts", "--daily", "01:00-02:00",
+                   "-c", c) == 0  # fmt: skip
+    assert "daily 01:00-02:00 Asia/Ho_Chi_Minh" in capsys.readouterr().out
+    assert run_cli("maintenance", "remove", "y", "-c", c) == 0
     assert run_cli("maintenance", "list", "-c", c) == 0
     listing = capsys.readouterr().out
     assert "weekly" in listing and "owner: viettel" in listing and "ledger" in listing

@@ -185,6 +185,46 @@ async def test_raw_intervals_past_retention_are_pruned_and_rollups_keep_the_figu
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+async def test_outages_spanning_whole_days_keep_their_length_through_daily_rollups(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ledger.sqlite"
+    day0 = (to_ms(T0) // DAY_MS + 1) * DAY_MS / 1000  # a UTC midnight
+    clock = Clock(day0 - 3600)
+    ledger = await Ledger.open(path, clock=clock, heartbeat_seconds=0.005, rollup_grace_seconds=0)
+    await ledger.sync_sites([site("long"), site("gaps")])
+    writer = asyncio.create_task(ledger.run())
+    script = [
+        ("long", State.UP, -3600),
+        ("long", State.DOWN, 86400 * 0.5),  # down 2.5 days, over two whole days
+        ("long", State.UP, 86400 * 3),
+        ("gaps", State.UP, -3600),
+        ("gaps", State.DOWN, 86400 - 600),  # across midnight into day 1
+        ("gaps", State.UP, 86400 + 600),
+        ("gaps", State.DOWN, 3 * 86400 + 100),  # day 3, after a day without down
+        ("gaps", State.UP, 3 * 86400 + 200),
+        ("gaps", State.DOWN, 5 * 86400 - 50),  # touching the end of day 4
+    ]
+    for site_id, state, offset in script:
+        clock.now = day0 + offset
+        ledger.record(Transition(site_id, state, day0 + offset, State.UNKNOWN))
+        await settle(ledger, clock)
+    clock.now = day0 + 6 * 86400
+    await settle(ledger, clock)
+    ledger.stop()
+    await writer
+    await ledger.close(at=clock.now)
+    start = to_ms(day0)
+    with open_readonly(path) as conn:
+        for a, b in [(start, start + 5 * DAY_MS), (start + DAY_MS, start + 3 * DAY_MS),
+                     (start - HOUR_MS, start + 5 * DAY_MS + HOUR_MS)]:  # fmt: skip
+            assert window_tallies(conn, a, b) == raw_tallies(path, a, b, 0)
+            assert {p.source for p in plan(a, b, watermark_of(conn), set())} >= {"days"}
+        whole = window_tallies(conn, start, start + 5 * DAY_MS)
+    assert (whole["long"].runs, whole["long"].longest) == (1, int(2.5 * DAY_MS))
+    assert (whole["gaps"].runs, whole["gaps"].longest, whole["gaps"].tail) == (3, 1_200_000, 50_000)
+
+
 @pytest.mark.parametrize(
     ("start", "end", "sources"),
     [
