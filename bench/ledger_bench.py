@@ -164,6 +164,7 @@ def state_at(changes: dict[str, State], site: str) -> State:
 async def generate(path: Path, n: int, start: float, end: float, seed: int) -> dict[str, float]:
     sites, communes, owners = district(n)
     clock = Clock(start)
+    rng = random.Random(seed + 1)
     restarts = [
         (start + (end - start) * 0.37, 300.0, True),
         (start + (end - start) * 0.71, 7200.0, False),
@@ -214,7 +215,7 @@ async def generate(path: Path, n: int, start: float, end: float, seed: int) -> d
                 ledger.record(
                     Transition(site.id, State.UNKNOWN, dead_until, State.UNKNOWN, "no data yet")
                 )
-                first = dead_until + random.uniform(0, 60)
+                first = dead_until + rng.uniform(0, 60)
                 ledger.record(Transition(site.id, state_at(current, site.id), first, State.UNKNOWN))
             next_hour = (int(clock.now) // 3600 + 1) * 3600.0
         if transition.since < dead_until:

@@ -297,7 +297,8 @@ class Ledger:
         """Rollup passes while due (one day each, transitions get their turn in between),
         then pruning once a day."""
         while self._rollup_due() and self._queue.empty():
-            await self._guarded(self._rollup_pass)
+            if not await self._guarded(self._rollup_pass):
+                return  # try again after the next batch or heartbeat
         if self._clock() >= self._next_prune and not self._rollup_due():
             self._next_prune = self._clock() + 86400.0
             await self._guarded(self._prune)
@@ -306,19 +307,21 @@ class Ledger:
         target = rollup.rollup_target(to_ms(self._clock()), self.rollup_grace_ms, self.watermark)
         return target > self.watermark
 
-    async def _guarded(self, job: Callable[[], Awaitable[None]]) -> None:
+    async def _guarded(self, job: Callable[[], Awaitable[None]]) -> bool:
         """A failed rollup or prune is logged and retried at the next occasion: the
-        intervals it works from are safe, and transitions must keep flowing."""
+        intervals it works from are safe (readers fall back on them past the watermark), and
+        transitions must keep flowing. False if it failed."""
         try:
             await job()
-        except sqlite3.Error as exc:
+        except Exception:
             with contextlib.suppress(sqlite3.Error):
                 if self._db.in_transaction:
                     await self._db.execute("ROLLBACK")
             if self._on_error:
                 self._on_error()
-            log.error("ledger housekeeping failed (%s); will retry", exc)
-            await asyncio.sleep(1.0)
+            log.exception("ledger housekeeping failed; will retry")
+            return False
+        return True
 
     async def _rollup_pass(self) -> None:
         target = rollup.rollup_target(to_ms(self._clock()), self.rollup_grace_ms, self.watermark)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 
 class State(enum.StrEnum):
-    """A site's state. Only up, down and unknown are decided today; the others are part of the
-    model so that the ledger, metrics and reports already speak of them."""
+    """A site's state. `degraded` needs a health rule (a hook of the evaluator); the others
+    are decided by the evaluator (up, down, unreachable, unknown) and the maintenance overlay."""
 
     UP = "up"
     DEGRADED = "degraded"

@@ -241,3 +241,42 @@ def test_a_window_is_cut_into_days_hours_and_raw_pieces(
     assert [p.source for p in pieces if p.end > p.start] == sources
     assert pieces[0].start == start and pieces[-1].end == end
     assert all(a.end == b.start for a, b in itertools.pairwise(pieces))
+
+
+async def test_a_failing_rollup_pass_never_holds_transitions_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor import rollup
+
+    real = rollup.compute
+    failures = []
+
+    def broken_once(*args: object) -> rollup.RollupPlan:
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("disk on fire")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollup, "compute", broken_once)
+    errors = []
+    path = tmp_path / "ledger.sqlite"
+    clock = Clock(T0)
+    ledger = await Ledger.open(
+        path,
+        clock=clock,
+        heartbeat_seconds=0.005,
+        rollup_grace_seconds=0,
+        on_error=lambda: errors.append(1),
+    )
+    await ledger.sync_sites([site("s0")])
+    writer = asyncio.create_task(ledger.run())
+    ledger.record(Transition("s0", State.UP, T0, State.UNKNOWN))
+    clock.now = T0 + 2 * 3600
+    ledger.record(Transition("s0", State.DOWN, T0 + 2 * 3600, State.UP))
+    await settle(ledger, clock)
+    assert failures and errors
+    assert [i.state for i in read_intervals(path)] == [State.UP, State.DOWN]
+    assert ledger.watermark == (to_ms(clock.now) // HOUR_MS) * HOUR_MS  # the retry went through
+    ledger.stop()
+    await writer
+    await ledger.close()
