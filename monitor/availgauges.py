@@ -160,7 +160,8 @@ class AvailabilityCollector(Collector):
         families = {
             group: GaugeMetricFamily(
                 f"districtmon_{group}_availability_ratio",
-                f"Availability of all sites of a {group} over the window, weighted by time "
+                f"Availability of all sites of {'an' if group == 'owner' else 'a'} {group} over "
+                "the window, weighted by time "
                 "(sums of their up + degraded over sums of their counted time).",
                 labels=[group, "window"],
             )
