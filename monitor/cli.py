@@ -1,5 +1,5 @@
-"""Command line: `districtmon run` (the daemon), `districtmon check-config` and
-`districtmon simulate` (the simulated district, monitor/simulator/)."""
+"""Command line: `districtmon run` (the daemon), `check-config`, `report`, `maintenance` and
+`simulate` (the simulated district, monitor/simulator/)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from monitor import __version__
+from monitor import __version__, maintenancecli, reportcli
 from monitor.config import Config, ConfigError, find_config_dir, load_config
 from monitor.logsetup import configure_logging
 from monitor.simulator.cli import add_simulate_parser, ctl_main, simulate_main
@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the configuration and summarise it")
     check.add_argument("-c", "--config", metavar="PATH", help=config_help)
     add_simulate_parser(commands, config_help)
+
+    # Commands with their own handler read the configuration themselves (it is optional for
+    # them: a report can read ledger files alone).
+    reportcli.add_parser(commands)
+    maintenancecli.add_parser(commands)
     return parser
 
 
@@ -60,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "simulate" and args.sim_command == "ctl":
         return ctl_main(args)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
     try:
         config = _load(args.config)
     except ConfigError as exc:

@@ -21,8 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.credentials import Credentials, SnmpCredential, load_credentials
+from monitor.ledger import Retention
+from monitor.maintenance import MAINTENANCE_FILE, Window, check_targets, load_maintenance_file
 from monitor.model import (
     OWNER_KINDS,
     SITE_KINDS,
@@ -64,7 +67,8 @@ SETTINGS_FILE = "districtmon.yaml"
 DEFAULT_LISTEN = "127.0.0.1:9877"
 FUTURE_PROBES = ("mqtt",)
 
-_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state")
+_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state", "timezone")
+_LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
 _POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
 _STATE_KEYS = ("down_after", "up_after")
 _INVENTORY_KEYS = ("communes", "owners", "sites")
@@ -112,6 +116,11 @@ class Config:
     owners: dict[str, Owner]
     sites: dict[str, Site]
     credentials: dict[str, SnmpCredential]
+    # the uptime ledger's settings and planned maintenance (maintenance.yaml)
+    retention: Retention = field(default_factory=Retention)
+    timezone: str | None = None  # IANA name: reports and recurring windows without their own
+    maintenance: tuple[Window, ...] = ()
+    availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
 
 
 class ConfigError(Exception):
@@ -159,6 +168,15 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
     credentials = load_credentials(settings.credentials_file, env, problems)
     inventory = _read_inventory(settings.inventory_dir, problems)
     checked = _check_inventory(inventory, credentials, settings.credentials_file, problems)
+    maintenance_file = directory / MAINTENANCE_FILE
+    windows = load_maintenance_file(maintenance_file, problems, settings.timezone)
+    if inventory.complete:
+        known: dict[str, Collection[str]] = {
+            "site": checked.sites.keys(),
+            "commune": checked.communes.keys(),
+            "owner": checked.owners.keys(),
+        }
+        check_targets(windows, known, maintenance_file, problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -171,6 +189,10 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         owners=checked.owners,
         sites=checked.sites,
         credentials=credentials.usable if credentials else {},
+        retention=settings.retention,
+        timezone=settings.timezone,
+        maintenance=tuple(windows),
+        availability_refresh_seconds=settings.availability_refresh_seconds,
     )
 
 
@@ -185,6 +207,9 @@ class _Settings:
     inventory_dir: Path
     poll: PollSettings
     state: StateSettings
+    retention: Retention
+    timezone: str | None
+    availability_refresh_seconds: float
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -207,22 +232,57 @@ def _read_settings(
     top = Fields.of(Sink(path, problems), YamlMap(1) if root is None else root, 1, "")
     top = top or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
+    ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)
     return _Settings(
         http=_read_http(top.mapping("http", null_is_empty=True)),
-        ledger_path=_read_path(top, "ledger", directory, ledger_default).absolute(),
+        ledger_path=ledger_path.absolute(),
         credentials_file=_read_path(top, "credentials", directory, directory / "credentials.yaml"),
         inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
         poll=_read_poll(top.mapping("poll", null_is_empty=True)),
         state=_read_state(top.mapping("state", null_is_empty=True)),
+        retention=retention,
+        timezone=_read_timezone(top),
+        availability_refresh_seconds=refresh,
     )
 
 
+def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Retention, float]:
+    """`ledger.path` (relative to the config directory), how long records are kept, and how
+    often the availability gauges are recomputed from it."""
+    fields = top.mapping("ledger", null_is_empty=True)
+    if fields is None:
+        return default, Retention(), 60.0
+    fields.expect(_LEDGER_KEYS)
+    text = fields.text("path")
+    # a year's report needs a year of raw intervals for its partial hours: at least 1 day
+    intervals = fields.number("retention_days", 1)
+    rollups = fields.number("rollup_retention_days", 1)
+    retention = Retention(
+        intervals_days=_or(intervals, Retention().intervals_days),
+        rollups_days=_or(rollups, Retention().rollups_days),
+    )
+    refresh = _or(fields.number("availability_refresh_seconds", positive=True), 60.0)
+    return (default if text is None else directory / text), retention, refresh
+
+
+def _read_timezone(top: Fields) -> str | None:
+    name = top.text("timezone")
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        top.problem("timezone", f"unknown time zone {name!r} (an IANA name: Asia/Ho_Chi_Minh)")
+        return None
+    return name
+
+
 def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Path:
-    """`ledger.path`, `credentials.file`, `inventory.dir`: relative to the config directory.
+    """`credentials.file`, `inventory.dir`: relative to the config directory.
 
     Not made absolute here: file names in messages stay as the operator typed the directory.
     """
-    key = {"ledger": "path", "credentials": "file", "inventory": "dir"}[section]
+    key = {"credentials": "file", "inventory": "dir"}[section]
     fields = top.mapping(section, null_is_empty=True)
     if fields is None:
         return default

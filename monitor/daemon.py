@@ -13,17 +13,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from monitor.availgauges import AvailabilityCollector, AvailabilityGauges
 from monitor.config import Config, ConfigError
 from monitor.evaluator import Evaluator
 from monitor.httpserver import HttpServer
 from monitor.ledger import InventorySync, Ledger, SiteRetired
 from monitor.livestate import LiveState
+from monitor.maintenance import Schedule, Window, read_ledger_windows, spec_json
 from monitor.metrics import SelfMetrics, build_registry
 from monitor.model import Observation, Site, SnmpProbe, Transition
 from monitor.notify import Notifier
+from monitor.overlay import MaintenanceOverlay
 from monitor.probes import ProbeRouter
 from monitor.reachability import ReachabilityPollers
 from monitor.scheduler import Scheduler, SchedulerHooks
@@ -32,28 +36,56 @@ from monitor.snmp import SnmpClient, SnmpPoller
 log = logging.getLogger(__name__)
 
 LOOP_TICK_SECONDS = 1.0
+MAINTENANCE_TICK_SECONDS = 1.0
+LEDGER_WINDOWS_SECONDS = 15.0
 
 ConfigLoader = Callable[[], Config]
 
 
 class Pipeline:
-    """Observation -> state -> ledger + live snapshot + self-metrics."""
+    """Observation -> state -> ledger + live snapshot + self-metrics.
+
+    The evaluator decides the observed state; the maintenance overlay turns it into the state
+    that is recorded. Public entry points for probes and for the rest of the daemon:
+
+    - `observe(obs)`: one observation (every probe).
+    - `blind(site_ids, at, reason)` / `sight_restored(site_ids, at)`: a probe lost or regained
+      its means of seeing (an MQTT broker): the sites are unknown from `at`, observations are
+      ignored until sight is restored, then decide afresh.
+    - `advance(now)`: apply the starts and ends of maintenance windows up to `now`, each dated
+      exactly (the daemon calls it every second; `observe` calls it too).
+    - `set_schedule(schedule, now)`: new maintenance windows (reload, `maintenance add`).
+    """
 
     def __init__(
-        self, evaluator: Evaluator, ledger: Ledger, live: LiveState, metrics: SelfMetrics
+        self,
+        evaluator: Evaluator,
+        ledger: Ledger,
+        live: LiveState,
+        metrics: SelfMetrics,
+        schedule: Schedule | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.ledger = ledger
         self.live = live
         self.metrics = metrics
+        self.schedule = schedule or Schedule((), ())
+        self.overlay = MaintenanceOverlay()
+        self._advanced_to: float | None = None
+        self._next_boundary = 0.0
 
     def start(self, site_ids: list[str], at: float) -> None:
+        if self._advanced_to is None:
+            self._advanced_to = at
+            self._next_boundary = self.schedule.next_boundary(at)
         for site_id in site_ids:
-            self._publish(self.evaluator.start(site_id, at))
+            first = self.evaluator.start(site_id, at)
+            self._record(self.overlay.start(first, self.schedule.covering(site_id, at)))
 
     def retire(self, site_ids: list[str], at: float) -> None:
         for site_id in site_ids:
             self.evaluator.forget(site_id)
+            self.overlay.forget(site_id)
             self.ledger.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
@@ -63,25 +95,59 @@ class Pipeline:
         if not obs.ok:
             self.metrics.poll_errors.labels(probe, obs.error_reason or "unknown").inc()
         self.live.apply_observation(obs)
-        transition = self.evaluator.observe(obs)
-        if transition is not None:
-            self.metrics.transitions.labels(transition.state.value).inc()
-            log.info(
-                "site=%s state=%s previous=%s reason=%s",
-                transition.site,
-                transition.state.value,
-                transition.previous.value,
-                transition.reason or "-",
-                extra={
-                    "site": transition.site,
-                    "state": transition.state.value,
-                    "previous": transition.previous.value,
-                    "since": transition.since,
-                },
-            )
-            self._publish(transition)
+        self.advance(obs.time)
+        for transition in self.evaluator.step(obs):
+            self._observed(transition)
 
-    def _publish(self, transition: Transition) -> None:
+    def blind(self, site_ids: list[str], at: float, reason: str) -> None:
+        self.advance(at)
+        for site_id in site_ids:
+            for transition in self.evaluator.blind(site_id, at, reason):
+                self._observed(transition)
+
+    def sight_restored(self, site_ids: list[str], at: float) -> None:
+        self.advance(at)
+        for site_id in site_ids:
+            self.evaluator.restore(site_id)
+
+    def advance(self, now: float) -> None:
+        if self._advanced_to is None or now <= self._advanced_to:
+            return
+        if now >= self._next_boundary:
+            for when, window in self.schedule.boundaries(self._advanced_to, now):
+                for site_id in self.schedule.held_by(window):
+                    held = self.schedule.covering(site_id, when)
+                    self._record(self.overlay.hold(site_id, held, when))
+            self._next_boundary = self.schedule.next_boundary(now)
+        self._advanced_to = now
+
+    def set_schedule(self, schedule: Schedule, now: float) -> None:
+        self.advance(now)
+        self.schedule = schedule
+        for site_id in self.overlay.sites():
+            self._record(self.overlay.hold(site_id, schedule.covering(site_id, now), now))
+        self._next_boundary = schedule.next_boundary(now)
+
+    def _observed(self, transition: Transition) -> None:
+        self.metrics.transitions.labels(transition.state.value).inc()
+        log.info(
+            "site=%s state=%s previous=%s reason=%s",
+            transition.site,
+            transition.state.value,
+            transition.previous.value,
+            transition.reason or "-",
+            extra={
+                "site": transition.site,
+                "state": transition.state.value,
+                "previous": transition.previous.value,
+                "since": transition.since,
+            },
+        )
+        self._record(self.overlay.observed(transition))
+
+    def _record(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
         self.ledger.record(transition)
         self.live.apply_transition(transition)
         self.metrics.ledger_queue.set(self.ledger.pending)
@@ -97,13 +163,16 @@ class Daemon:
         live: LiveState,
         metrics: SelfMetrics,
         client: SnmpClient,
+        ledger_windows: Sequence[Window] = (),
     ) -> None:
         self.config = config
         self.ledger = ledger
         self.live = live
-        self.pipeline = Pipeline(
-            Evaluator(config.state.down_after, config.state.up_after), ledger, live, metrics
+        self.ledger_windows = tuple(ledger_windows)
+        evaluator = Evaluator(
+            config.state.down_after, config.state.up_after, parents=_parents(config)
         )
+        self.pipeline = Pipeline(evaluator, ledger, live, metrics, self._schedule(config))
         self.poller = SnmpPoller(
             client, config.credentials, config.poll.timeout_seconds, config.poll.retries
         )
@@ -125,6 +194,17 @@ class Daemon:
 
     def _polled(self, config: Config) -> list[Site]:
         return [site for site in config.sites.values() if self.probes.polled(site)]
+
+    def _schedule(self, config: Config) -> Schedule:
+        return Schedule([*config.maintenance, *self.ledger_windows], config.sites.values())
+
+    def set_ledger_windows(self, windows: Sequence[Window], now: float) -> None:
+        """Windows stored in the ledger (`districtmon maintenance add|remove`) changed."""
+        if _specs(windows) == _specs(self.ledger_windows):
+            return
+        self.ledger_windows = tuple(windows)
+        self.pipeline.set_schedule(self._schedule(self.config), now)
+        log.info("maintenance windows from the ledger: %d", len(windows))
 
     def _interval_of(self, site: Site) -> float:
         return site.probe.interval_seconds or self.config.poll.interval_seconds
@@ -150,12 +230,14 @@ class Daemon:
         removed = [s for s in old.sites if s not in new.sites]
         changed = [s for s in new.sites if s in old.sites and new.sites[s] != old.sites[s]]
         self.config = new
-        self.ledger.record(InventorySync(tuple(new.sites.values()), now))
+        self.ledger.record(_inventory(new, now))
         self.pipeline.retire(removed, now)
         self.live.replace_sites(new.sites, new.communes, new.owners)
+        self.pipeline.set_schedule(self._schedule(new), now)
         self.pipeline.start(added, now)
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
+        evaluator.set_parents(_parents(new))
         self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
         self.reachability.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
@@ -166,6 +248,23 @@ class Daemon:
             len(removed),
             len(changed),
         )
+
+
+def _parents(config: Config) -> dict[str, str | None]:
+    return {site.id: site.parent for site in config.sites.values()}
+
+
+def _inventory(config: Config, at: float) -> InventorySync:
+    return InventorySync(
+        tuple(config.sites.values()),
+        at,
+        tuple(config.communes.values()),
+        tuple(config.owners.values()),
+    )
+
+
+def _specs(windows: Sequence[Window]) -> list[str]:
+    return [spec_json(w) for w in windows]
 
 
 async def run_daemon(
@@ -196,13 +295,21 @@ async def run_daemon(
         live.health.ledger_commit = time.monotonic()
 
     ledger = await Ledger.open(
-        config.ledger_path, on_commit=committed, on_error=metrics.ledger_errors.inc
+        config.ledger_path,
+        on_commit=committed,
+        on_error=metrics.ledger_errors.inc,
+        retention=config.retention,
     )
     client = SnmpClient()
     http: HttpServer | None = None
+    gauges = AvailabilityGauges(config.ledger_path, config.availability_refresh_seconds)
+    registry.register(AvailabilityCollector(gauges, live))
     try:
-        await ledger.sync_sites(config.sites.values())
-        daemon = Daemon(config, ledger, live, metrics, client)
+        await ledger.sync_sites(
+            config.sites.values(), config.communes.values(), config.owners.values()
+        )
+        windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
+        daemon = Daemon(config, ledger, live, metrics, client, windows)
         daemon.pipeline.start(list(config.sites), time.time())
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
@@ -218,6 +325,8 @@ async def run_daemon(
                 tasks.create_task(daemon.scheduler.run(), name="scheduler"),
                 tasks.create_task(_tick(live), name="loop-tick"),
                 tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
+                tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
+                tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
             ]
             notifier.ready(daemon.status())
             while await _next_request(stop, reload_requested, writer) == "reload":
@@ -227,6 +336,9 @@ async def run_daemon(
             log.info("stopping: cancelling polls, flushing the ledger")
             for task in background:
                 task.cancel()
+            # a poll finishing while it is cancelled still records its transition: let them
+            # all end before the ledger stops taking entries
+            await asyncio.gather(*background, return_exceptions=True)
             ledger.stop()
     finally:
         if http is not None:
@@ -254,7 +366,30 @@ async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifie
         notifier.ready(f"reload refused ({len(exc.problems)} problems); " + daemon.status())
         return
     daemon.apply(new)
+    await _read_ledger_windows(daemon)
     notifier.ready(daemon.status())
+
+
+async def _read_ledger_windows(daemon: Daemon) -> None:
+    try:
+        windows = await asyncio.to_thread(read_ledger_windows, daemon.config.ledger_path)
+    except sqlite3.Error as exc:
+        log.error("maintenance windows in the ledger not read: %s", exc)
+        return
+    daemon.set_ledger_windows(windows, time.time())
+
+
+async def _maintenance_clock(daemon: Daemon) -> None:
+    """Window starts and ends take effect within a second, each dated exactly; windows added
+    from the command line (stored in the ledger) are read every LEDGER_WINDOWS_SECONDS and
+    on SIGHUP."""
+    next_read = time.monotonic() + LEDGER_WINDOWS_SECONDS
+    while True:
+        await asyncio.sleep(MAINTENANCE_TICK_SECONDS)
+        daemon.pipeline.advance(time.time())
+        if time.monotonic() >= next_read:
+            await _read_ledger_windows(daemon)
+            next_read = time.monotonic() + LEDGER_WINDOWS_SECONDS
 
 
 async def _next_request(

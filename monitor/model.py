@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 
 class State(enum.StrEnum):
-    """A site's state. Up, degraded, down and unknown are decided today; the others are part
-    of the model so that the ledger, metrics and reports already speak of them."""
+    """A site's state. The evaluator decides up, degraded (an unhealthy answer), down,
+    unreachable (its parent is down) and unknown; the maintenance overlay decides maintenance."""
 
     UP = "up"
     DEGRADED = "degraded"

@@ -45,6 +45,8 @@ def _totals(config: Config) -> str:
         f"areas covered by loudspeakers: {len(covered)}{share}",
         f"ledger: {config.ledger_path}",
         f"http: {_listen(config)}",
+        f"maintenance windows: {len(config.maintenance)}"
+        + "".join(f"\n  {w.id}: {w.describe()}" for w in config.maintenance),
     ]
     return "\n".join(lines)
 

@@ -76,3 +76,131 @@ def test_sites_are_independent() -> None:
 def test_thresholds_below_one_are_refused() -> None:
     with pytest.raises(ValueError):
         Evaluator(down_after=0)
+
+
+def chain_evaluator(**kwargs: object) -> Evaluator:
+    """gw <- bts <- spk: a gateway, a base station behind it, a loudspeaker behind that."""
+    ev = Evaluator(down_after=2, up_after=2, parents={"bts": "gw", "spk": "bts"}, **kwargs)  # type: ignore[arg-type]
+    for site in ("gw", "bts", "spk"):
+        ev.start(site, 0.0)
+        ev.step(obs(1.0, True, site))
+    return ev
+
+
+def test_a_child_failing_behind_a_down_parent_is_unreachable_from_its_first_failure() -> None:
+    ev = chain_evaluator()
+    ev.step(obs(10.0, False, "gw"))
+    [gw_down] = ev.step(obs(20.0, False, "gw"))
+    assert (gw_down.state, gw_down.since) == (State.DOWN, 10.0)
+    ev.step(obs(12.0, False, "bts"))
+    [bts] = ev.step(obs(22.0, False, "bts"))
+    assert (bts.state, bts.since, bts.reason) == (State.UNREACHABLE, 12.0, "behind gw")
+    # transitively: the loudspeaker behind the unreachable base station
+    ev.step(obs(13.0, False, "spk"))
+    [spk] = ev.step(obs(23.0, False, "spk"))
+    assert (spk.state, spk.since) == (State.UNREACHABLE, 13.0)
+
+
+def test_a_child_down_before_its_parent_turns_unreachable_from_the_parents_first_failure() -> None:
+    ev = chain_evaluator()
+    ev.step(obs(5.0, False, "bts"))
+    [bts] = ev.step(obs(15.0, False, "bts"))
+    assert (bts.state, bts.since) == (State.DOWN, 5.0)
+    ev.step(obs(8.0, False, "gw"))
+    changes = ev.step(obs(18.0, False, "gw"))
+    assert [(t.site, t.state, t.since) for t in changes] == [
+        ("gw", State.DOWN, 8.0),
+        ("bts", State.UNREACHABLE, 8.0),  # its own 3 s before the gateway failed stay down
+    ]
+
+
+def test_a_child_whose_failures_began_before_the_parents_is_down_then_unreachable() -> None:
+    ev = chain_evaluator()
+    ev.step(obs(10.0, False, "gw"))
+    ev.step(obs(20.0, False, "gw"))
+    ev.step(obs(4.0, False, "bts"))  # its first failure came before the gateway's
+    changes = ev.step(obs(24.0, False, "bts"))
+    assert [(t.state, t.since) for t in changes] == [
+        (State.DOWN, 4.0),
+        (State.UNREACHABLE, 10.0),
+    ]
+
+
+def test_when_the_parent_recovers_the_child_is_decided_by_its_own_polls() -> None:
+    ev = chain_evaluator()
+    for t in (10.0, 20.0):
+        ev.step(obs(t, False, "gw"))
+        ev.step(obs(t + 2, False, "bts"))
+    assert ev.sites["bts"].state is State.UNREACHABLE
+    ev.step(obs(30.0, True, "gw"))
+    [gw_up] = ev.step(obs(40.0, True, "gw"))
+    assert (gw_up.state, gw_up.since) == (State.UP, 30.0)
+    assert ev.sites["bts"].state is State.UNREACHABLE  # nothing decided without its own poll
+    [bts_down] = ev.step(obs(42.0, False, "bts"))  # still failing: its own outage from here
+    assert (bts_down.state, bts_down.since) == (State.DOWN, 42.0)
+    ev.step(obs(52.0, True, "bts"))
+    [bts_up] = ev.step(obs(62.0, True, "bts"))
+    assert (bts_up.state, bts_up.since) == (State.UP, 52.0)
+
+
+def test_an_unreachable_child_that_answers_recovers_after_m_answers() -> None:
+    ev = chain_evaluator()
+    for t in (10.0, 20.0):
+        ev.step(obs(t, False, "gw"))
+        ev.step(obs(t + 2, False, "bts"))
+    ev.step(obs(30.0, True, "gw"))
+    ev.step(obs(40.0, True, "gw"))
+    assert ev.step(obs(32.0, True, "bts")) == []
+    [up] = ev.step(obs(42.0, True, "bts"))
+    assert (up.state, up.previous, up.since) == (State.UP, State.UNREACHABLE, 32.0)
+
+
+def test_a_child_that_answers_while_its_parent_is_down_is_up() -> None:
+    ev = chain_evaluator()
+    ev.step(obs(10.0, False, "gw"))
+    ev.step(obs(20.0, False, "gw"))
+    assert ev.step(obs(22.0, True, "bts")) == []
+    assert ev.sites["bts"].state is State.UP
+
+
+def test_blind_sites_are_unknown_ignore_observations_and_start_afresh_on_restore() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    ev.step(obs(1.0, True))
+    ev.step(obs(2.0, False))
+    [t] = ev.blind("s", 3.0, "broker lost")
+    assert (t.state, t.since, t.reason, t.previous) == (State.UNKNOWN, 3.0, "broker lost", State.UP)
+    assert ev.step(obs(4.0, True)) == []  # a stale message while blind
+    assert ev.sites["s"].state is State.UNKNOWN
+    ev.restore("s")
+    assert ev.sites["s"].state is State.UNKNOWN
+    assert ev.step(obs(5.0, False)) == []  # the failure before blindness does not count
+    ev.step(obs(6.0, False))
+    [down] = ev.step(obs(7.0, False))
+    assert (down.state, down.since) == (State.DOWN, 5.0)
+
+
+def test_a_health_rule_makes_an_answering_site_degraded_once_confirmed() -> None:
+    """A health rule's verdict needs the same confirmation as a probe's: down_after unhealthy
+    answers to leave up, up_after healthy ones to come back, each dated at the run's first."""
+
+    def on_battery(o: Observation) -> str | None:
+        return "on battery" if o.values.get("on_battery") else None
+
+    ev = Evaluator(down_after=2, up_after=2, degraded_by=on_battery)
+    ev.start("s", 0.0)
+    [up] = ev.step(Observation("s", 1.0, True))
+    assert up.state is State.UP
+    assert ev.step(Observation("s", 2.0, True, values={"on_battery": 1})) == []
+    [deg] = ev.step(Observation("s", 3.0, True, values={"on_battery": 1}))
+    assert (deg.state, deg.since, deg.reason) == (State.DEGRADED, 2.0, "on battery")
+    assert ev.step(Observation("s", 4.0, True)) == []
+    [back] = ev.step(Observation("s", 5.0, True))
+    assert (back.state, back.since) == (State.UP, 4.0)
+
+
+def test_a_change_is_never_dated_before_the_current_state_began() -> None:
+    ev = Evaluator(down_after=1, up_after=1)
+    ev.start("s", 100.0)
+    [t] = ev.step(obs(90.0, True))  # an observation timed before the site was watched
+    assert t.since == 100.0

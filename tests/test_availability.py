@@ -1,0 +1,151 @@
+"""Interval maths: tallies agree with a second-by-second count, however they are cut and joined,
+and the hourly encoding gives back exactly what it was given."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from monitor.availability import (
+    DOWN,
+    HOUR_MS,
+    UNKNOWN,
+    Tally,
+    chain,
+    decode_hours,
+    encode_hour,
+    figures,
+    group_figures,
+    sweep,
+)
+
+
+def random_intervals(rng: random.Random, length: int) -> list[tuple[int, int, int]]:
+    """Back-to-back intervals with gaps, biased towards down so that outages join and split."""
+    out = []
+    t = rng.randrange(0, 5)
+    while t < length:
+        span = rng.randrange(1, 12)
+        if rng.random() < 0.15:
+            t += span  # a gap: unknown
+            continue
+        code = rng.choice([0, 1, 2, 2, 2, 3, 4, 5])
+        out.append((code, t, t + span))
+        t += span
+    return out
+
+
+def reference(intervals: list[tuple[int, int, int]], start: int, end: int) -> Tally:
+    """Second by second: what each second was, then down stretches counted by hand."""
+    states = [UNKNOWN] * (end - start)
+    for code, s, e in intervals:
+        for t in range(max(s, start), min(e, end)):
+            states[t - start] = code
+    ms = [states.count(code) for code in range(5)]
+    stretches: list[tuple[int, int]] = []  # (first second, length)
+    for i, code in enumerate(states):
+        if code == DOWN:
+            if stretches and stretches[-1][0] + stretches[-1][1] == i:
+                stretches[-1] = (stretches[-1][0], stretches[-1][1] + 1)
+            else:
+                stretches.append((i, 1))
+    n = len(states)
+    head = stretches[0][1] if stretches and stretches[0][0] == 0 else 0
+    tail = stretches[-1][1] if stretches and sum(stretches[-1]) == n else 0
+    longest = max((length for _, length in stretches), default=0)
+    return Tally(n, (ms[0], ms[1], ms[2], ms[3], ms[4]), len(stretches), head, tail, longest)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_sweep_matches_a_second_by_second_count(seed: int) -> None:
+    rng = random.Random(seed)
+    intervals = random_intervals(rng, 200)
+    start, end = sorted(rng.sample(range(0, 210), 2))
+    assert sweep(intervals, start, end) == reference(intervals, start, end)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_tallies_of_consecutive_stretches_chain_to_the_whole(seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    intervals = random_intervals(rng, 300)
+    cuts = sorted({0, 300, *rng.sample(range(1, 300), rng.randrange(1, 30))})
+    parts = [sweep(intervals, a, b) for a, b in itertools.pairwise(cuts)]
+    assert chain(parts) == sweep(intervals, 0, 300)
+
+
+def test_an_outage_across_a_cut_is_one_outage_with_its_whole_length() -> None:
+    intervals = [(0, 0, 10), (DOWN, 10, 50), (0, 50, 60)]
+    left, right = sweep(intervals, 0, 30), sweep(intervals, 30, 60)
+    assert (left.runs, left.tail, right.runs, right.head) == (1, 20, 1, 20)
+    joined = left.then(right)
+    assert (joined.runs, joined.longest, joined.ms[DOWN]) == (1, 40, 40)
+
+
+def test_a_gap_or_another_state_ends_an_outage() -> None:
+    # down, then unknown (monitor stopped), then down again: two outages
+    t = sweep([(DOWN, 0, 10), (DOWN, 15, 20), (3, 20, 25), (DOWN, 25, 30)], 0, 30)
+    assert (t.runs, t.longest, t.ms[DOWN]) == (3, 10, 20)
+    # two down intervals back to back (the reason changed) are one outage
+    t = sweep([(DOWN, 0, 10), (DOWN, 10, 20)], 0, 20)
+    assert (t.runs, t.longest, t.head, t.tail) == (1, 20, 20, 20)
+
+
+def test_overlapping_intervals_never_count_a_second_twice() -> None:
+    t = sweep([(0, 0, 10), (DOWN, 5, 15)], 0, 20)
+    assert t.ms[0] + t.ms[DOWN] == 15 and t.unknown == 5
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_an_hour_record_decodes_to_the_tally_it_encodes(seed: int) -> None:
+    rng = random.Random(seed)
+    scale = HOUR_MS // 300
+    intervals = [(c, s * scale, e * scale) for c, s, e in random_intervals(rng, 300)]
+    hour = sweep(intervals, 0, HOUR_MS)
+    [decoded] = list(decode_hours(encode_hour(hour)))
+    assert decoded == hour
+
+
+def test_a_uniform_hour_is_one_byte() -> None:
+    assert encode_hour(Tally.of(0, HOUR_MS)) == b"\x00"
+    assert encode_hour(Tally(HOUR_MS)) == bytes((UNKNOWN,))
+    assert list(decode_hours(b"\x02\x00")) == [Tally.of(DOWN, HOUR_MS), Tally.of(0, HOUR_MS)]
+
+
+def test_figures_follow_the_documented_formulas() -> None:
+    # 100 s window: 50 up, 10 degraded, 20 down in two outages, 5 unreachable, 10 maintenance,
+    # 5 unknown
+    intervals = [
+        (0, 0, 30),
+        (DOWN, 30, 45),
+        (1, 45, 55),
+        (DOWN, 55, 60),
+        (0, 60, 80),
+        (3, 80, 85),
+        (4, 85, 95),
+    ]
+    f = figures(sweep([(c, s * 1000, e * 1000) for c, s, e in intervals], 0, 100_000))
+    assert (f.up, f.degraded, f.down, f.unreachable, f.maintenance, f.unknown) == (
+        50,
+        10,
+        20,
+        5,
+        10,
+        5,
+    )
+    assert f.availability == pytest.approx(60 / (100 - 5 - 10 - 5))
+    assert (f.outages, f.longest_outage, f.mttr, f.mtbf) == (2, 15, 10, 30)
+
+
+def test_a_window_with_nothing_counted_has_no_availability() -> None:
+    f = figures(Tally(10_000))
+    assert f.availability is None and f.mttr is None and f.mtbf is None
+
+
+def test_group_figures_weigh_sites_by_time_not_by_count() -> None:
+    a = Tally.of(0, 90_000).then(Tally.of(DOWN, 10_000))  # 90 % over 100 s
+    b = Tally.of(0, 1_000).then(Tally(99_000))  # 100 % over 1 s counted
+    g = group_figures([a, b])
+    assert g.availability == pytest.approx(91 / 101)
+    assert (g.outages, g.longest_outage, g.window) == (1, 10, 200)
