@@ -34,8 +34,6 @@ RULES = ROOT / "config" / "prometheus" / "dashboards.rules.yml"
 # adapts at merge). A query that reads one of them must parse but may come back empty here.
 # The last test fails once one of them appears on /metrics: then take it out of this list.
 PENDING_METRICS = {
-    # ledger (issue 5): time-weighted availability per site and window
-    "districtmon_site_availability_ratio": "issue 5, ledger",
     # SNMP device profiles (issue 3)
     "districtmon_device_on_battery": "issue 3, SNMP profiles",
     "districtmon_device_battery_volts": "issue 3, SNMP profiles",
@@ -183,7 +181,7 @@ def write_district(root: Path, http_port: int, snmpd: Snmpd, sim: Snmpsim, dead:
     (root / "districtmon.yaml").write_text(
         f"""
 http: {{listen: "127.0.0.1:{http_port}"}}
-ledger: {{path: ledger.sqlite}}
+ledger: {{path: ledger.sqlite, availability_refresh_seconds: 1}}
 poll: {{interval_seconds: 0.5, timeout_seconds: 0.15, retries: 0}}
 state: {{down_after: 2, up_after: 2}}
 """,

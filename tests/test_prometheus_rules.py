@@ -26,6 +26,7 @@ from alerting import (
 )
 from prometheus_client.registry import CollectorRegistry
 
+from monitor.availgauges import AvailabilityCollector, AvailabilityGauges
 from monitor.config import load_config
 from monitor.livestate import LiveState
 from monitor.metrics import SiteCollector, build_registry
@@ -137,7 +138,9 @@ def _exported_metric_names() -> set[str]:
     live.apply_transition(Transition(site, State.UP, 1.0, State.UNKNOWN))
     registry, _ = build_registry(live)
     registry.register(SiteCollector(live))
-    return _sample_names(registry)
+    # the ledger's gauges have samples only once computed; their family names are what count
+    availability = AvailabilityCollector(AvailabilityGauges(ROOT / "unused.sqlite", 60), live)
+    return _sample_names(registry) | {family.name for family in availability.collect()}
 
 
 def _sample_names(registry: CollectorRegistry) -> set[str]:
