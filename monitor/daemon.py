@@ -55,6 +55,21 @@ class Pipeline:
             self.evaluator.forget(site_id)
             self.ledger.record(SiteRetired(site_id, at))
 
+    def blind(self, site_ids: list[str], at: float, reason: str) -> None:
+        """The monitor lost sight of these sites at `at` (e.g. "monitor blind: broker lost"):
+        they turn unknown, charged to nobody, until fresh observations decide again."""
+        for site_id in site_ids:
+            transition = self.evaluator.blind(site_id, at, reason)
+            if transition is not None:
+                self.metrics.transitions.labels(transition.state.value).inc()
+                log.debug(  # the caller logs one line for all of them
+                    "site=%s state=unknown previous=%s reason=%s",
+                    site_id,
+                    transition.previous.value,
+                    reason,
+                )
+                self._publish(transition)
+
     def observe(self, obs: Observation) -> None:
         probe = obs.probe
         self.metrics.polls.labels(probe, "ok" if obs.ok else "error").inc()
@@ -124,7 +139,8 @@ class Daemon:
         return [site for site in config.sites.values() if self.probes.polled(site)]
 
     def _interval_of(self, site: Site) -> float:
-        return site.probe.interval_seconds or self.config.poll.interval_seconds
+        interval = site.probe.interval_seconds if isinstance(site.probe, SnmpProbe) else None
+        return interval or self.config.poll.interval_seconds
 
     def status(self) -> str:
         counts = self.live.counts()

@@ -7,6 +7,12 @@ it, so availability is charged from the first failed poll, not from the Nth.
 
 From `unknown` (no data yet, daemon just started) one success is enough to say `up`: the
 recovery rule exists to stop flapping out of an outage, not to delay the first answer.
+
+Two shortcuts exist for pushed telemetry. A *decisive* failure (a device's last will) takes
+the site down at once, dated like any other: at the first failure of the run it ends. And
+when the monitor itself goes blind (the broker is lost), `blind` turns a site `unknown` at
+that instant: the time after it is nobody's downtime, and the first fresh observation
+decides again as from a start.
 """
 
 from __future__ import annotations
@@ -45,6 +51,22 @@ class Evaluator:
     def forget(self, site: str) -> None:
         self.sites.pop(site, None)
 
+    def blind(self, site: str, at: float, reason: str) -> Transition | None:
+        """The monitor cannot see `site` from `at` on: it becomes unknown, and the run of
+        observations before the blindness no longer counts towards the next decision."""
+        health = self.sites.get(site)
+        if health is None:
+            return None
+        health.run_ok = None
+        health.run_length = 0
+        if health.state is State.UNKNOWN:
+            return None
+        previous = health.state
+        health.state = State.UNKNOWN
+        health.since = at
+        health.reason = reason
+        return Transition(site, State.UNKNOWN, at, previous, reason)
+
     def observe(self, obs: Observation) -> Transition | None:
         """Feed one observation; return the transition it confirms, if any.
 
@@ -77,6 +99,6 @@ class Evaluator:
         if obs.ok:
             needed = self.up_after if health.state is State.DOWN else 1
             return (State.UP, "") if health.run_length >= needed else (None, "")
-        if health.run_length >= self.down_after:
+        if obs.decisive or health.run_length >= self.down_after:
             return State.DOWN, obs.error or "probe failed"
         return None, ""

@@ -64,8 +64,21 @@ class SnmpProbe:
     interval_seconds: float | None = None
 
 
-# One probe kind today; ICMP/TCP/HTTP and MQTT probes join this union.
-Probe = SnmpProbe
+@dataclass(frozen=True, slots=True)
+class MqttProbe:
+    """A site that reports itself over the broker: nothing is polled, its messages are
+    awaited. `topic` overrides the base topic the district's pattern gives the site (the
+    `/status` and `/telemetry` channels hang below it); `profile` names the telemetry mapping
+    (default: the site's kind); `heartbeat_timeout_seconds` overrides the silence allowed
+    before the site is down (default: `mqtt.heartbeat_timeout_seconds`)."""
+
+    topic: str | None = None
+    profile: str | None = None
+    heartbeat_timeout_seconds: float | None = None
+
+
+# ICMP/TCP/HTTP probes join this union.
+Probe = SnmpProbe | MqttProbe
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +102,10 @@ class Observation:
     `time` is UTC wall-clock seconds (what the ledger stores); `duration` is measured on the
     monotonic clock. `values` are named, never raw OIDs. `error` is for people (logs, the
     ledger's reason); `error_reason` is a short fixed word (`timeout`, `resolve`...) fit for a
-    metric label; `probe` names the probe type (a metric label too)."""
+    metric label; `probe` names the probe type (a metric label too).
+
+    `decisive` marks a failure that settles the state on its own: a device's last will says
+    it is gone, so there is nothing to confirm by waiting for more failures."""
 
     site: str
     time: float
@@ -99,6 +115,7 @@ class Observation:
     error: str | None = None
     error_reason: str | None = None
     probe: str = "snmp"
+    decisive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from pysnmp.proto.rfc1902 import TimeTicks
 from pysnmp.proto.rfc1905 import EndOfMibView, NoSuchInstance, NoSuchObject
 
 from monitor.credentials import SnmpCredential
-from monitor.model import Observation, Site
+from monitor.model import Observation, Site, SnmpProbe
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,8 @@ class SnmpPoller:
 
     async def poll(self, site: Site) -> Observation:
         probe = site.probe
+        if not isinstance(probe, SnmpProbe):
+            raise TypeError(f"site {site.id} has no SNMP probe")  # the router sends only these
         timeout = probe.timeout_seconds if probe.timeout_seconds is not None else self._timeout
         retries = probe.retries if probe.retries is not None else self._retries
         started = time.monotonic()

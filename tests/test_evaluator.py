@@ -76,3 +76,35 @@ def test_sites_are_independent() -> None:
 def test_thresholds_below_one_are_refused() -> None:
     with pytest.raises(ValueError):
         Evaluator(down_after=0)
+
+
+def test_a_decisive_failure_takes_a_site_down_at_once_dated_at_the_run_start() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    feed(ev, "+")
+    will = Observation("s", 130.0, False, error="last will", decisive=True)
+    t = ev.observe(will)
+    assert t is not None and (t.state, t.since, t.previous) == (State.DOWN, 130.0, State.UP)
+    # after ordinary failures, the decisive one confirms the run they started
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    feed(ev, "+-", start=100.0)  # failure at 160
+    t = ev.observe(Observation("s", 170.0, False, decisive=True))
+    assert t is not None and (t.state, t.since) == (State.DOWN, 160.0)
+
+
+def test_blindness_makes_a_site_unknown_at_once_and_fresh_data_decides_again() -> None:
+    ev = Evaluator(down_after=2, up_after=3)
+    ev.start("s", 0.0)
+    feed(ev, "+--")  # up, then down
+    assert ev.sites["s"].state is State.DOWN
+    t = ev.blind("s", 500.0, "monitor blind: broker lost")
+    assert t is not None and (t.state, t.since, t.previous) == (State.UNKNOWN, 500.0, State.DOWN)
+    assert t.reason == "monitor blind: broker lost"
+    assert ev.blind("s", 510.0, "monitor blind: broker lost") is None  # already unknown
+    # one answer says up from unknown; the failures before the blindness no longer count
+    [up] = feed(ev, "+", start=600.0)
+    assert (up.state, up.since, up.previous) == (State.UP, 600.0, State.UNKNOWN)
+    ev.blind("s", 700.0, "monitor blind: broker lost")
+    assert feed(ev, "-", start=800.0) == []  # one failure after blindness: not yet down
+    assert ev.blind("absent", 1.0, "x") is None
