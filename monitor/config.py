@@ -17,12 +17,23 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from monitor.credentials import Credentials, SnmpCredential, load_credentials
-from monitor.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Probe, Site, SnmpProbe
+from monitor.model import (
+    OWNER_KINDS,
+    SITE_KINDS,
+    Commune,
+    MqttProbe,
+    Owner,
+    Probe,
+    Site,
+    SnmpProbe,
+)
+from monitor.mqttconfig import MqttSettings, read_mqtt_probe, read_mqtt_settings
+from monitor.telemetry import load_profiles
 from monitor.yamlsource import (
     ConfigProblem,
     Fields,
@@ -39,6 +50,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "HttpSettings",
+    "MqttSettings",
     "PollSettings",
     "StateSettings",
     "find_config_dir",
@@ -50,7 +62,7 @@ SETTINGS_FILE = "districtmon.yaml"
 DEFAULT_LISTEN = "127.0.0.1:9877"
 FUTURE_PROBES = ("mqtt", "icmp", "tcp", "http")
 
-_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state")
+_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state", "mqtt")
 _POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
 _STATE_KEYS = ("down_after", "up_after")
 _INVENTORY_KEYS = ("communes", "owners", "sites")
@@ -98,6 +110,9 @@ class Config:
     owners: dict[str, Owner]
     sites: dict[str, Site]
     credentials: dict[str, SnmpCredential]
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    # Sites of the inventory that other shards watch (see shard.py): known, not ours.
+    sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
 
 
 class ConfigError(Exception):
@@ -145,6 +160,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
     credentials = load_credentials(settings.credentials_file, env, problems)
     inventory = _read_inventory(settings.inventory_dir, problems)
     checked = _check_inventory(inventory, credentials, settings.credentials_file, problems)
+    mqtt = _check_mqtt(settings, credentials, inventory, directory / SETTINGS_FILE, problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -157,6 +173,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         owners=checked.owners,
         sites=checked.sites,
         credentials=credentials.usable if credentials else {},
+        mqtt=mqtt,
     )
 
 
@@ -171,6 +188,9 @@ class _Settings:
     inventory_dir: Path
     poll: PollSettings
     state: StateSettings
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    mqtt_credential: Located[str] | None = None
+    mqtt_configured: bool = False
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -193,6 +213,7 @@ def _read_settings(
     top = Fields.of(Sink(path, problems), YamlMap(1) if root is None else root, 1, "")
     top = top or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
+    mqtt, mqtt_credential = read_mqtt_settings(top.mapping("mqtt", null_is_empty=True), directory)
     return _Settings(
         http=_read_http(top.mapping("http", null_is_empty=True)),
         ledger_path=_read_path(top, "ledger", directory, ledger_default).absolute(),
@@ -200,6 +221,9 @@ def _read_settings(
         inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
         poll=_read_poll(top.mapping("poll", null_is_empty=True)),
         state=_read_state(top.mapping("state", null_is_empty=True)),
+        mqtt=mqtt,
+        mqtt_credential=mqtt_credential,
+        mqtt_configured=top.has("mqtt"),
     )
 
 
@@ -304,6 +328,8 @@ class _Entry(Generic[T]):
     subject: str = ""
     refs: dict[str, _Ref] = field(default_factory=dict)
     covers: list[Located[str]] = field(default_factory=list)
+    probe_line: int = 0
+    probe_key: str = ""
 
     def where(self) -> str:
         return f"{self.file.name}:{self.line}"
@@ -410,7 +436,9 @@ def _read_site(sink: Sink, item: Located[object]) -> _Entry[Site]:
         covers=tuple(area.value for area in covers),
     )
     line = _id_line(fields, item)
-    return _Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
+    entry = _Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
+    entry.probe_line, entry.probe_key = fields.line("probe"), fields.key("probe")
+    return entry
 
 
 def _ref(fields: Fields, key: str) -> _Ref | None:
@@ -467,9 +495,16 @@ def _read_snmp(snmp: Fields) -> tuple[Probe, _Ref | None]:
     return probe, credential
 
 
+def _read_mqtt(mqtt: Fields) -> tuple[Probe, _Ref | None]:
+    return read_mqtt_probe(mqtt), None
+
+
 # One reader per probe type: it validates the probe's mapping and returns the probe and the
 # credential it refers to (checked against credentials.yaml in pass 2), if any.
-PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {"snmp": _read_snmp}
+PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {
+    "snmp": _read_snmp,
+    "mqtt": _read_mqtt,
+}
 
 
 def is_address(text: str) -> bool:
@@ -614,3 +649,54 @@ def _report_cycle(
     ref = first.refs["parent"]
     message = "parent cycle: " + " -> ".join([*ordered, ordered[0]])
     problems.append(ConfigProblem(first.file, ref.line, ref.key, message))
+
+
+# --- MQTT: the broker account, telemetry profiles, one base topic per site ------------------
+
+
+def _check_mqtt(
+    settings: _Settings,
+    credentials: Credentials | None,
+    inventory: _Inventory,
+    settings_file: Path,
+    problems: list[ConfigProblem],
+) -> MqttSettings:
+    mqtt = settings.mqtt
+    ref = settings.mqtt_credential
+    if ref is not None and credentials is not None:
+        account = credentials.mqtt.get(ref.value)
+        if account is not None:
+            mqtt = replace(
+                mqtt, credential=account.name, username=account.username, password=account.password
+            )
+        elif ref.value not in credentials.mqtt_declared:
+            message = (
+                f"unknown credential '{ref.value}' (not in the mqtt section of "
+                f"{settings.credentials_file.name})"
+            )
+            problems.append(ConfigProblem(settings_file, ref.line, ref.key, message))
+    entries = [e for e in inventory.sites if isinstance(e.value.probe, MqttProbe)]
+    if not entries and not settings.mqtt_configured:
+        return mqtt
+    profiles = load_profiles(mqtt.mappings_file, problems)
+    if profiles is not None:
+        mqtt = replace(mqtt, profiles=profiles)
+    topics: dict[str, _Entry[Site]] = {}
+    for entry in entries:
+        site = entry.value
+        where = f"{entry.probe_key}.mqtt"
+        name = mqtt.profile_name(site)
+        if profiles is not None and site.kind and name not in profiles:
+            message = f"no telemetry profile '{name}' in {mqtt.mappings_file.name}{entry.subject}"
+            problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
+        if entry.id is None or not site.commune:
+            continue
+        base = mqtt.base_topic(site)
+        first = topics.setdefault(base, entry)
+        if first is not entry:
+            message = (
+                f"topic '{base}' is also the topic of site '{first.id}' ({first.where()})"
+                f"{entry.subject}"
+            )
+            problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
+    return mqtt

@@ -23,6 +23,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.credentials import Secret, env_var
+from monitor.model import SnmpProbe
 from monitor.summary import summarize
 
 SHIPPED = Path(__file__).parents[1] / "config"
@@ -615,15 +616,15 @@ def test_site_probe_overrides_are_validated_like_poll_settings(tmp_path: Path) -
     ]
 
 
-def test_probe_type_other_than_snmp_is_not_supported_yet(tmp_path: Path) -> None:
+def test_a_probe_type_not_built_yet_is_named_as_such(tmp_path: Path) -> None:
     root = broken(
         tmp_path,
         "inventory/sites.yaml",
         "snmp: {address: loa-01.thanh-nua.example, port: 1162, credential: district-ro}",
-        "mqtt: {topic: loa/01}",
+        "icmp: {address: loa-01.thanh-nua.example}",
     )
     assert errors(root) == [
-        f"inventory/sites.yaml:36: sites[2].probe.mqtt: probe type 'mqtt' is not supported yet{LOA}"
+        f"inventory/sites.yaml:36: sites[2].probe.icmp: probe type 'icmp' is not supported yet{LOA}"
     ]
 
 
@@ -636,7 +637,7 @@ def test_a_probe_has_exactly_one_type(tmp_path: Path) -> None:
     )
     assert errors(root) == [
         "inventory/sites.yaml:36: sites[2].probe: "
-        f"must name exactly one probe type (snmp), got 2{LOA}",
+        f"must name exactly one probe type (snmp, mqtt), got 2{LOA}",
         "inventory/sites.yaml:36: sites[2].probe.icmp: "
         f"probe type 'icmp' is not supported yet{LOA}",
     ]
@@ -882,4 +883,7 @@ def test_the_shipped_district_loads_with_230_bts_in_25_communes() -> None:
 
 def test_the_shipped_district_polls_loopback_only() -> None:
     config = load_config(SHIPPED, {})
-    assert all(site.probe.address.startswith("127.") for site in config.sites.values())
+    for site in config.sites.values():
+        if isinstance(site.probe, SnmpProbe):
+            assert site.probe.address.startswith("127."), site.id
+    assert config.mqtt.host.startswith("127.")
