@@ -23,10 +23,13 @@ from monitor.ledger import InventorySync, Ledger, SiteRetired
 from monitor.livestate import LiveState
 from monitor.metrics import SelfMetrics, build_registry
 from monitor.model import Observation, Site, SnmpProbe, Transition
+from monitor.mqttlistener import MqttListener, mqtt_sites
+from monitor.mqttmetrics import MqttMetrics
 from monitor.notify import Notifier
 from monitor.probes import ProbeRouter
 from monitor.scheduler import Scheduler, SchedulerHooks
 from monitor.snmp import SnmpClient, SnmpPoller
+from monitor.telemetry import value_help
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class Daemon:
         live: LiveState,
         metrics: SelfMetrics,
         client: SnmpClient,
+        mqtt_metrics: MqttMetrics,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -134,6 +138,16 @@ class Daemon:
                 on_skip=lambda _site: metrics.polls_skipped.inc(),
             ),
         )
+        # MQTT sites are pushed, not polled: the listener feeds the same pipeline.
+        self.listener = MqttListener(
+            config.mqtt,
+            mqtt_sites(config.sites),
+            mqtt_sites(config.sites_of_other_shards),
+            self.pipeline,
+            lambda: self.pipeline.evaluator.down_after,
+            mqtt_metrics,
+        )
+        live.value_help = value_help(config.mqtt.profiles)
 
     def _polled(self, config: Config) -> list[Site]:
         return [site for site in config.sites.values() if self.probes.polled(site)]
@@ -171,6 +185,8 @@ class Daemon:
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
         self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
         self.scheduler.update_sites(self._polled(new))
+        self.live.value_help = value_help(new.mqtt.profiles)
+        self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
             len(new.sites),
@@ -214,7 +230,7 @@ async def run_daemon(
     http: HttpServer | None = None
     try:
         await ledger.sync_sites(config.sites.values())
-        daemon = Daemon(config, ledger, live, metrics, client)
+        daemon = Daemon(config, ledger, live, metrics, client, MqttMetrics(registry))
         daemon.pipeline.start(list(config.sites), time.time())
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
@@ -228,6 +244,7 @@ async def run_daemon(
             writer = tasks.create_task(ledger.run(), name="ledger-writer")
             background = [
                 tasks.create_task(daemon.scheduler.run(), name="scheduler"),
+                tasks.create_task(daemon.listener.run(), name="mqtt-listener"),
                 tasks.create_task(_tick(live), name="loop-tick"),
                 tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
             ]

@@ -8,6 +8,7 @@ can iterate without locks and never sees a half-built record.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from monitor.model import Observation, Site, State, Transition
@@ -22,6 +23,8 @@ class SiteView:
     last_ok: bool | None = None
     last_duration: float | None = None
     device_uptime: float | None = None
+    # the last value of each named value (a report may carry only some), never mutated
+    values: Mapping[str, float | str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -40,6 +43,9 @@ class LiveState:
             {site_id: SiteView() for site_id in sites},
         )
         self.health = MonitorHealth()
+        # named values rendered as districtmon_site_<name>, with their help (from the
+        # telemetry profiles); others stay in observations only
+        self.value_help: dict[str, str] = {}
 
     @property
     def sites(self) -> dict[str, Site]:
@@ -60,12 +66,14 @@ class LiveState:
         if old is None:
             return
         uptime = obs.values.get("device_uptime_seconds")
+        values = {**old.values, **obs.values} if obs.values else old.values
         views[obs.site] = replace(
             old,
             last_poll=obs.time,
             last_ok=obs.ok,
             last_duration=obs.duration,
             device_uptime=float(uptime) if isinstance(uptime, int | float) else old.device_uptime,
+            values=values,
         )
 
     def apply_transition(self, t: Transition) -> None:

@@ -75,6 +75,10 @@ class SiteCollector(Collector):
             "The device's own uptime (SNMP sysUpTime) at the last successful poll.",
             labels=SITE_LABELS,
         )
+        telemetry = {
+            name: GaugeMetricFamily(f"districtmon_site_{name}", help_text, labels=SITE_LABELS)
+            for name, help_text in self.live.value_help.items()
+        }
         states = tuple(State)
         for site, view in self.live.items():
             labels = [site.id, site.kind, site.commune, site.owner]
@@ -94,7 +98,12 @@ class SiteCollector(Collector):
                 duration.add_metric(labels, view.last_duration)
             if view.device_uptime is not None:
                 uptime.add_metric(labels, view.device_uptime)
+            for name, value in view.values.items():
+                family = telemetry.get(name)
+                if family is not None and isinstance(value, float):
+                    family.add_metric(labels, value)
         yield from (info, up, state, since, last_poll, last_ok, duration, uptime)
+        yield from telemetry.values()
 
 
 class SelfMetrics:
