@@ -1,18 +1,19 @@
 """The daemon process with MQTT sites against a real mosquitto: heartbeats, silence, a last
 will, a stale retained report, losing and regaining the broker -- seen on /metrics and in the
-ledger."""
+ledger -- and three shards splitting one inventory."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from broker import Device, Mosquitto
+from broker import Device, Mosquitto, telemetry
 from conftest import SNMPD_COMMUNITY
 from harness import Daemon, free_tcp_port, wait_for
 from peers import Snmpd
@@ -20,6 +21,7 @@ from peers import Snmpd
 from monitor.ledger import read_intervals, read_runs
 from monitor.model import State
 from monitor.mqttlistener import BROKER_LOST
+from monitor.shard import Shard
 
 SHIPPED_MAPPINGS = Path(__file__).parents[1] / "config" / "mqtt" / "mappings.yaml"
 PASSWORD = "Wv2-broker-password-for-tests"
@@ -186,3 +188,61 @@ def test_mqtt_sites_live_die_and_survive_a_broker_outage_in_metrics_and_ledger(
     silent = read_intervals(ledger, "loa-silent")
     assert [i.state for i in silent][:2] == [State.UNKNOWN, State.DOWN]
     assert read_runs(ledger)[0].clean
+
+
+def test_three_shards_watch_every_site_exactly_once(
+    tmp_path: Path, broker: Mosquitto, snmpd: Snmpd
+) -> None:
+    speakers = {f"loa-{n:02d}": "{heartbeat_timeout_seconds: 60}" for n in range(12)}
+    bts = [f"bts-{n:02d}" for n in range(6)]
+    everything = set(speakers) | set(bts)
+    daemons: list[Daemon] = []
+    configs: list[Path] = []
+    try:
+        for index in (1, 2, 3):
+            port = free_tcp_port()
+            root = write_config(tmp_path / f"s{index}", port, broker, speakers, bts, snmpd)
+            configs.append(root)
+            env = {"DISTRICTMON_MQTT_BROKER_PASSWORD": PASSWORD}
+            daemons.append(Daemon(root, port, env=env, extra_args=("--shard", f"{index}/3")))
+        for daemon in daemons:
+            wait_for(
+                "connected",
+                lambda d=daemon: d.metric("districtmon_mqtt_broker_connected") == 1,
+                daemon,
+            )
+        for site in speakers:
+            broker.publish(f"{base(site)}/telemetry", telemetry(battery_volts=12.0))
+
+        def watched(daemon: Daemon) -> set[str]:
+            _, text = daemon.get("/metrics")
+            return set(re.findall(r'^districtmon_site_info\{[^}]*site="([^"]+)"', text, re.M))
+
+        shares = [watched(daemon) for daemon in daemons]
+        assert set().union(*shares) == everything
+        assert sum(len(share) for share in shares) == len(everything)  # disjoint
+        assert all(shares), "18 sites over 3 shards: none should be empty"
+        for index, (daemon, share) in enumerate(zip(daemons, shares, strict=True), start=1):
+            assert share == {site for site in everything if Shard(index, 3).owns(site)}
+            for site in share:
+                wait_for(
+                    f"{site} up in shard {index}",
+                    lambda d=daemon, s=site: d.metric("districtmon_site_up", site=s) == 1,
+                    daemon,
+                )
+            others = len(set(speakers) - share)
+            assert (
+                daemon.metric("districtmon_mqtt_messages_ignored_total", reason="other_shard")
+                == others
+            )
+            assert (
+                daemon.metric("districtmon_mqtt_messages_rejected_total", reason="unknown_site")
+                == 0
+            )
+    finally:
+        codes = [daemon.stop() if daemon.proc.poll() is None else -1 for daemon in daemons]
+    assert codes == [0, 0, 0]
+    for index, root in enumerate(configs, start=1):
+        ledger = root / f"ledger.shard-{index}-of-3.sqlite"
+        assert {i.site for i in read_intervals(ledger)} == shares[index - 1]
+        assert not (root / "ledger.sqlite").exists()
