@@ -67,8 +67,11 @@ class LiveState:
             return
         uptime = obs.values.get("device_uptime_seconds")
         values = {**old.values, **obs.values} if obs.values else old.values
-        views[obs.site] = replace(
-            old,
+        # built directly, not with dataclasses.replace: this runs for every pushed message
+        views[obs.site] = SiteView(
+            old.state,
+            old.since,
+            old.reason,
             last_poll=obs.time,
             last_ok=obs.ok,
             last_duration=obs.duration,

@@ -111,12 +111,29 @@ class TelemetryProfile:
     alive: str | None = None
 
     def decode(self, doc: Mapping[str, object]) -> dict[str, float | str]:
-        """Named values of a JSON object; raises WrongType."""
+        """Named values of a JSON object; raises WrongType.
+
+        The common cases (a boolean, an unscaled finite number) are decided inline: this runs
+        for every report, and a method call per field would cost a third of the decoding."""
         values: dict[str, float | str] = {}
+        get = doc.get
         for spec in self.values:
-            raw = doc.get(spec.field)
-            if raw is not None:
-                values[spec.name] = spec.convert(raw)
+            raw = get(spec.field)
+            if raw is None:
+                continue
+            if raw is True or raw is False:
+                if spec.kind == "bool":
+                    values[spec.name] = 1.0 if raw else 0.0
+                    continue
+            elif (
+                isinstance(raw, float)
+                and spec.kind == "number"
+                and spec.scale == 1.0
+                and raw - raw == 0  # finite: inf - inf and nan - nan are nan
+            ):
+                values[spec.name] = raw
+                continue
+            values[spec.name] = spec.convert(raw)  # ints, maps, scales and every wrong type
         return values
 
 
