@@ -23,7 +23,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.credentials import Secret, env_var
-from monitor.model import SnmpProbe
+from monitor.model import MqttProbe, SnmpProbe
 from monitor.summary import summarize
 
 SHIPPED = Path(__file__).parents[1] / "config"
@@ -887,3 +887,17 @@ def test_the_shipped_district_polls_loopback_only() -> None:
         if isinstance(site.probe, SnmpProbe):
             assert site.probe.address.startswith("127."), site.id
     assert config.mqtt.host.startswith("127.")
+
+
+def test_the_shipped_loudspeakers_report_over_mqtt_and_stations_are_polled() -> None:
+    config = load_config(SHIPPED, {})
+    speakers = [site for site in config.sites.values() if site.kind == "loudspeaker"]
+    assert len(speakers) == 71
+    assert all(isinstance(site.probe, MqttProbe) for site in speakers)
+    assert all(
+        isinstance(site.probe, SnmpProbe)
+        for site in config.sites.values()
+        if site.kind != "loudspeaker"
+    )
+    assert set(config.mqtt.profiles) >= {"loudspeaker", "radio_station"}
+    assert config.mqtt.base_topic(speakers[0]) == f"dienbien/thanh-nua/loudspeaker/{speakers[0].id}"
