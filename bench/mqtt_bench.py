@@ -17,8 +17,13 @@ Phases:
   consumer as fast as it can: the ceiling on one core.
 - sustained R/s: publishers paced at R messages/s for some seconds: does the consumer keep
   up, with how much of its core, and how late is it at the end.
-- aiomqtt only: the same burst read by a bare `async for message in client.messages` loop
-  doing nothing, for reference (NOTES.md quotes ~26k msg/s, ~37 us for QoS 0).
+- aiomqtt iterator only: the same burst read by a bare `async for message in
+  client.messages` loop doing nothing, for reference (NOTES.md: ~26k msg/s, ~37 us, QoS 0).
+- aiomqtt hand-over only: the same, with the listener's way of taking messages (a queue
+  class that hands each one over from the read callback) and nothing behind it: the cost
+  of the MQTT client alone in the daemon.
+- handling only: districtmon's own handling (Ingest.handle into the pipeline) without any
+  broker or client, in the orchestrator's process.
 
 Every message is QoS 1 end to end and carries a per-site sequence number: the consumer
 checks that each site received exactly the messages sent, in order (the last value in site
@@ -49,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BROKER_LIMITS = "max_inflight_messages 1000\nmax_queued_messages 60000\n"
+DROPPED = "$SYS/broker/publish/messages/dropped"  # what the broker itself threw away
 PREFIX = "bench"
 
 
@@ -166,7 +172,13 @@ async def _handling_only(count: int, total: int) -> dict[str, object]:
     await ledger.close()
     shutil.rmtree(tmp, ignore_errors=True)
     figures = _figures(total, 0.0, wall, 0.0, cpu, 0, 0, taken == count)
-    figures.update(name="handling only (no MQTT)", sites=count, sent=total, publish_seconds=0.0)
+    figures.update(
+        name="handling only (no MQTT)",
+        sites=count,
+        sent=total,
+        publish_seconds=0.0,
+        broker_dropped=0,
+    )
     return figures
 
 
@@ -191,23 +203,32 @@ async def _consume(args: argparse.Namespace) -> None:
     first = last = 0.0
     cpu_first = 0.0
 
-    if args.mode == "bare":
+    if args.mode in ("bare", "inline"):
         import aiomqtt
 
         got = 0
-        async with aiomqtt.Client("127.0.0.1", args.port, identifier="bare-bench") as client:
+
+        def take() -> None:
+            nonlocal got, first, last, cpu_first
+            if not got:
+                first, cpu_first = time.monotonic(), _cpu()
+            got += 1
+            last = time.monotonic()
+
+        class Counting(asyncio.Queue[aiomqtt.Message]):
+            """The listener's hand-over, with nothing behind it."""
+
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                take()
+
+        queue = {"queue_type": Counting} if args.mode == "inline" else {}
+        async with aiomqtt.Client("127.0.0.1", args.port, identifier="bare", **queue) as client:
             await client.subscribe(f"{PREFIX}/+/+/+/telemetry", qos=1)
             print("ready", flush=True)
 
             async def read() -> None:
-                nonlocal got, first, last, cpu_first
                 async for _message in client.messages:
-                    if not got:
-                        first, cpu_first = time.monotonic(), _cpu()
-                    got += 1
-                    last = time.monotonic()
-                    if got >= args.expect:
-                        return
+                    take()
 
             reader = asyncio.create_task(read())
             await _until_done(reader, lambda: got, lambda: last, args.expect)
@@ -325,7 +346,7 @@ class Broker:
         user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"{user}{BROKER_LIMITS}"
+            f"sys_interval 1\n{user}{BROKER_LIMITS}"
         )
         self.proc = subprocess.Popen(
             ["/usr/sbin/mosquitto", "-c", str(conf)],
@@ -339,6 +360,17 @@ class Broker:
                     return
             time.sleep(0.02)
         raise RuntimeError("mosquitto did not start")
+
+    def dropped(self) -> int:
+        """Messages the broker dropped so far (queue limits), from its $SYS counter."""
+        time.sleep(1.5)  # the counter is published every second
+        out = subprocess.run(
+            ["mosquitto_sub", "-p", str(self.port), "-t", DROPPED, "-C", "1", "-W", "5"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return int(out.stdout.strip() or 0)
 
     def close(self) -> None:
         self.proc.terminate()
@@ -400,6 +432,7 @@ def run_phase(
     assert consumer.stdout is not None
     if consumer.stdout.readline().strip() != "ready":
         raise RuntimeError("consumer failed to start")
+    dropped_before = broker.dropped()
     publishers = Publishers(broker.port, site_ids(sites))
     per_site = total // sites
     published_at = time.monotonic()
@@ -422,7 +455,13 @@ def run_phase(
     line = consumer.stdout.readline()
     consumer.wait(30)
     figures: dict[str, object] = json.loads(line)
-    figures.update(name=name, sites=sites, sent=total, publish_seconds=published)
+    figures.update(
+        name=name,
+        sites=sites,
+        sent=total,
+        publish_seconds=published,
+        broker_dropped=broker.dropped() - dropped_before,
+    )
     return figures
 
 
@@ -435,7 +474,7 @@ def main() -> int:
     parser.add_argument("--sites", type=int, default=100, help="sites (publisher processes)")
     parser.add_argument("--burst", type=int, default=50_000, help="messages in the drain phase")
     parser.add_argument(
-        "--rates", default="20000", help="paced rates to sustain, msg/s, comma-separated"
+        "--rates", default="10000,20000", help="paced rates to sustain, msg/s, comma-separated"
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of a paced phase")
     parser.add_argument("--profile", action="store_true", help="profile the drain phase")
@@ -455,7 +494,8 @@ def main() -> int:
         phases.append(
             (f"sustained {rate:,.0f}/s", int(rate * args.seconds), rate, "districtmon", False)
         )
-    phases.append(("aiomqtt only (burst)", args.burst, None, "bare", False))
+    phases.append(("aiomqtt iterator only", args.burst, None, "bare", False))
+    phases.append(("aiomqtt hand-over only", args.burst, None, "inline", False))
     if args.profile:
         phases.append(("drain, profiled", args.burst, None, "districtmon", True))
     broker = Broker()
@@ -477,7 +517,7 @@ def main() -> int:
 
 def print_table(results: list[dict[str, object]]) -> None:
     header = (
-        f"{'phase':<22}{'sites':>6}{'sent':>9}{'taken':>9}{'lost':>6}{'wall s':>8}"
+        f"{'phase':<24}{'sites':>6}{'sent':>9}{'taken':>9}{'lost':>7}{'broker':>7}{'wall s':>8}"
         f"{'msg/s':>9}{'CPU s':>7}{'CPU/msg':>9}{'core':>6}{'late s':>8}"
     )
     print(header)
@@ -487,15 +527,17 @@ def print_table(results: list[dict[str, object]]) -> None:
         late = wall - float(r["publish_seconds"])  # type: ignore[arg-type]
         lost = int(r["sent"]) - n  # type: ignore[call-overload]
         print(
-            f"{r['name']:<22}{r['sites']:>6}{r['sent']:>9,}{n:>9,}{lost:>6}{wall:>8.2f}"
+            f"{r['name']:<24}{r['sites']:>6}{r['sent']:>9,}{n:>9,}{lost:>7}"
+            f"{r['broker_dropped']:>7}{wall:>8.2f}"
             f"{n / wall:>9,.0f}{cpu:>7.2f}{cpu / max(n, 1) * 1e6:>7.1f}us{cpu / wall:>6.0%}"
             f"{late:>8.2f}"
         )
     print(
-        "\ntaken: messages that reached site state; lost: sent - taken (order and the last "
-        "value per site are checked too);\nCPU: the consumer process only (user+system, all "
-        "threads), first to last message; core: CPU s / wall s;\nlate: how long after the "
-        "last publish the consumer took the last message."
+        "\ntaken: messages that reached site state; lost: sent - taken (order and the last\n"
+        "value per site are checked too); broker: of the lost, how many the broker itself\n"
+        "dropped (its $SYS counter: queue limits exceeded); CPU: the consumer process only\n"
+        "(user+system, all threads), first to last message; core: CPU s / wall s; late: how\n"
+        "long after the last publish the consumer took the last message."
     )
     print(f"broker limits: {BROKER_LIMITS.strip().replace(chr(10), ', ')}")
 
