@@ -10,7 +10,8 @@ T / down_after seconds, the heartbeat it missed). A down site keeps failing one 
 period, as a dead SNMP agent keeps failing its polls.
 
 Silence is only counted while the daemon sees the broker: after a (re)connection every site's
-clock starts again at the moment of connection (`restart`).
+clock starts again at the moment of connection (`restart`), and the caller asks for the checks
+due only up to the last moment it knows its subscription delivered (`due(limit, ...)`).
 
 The message path only writes one float into `heard`; the checks keep one heap entry per
 site and revise it lazily when it comes due, so a flood of messages costs no heap work.
@@ -26,8 +27,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Overdue:
     site: str
-    silence: float  # seconds since the last message (or since the connection)
+    silence: float  # seconds from the last message (or the connection) to the check
     timeout: float
+    at: float  # when the check was due (monotonic): the failed observation's moment
 
 
 class HeartbeatWatch:
@@ -69,7 +71,8 @@ class HeartbeatWatch:
         return self._queue[0][0] if self._queue else None
 
     def due(self, now: float, checks: int) -> list[Overdue]:
-        """The checks that came due by `now`, each one a failed observation to make."""
+        """The checks that came due by `now`, each one a failed observation to make, dated
+        when it was due (a late caller does not move the outage)."""
         overdue: list[Overdue] = []
         queue = self._queue
         while queue and queue[0][0] <= now:
@@ -87,7 +90,7 @@ class HeartbeatWatch:
             if check <= now:
                 missed += 1
                 self._missed[site] = missed
-                overdue.append(Overdue(site, now - heard, timeout))
+                overdue.append(Overdue(site, check - heard, timeout, check))
                 check = heard + (missed + 1) * period
             heapq.heappush(queue, (check, site))
         return overdue

@@ -10,6 +10,10 @@ The part before `/status` is the site's *base topic*, made from `mqtt.topic_patt
 (default `{prefix}/{commune}/{kind}/{site}`) unless the site's probe names its own. The
 daemon subscribes to the pattern with `+` for every placeholder but the prefix, plus the
 exact topics of sites whose own base topic the pattern does not cover.
+
+The daemon checks its own subscription end to end by publishing to a topic of the pattern
+that no site can have (`_districtmon` in every placeholder; site ids are slugs, without `_`),
+e.g. `dienbien/_districtmon/_districtmon/_districtmon.<client-id>/status`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from monitor.yamlsource import BROKEN, Fields, Located
 DEFAULT_PATTERN = "{prefix}/{commune}/{kind}/{site}"
 PLACEHOLDERS = ("prefix", "commune", "kind", "site")
 CHANNELS = ("status", "telemetry")
+PROBE_MARK = "_districtmon"  # no site id, commune or kind can start with "_" (slugs)
 DEFAULT_MAPPINGS = Path("mqtt/mappings.yaml")
 
 _SETTINGS_KEYS = (
@@ -46,6 +51,7 @@ _SETTINGS_KEYS = (
     "max_payload_bytes",
     "reconnect_min_seconds",
     "reconnect_max_seconds",
+    "self_check_seconds",
     "mappings",
 )
 _TLS_KEYS = ("ca_file", "cert_file", "key_file", "verify_hostname")
@@ -83,6 +89,7 @@ class MqttSettings:
     max_payload_bytes: int = 4096
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
+    self_check_seconds: float = 5.0  # 0: off
     mappings_file: Path = DEFAULT_MAPPINGS
     profiles: Mapping[str, TelemetryProfile] = field(default_factory=dict)
 
@@ -106,6 +113,17 @@ class MqttSettings:
         if isinstance(probe, MqttProbe) and probe.profile is not None:
             return probe.profile
         return site.kind
+
+    @property
+    def probe_topic(self) -> str:
+        """Where this daemon checks that its subscription still delivers (see module doc)."""
+        base = self.topic_pattern.format(
+            prefix=self.topic_prefix,
+            commune=PROBE_MARK,
+            kind=PROBE_MARK,
+            site=f"{PROBE_MARK}.{self.client_id}",
+        )
+        return f"{base}/status"
 
     def filters(self, sites: Iterable[Site]) -> list[str]:
         """Subscriptions that carry every channel of every given site, fewest first."""
@@ -173,6 +191,7 @@ def read_mqtt_settings(
         max_payload_bytes=_or(fields.integer("max_payload_bytes", 64, 1 << 20), 4096),
         reconnect_min_seconds=low,
         reconnect_max_seconds=max(low, high),
+        self_check_seconds=_or(fields.number("self_check_seconds", 0), 5.0),
         mappings_file=directory / (mappings if mappings is not None else DEFAULT_MAPPINGS),
     )
     return settings, credential

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from monitor.model import Observation, Site
-from monitor.mqttconfig import CHANNELS, MqttSettings
+from monitor.mqttconfig import CHANNELS, PROBE_MARK, MqttSettings
 from monitor.mqttmetrics import IGNORE_REASONS, REJECT_REASONS, MqttMetrics
 from monitor.telemetry import TelemetryProfile, WrongType, finite
 
@@ -91,8 +91,11 @@ class Ingest:
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         warn: RateLimitedLog | None = None,
+        echo: Callable[[bytes], None] = lambda _payload: None,
     ) -> None:
+        """`echo` receives the payloads of this daemon's own subscription check."""
         self._observe = observe
+        self._echo = echo
         self._heard = heard
         self._wall = wall
         self._monotonic = monotonic
@@ -126,6 +129,7 @@ class Ingest:
             prefix=settings.topic_prefix, commune="{}", kind="{}", site="{site}"
         ).split("/")
         self._routes = routes
+        self._probe_topic = settings.probe_topic
         self._mine = frozenset(mine)
         self._max_payload = settings.max_payload_bytes
         self._pattern = levels
@@ -137,7 +141,13 @@ class Ingest:
         try:
             route = self._routes.get(topic)
             if route is None:
-                return self._reject(self._classify(topic), topic, None, "no site has this topic")
+                if topic == self._probe_topic:
+                    self._echo(payload)
+                reason = self._classify(topic)
+                if reason == "self_check":
+                    self._ignored[reason].inc()
+                    return reason
+                return self._reject(reason, topic, None, "no site has this topic")
             if not route.mine:
                 self._ignored["other_shard"].inc()
                 return "other_shard"
@@ -238,7 +248,10 @@ class Ingest:
         for part, level in zip(parts, pattern, strict=False):
             if level not in ("{}", "{site}") and part != level:
                 return "unknown_topic"
-        return "wrong_topic" if parts[self._site_level] in self._mine else "unknown_site"
+        site = parts[self._site_level]
+        if site.startswith(PROBE_MARK):
+            return "self_check"  # ours or another daemon's: not a site
+        return "wrong_topic" if site in self._mine else "unknown_site"
 
     def _reject(self, reason: str, topic: str, site: str | None, detail: str) -> str:
         self._rejected[reason].inc()

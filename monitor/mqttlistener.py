@@ -5,9 +5,18 @@ devices publish into observations (mqttingest.py) and their silence into failed 
 (heartbeat.py).
 
 While the daemon cannot see the broker -- not connected yet, connection lost, subscription
-refused -- it cannot see the sites either. Losing the broker makes every MQTT site `unknown`
-("monitor blind: broker lost") at once: their availability is not charged for the monitor's
-own blindness, and silence is not counted while blind. After each (re)connection the retained
+refused or lost -- it cannot see the sites either. Losing the broker makes every MQTT site
+`unknown` ("monitor blind: broker lost") at once: their availability is not charged for the
+monitor's own blindness, and silence is not counted while blind.
+
+A connection can look fine while nothing arrives: a broker that granted a subscription its ACL
+forbids to read (mosquitto does), a cluster node that lost it, a TCP path that died without a
+word. So every `self_check_seconds` the listener publishes a fresh token on its own probe topic
+(inside its subscription, see mqttconfig.py) and expects it back. Silence is only ever counted
+up to the last echo (a device's message sent before it would have arrived before it), so a
+check comes due at its own time but is confirmed only by the next echo, and is dated at its
+own time; an echo that does not come makes the sites unknown ("monitor blind: subscription
+lost") and the listener reconnect. After each (re)connection the retained
 statuses come first (a retained `offline` takes its site down again at once), then fresh
 messages decide the rest, and silence counts from the moment of connection. Connections are
 retried forever, with exponential backoff and jitter between `reconnect_min_seconds` and
@@ -27,7 +36,9 @@ subscriptions change, the listener reconnects with the new ones (without going b
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import math
 import random
 import ssl
 import time
@@ -49,6 +60,7 @@ _WIRE_LOG = logging.getLogger(__name__ + ".wire")
 _WIRE_LOG.setLevel(logging.WARNING)
 
 BROKER_LOST = "monitor blind: broker lost"
+SUBSCRIPTION_LOST = "monitor blind: subscription lost"
 CHECK_AT_LEAST_EVERY_SECONDS = 1.0
 SUBSCRIBE_BATCH = 100
 CLIENT_TIMEOUT_SECONDS = 5.0
@@ -62,8 +74,8 @@ class Sink(Protocol):
     def blind(self, site_ids: list[str], at: float, reason: str) -> None: ...
 
 
-class SubscriptionRefused(Exception):
-    pass
+class SubscriptionLost(Exception):
+    """The broker refused our subscription, or it stopped delivering our own echo."""
 
 
 def mqtt_sites(sites: dict[str, Site]) -> dict[str, Site]:
@@ -90,13 +102,23 @@ class MqttListener:
         self.watch = HeartbeatWatch()
         self.watch.watch(self._timeouts(), time.monotonic())
         self.ingest = Ingest(
-            settings, sites.values(), other_sites.values(), sink.observe, self.watch.heard, metrics
+            settings,
+            sites.values(),
+            other_sites.values(),
+            sink.observe,
+            self.watch.heard,
+            metrics,
+            echo=self._on_echo,
         )
         self._filters = settings.filters(sites.values())
         self._seeing = asyncio.Event()
         self._reconnect = asyncio.Event()
         self._connections = 0
         self._warn = RateLimitedLog(log, interval=60.0)
+        self._tokens = itertools.count(1)
+        self._token = b""
+        self._echoed = asyncio.Event()
+        self._verified_until = 0.0  # monotonic, the last echo: silence is counted up to here
         metrics.sites.set(len(sites))
 
     def _timeouts(self) -> dict[str, float]:
@@ -139,12 +161,14 @@ class MqttListener:
                 await self._reconnect.wait()
                 continue
             reason = ""
+            blind = BROKER_LOST
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
                 reason = str(exc) or type(exc).__name__
-            except SubscriptionRefused as exc:
+            except SubscriptionLost as exc:
                 reason = str(exc)
+                blind = SUBSCRIPTION_LOST
             except OSError as exc:  # e.g. a TLS file that became unreadable
                 reason = f"{type(exc).__name__}: {exc}"
             was_seeing = self.seeing
@@ -154,7 +178,7 @@ class MqttListener:
                 delay = self._settings.reconnect_min_seconds
                 continue
             if was_seeing:
-                self._go_blind(reason)
+                self._go_blind(reason, blind)
                 delay = self._settings.reconnect_min_seconds
             else:
                 self._metrics.connect_failures.inc()
@@ -195,7 +219,11 @@ class MqttListener:
                 ]
                 granted = await client.subscribe(batch)
                 if any(_refused(code) for code in granted):
-                    raise SubscriptionRefused(f"the broker refused a subscription among {batch}")
+                    raise SubscriptionLost(f"the broker refused a subscription among {batch}")
+            if settings.self_check_seconds > 0:
+                await self._self_check(client)
+            else:
+                self._verified_until = math.inf
             self.watch.restart(time.monotonic())
             self._seeing.set()
             self._metrics.connected.set(1)
@@ -213,18 +241,51 @@ class MqttListener:
             )
             lost = asyncio.ensure_future(_until_lost(client))
             asked = asyncio.ensure_future(self._reconnect.wait())
+            checks = asyncio.ensure_future(self._keep_checking(client))
+            waiting = {lost, asked, checks}
             try:
-                await asyncio.wait({lost, asked}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                asked.cancel()
-                lost.cancel()
-            error = lost.exception() if lost.done() and not lost.cancelled() else None
-            if error is not None:
-                raise error
+                for task in waiting:
+                    task.cancel()
+            for task in (lost, checks):
+                error = task.exception() if task.done() and not task.cancelled() else None
+                if error is not None:
+                    raise error
 
-    def _go_blind(self, reason: str) -> None:
+    async def _keep_checking(self, client: aiomqtt.Client) -> None:
+        if self._settings.self_check_seconds <= 0:
+            await asyncio.Event().wait()  # checks are off: wait for the end of the session
+        while True:
+            await asyncio.sleep(self._settings.self_check_seconds)
+            await self._self_check(client)
+
+    async def _self_check(self, client: aiomqtt.Client) -> None:
+        """Publish a fresh token on our probe topic and wait for it to come back through our
+        own subscription; raise SubscriptionLost if it does not."""
+        settings = self._settings
+        wait = min(5.0, max(1.0, settings.self_check_seconds))
+        self._token = f"self-check {next(self._tokens)} {random.getrandbits(32):08x}".encode()
+        self._echoed.clear()
+        await client.publish(settings.probe_topic, self._token, qos=1)
+        try:
+            await asyncio.wait_for(self._echoed.wait(), wait)
+        except TimeoutError:
+            raise SubscriptionLost(
+                f"no echo of the self-check on {settings.probe_topic} within {wait:g} s: the "
+                "subscription was lost, or the account may not publish there "
+                "(mqtt.self_check_seconds: 0 turns the check off)"
+            ) from None
+
+    def _on_echo(self, payload: bytes) -> None:
+        if payload == self._token:
+            self._verified_until = time.monotonic()
+            self._echoed.set()
+
+    def _go_blind(self, reason: str, blind: str) -> None:
         at = time.time()
-        self._sink.blind(list(self._sites), at, BROKER_LOST)
+        self._verified_until = 0.0
+        self._sink.blind(list(self._sites), at, blind)
         log.warning(
             "mqtt: lost the broker at %s:%d (%s): %d MQTT sites are unknown until it is back",
             self._settings.host,
@@ -240,11 +301,12 @@ class MqttListener:
             await self._seeing.wait()
             now = time.monotonic()
             wall = time.time()
-            for overdue in self.watch.due(now, self._checks()):
+            # only up to the last moment our own echo proved that messages could reach us
+            for overdue in self.watch.due(min(now, self._verified_until), self._checks()):
                 self._sink.observe(
                     Observation(
                         overdue.site,
-                        wall,
+                        wall - (now - overdue.at),
                         False,
                         error=f"no message for {overdue.silence:.0f} s "
                         f"(heartbeat timeout {overdue.timeout:g} s)",
@@ -253,8 +315,14 @@ class MqttListener:
                     )
                 )
             due = self.watch.next_due()
-            wait = CHECK_AT_LEAST_EVERY_SECONDS if due is None else due - time.monotonic()
-            await asyncio.sleep(min(max(wait, 0.0), CHECK_AT_LEAST_EVERY_SECONDS))
+            now = time.monotonic()
+            if due is None:
+                wait = CHECK_AT_LEAST_EVERY_SECONDS
+            elif due <= now:  # due, but after the last echo: wait for the next one
+                wait = 0.25
+            else:
+                wait = due - now
+            await asyncio.sleep(min(wait, CHECK_AT_LEAST_EVERY_SECONDS))
 
 
 async def _until_lost(client: aiomqtt.Client) -> None:

@@ -27,6 +27,7 @@ REJECT_REASONS = (
 IGNORE_REASONS = (
     "other_shard",  # a site another shard watches
     "retained_status",  # a retained `online`: the broker's memory, not a sign of life
+    "self_check",  # the daemons' own subscription checks (see mqttconfig.PROBE_MARK)
 )
 
 

@@ -65,17 +65,19 @@ class Mosquitto:
         *,
         users: dict[str, str] | None = None,
         tls: tuple[Path, Path, Path] | None = None,
+        acl: str | None = None,
         extra: str = "",
     ) -> None:
         """`users`: username -> password (then anonymous clients are refused; the test's own
         publishers and devices use the last account); `tls`: (ca, cert, key) files for a TLS
-        listener."""
+        listener; `acl`: the text of an ACL file (see `change_acl`)."""
         self.host = LOCALHOST
         self.port = free_tcp_port()
         self.dir = Path(tempfile.mkdtemp(prefix="districtmon-mosquitto-"))
         self.log_path = self.dir / "mosquitto.log"
         self.users = users or {}
         self.tls = tls
+        self.acl = acl
         self.extra = extra
         self._proc: subprocess.Popen[bytes] | None = None
         _live.add(self)
@@ -94,6 +96,9 @@ class Mosquitto:
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             lines.append("allow_anonymous true")
+        if self.acl is not None:
+            (self.dir / "acl").write_text(self.acl)
+            lines.append(f"acl_file {self.dir / 'acl'}")
         if self.tls is not None:
             ca, cert, key = self.tls
             lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}"]
@@ -122,6 +127,14 @@ class Mosquitto:
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"mosquitto did not listen on {self.port}:\n{self.log()}")
+
+    def change_acl(self, acl: str) -> None:
+        """New access rules at once (SIGHUP): existing subscriptions stay, but deliver only
+        what the new rules let their client read -- a subscription lost without a word."""
+        assert self._proc is not None and self.acl is not None
+        self.acl = acl
+        (self.dir / "acl").write_text(acl)
+        self._proc.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

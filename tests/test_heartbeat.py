@@ -32,7 +32,7 @@ def test_a_message_restarts_the_count() -> None:
     assert [o.site for o in watch.due(61.0, 3)] == ["b"]
     assert [o.site for o in watch.due(79.0, 3)] == []
     assert [o.site for o in watch.due(80.0, 3)] == ["a"]  # 30 s after its message
-    assert [(o.site, o.silence) for o in watch.due(91.0, 3)] == [("b", 91.0)]
+    assert [(o.site, o.silence, o.at) for o in watch.due(91.0, 3)] == [("b", 90.0, 90.0)]
 
 
 def test_silence_is_counted_from_the_reconnection_only() -> None:

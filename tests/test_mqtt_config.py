@@ -156,7 +156,7 @@ def test_mqtt_settings_are_validated_with_their_place(tmp_path: Path) -> None:
         "districtmon.yaml:19: mqtt.colour: unknown key (expected one of: host, port, tls, "
         "credential, client_id, qos, keepalive_seconds, topic_prefix, topic_pattern, "
         "heartbeat_timeout_seconds, max_payload_bytes, reconnect_min_seconds, "
-        "reconnect_max_seconds, mappings)",
+        "reconnect_max_seconds, self_check_seconds, mappings)",
         "districtmon.yaml:20: mqtt.keepalive_seconds: must be an integer 5..3600, got 0",
         "districtmon.yaml:21: mqtt.topic_prefix: must not hold MQTT wildcards (+ #), "
         "got 'dien/+/bien'",

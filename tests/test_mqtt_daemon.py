@@ -58,6 +58,7 @@ mqtt:
   reconnect_min_seconds: 0.1
   reconnect_max_seconds: 0.5
   keepalive_seconds: 5
+  self_check_seconds: 0.3
 """,
         encoding="utf-8",
     )

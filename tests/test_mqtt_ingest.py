@@ -212,6 +212,19 @@ def test_bad_messages_are_refused_by_reason_and_change_nothing(
     assert set(h.heard) == {"loa-b"}
 
 
+def test_self_checks_are_handed_back_and_never_taken_for_sites() -> None:
+    h = Harness()
+    echoed: list[bytes] = []
+    h.ingest._echo = echoed.append
+    own = SETTINGS.probe_topic
+    assert own == "dienbien/_districtmon/_districtmon/_districtmon.districtmon/status"
+    assert h.send(own, "self-check 1 abc") == "self_check"
+    other = own.replace("_districtmon.districtmon", "_districtmon.districtmon.shard-2-of-3")
+    assert h.send(other, "self-check 9 def") == "self_check"
+    assert echoed == [b"self-check 1 abc"]
+    assert h.count("ignored", "self_check") == 2 and h.count("rejected", "unknown_site") == 0
+
+
 def test_another_shards_site_is_ignored_not_refused() -> None:
     h = Harness()
     topic = SETTINGS.base_topic(OTHER_SHARD["loa-z"]) + "/telemetry"

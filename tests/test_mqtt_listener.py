@@ -25,7 +25,7 @@ from monitor.livestate import LiveState
 from monitor.metrics import build_registry
 from monitor.model import MqttProbe, Site, State
 from monitor.mqttconfig import MqttSettings, TlsSettings
-from monitor.mqttlistener import BROKER_LOST, MqttListener
+from monitor.mqttlistener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
 from monitor.mqttmetrics import MqttMetrics
 
 PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
@@ -102,6 +102,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
             "reconnect_min_seconds": 0.1,
             "reconnect_max_seconds": 0.4,
             "keepalive_seconds": 5,
+            "self_check_seconds": 0.3,
             "profiles": PROFILES,
             "client_id": f"districtmon-test-{len(stops)}",
         }
@@ -156,7 +157,7 @@ async def test_heartbeats_keep_a_site_up_and_silence_takes_it_down_after_the_tim
     assert rig.state("loa-b") is State.DOWN  # never heard of: down after the timeout
     down_at = await rig.until("loa-a down", lambda: rig.state("loa-a") is State.DOWN)
     # down when the timeout has passed, not before; dated at the first overdue check
-    assert TIMEOUT - 0.1 <= down_at - last_report <= TIMEOUT + 1.0
+    assert TIMEOUT - 0.3 <= down_at - last_report <= TIMEOUT + 1.0
     since = rig.live.views["loa-a"].since
     assert since is not None and 0 < since - last_report <= TIMEOUT / DOWN_AFTER + 0.6
     assert "no message for" in rig.live.views["loa-a"].reason
@@ -315,3 +316,36 @@ async def test_a_reload_moves_routes_at_once_and_reconnects_for_new_subscription
     assert rig.metric("districtmon_mqtt_subscriptions") == 4
     await publish(broker, "vendor/loa-a/status", "online")
     await rig.until("up on its new topic", lambda: rig.state("loa-a") is State.UP)
+
+
+READ_WRITE = "user districtmon\ntopic readwrite #\n"
+WRITE_ONLY = "user districtmon\ntopic write #\n"
+
+
+async def test_a_subscription_that_stops_delivering_makes_sites_unknown_not_down(
+    rig_factory: Callable[..., object],
+) -> None:
+    password = "acl-test-password"
+    with Mosquitto(users={"districtmon": password}, acl=READ_WRITE) as broker:
+        broker.start()
+        rig: Rig = await rig_factory(  # type: ignore[misc]
+            broker, [speaker("loa-a")], username="districtmon", password=Secret(password)
+        )
+        device = Device(broker, base("loa-a"), period=0.2)
+        await asyncio.to_thread(device.start)
+        try:
+            await rig.until("up", lambda: rig.state("loa-a") is State.UP)
+            # the broker keeps the subscription but no longer delivers anything on it
+            await asyncio.to_thread(broker.change_acl, WRITE_ONLY)
+            await rig.until("blind", lambda: rig.state("loa-a") is State.UNKNOWN, 5.0)
+            assert rig.live.views["loa-a"].reason == SUBSCRIPTION_LOST
+            assert rig.metric("districtmon_mqtt_broker_connected") == 0
+            await asyncio.sleep(TIMEOUT + 0.5)  # silence while blind is charged to nobody
+            assert rig.state("loa-a") is State.UNKNOWN
+            await asyncio.to_thread(broker.change_acl, READ_WRITE)
+            await rig.until("back", lambda: rig.state("loa-a") is State.UP, 10.0)
+            await asyncio.sleep(0.3)
+            states = [i.state for i in read_intervals(rig.ledger_path, "loa-a")]
+        finally:
+            device.kill()
+    assert states == [State.UNKNOWN, State.UP, State.UNKNOWN, State.UP]
