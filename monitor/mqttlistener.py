@@ -119,6 +119,7 @@ class MqttListener:
         self._token = b""
         self._echoed = asyncio.Event()
         self._verified_until = 0.0  # monotonic, the last echo: silence is counted up to here
+        self._taking = True
         metrics.sites.set(len(sites))
 
     def _timeouts(self) -> dict[str, float]:
@@ -209,49 +210,59 @@ class MqttListener:
             tls_context=_tls_context(settings),
             timeout=CLIENT_TIMEOUT_SECONDS,
             logger=_WIRE_LOG,
-            queue_type=_handing_queue(self.ingest),
+            queue_type=self._handing_queue(),
         )
+        self._taking = True
         async with client:
-            filters = self._filters
-            for start in range(0, len(filters), SUBSCRIBE_BATCH):
-                batch = [
-                    (topic, settings.qos) for topic in filters[start : start + SUBSCRIBE_BATCH]
-                ]
-                granted = await client.subscribe(batch)
-                if any(_refused(code) for code in granted):
-                    raise SubscriptionLost(f"the broker refused a subscription among {batch}")
-            if settings.self_check_seconds > 0:
-                await self._self_check(client)
-            else:
-                self._verified_until = math.inf
-            self.watch.restart(time.monotonic())
-            self._seeing.set()
-            self._metrics.connected.set(1)
-            self._metrics.subscriptions.set(len(filters))
-            if self._connections:
-                self._metrics.reconnects.inc()
-            self._connections += 1
-            log.info(
-                "mqtt: connected to %s:%d as %s, %d subscriptions, watching %d sites",
-                settings.host,
-                settings.port,
-                settings.client_id,
-                len(filters),
-                len(self._sites),
-            )
-            lost = asyncio.ensure_future(_until_lost(client))
-            asked = asyncio.ensure_future(self._reconnect.wait())
-            checks = asyncio.ensure_future(self._keep_checking(client))
-            waiting = {lost, asked, checks}
             try:
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in waiting:
-                    task.cancel()
-            for task in (lost, checks):
-                error = task.exception() if task.done() and not task.cancelled() else None
-                if error is not None:
-                    raise error
+                await self._subscribed(client)
+            except asyncio.CancelledError:
+                # the daemon is stopping: what still arrives while we say goodbye is dropped,
+                # the pipeline and ledger behind us are closing
+                self._taking = False
+                raise
+
+    async def _subscribed(self, client: aiomqtt.Client) -> None:
+        """Subscribe, check, then wait until the session ends (see `_session`)."""
+        settings = self._settings
+        filters = self._filters
+        for start in range(0, len(filters), SUBSCRIBE_BATCH):
+            batch = [(topic, settings.qos) for topic in filters[start : start + SUBSCRIBE_BATCH]]
+            granted = await client.subscribe(batch)
+            if any(_refused(code) for code in granted):
+                raise SubscriptionLost(f"the broker refused a subscription among {batch}")
+        if settings.self_check_seconds > 0:
+            await self._self_check(client)
+        else:
+            self._verified_until = math.inf
+        self.watch.restart(time.monotonic())
+        self._seeing.set()
+        self._metrics.connected.set(1)
+        self._metrics.subscriptions.set(len(filters))
+        if self._connections:
+            self._metrics.reconnects.inc()
+        self._connections += 1
+        log.info(
+            "mqtt: connected to %s:%d as %s, %d subscriptions, watching %d sites",
+            settings.host,
+            settings.port,
+            settings.client_id,
+            len(filters),
+            len(self._sites),
+        )
+        lost = asyncio.ensure_future(_until_lost(client))
+        asked = asyncio.ensure_future(self._reconnect.wait())
+        checks = asyncio.ensure_future(self._keep_checking(client))
+        waiting = {lost, asked, checks}
+        try:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waiting:
+                task.cancel()
+        for task in (lost, checks):
+            error = task.exception() if task.done() and not task.cancelled() else None
+            if error is not None:
+                raise error
 
     async def _keep_checking(self, client: aiomqtt.Client) -> None:
         if self._settings.self_check_seconds <= 0:
@@ -281,6 +292,19 @@ class MqttListener:
         if payload == self._token:
             self._verified_until = time.monotonic()
             self._echoed.set()
+
+    def _handing_queue(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        handle = self.ingest.handle
+        listener = self
+
+        class HandingQueue(asyncio.Queue[aiomqtt.Message]):
+            """Hands each message to the ingest instead of storing it (see the module doc)."""
+
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                if listener._taking:
+                    handle(item.topic.value, item.payload, item.retain)
+
+        return HandingQueue
 
     def _go_blind(self, reason: str, blind: str) -> None:
         at = time.time()
@@ -330,18 +354,6 @@ async def _until_lost(client: aiomqtt.Client) -> None:
     connection is lost."""
     async for _message in client.messages:
         pass
-
-
-def _handing_queue(ingest: Ingest) -> type[asyncio.Queue[aiomqtt.Message]]:
-    handle = ingest.handle
-
-    class HandingQueue(asyncio.Queue[aiomqtt.Message]):
-        """Hands each message to the ingest instead of storing it (see the module doc)."""
-
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            handle(item.topic.value, item.payload, item.retain)
-
-    return HandingQueue
 
 
 def _refused(code: int | ReasonCode) -> bool:

@@ -53,8 +53,8 @@ class MqttMetrics:
         )
         self.connected = Gauge(
             "districtmon_mqtt_broker_connected",
-            "1 while the daemon is connected and subscribed to the broker, else 0 (its MQTT "
-            "sites are then unknown).",
+            "1 while the daemon is connected and subscribed to the broker (and its self-check "
+            "echoes), else 0 (its MQTT sites are then unknown).",
             registry=registry,
         )
         self.reconnects = Counter(
