@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,8 +37,7 @@ _live: set[object] = set()
 
 
 def free_tcp_port(host: str = LOCALHOST) -> int:
-    import random
-
+    """A TCP port below the ephemeral range that nothing listens on (nor was handed out)."""
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(*_PORT_RANGE)
