@@ -93,9 +93,11 @@ install:
 		echo "keeping the existing configuration in $$conf"; \
 	else \
 		echo "installing the example configuration in $$conf"; \
-		install -d -m 0750 "$$conf" "$$conf/inventory"; \
-		install -m 0640 config/districtmon.yaml config/credentials.yaml config/README.md "$$conf/"; \
+		install -d -m 0750 "$$conf" "$$conf/inventory" "$$conf/mqtt"; \
+		install -m 0640 config/districtmon.yaml config/credentials.yaml config/README.md \
+			config/maintenance.yaml "$$conf/"; \
 		install -m 0640 config/inventory/*.yaml "$$conf/inventory/"; \
+		install -m 0640 config/mqtt/*.yaml "$$conf/mqtt/"; \
 		if [ -z "$(DESTDIR)" ]; then \
 			chown -R root:$(SERVICE_GROUP) "$$conf"; \
 		fi; \

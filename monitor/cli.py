@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from monitor import __version__, maintenancecli, reportcli
 from monitor.config import Config, ConfigError, find_config_dir, load_config
 from monitor.logsetup import configure_logging
+from monitor.shard import Shard, restrict
 from monitor.simulator.cli import add_simulate_parser, ctl_main, simulate_main
 from monitor.summary import summarize
 
@@ -33,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=["text", "json"],
         help="one line per event on stderr: text (journald-friendly) or JSON",
     )
+    run.add_argument(
+        "--shard",
+        metavar="i/N",
+        type=_shard,
+        help="watch only shard i of N of the inventory (1-based, e.g. 2/3): several daemons "
+        "split a province, every site watched by exactly one",
+    )
 
     check = commands.add_parser("check-config", help="validate the configuration and summarise it")
     check.add_argument("-c", "--config", metavar="PATH", help=config_help)
@@ -45,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _load(path: str | None) -> Config:
     return load_config(find_config_dir(path))
 
@@ -54,8 +69,14 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     from monitor.daemon import run_daemon
 
     directory = config.directory
+    shard: Shard | None = args.shard
     try:
-        asyncio.run(run_daemon(config, reload_config=lambda: load_config(directory)))
+        asyncio.run(
+            run_daemon(
+                restrict(config, shard),
+                reload_config=lambda: restrict(load_config(directory), shard),
+            )
+        )
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
     return 0

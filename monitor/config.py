@@ -17,7 +17,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit
@@ -33,12 +33,15 @@ from monitor.model import (
     DnsProbe,
     HttpProbe,
     IcmpProbe,
+    MqttProbe,
     Owner,
     Probe,
     Site,
     SnmpProbe,
     TcpProbe,
 )
+from monitor.mqttconfig import MqttSettings, read_mqtt_probe, read_mqtt_settings
+from monitor.telemetry import load_profiles
 from monitor.yamlsource import (
     BROKEN,
     ConfigProblem,
@@ -56,6 +59,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "HttpSettings",
+    "MqttSettings",
     "PollSettings",
     "StateSettings",
     "find_config_dir",
@@ -65,9 +69,8 @@ __all__ = [
 SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
 SETTINGS_FILE = "districtmon.yaml"
 DEFAULT_LISTEN = "127.0.0.1:9877"
-FUTURE_PROBES = ("mqtt",)
 
-_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state", "timezone")
+_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state", "timezone", "mqtt")
 _LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
 _POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
 _STATE_KEYS = ("down_after", "up_after")
@@ -121,6 +124,9 @@ class Config:
     timezone: str | None = None  # IANA name: reports and recurring windows without their own
     maintenance: tuple[Window, ...] = ()
     availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    # Sites of the inventory that other shards watch (see shard.py): known, not ours.
+    sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
 
 
 class ConfigError(Exception):
@@ -177,6 +183,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
             "owner": checked.owners.keys(),
         }
         check_targets(windows, known, maintenance_file, problems)
+    mqtt = _check_mqtt(settings, credentials, inventory, directory / SETTINGS_FILE, problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -193,6 +200,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         timezone=settings.timezone,
         maintenance=tuple(windows),
         availability_refresh_seconds=settings.availability_refresh_seconds,
+        mqtt=mqtt,
     )
 
 
@@ -210,6 +218,9 @@ class _Settings:
     retention: Retention
     timezone: str | None
     availability_refresh_seconds: float
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    mqtt_credential: Located[str] | None = None
+    mqtt_configured: bool = False
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -233,6 +244,7 @@ def _read_settings(
     top = top or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
     ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)
+    mqtt, mqtt_credential = read_mqtt_settings(top.mapping("mqtt", null_is_empty=True), directory)
     return _Settings(
         http=_read_http(top.mapping("http", null_is_empty=True)),
         ledger_path=ledger_path.absolute(),
@@ -243,6 +255,9 @@ def _read_settings(
         retention=retention,
         timezone=_read_timezone(top),
         availability_refresh_seconds=refresh,
+        mqtt=mqtt,
+        mqtt_credential=mqtt_credential,
+        mqtt_configured=top.has("mqtt"),
     )
 
 
@@ -378,6 +393,8 @@ class _Entry(Generic[T]):
     subject: str = ""
     refs: dict[str, _Ref] = field(default_factory=dict)
     covers: list[Located[str]] = field(default_factory=list)
+    probe_line: int = 0
+    probe_key: str = ""
 
     def where(self) -> str:
         return f"{self.file.name}:{self.line}"
@@ -484,7 +501,9 @@ def _read_site(sink: Sink, item: Located[object]) -> _Entry[Site]:
         covers=tuple(area.value for area in covers),
     )
     line = _id_line(fields, item)
-    return _Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
+    entry = _Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
+    entry.probe_line, entry.probe_key = fields.line("probe"), fields.key("probe")
+    return entry
 
 
 def _ref(fields: Fields, key: str) -> _Ref | None:
@@ -513,9 +532,7 @@ def _read_probe(site: Fields) -> tuple[Probe, _Ref | None]:
     if len(types) != 1:
         probe.problem_here(f"must name exactly one probe type ({supported}), got {len(types)}")
     for name in types:
-        if name in FUTURE_PROBES and name not in PROBE_READERS:
-            probe.problem(name, f"probe type '{name}' is not supported yet")
-        elif name not in PROBE_READERS:
+        if name not in PROBE_READERS:
             probe.problem(name, f"unknown probe type '{name}' (supported: {supported})")
     for name, reader in PROBE_READERS.items():
         fields = probe.mapping(name) if name in types else None
@@ -768,6 +785,10 @@ def _is_dns_name(text: str) -> bool:
     return 0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(label) for label in name.split("."))
 
 
+def _read_mqtt(mqtt: Fields) -> tuple[Probe, _Ref | None]:
+    return read_mqtt_probe(mqtt), None
+
+
 # One reader per probe type: it validates the probe's mapping and returns the probe and the
 # credential it refers to (checked against credentials.yaml in pass 2), if any.
 PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {
@@ -776,6 +797,7 @@ PROBE_READERS: dict[str, Callable[[Fields], tuple[Probe, _Ref | None]]] = {
     "tcp": _read_tcp,
     "http": _read_http_probe,
     "dns": _read_dns,
+    "mqtt": _read_mqtt,
 }
 
 
@@ -921,3 +943,54 @@ def _report_cycle(
     ref = first.refs["parent"]
     message = "parent cycle: " + " -> ".join([*ordered, ordered[0]])
     problems.append(ConfigProblem(first.file, ref.line, ref.key, message))
+
+
+# --- MQTT: the broker account, telemetry profiles, one base topic per site ------------------
+
+
+def _check_mqtt(
+    settings: _Settings,
+    credentials: Credentials | None,
+    inventory: _Inventory,
+    settings_file: Path,
+    problems: list[ConfigProblem],
+) -> MqttSettings:
+    mqtt = settings.mqtt
+    ref = settings.mqtt_credential
+    if ref is not None and credentials is not None:
+        account = credentials.mqtt.get(ref.value)
+        if account is not None:
+            mqtt = replace(
+                mqtt, credential=account.name, username=account.username, password=account.password
+            )
+        elif ref.value not in credentials.mqtt_declared:
+            message = (
+                f"unknown credential '{ref.value}' (not in the mqtt section of "
+                f"{settings.credentials_file.name})"
+            )
+            problems.append(ConfigProblem(settings_file, ref.line, ref.key, message))
+    entries = [e for e in inventory.sites if isinstance(e.value.probe, MqttProbe)]
+    if not entries and not settings.mqtt_configured:
+        return mqtt
+    profiles = load_profiles(mqtt.mappings_file, problems)
+    if profiles is not None:
+        mqtt = replace(mqtt, profiles=profiles)
+    topics: dict[str, _Entry[Site]] = {}
+    for entry in entries:
+        site = entry.value
+        where = f"{entry.probe_key}.mqtt"
+        name = mqtt.profile_name(site)
+        if profiles is not None and site.kind and name not in profiles:
+            message = f"no telemetry profile '{name}' in {mqtt.mappings_file.name}{entry.subject}"
+            problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
+        if entry.id is None or not site.commune:
+            continue
+        base = mqtt.base_topic(site)
+        first = topics.setdefault(base, entry)
+        if first is not entry:
+            message = (
+                f"topic '{base}' is also the topic of site '{first.id}' ({first.where()})"
+                f"{entry.subject}"
+            )
+            problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
+    return mqtt

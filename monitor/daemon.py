@@ -17,6 +17,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
+from prometheus_client import Counter, Histogram
+
 from monitor.availgauges import AvailabilityCollector, AvailabilityGauges
 from monitor.config import Config, ConfigError
 from monitor.evaluator import Evaluator
@@ -26,12 +28,15 @@ from monitor.livestate import LiveState
 from monitor.maintenance import Schedule, Window, read_ledger_windows, spec_json
 from monitor.metrics import SelfMetrics, build_registry
 from monitor.model import Observation, Site, SnmpProbe, Transition
+from monitor.mqttlistener import MqttListener, mqtt_sites
+from monitor.mqttmetrics import MqttMetrics
 from monitor.notify import Notifier
 from monitor.overlay import MaintenanceOverlay
 from monitor.probes import ProbeRouter
 from monitor.reachability import ReachabilityPollers
 from monitor.scheduler import Scheduler, SchedulerHooks
 from monitor.snmp import SnmpClient, SnmpPoller
+from monitor.telemetry import value_help
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,9 @@ class Pipeline:
         self.overlay = MaintenanceOverlay()
         self._advanced_to: float | None = None
         self._next_boundary = 0.0
+        # per (probe, ok): the poll counter and duration histogram children, bound once
+        # (a label lookup costs more than the rest of a pushed message's bookkeeping)
+        self._counted: dict[tuple[str, bool], tuple[Counter, Histogram]] = {}
 
     def start(self, site_ids: list[str], at: float) -> None:
         if self._advanced_to is None:
@@ -90,8 +98,14 @@ class Pipeline:
 
     def observe(self, obs: Observation) -> None:
         probe = obs.probe
-        self.metrics.polls.labels(probe, "ok" if obs.ok else "error").inc()
-        self.metrics.poll_duration.labels(probe).observe(obs.duration)
+        counted = self._counted.get((probe, obs.ok))
+        if counted is None:
+            counted = self._counted[probe, obs.ok] = (
+                self.metrics.polls.labels(probe, "ok" if obs.ok else "error"),
+                self.metrics.poll_duration.labels(probe),
+            )
+        counted[0].inc()
+        counted[1].observe(obs.duration)
         if not obs.ok:
             self.metrics.poll_errors.labels(probe, obs.error_reason or "unknown").inc()
         self.live.apply_observation(obs)
@@ -163,6 +177,7 @@ class Daemon:
         live: LiveState,
         metrics: SelfMetrics,
         client: SnmpClient,
+        mqtt_metrics: MqttMetrics,
         ledger_windows: Sequence[Window] = (),
     ) -> None:
         self.config = config
@@ -191,6 +206,16 @@ class Daemon:
                 on_skip=lambda _site: metrics.polls_skipped.inc(),
             ),
         )
+        # MQTT sites are pushed, not polled: the listener feeds the same pipeline.
+        self.listener = MqttListener(
+            config.mqtt,
+            mqtt_sites(config.sites),
+            mqtt_sites(config.sites_of_other_shards),
+            self.pipeline,
+            lambda: self.pipeline.evaluator.down_after,
+            mqtt_metrics,
+        )
+        live.value_help = value_help(config.mqtt.profiles)
 
     def _polled(self, config: Config) -> list[Site]:
         return [site for site in config.sites.values() if self.probes.polled(site)]
@@ -207,7 +232,8 @@ class Daemon:
         log.info("maintenance windows from the ledger: %d", len(windows))
 
     def _interval_of(self, site: Site) -> float:
-        return site.probe.interval_seconds or self.config.poll.interval_seconds
+        interval = site.probe.interval_seconds if isinstance(site.probe, SnmpProbe) else None
+        return interval or self.config.poll.interval_seconds
 
     def status(self) -> str:
         counts = self.live.counts()
@@ -241,6 +267,8 @@ class Daemon:
         self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
         self.reachability.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
+        self.live.value_help = value_help(new.mqtt.profiles)
+        self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
             len(new.sites),
@@ -309,7 +337,7 @@ async def run_daemon(
             config.sites.values(), config.communes.values(), config.owners.values()
         )
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
-        daemon = Daemon(config, ledger, live, metrics, client, windows)
+        daemon = Daemon(config, ledger, live, metrics, client, MqttMetrics(registry), windows)
         daemon.pipeline.start(list(config.sites), time.time())
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
@@ -323,6 +351,7 @@ async def run_daemon(
             writer = tasks.create_task(ledger.run(), name="ledger-writer")
             background = [
                 tasks.create_task(daemon.scheduler.run(), name="scheduler"),
+                tasks.create_task(daemon.listener.run(), name="mqtt-listener"),
                 tasks.create_task(_tick(live), name="loop-tick"),
                 tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
                 tasks.create_task(_maintenance_clock(daemon), name="maintenance"),

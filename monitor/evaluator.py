@@ -28,6 +28,9 @@ consecutive unhealthy answers to leave `up`, `up_after` consecutive healthy ones
 `degraded`, dated at the first answer of the run. Out of `down`, `up_after` consecutive answers
 of either kind end the outage, and the latest one says whether the site is back `up` or
 `degraded`. Both count as available.
+
+A *decisive* failure (a device's last will: it says itself that it is gone) takes the site
+down at once, dated like any other: at the first failure of the run it ends.
 """
 
 from __future__ import annotations
@@ -179,7 +182,7 @@ class Evaluator:
         return [(target, health.run_start, reason)]  # unknown: the first answer decides
 
     def _failed(self, health: SiteHealth, obs: Observation) -> list[tuple[State, float, str]]:
-        if health.run_length < self.down_after:
+        if health.run_length < self.down_after and not obs.decisive:
             return []
         reason = obs.error or "probe failed"
         blocked = self.blocked_since(obs.site)

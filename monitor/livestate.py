@@ -24,7 +24,8 @@ class SiteView:
     last_duration: float | None = None
     device_uptime: float | None = None
     # numeric values of the last observation (rtt_seconds, http_status...), replaced whole by
-    # the next one: a value the last poll could not measure is absent, not stale
+    # the next poll: a value the last poll could not measure is absent, not stale. Pushed
+    # telemetry (MQTT) is merged instead: a report may carry only some of its fields.
     values: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -59,6 +60,9 @@ class LiveState:
             {site_id: SiteView() for site_id in sites},
         )
         self.health = MonitorHealth()
+        # named values rendered as districtmon_site_<name>, with their help (from the
+        # telemetry profiles); others stay in observations only
+        self.value_help: dict[str, str] = {}
 
     @property
     def sites(self) -> dict[str, Site]:
@@ -90,13 +94,21 @@ class LiveState:
         if old is None:
             return
         uptime = obs.values.get("device_uptime_seconds")
-        views[obs.site] = replace(
-            old,
+        measured = _numeric(obs.values)
+        if obs.probe == "mqtt":
+            values = {**old.values, **measured} if measured else old.values
+        else:
+            values = measured
+        # built directly, not with dataclasses.replace: this runs for every pushed message
+        views[obs.site] = SiteView(
+            old.state,
+            old.since,
+            old.reason,
             last_poll=obs.time,
             last_ok=obs.ok,
             last_duration=obs.duration,
             device_uptime=float(uptime) if isinstance(uptime, int | float) else old.device_uptime,
-            values=_numeric(obs.values),
+            values=values,
         )
 
     def apply_transition(self, t: Transition) -> None:

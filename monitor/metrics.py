@@ -245,6 +245,37 @@ class SiteCollector(Collector):
         yield from live_families((site, views[site_id]) for site_id, site in sites.items())
 
 
+class TelemetryCollector(Collector):
+    """Pushed telemetry values (MQTT), named by the telemetry profiles of the configuration
+    (`districtmon_site_battery_volts`, ...). Kept apart from the fast per-site renderer: their
+    names come from the configuration, not from code, and few sites push telemetry."""
+
+    def __init__(self, live: LiveState) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        known = {gauge.name for gauge in SITE_GAUGES}
+        families = {
+            name: GaugeMetricFamily(
+                f"districtmon_site_{name}",
+                help_text + " Last value the device pushed over MQTT.",
+                labels=SITE_LABELS,
+            )
+            for name, help_text in self.live.value_help.items()
+            if f"districtmon_site_{name}" not in known
+        }
+        if not families:
+            return
+        for site, view in self.live.items():
+            labels = None
+            for name, value in view.values.items():
+                family = families.get(name)
+                if family is not None:
+                    labels = labels or site_label_values(site)
+                    family.add_metric(labels, value)
+        yield from families.values()
+
+
 class SelfMetrics:
     """The daemon's own instruments, in the registry it serves."""
 
@@ -319,10 +350,11 @@ class SelfMetrics:
 def build_registry(live: LiveState) -> tuple[CollectorRegistry, SelfMetrics]:
     """The daemon's own instruments and process metrics. The per-site families are not in
     it: HttpServer appends them from monitor/exposition.py (the fast rendering of
-    SiteCollector), so `live` is only kept for the signature callers know."""
-    del live
+    SiteCollector); pushed telemetry, whose names come from the configuration, is rendered
+    by TelemetryCollector."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
     # `_created` series double the output and no dashboard reads them
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
+    registry.register(TelemetryCollector(live))
     return registry, SelfMetrics(registry)

@@ -130,8 +130,20 @@ class DnsProbe:
     interval_seconds: float | None = None
 
 
-# MQTT probes join this union too.
-Probe = SnmpProbe | IcmpProbe | TcpProbe | HttpProbe | DnsProbe
+@dataclass(frozen=True, slots=True)
+class MqttProbe:
+    """A site that reports itself over the broker: nothing is polled, its messages are
+    awaited. `topic` overrides the base topic the district's pattern gives the site (the
+    `/status` and `/telemetry` channels hang below it); `profile` names the telemetry mapping
+    (default: the site's kind); `heartbeat_timeout_seconds` overrides the silence allowed
+    before the site is down (default: `mqtt.heartbeat_timeout_seconds`)."""
+
+    topic: str | None = None
+    profile: str | None = None
+    heartbeat_timeout_seconds: float | None = None
+
+
+Probe = SnmpProbe | IcmpProbe | TcpProbe | HttpProbe | DnsProbe | MqttProbe
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +167,10 @@ class Observation:
     `time` is UTC wall-clock seconds (what the ledger stores); `duration` is measured on the
     monotonic clock. `values` are named, never raw OIDs. `error` is for people (logs, the
     ledger's reason); `error_reason` is a short fixed word (`timeout`, `resolve`...) fit for a
-    metric label; `probe` names the probe type (a metric label too)."""
+    metric label; `probe` names the probe type (a metric label too).
+
+    `decisive` marks a failure that settles the state on its own: a device's last will says
+    it is gone, so there is nothing to confirm by waiting for more failures."""
 
     site: str
     time: float
@@ -168,6 +183,7 @@ class Observation:
     # The site answered (ok is True) but a health rule failed: loss over the threshold, a slow
     # answer, a certificate about to expire. Text for people; the evaluator makes it DEGRADED.
     degraded_reason: str | None = None
+    decisive: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from monitor.config import Config
-from monitor.model import SITE_KINDS
+from monitor.model import SITE_KINDS, MqttProbe
 
 # Short column headers for the commune table, so that it fits in a terminal.
 _SHORT_KIND = {
@@ -47,8 +47,21 @@ def _totals(config: Config) -> str:
         f"http: {_listen(config)}",
         f"maintenance windows: {len(config.maintenance)}"
         + "".join(f"\n  {w.id}: {w.describe()}" for w in config.maintenance),
+        f"probes: {_probes(config)}",
     ]
+    if any(isinstance(site.probe, MqttProbe) for site in config.sites.values()):
+        mqtt = config.mqtt
+        scheme = "mqtts" if mqtt.tls else "mqtt"
+        lines.append(f"mqtt broker: {scheme}://{mqtt.host}:{mqtt.port} as {mqtt.client_id}")
+        lines.append(f"mqtt profiles: {', '.join(mqtt.profiles) or 'none'}")
     return "\n".join(lines)
+
+
+def _probes(config: Config) -> str:
+    counts = Counter(
+        "mqtt" if isinstance(site.probe, MqttProbe) else "snmp" for site in config.sites.values()
+    )
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
 
 
 def _listen(config: Config) -> str:

@@ -49,7 +49,12 @@ def write_district(
     settings: str = "",
 ) -> Path:
     """A configuration directory holding part of the shipped district (parents outside the part
-    are dropped), every site on UDP `port` (default: a free one) of its shipped address."""
+    are dropped), every site on UDP `port` (default: a free one) of its shipped address.
+
+    Sites that speak no SNMP in the shipped inventory are left out, except the loudspeaker
+    clusters: they report over MQTT there, and here they also answer SNMP (the simulated
+    amplifier subtree) on 127.2.1.N, N their rank in the inventory, so that both sides can
+    be tested."""
     shipped = load_config(SHIPPED, environ={})
     keep_communes = set(communes) if communes is not None else set(shipped.communes)
     keep_kinds = set(kinds) if kinds is not None else None
@@ -59,8 +64,17 @@ def write_district(
         for s in shipped.sites.values()
         if s.commune in keep_communes
         and (keep_kinds is None or s.kind in keep_kinds)
-        and isinstance(s.probe, SnmpProbe)
+        and (isinstance(s.probe, SnmpProbe) or s.kind == "loudspeaker")
     ]
+    speakers = [s.id for s in shipped.sites.values() if s.kind == "loudspeaker"]
+    addresses = {
+        s.id: (
+            (s.probe.address, s.probe.credential)
+            if isinstance(s.probe, SnmpProbe)
+            else (f"127.2.1.{speakers.index(s.id) + 1}", "rtv-ro")
+        )
+        for s in sites
+    }
     kept = {s.id for s in sites}
     (root / "inventory").mkdir(parents=True)
     (root / "districtmon.yaml").write_text(settings or "{}\n", encoding="utf-8")
@@ -82,10 +96,9 @@ def write_district(
                 "lon": s.lon,
                 **({"parent": s.parent} if s.parent in kept else {}),
                 **({"covers": list(s.covers)} if s.covers else {}),
-                "probe": {"snmp": _probe(s.probe.address, port, s.probe.credential)},
+                "probe": {"snmp": _probe(*addresses[s.id], port)},
             }
             for s in sites
-            if isinstance(s.probe, SnmpProbe)
         ],
     }
     (root / "inventory" / "district.yaml").write_text(
@@ -94,7 +107,7 @@ def write_district(
     return root
 
 
-def _probe(address: str, port: int, credential: str) -> dict[str, object]:
+def _probe(address: str, credential: str, port: int) -> dict[str, object]:
     return {"address": address, "port": port, "credential": credential}
 
 

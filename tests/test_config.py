@@ -24,7 +24,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.credentials import Secret, env_var
-from monitor.model import DnsProbe, HttpProbe, Probe
+from monitor.model import DnsProbe, HttpProbe, MqttProbe, Probe, SnmpProbe
 from monitor.summary import summarize
 
 SHIPPED = Path(__file__).parents[1] / "config"
@@ -617,15 +617,16 @@ def test_site_probe_overrides_are_validated_like_poll_settings(tmp_path: Path) -
     ]
 
 
-def test_probe_type_other_than_snmp_is_not_supported_yet(tmp_path: Path) -> None:
+def test_an_unknown_probe_type_is_named_with_the_supported_ones(tmp_path: Path) -> None:
     root = broken(
         tmp_path,
         "inventory/sites.yaml",
         "snmp: {address: loa-01.thanh-nua.example, port: 1162, credential: district-ro}",
-        "mqtt: {topic: loa/01}",
+        "ping: {address: loa-01.thanh-nua.example}",
     )
     assert errors(root) == [
-        f"inventory/sites.yaml:36: sites[2].probe.mqtt: probe type 'mqtt' is not supported yet{LOA}"
+        "inventory/sites.yaml:36: sites[2].probe.ping: unknown probe type 'ping' "
+        f"(supported: snmp, icmp, tcp, http, dns, mqtt){LOA}"
     ]
 
 
@@ -638,9 +639,7 @@ def test_a_probe_has_exactly_one_type(tmp_path: Path) -> None:
     )
     assert errors(root) == [
         "inventory/sites.yaml:36: sites[2].probe: "
-        f"must name exactly one probe type (snmp, icmp, tcp, http, dns), got 2{LOA}",
-        "inventory/sites.yaml:36: sites[2].probe.mqtt: "
-        f"probe type 'mqtt' is not supported yet{LOA}",
+        f"must name exactly one probe type (snmp, icmp, tcp, http, dns, mqtt), got 2{LOA}",
     ]
 
 
@@ -884,7 +883,12 @@ def test_the_shipped_district_loads_with_230_bts_in_25_communes() -> None:
 
 def test_the_shipped_district_polls_loopback_only() -> None:
     config = load_config(SHIPPED, {})
-    assert all(probe_host(site.probe).startswith("127.") for site in config.sites.values())
+    assert all(
+        probe_host(site.probe).startswith("127.")
+        for site in config.sites.values()
+        if not isinstance(site.probe, MqttProbe)
+    )
+    assert config.mqtt.host.startswith("127.")
 
 
 def probe_host(probe: Probe) -> str:
@@ -894,3 +898,17 @@ def probe_host(probe: Probe) -> str:
     if isinstance(probe, DnsProbe):
         return probe.server
     return probe.address
+
+
+def test_the_shipped_loudspeakers_report_over_mqtt_and_stations_are_polled() -> None:
+    config = load_config(SHIPPED, {})
+    speakers = [site for site in config.sites.values() if site.kind == "loudspeaker"]
+    assert len(speakers) == 71
+    assert all(isinstance(site.probe, MqttProbe) for site in speakers)
+    assert all(
+        isinstance(site.probe, SnmpProbe)
+        for site in config.sites.values()
+        if site.kind in ("bts", "radio_station", "gateway")
+    )
+    assert set(config.mqtt.profiles) >= {"loudspeaker", "radio_station"}
+    assert config.mqtt.base_topic(speakers[0]) == f"dienbien/thanh-nua/loudspeaker/{speakers[0].id}"

@@ -204,3 +204,18 @@ def test_a_change_is_never_dated_before_the_current_state_began() -> None:
     ev.start("s", 100.0)
     [t] = ev.step(obs(90.0, True))  # an observation timed before the site was watched
     assert t.since == 100.0
+
+
+def test_a_decisive_failure_takes_a_site_down_at_once_dated_at_the_run_start() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    feed(ev, "+")
+    will = Observation("s", 130.0, False, error="last will", decisive=True)
+    t = ev.observe(will)
+    assert t is not None and (t.state, t.since, t.previous) == (State.DOWN, 130.0, State.UP)
+    # after ordinary failures, the decisive one confirms the run they started
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    feed(ev, "+-", start=100.0)  # failure at 160
+    t = ev.observe(Observation("s", 170.0, False, decisive=True))
+    assert t is not None and (t.state, t.since) == (State.DOWN, 160.0)

@@ -244,6 +244,8 @@ def endpoints_of(world: World) -> dict[Endpoint, SiteSim]:
     found: dict[Endpoint, SiteSim] = {}
     for sim in world.sites.values():
         probe = sim.probe
+        if probe is None:
+            continue  # no SNMP agent on this device
         try:
             address = ipaddress.ip_address(probe.address)
         except ValueError:

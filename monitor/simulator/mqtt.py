@@ -104,7 +104,7 @@ class MqttPublishers:
             wake.set()
 
     def _source(self, sim: SiteSim) -> str:
-        address = sim.probe.address
+        address = sim.probe.address if sim.probe is not None else ""
         return address if self._bind and _ipv4_literal(address) else ""
 
     def stats(self) -> dict[str, object]:

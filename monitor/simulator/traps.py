@@ -136,6 +136,8 @@ class TrapSender:
 
     async def _send(self, happening: Happening, varbinds: list[Any]) -> None:
         sim = self.world.sites[happening.site]
+        if sim.probe is None:
+            return  # a device without an SNMP agent sends no trap
         source = sim.probe.address
         try:
             target = await UdpTransportTarget.create(self.target, timeout=1, retries=0)

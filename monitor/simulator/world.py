@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from monitor.config import Config
-from monitor.model import Site, SnmpProbe
+from monitor.model import MqttProbe, Site, SnmpProbe
 from monitor.simulator.actions import Action, entry_gateways
 from monitor.simulator.clock import Clock
 
@@ -123,7 +123,7 @@ class SiteSim:
     """One simulated device. Mutated only by the World (in the event loop)."""
 
     site: Site
-    probe: SnmpProbe
+    probe: SnmpProbe | None  # None: the device has no SNMP agent (it reports over MQTT)
     community: bytes
     seed: int
     boot_at: float
@@ -202,15 +202,19 @@ class World:
         self.timer_added: Callable[[], None] = lambda: None
         now = clock.now()
         for site in config.sites.values():
-            if not isinstance(site.probe, SnmpProbe):
-                continue  # speaks no SNMP: ICMP answers by itself, services.py serves the rest
-            credential = config.credentials[site.probe.credential]
+            if isinstance(site.probe, SnmpProbe):
+                snmp: SnmpProbe | None = site.probe
+                community = config.credentials[site.probe.credential].community.reveal()
+            elif isinstance(site.probe, MqttProbe):
+                snmp, community = None, ""  # reports over the broker only
+            else:
+                continue  # ICMP answers by itself; services.py serves HTTP/TCP/DNS sites
             seed = seed_of(site.id)
             uptime = 3 * DAY + (seed % 10_000) / 10_000 * 117 * DAY  # 3..120 days
             sim = SiteSim(
                 site=site,
-                probe=site.probe,
-                community=credential.community.reveal().encode(),
+                probe=snmp,
+                community=community.encode(),
                 seed=seed,
                 boot_at=now - uptime,
                 battery_minutes=default_battery_minutes(site.kind),

@@ -1,0 +1,547 @@
+#!/usr/bin/env python3
+"""Sustained ingest of small JSON telemetry through a real broker into site state.
+
+    .venv/bin/python bench/mqtt_bench.py                 # the table below, ~1 minute
+    .venv/bin/python bench/mqtt_bench.py --profile       # plus where the consumer's time goes
+    .venv/bin/python bench/mqtt_bench.py --smoke         # a few seconds, for a quick check
+
+A mosquitto on 127.0.0.1 carries reports from one `mosquitto_pub -l` process per site (C,
+a few microseconds per message, so the publishers hardly compete for the two cores) to a
+consumer process that runs districtmon's own path: MqttListener -> Ingest -> Pipeline
+(evaluator, live snapshot, self-metrics, a real SQLite ledger with its writer task). The
+consumer is measured alone: its CPU time (user + system, all threads) per message, and the
+messages it took into site state per wall second.
+
+Phases:
+- drain: a burst of messages published as fast as the publishers go, drained by the
+  consumer as fast as it can: the ceiling on one core.
+- sustained R/s: publishers paced at R messages/s for some seconds: does the consumer keep
+  up, with how much of its core, and how late is it at the end.
+- aiomqtt iterator only: the same burst read by a bare `async for message in
+  client.messages` loop doing nothing, for reference (NOTES.md: ~26k msg/s, ~37 us, QoS 0).
+- aiomqtt hand-over only: the same, with the listener's way of taking messages (a queue
+  class that hands each one over from the read callback) and nothing behind it: the cost
+  of the MQTT client alone in the daemon.
+- handling only: districtmon's own handling (Ingest.handle into the pipeline) without any
+  broker or client, in the orchestrator's process.
+
+Every message is QoS 1 end to end and carries a per-site sequence number: the consumer
+checks that each site received exactly the messages sent, in order (the last value in site
+state is the last one sent), i.e. nothing lost below the broker's own limits, which the
+bench's broker sets explicitly (max_inflight_messages, max_queued_messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BROKER_LIMITS = "max_inflight_messages 1000\nmax_queued_messages 60000\n"
+DROPPED = "$SYS/broker/publish/messages/dropped"  # what the broker itself threw away
+PREFIX = "bench"
+
+
+def site_ids(count: int) -> list[str]:
+    return [f"loa-{n:04d}" for n in range(count)]
+
+
+def topic(site: str) -> str:
+    return f"{PREFIX}/thanh-nua/loudspeaker/{site}/telemetry"
+
+
+def report(ts: float, seq: int) -> str:
+    """The agreed telemetry object (COMMON.md), plus a sequence number to check for loss."""
+    return (
+        f'{{"ts": {ts:.3f}, "online": true, "amplifier_ok": true, "playing": false, '
+        f'"volume": 70, "battery_volts": 12.6, "rssi_dbm": -71, '
+        f'"temperature_celsius": 38.5, "seq": {seq}}}'
+    )
+
+
+# --- the consumer (a separate process) ------------------------------------------------------
+
+
+def consume(args: argparse.Namespace) -> None:
+    """Run districtmon's ingest path until `expect` messages arrived (or 5 s of silence);
+    print one JSON line of figures."""
+    asyncio.run(_consume(args))
+
+
+def _profile() -> object:
+    from monitor.config import load_config
+    from monitor.telemetry import TelemetryProfile, ValueSpec
+
+    shipped = load_config(ROOT / "config", {}).mqtt.profiles["loudspeaker"]
+    seq = ValueSpec("seq", "seq", "number", "bench sequence number")
+    return TelemetryProfile("loudspeaker", (*shipped.values, seq), shipped.alive)
+
+
+def _settings(port: int) -> object:
+    from monitor.mqttconfig import MqttSettings
+
+    return MqttSettings(
+        host="127.0.0.1",
+        port=port,
+        topic_prefix=PREFIX,
+        client_id="districtmon-bench",
+        qos=1,
+        heartbeat_timeout_seconds=600,
+        profiles={"loudspeaker": _profile()},  # type: ignore[dict-item]
+    )
+
+
+def _sites(count: int) -> dict[str, object]:
+    from monitor.model import MqttProbe, Site
+
+    return {
+        s: Site(s, "loudspeaker", s, "thanh-nua", "rtv", 21.0, 103.0, MqttProbe())
+        for s in site_ids(count)
+    }
+
+
+def handling_only(sites: int, total: int) -> dict[str, object]:
+    """districtmon's handling of `total` reports without any broker: Ingest.handle straight
+    into the pipeline (in this process), to split the consumer's CPU between the MQTT client
+    and our own code."""
+    return asyncio.run(_handling_only(sites, total))
+
+
+async def _handling_only(count: int, total: int) -> dict[str, object]:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.daemon import Pipeline
+    from monitor.evaluator import Evaluator
+    from monitor.ledger import Ledger
+    from monitor.livestate import LiveState
+    from monitor.metrics import build_registry
+    from monitor.mqttingest import Ingest
+    from monitor.mqttmetrics import MqttMetrics
+
+    sites = _sites(count)
+    live = LiveState(sites)  # type: ignore[arg-type]
+    _registry, metrics = build_registry(live)
+    tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
+    ledger = await Ledger.open(tmp / "ledger.sqlite")
+    await ledger.sync_sites(sites.values())  # type: ignore[arg-type]
+    pipeline = Pipeline(Evaluator(3, 2), ledger, live, metrics)
+    pipeline.start(list(sites), time.time())
+    settings = _settings(0)
+    ingest = Ingest(
+        settings,  # type: ignore[arg-type]
+        sites.values(),  # type: ignore[arg-type]
+        [],
+        pipeline.observe,
+        {},
+        MqttMetrics(CollectorRegistry()),
+    )
+    writer = asyncio.create_task(ledger.run())
+    ts = time.time()
+    topics = [topic(site) for site in sites]
+    messages = [
+        (
+            topics[n % count],
+            report(ts, n // count).encode(),
+        )
+        for n in range(total)
+    ]
+    handle = ingest.handle
+    wall, cpu = time.monotonic(), _cpu()
+    for name, payload in messages:
+        handle(name, payload, False)
+    cpu, wall = _cpu() - cpu, time.monotonic() - wall
+    taken = sum(1 for s in sites if live.views[s].values.get("seq") == total // count - 1)
+    ledger.stop()
+    await writer
+    await ledger.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    figures = _figures(total, 0.0, wall, 0.0, cpu, 0, 0, taken == count)
+    figures.update(
+        name="handling only (no MQTT)",
+        sites=count,
+        sent=total,
+        publish_seconds=0.0,
+        broker_dropped=0,
+    )
+    return figures
+
+
+async def _consume(args: argparse.Namespace) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.daemon import Pipeline
+    from monitor.evaluator import Evaluator
+    from monitor.ledger import Ledger
+    from monitor.livestate import LiveState
+    from monitor.metrics import build_registry
+    from monitor.model import Observation, Site, State
+    from monitor.mqttconfig import MqttSettings
+    from monitor.mqttlistener import MqttListener
+    from monitor.mqttmetrics import MqttMetrics
+
+    ids = site_ids(args.sites)
+    settings: MqttSettings = _settings(args.port)  # type: ignore[assignment]
+    sites: dict[str, Site] = _sites(args.sites)  # type: ignore[assignment]
+    counts = dict.fromkeys(ids, 0)
+    out_of_order = 0
+    first = last = 0.0
+    cpu_first = 0.0
+
+    if args.mode in ("bare", "inline"):
+        import aiomqtt
+
+        got = 0
+
+        def take() -> None:
+            nonlocal got, first, last, cpu_first
+            if not got:
+                first, cpu_first = time.monotonic(), _cpu()
+            got += 1
+            last = time.monotonic()
+
+        class Counting(asyncio.Queue[aiomqtt.Message]):
+            """The listener's hand-over, with nothing behind it."""
+
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                take()
+
+        queue = {"queue_type": Counting} if args.mode == "inline" else {}
+        async with aiomqtt.Client("127.0.0.1", args.port, identifier="bare", **queue) as client:
+            await client.subscribe(f"{PREFIX}/+/+/+/telemetry", qos=1)
+            print("ready", flush=True)
+
+            async def read() -> None:
+                async for _message in client.messages:
+                    take()
+
+            reader = asyncio.create_task(read())
+            await _until_done(reader, lambda: got, lambda: last, args.expect)
+            cpu_last = _cpu()
+        print(json.dumps(_figures(got, first, last, cpu_first, cpu_last, 0, 0, True)), flush=True)
+        return
+
+    live = LiveState(sites)
+    _registry, metrics = build_registry(live)
+    tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
+    ledger = await Ledger.open(tmp / "ledger.sqlite")
+    await ledger.sync_sites(sites.values())
+    pipeline = Pipeline(Evaluator(3, 2), ledger, live, metrics)
+    pipeline.start(ids, time.time())
+    received = 0
+
+    class CountingSink:
+        """The pipeline, plus the bench's own bookkeeping (a dict update per message)."""
+
+        def observe(self, obs: Observation) -> None:
+            nonlocal received, first, last, cpu_first, out_of_order
+            if not received:
+                first, cpu_first = time.monotonic(), _cpu()
+            received += 1
+            counts[obs.site] += 1
+            if obs.values.get("seq") != counts[obs.site] - 1:
+                out_of_order += 1
+            pipeline.observe(obs)
+            last = time.monotonic()
+
+        def blind(self, site_ids: list[str], at: float, reason: str) -> None:
+            pipeline.blind(site_ids, at, reason)
+
+    listener = MqttListener(
+        settings, sites, {}, CountingSink(), lambda: 3, MqttMetrics(CollectorRegistry())
+    )
+    writer = asyncio.create_task(ledger.run())
+    task = asyncio.create_task(listener.run())
+    while not listener.seeing:  # noqa: ASYNC110 - a property, not an event to wait on
+        await asyncio.sleep(0.01)
+    print("ready", flush=True)
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    await _until_done(None, lambda: received, lambda: last, args.expect)
+    cpu_last = _cpu()
+    if profiler is not None:
+        profiler.disable()
+    in_state = all(
+        live.views[s].state is State.UP and live.views[s].values.get("seq") == counts[s] - 1
+        for s in ids
+        if counts[s]
+    )
+    missing = sum(max(0, args.expect // args.sites - counts[s]) for s in ids)
+    task.cancel()
+    ledger.stop()
+    await writer
+    await ledger.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+    figures = _figures(received, first, last, cpu_first, cpu_last, missing, out_of_order, in_state)
+    if profiler is not None:
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+        figures["profile"] = text.getvalue()
+    print(json.dumps(figures), flush=True)
+
+
+async def _until_done(task: object, count: object, last: object, expect: int) -> None:
+    """Until `expect` messages, or 5 s without any (the rest is lost)."""
+    while count() < expect:  # type: ignore[operator]
+        await asyncio.sleep(0.05)
+        seen = last()  # type: ignore[operator]
+        if seen and time.monotonic() - seen > 5.0:
+            break
+    if isinstance(task, asyncio.Task):
+        task.cancel()
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _figures(
+    n: int,
+    first: float,
+    last: float,
+    cpu_first: float,
+    cpu_last: float,
+    missing: int,
+    out_of_order: int,
+    in_state: bool,
+) -> dict[str, object]:
+    wall = max(last - first, 1e-9)
+    return {
+        "messages": n,
+        "wall": wall,
+        "cpu": cpu_last - cpu_first,
+        "missing": missing,
+        "out_of_order": out_of_order,
+        "in_state": in_state,
+    }
+
+
+# --- the orchestrator ---------------------------------------------------------------------
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="districtmon-bench-broker-"))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        conf = self.dir / "mosquitto.conf"
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"sys_interval 1\n{user}{BROKER_LIMITS}"
+        )
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/mosquitto", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError("mosquitto did not start")
+
+    def dropped(self) -> int:
+        """Messages the broker dropped so far (queue limits), from its $SYS counter."""
+        time.sleep(1.5)  # the counter is published every second
+        out = subprocess.run(
+            ["mosquitto_sub", "-p", str(self.port), "-t", DROPPED, "-C", "1", "-W", "5"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return int(out.stdout.strip() or 0)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Publishers:
+    """One `mosquitto_pub -l` per site, fed lines (one report each) through its stdin."""
+
+    def __init__(self, port: int, sites: list[str]) -> None:
+        self.sites = sites
+        self.seq = dict.fromkeys(sites, 0)
+        self.procs = {
+            site: subprocess.Popen(
+                [
+                    *("mosquitto_pub", "-p", str(port), "-q", "1", "-M", "1000", "-l"),
+                    *("-i", f"bench-{site}", "-t", topic(site)),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for site in sites
+        }
+
+    def send(self, per_site: int) -> None:
+        ts = time.time()
+        for site, proc in self.procs.items():
+            start = self.seq[site]
+            lines = "".join(report(ts, n) + "\n" for n in range(start, start + per_site))
+            self.seq[site] = start + per_site
+            assert proc.stdin is not None
+            proc.stdin.write(lines.encode())
+            proc.stdin.flush()
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def run_phase(
+    name: str, broker: Broker, sites: int, total: int, rate: float | None, mode: str, profile: bool
+) -> dict[str, object]:
+    """`total` messages over `sites`; paced at `rate`/s, or as a burst when rate is None."""
+    consumer = subprocess.Popen(
+        [sys.executable, __file__, "--consumer", "--port", str(broker.port)]
+        + ["--sites", str(sites), "--expect", str(total), "--mode", mode]
+        + (["--profile"] if profile else []),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert consumer.stdout is not None
+    if consumer.stdout.readline().strip() != "ready":
+        raise RuntimeError("consumer failed to start")
+    dropped_before = broker.dropped()
+    publishers = Publishers(broker.port, site_ids(sites))
+    per_site = total // sites
+    published_at = time.monotonic()
+    try:
+        if rate is None:
+            publishers.send(per_site)
+        else:
+            tick = 0.05
+            rounds = round(per_site / (rate * tick / sites))
+            step = per_site // rounds
+            start = time.monotonic()
+            for n in range(rounds):
+                publishers.send(step if n < rounds - 1 else per_site - step * (rounds - 1))
+                delay = start + (n + 1) * tick - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        published = time.monotonic() - published_at
+    finally:
+        publishers.close()
+    line = consumer.stdout.readline()
+    consumer.wait(30)
+    figures: dict[str, object] = json.loads(line)
+    figures.update(
+        name=name,
+        sites=sites,
+        sent=total,
+        publish_seconds=published,
+        broker_dropped=broker.dropped() - dropped_before,
+    )
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--consumer", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="districtmon", help=argparse.SUPPRESS)
+    parser.add_argument("--sites", type=int, default=100, help="sites (publisher processes)")
+    parser.add_argument("--burst", type=int, default=50_000, help="messages in the drain phase")
+    parser.add_argument(
+        "--rates", default="10000,20000", help="paced rates to sustain, msg/s, comma-separated"
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of a paced phase")
+    parser.add_argument("--profile", action="store_true", help="profile the drain phase")
+    parser.add_argument("--smoke", action="store_true", help="tiny run (a few seconds)")
+    args = parser.parse_args()
+    if args.consumer:
+        consume(args)
+        return 0
+    if shutil.which("mosquitto_pub") is None:
+        sys.exit("mosquitto_pub not found (Debian package mosquitto-clients; ./dev setup)")
+    if args.smoke:
+        args.sites, args.burst, args.rates, args.seconds = 10, 2_000, "2000", 1.0
+    phases: list[tuple[str, int, float | None, str, bool]] = [
+        ("drain (burst)", args.burst, None, "districtmon", False),
+    ]
+    for rate in (float(r) for r in args.rates.split(",") if r):
+        phases.append(
+            (f"sustained {rate:,.0f}/s", int(rate * args.seconds), rate, "districtmon", False)
+        )
+    phases.append(("aiomqtt iterator only", args.burst, None, "bare", False))
+    phases.append(("aiomqtt hand-over only", args.burst, None, "inline", False))
+    if args.profile:
+        phases.append(("drain, profiled", args.burst, None, "districtmon", True))
+    broker = Broker()
+    results = []
+    try:
+        for name, total, rate, mode, profile in phases:
+            results.append(run_phase(name, broker, args.sites, total, rate, mode, profile))
+    finally:
+        broker.close()
+    results.append(handling_only(args.sites, args.burst))
+    print_table(results)
+    for result in results:
+        if "profile" in result:
+            print(f"\nprofile of the consumer, {result['name']} (cProfile inflates times):")
+            print(result["profile"])
+    ok = all(r["missing"] == 0 and r["out_of_order"] == 0 and r["in_state"] for r in results)
+    return 0 if ok else 1
+
+
+def print_table(results: list[dict[str, object]]) -> None:
+    header = (
+        f"{'phase':<24}{'sites':>6}{'sent':>9}{'taken':>9}{'lost':>7}{'broker':>7}{'wall s':>8}"
+        f"{'msg/s':>9}{'CPU s':>7}{'CPU/msg':>9}{'core':>6}{'late s':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        n, wall, cpu = int(r["messages"]), float(r["wall"]), float(r["cpu"])  # type: ignore[arg-type]
+        late = wall - float(r["publish_seconds"])  # type: ignore[arg-type]
+        lost = int(r["sent"]) - n  # type: ignore[call-overload]
+        print(
+            f"{r['name']:<24}{r['sites']:>6}{r['sent']:>9,}{n:>9,}{lost:>7}"
+            f"{r['broker_dropped']:>7}{wall:>8.2f}"
+            f"{n / wall:>9,.0f}{cpu:>7.2f}{cpu / max(n, 1) * 1e6:>7.1f}us{cpu / wall:>6.0%}"
+            f"{late:>8.2f}"
+        )
+    print(
+        "\ntaken: messages that reached site state; lost: sent - taken (order and the last\n"
+        "value per site are checked too); broker: of the lost, how many the broker itself\n"
+        "dropped (its $SYS counter: queue limits exceeded); CPU: the consumer process only\n"
+        "(user+system, all threads), first to last message; core: CPU s / wall s; late: how\n"
+        "long after the last publish the consumer took the last message."
+    )
+    print(f"broker limits: {BROKER_LIMITS.strip().replace(chr(10), ', ')}")
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""The MQTT listener in the daemon's pipeline against a real mosquitto on loopback: heartbeats,
+silence, last wills, retained messages, broker loss and return, TLS and broker accounts."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiomqtt
+import pytest
+from broker import Device, Mosquitto, make_tls_files, telemetry
+
+from monitor.config import load_config
+from monitor.credentials import Secret
+from monitor.daemon import Pipeline
+from monitor.evaluator import Evaluator
+from monitor.ledger import Ledger, read_intervals
+from monitor.livestate import LiveState
+from monitor.metrics import build_registry
+from monitor.model import MqttProbe, Site, State
+from monitor.mqttconfig import MqttSettings, TlsSettings
+from monitor.mqttlistener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
+from monitor.mqttmetrics import MqttMetrics
+
+PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
+TIMEOUT = 1.5  # heartbeat timeout: 3 checks 0.5 s apart
+DOWN_AFTER = 3
+
+
+def speaker(site_id: str, timeout: float = TIMEOUT) -> Site:
+    return Site(
+        site_id,
+        "loudspeaker",
+        site_id,
+        "thanh-nua",
+        "rtv",
+        21.0,
+        103.0,
+        MqttProbe(heartbeat_timeout_seconds=timeout),
+    )
+
+
+def base(site_id: str) -> str:
+    return f"dienbien/thanh-nua/loudspeaker/{site_id}"
+
+
+@dataclass
+class Rig:
+    """Listener + pipeline + ledger + metrics, running as the daemon runs them."""
+
+    broker: Mosquitto
+    listener: MqttListener
+    pipeline: Pipeline
+    live: LiveState
+    registry: object
+    ledger_path: Path
+
+    def state(self, site: str) -> State:
+        return self.live.views[site].state
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
+
+    async def until(self, what: str, check: Callable[[], bool], limit: float = 10.0) -> float:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if check():
+                return time.time()
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}; states: {self.states()}")
+
+    def states(self) -> dict[str, str]:
+        return {site: view.state.value for site, view in self.live.views.items()}
+
+
+@pytest.fixture
+def broker() -> Iterator[Mosquitto]:
+    with Mosquitto() as running:
+        running.start()
+        yield running
+
+
+RigFactory = Callable[..., "asyncio.Future[Rig]"]
+
+
+@pytest.fixture
+async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
+    """Start a rig for some sites against a broker; everything is stopped afterwards."""
+    stops: list[Callable[[], object]] = []
+
+    async def start(broker: Mosquitto, sites: list[Site], **settings: object) -> Rig:
+        options: dict[str, object] = {
+            "host": broker.host,
+            "port": broker.port,
+            "heartbeat_timeout_seconds": TIMEOUT,
+            "reconnect_min_seconds": 0.1,
+            "reconnect_max_seconds": 0.4,
+            "keepalive_seconds": 5,
+            "self_check_seconds": 0.3,
+            "profiles": PROFILES,
+            "client_id": f"districtmon-test-{len(stops)}",
+        }
+        mqtt = MqttSettings(**(options | settings))  # type: ignore[arg-type]
+        by_id = {site.id: site for site in sites}
+        live = LiveState(by_id)
+        registry, metrics = build_registry(live)
+        path = tmp_path / f"ledger-{len(stops)}.sqlite"
+        ledger = await Ledger.open(path)
+        await ledger.sync_sites(sites)
+        pipeline = Pipeline(Evaluator(DOWN_AFTER, 2), ledger, live, metrics)
+        pipeline.start(list(by_id), time.time())
+        listener = MqttListener(
+            mqtt, by_id, {}, pipeline, lambda: DOWN_AFTER, MqttMetrics(registry)
+        )
+        writer = asyncio.create_task(ledger.run())
+        task = asyncio.create_task(listener.run())
+
+        async def stop() -> None:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            ledger.stop()
+            await writer
+            await ledger.close()
+
+        stops.append(stop)
+        return Rig(broker, listener, pipeline, live, registry, path)
+
+    yield start
+    for stop in reversed(stops):
+        await stop()  # type: ignore[misc]
+
+
+async def publish(broker: Mosquitto, topic: str, payload: str, retain: bool = False) -> None:
+    async with aiomqtt.Client(broker.host, broker.port) as client:
+        await client.publish(topic, payload, qos=1, retain=retain)
+
+
+async def test_heartbeats_keep_a_site_up_and_silence_takes_it_down_after_the_timeout(
+    broker: Mosquitto, rig_factory: Callable[..., object]
+) -> None:
+    rig: Rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])  # type: ignore[misc]
+    await rig.until("connected", lambda: rig.listener.seeing)
+    async with aiomqtt.Client(broker.host, broker.port) as device:
+        for _ in range(12):  # 2.4 s of reports every 0.2 s: longer than the timeout
+            await device.publish(f"{base('loa-a')}/telemetry", telemetry(battery_volts=12.5), qos=1)
+            last_report = time.time()
+            await asyncio.sleep(0.2)
+    assert rig.state("loa-a") is State.UP
+    assert rig.live.views["loa-a"].values["battery_volts"] == 12.5
+    assert rig.state("loa-b") is State.DOWN  # never heard of: down after the timeout
+    down_at = await rig.until("loa-a down", lambda: rig.state("loa-a") is State.DOWN)
+    # down when the timeout has passed, not before; dated at the first overdue check
+    assert TIMEOUT - 0.3 <= down_at - last_report <= TIMEOUT + 1.0
+    since = rig.live.views["loa-a"].since
+    assert since is not None and 0 < since - last_report <= TIMEOUT / DOWN_AFTER + 0.6
+    assert "no message for" in rig.live.views["loa-a"].reason
+
+
+async def test_a_killed_devices_last_will_takes_it_down_at_once(
+    broker: Mosquitto, rig_factory: Callable[..., object]
+) -> None:
+    rig: Rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)])  # type: ignore[misc]
+    await rig.until("connected", lambda: rig.listener.seeing)
+    device = Device(broker, base("loa-a"), period=0.2)
+    await asyncio.to_thread(device.start)
+    try:
+        await rig.until("up", lambda: rig.state("loa-a") is State.UP)
+        killed = time.time()
+        await asyncio.to_thread(device.kill)
+        down = await rig.until("down by will", lambda: rig.state("loa-a") is State.DOWN, 5.0)
+    finally:
+        device.kill()
+    assert down - killed < 3.0  # the will, not the 60 s heartbeat timeout
+    view = rig.live.views["loa-a"]
+    assert view.since is not None and killed <= view.since <= down
+    assert "last will" in view.reason
+
+
+async def test_a_stale_retained_report_and_a_retained_online_do_not_revive_a_site(
+    broker: Mosquitto, rig_factory: Callable[..., object]
+) -> None:
+    await publish(broker, f"{base('loa-a')}/status", "online", retain=True)
+    old = json.dumps({"ts": time.time() - 30, "online": True})
+    await publish(broker, f"{base('loa-a')}/telemetry", old, retain=True)
+    await publish(broker, f"{base('loa-b')}/telemetry", '{"online": true}', retain=True)
+    rig: Rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])  # type: ignore[misc]
+    await rig.until("connected", lambda: rig.listener.seeing)
+    await rig.until(
+        "retained messages seen",
+        lambda: (rig.metric("districtmon_mqtt_messages_rejected_total", reason="stale") or 0) >= 2,
+    )
+    assert rig.metric("districtmon_mqtt_messages_ignored_total", reason="retained_status") == 1
+    assert rig.states() == {"loa-a": "unknown", "loa-b": "unknown"}
+    await rig.until("both down", lambda: set(rig.states().values()) == {"down"})
+    # a fresh retained report counts: a restart of the daemon sees it
+    fresh = json.dumps({"ts": time.time(), "online": True})
+    await publish(broker, f"{base('loa-a')}/telemetry", fresh, retain=True)
+    await publish(broker, f"{base('loa-a')}/telemetry", fresh)
+    await rig.until("loa-a up", lambda: rig.state("loa-a") is State.UP)
+
+
+async def test_losing_the_broker_makes_sites_unknown_and_back_without_downtime(
+    broker: Mosquitto, rig_factory: Callable[..., object]
+) -> None:
+    rig: Rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])  # type: ignore[misc]
+    alive = Device(broker, base("loa-a"), period=0.2)
+    dead = Device(broker, base("loa-b"), period=0.2)
+    await asyncio.to_thread(alive.start)
+    await asyncio.to_thread(dead.start)
+    try:
+        await rig.until("both up", lambda: set(rig.states().values()) == {"up"})
+        await asyncio.to_thread(dead.kill)
+        await rig.until("loa-b down", lambda: rig.state("loa-b") is State.DOWN)
+        assert rig.metric("districtmon_mqtt_broker_connected") == 1
+
+        lost_at = time.time()
+        await asyncio.to_thread(broker.stop)
+        await rig.until("blind", lambda: set(rig.states().values()) == {"unknown"}, 5.0)
+        assert {view.reason for view in rig.live.views.values()} == {BROKER_LOST}
+        assert rig.metric("districtmon_mqtt_broker_connected") == 0
+        await asyncio.sleep(TIMEOUT + 0.5)  # longer than a timeout: blindness charges nothing
+        assert set(rig.states().values()) == {"unknown"}
+        assert (rig.metric("districtmon_mqtt_broker_connect_failures_total") or 0) >= 1
+
+        await asyncio.to_thread(broker.start)
+        back = await rig.until("loa-a up again", lambda: rig.state("loa-a") is State.UP)
+        assert rig.metric("districtmon_mqtt_broker_connected") == 1
+        assert rig.metric("districtmon_mqtt_broker_reconnects_total") == 1
+        # the dead one's retained will died with the broker: its silence takes it down again
+        await rig.until("loa-b down again", lambda: rig.state("loa-b") is State.DOWN)
+        assert rig.live.views["loa-b"].since is not None
+        assert rig.live.views["loa-b"].since > back - 1.0
+        await asyncio.sleep(0.3)  # let the ledger writer commit
+        a = read_intervals(rig.ledger_path, "loa-a")
+        b = read_intervals(rig.ledger_path, "loa-b")
+    finally:
+        alive.kill()
+        dead.kill()
+    assert [i.state for i in a] == [State.UNKNOWN, State.UP, State.UNKNOWN, State.UP]
+    assert a[2].reason == BROKER_LOST and lost_at <= a[2].start <= lost_at + 5
+    for earlier, later in itertools.pairwise(a):
+        assert earlier.end == later.start
+    assert [i.state for i in b] == [State.UNKNOWN, State.UP, State.DOWN, State.UNKNOWN, State.DOWN]
+    # the down time before the loss ends when the monitor went blind
+    assert b[2].end == b[3].start and b[3].reason == BROKER_LOST
+
+
+async def test_tls_with_a_private_authority(
+    tmp_path: Path, rig_factory: Callable[..., object]
+) -> None:
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    with Mosquitto(tls=(ca, cert, key)) as broker:
+        broker.start()
+        rig: Rig = await rig_factory(  # type: ignore[misc]
+            broker, [speaker("loa-a")], tls=TlsSettings(ca_file=ca)
+        )
+        await rig.until("connected over TLS", lambda: rig.listener.seeing)
+        tls = aiomqtt.Client(broker.host, broker.port, tls_params=aiomqtt.TLSParameters(ca))
+        async with tls as device:
+            await device.publish(f"{base('loa-a')}/status", "online", qos=1)
+        await rig.until("up", lambda: rig.state("loa-a") is State.UP)
+
+        other_ca, _, _ = make_tls_files(tmp_path / "other")
+        wrong: Rig = await rig_factory(  # type: ignore[misc]
+            broker, [speaker("loa-a")], tls=TlsSettings(ca_file=other_ca)
+        )
+        await wrong.until(
+            "refused certificate",
+            lambda: (wrong.metric("districtmon_mqtt_broker_connect_failures_total") or 0) >= 2,
+        )
+        assert not wrong.listener.seeing and wrong.state("loa-a") is State.UNKNOWN
+
+
+async def test_a_broker_account_is_used_and_its_password_never_logged(
+    rig_factory: Callable[..., object], caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "Qz4-very-secret-broker-pw"
+    with Mosquitto(users={"districtmon": password}) as broker, caplog.at_level(logging.DEBUG):
+        broker.start()
+        good: Rig = await rig_factory(  # type: ignore[misc]
+            broker, [speaker("loa-a")], username="districtmon", password=Secret(password)
+        )
+        bad: Rig = await rig_factory(  # type: ignore[misc]
+            broker, [speaker("loa-a")], username="districtmon", password=Secret("wrong")
+        )
+        await good.until("connected", lambda: good.listener.seeing)
+        await bad.until(
+            "refused",
+            lambda: (bad.metric("districtmon_mqtt_broker_connect_failures_total") or 0) >= 2,
+        )
+        assert not bad.listener.seeing
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "cannot reach the broker" in text and "authori" in text.lower()
+    assert password not in text and "wrong" not in text.replace("wrong_", "")
+
+
+async def test_a_reload_moves_routes_at_once_and_reconnects_for_new_subscriptions(
+    broker: Mosquitto, rig_factory: Callable[..., object]
+) -> None:
+    rig: Rig = await rig_factory(broker, [speaker("loa-a", timeout=30)])  # type: ignore[misc]
+    await rig.until("connected", lambda: rig.listener.seeing)
+    moved = replace(speaker("loa-a", timeout=30), probe=MqttProbe(topic="vendor/loa-a"))
+    settings = replace(rig.listener._settings)
+    rig.listener.update(settings, {"loa-a": moved}, {})
+    await rig.until(
+        "reconnected",
+        lambda: rig.metric("districtmon_mqtt_broker_reconnects_total") == 1 and rig.listener.seeing,
+    )
+    assert rig.metric("districtmon_mqtt_subscriptions") == 4
+    await publish(broker, "vendor/loa-a/status", "online")
+    await rig.until("up on its new topic", lambda: rig.state("loa-a") is State.UP)
+
+
+READ_WRITE = "user districtmon\ntopic readwrite #\n"
+WRITE_ONLY = "user districtmon\ntopic write #\n"
+
+
+async def test_a_subscription_that_stops_delivering_makes_sites_unknown_not_down(
+    rig_factory: Callable[..., object],
+) -> None:
+    password = "acl-test-password"
+    with Mosquitto(users={"districtmon": password}, acl=READ_WRITE) as broker:
+        broker.start()
+        rig: Rig = await rig_factory(  # type: ignore[misc]
+            broker, [speaker("loa-a")], username="districtmon", password=Secret(password)
+        )
+        device = Device(broker, base("loa-a"), period=0.2)
+        await asyncio.to_thread(device.start)
+        try:
+            await rig.until("up", lambda: rig.state("loa-a") is State.UP)
+            # the broker keeps the subscription but no longer delivers anything on it
+            await asyncio.to_thread(broker.change_acl, WRITE_ONLY)
+            await rig.until("blind", lambda: rig.state("loa-a") is State.UNKNOWN, 5.0)
+            assert rig.live.views["loa-a"].reason == SUBSCRIPTION_LOST
+            assert rig.metric("districtmon_mqtt_broker_connected") == 0
+            await asyncio.sleep(TIMEOUT + 0.5)  # silence while blind is charged to nobody
+            assert rig.state("loa-a") is State.UNKNOWN
+            await asyncio.to_thread(broker.change_acl, READ_WRITE)
+            await rig.until("back", lambda: rig.state("loa-a") is State.UP, 10.0)
+            await asyncio.sleep(0.3)
+            states = [i.state for i in read_intervals(rig.ledger_path, "loa-a")]
+        finally:
+            device.kill()
+    assert states == [State.UNKNOWN, State.UP, State.UNKNOWN, State.UP]
