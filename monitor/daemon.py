@@ -26,7 +26,11 @@ from monitor.model import Observation, Site, SnmpProbe, Transition
 from monitor.notify import Notifier
 from monitor.probes import ProbeRouter
 from monitor.scheduler import Scheduler, SchedulerHooks
-from monitor.snmp import SnmpClient, SnmpPoller
+from monitor.snmp import SnmpPoller
+from monitor.snmpclient import SnmpEngine, create_engine
+from monitor.snmpmetrics import DeviceValueCollector, TrapCollector, profile_helps
+from monitor.traprouter import TrapRouter
+from monitor.traps import TrapReceiver
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +84,27 @@ class Pipeline:
             )
             self._publish(transition)
 
+    def event(self, obs: Observation) -> None:
+        """An observation that is not a poll (a trap): state only, no poll metrics."""
+        transition = self.evaluator.observe(obs)
+        if transition is not None:
+            self.metrics.transitions.labels(transition.state.value).inc()
+            log.info(
+                "site=%s state=%s previous=%s reason=%s (%s)",
+                transition.site,
+                transition.state.value,
+                transition.previous.value,
+                transition.reason or "-",
+                obs.probe,
+                extra={"site": transition.site, "state": transition.state.value},
+            )
+            self._publish(transition)
+
+    def is_suspect(self, site_id: str) -> bool:
+        """The site's last poll failed: it is polled from the scheduler's pool for the dead."""
+        health = self.evaluator.sites.get(site_id)
+        return health is not None and health.run_ok is False
+
     def _publish(self, transition: Transition) -> None:
         self.ledger.record(transition)
         self.live.apply_transition(transition)
@@ -95,7 +120,7 @@ class Daemon:
         ledger: Ledger,
         live: LiveState,
         metrics: SelfMetrics,
-        client: SnmpClient,
+        engine: SnmpEngine,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -104,7 +129,11 @@ class Daemon:
             Evaluator(config.state.down_after, config.state.up_after), ledger, live, metrics
         )
         self.poller = SnmpPoller(
-            client, config.credentials, config.poll.timeout_seconds, config.poll.retries
+            engine,
+            config.credentials,
+            config.poll.timeout_seconds,
+            config.poll.retries,
+            config.profiles,
         )
         self.probes = ProbeRouter()
         self.probes.register(SnmpProbe, self.poller)
@@ -117,8 +146,14 @@ class Daemon:
                 on_observation=self.pipeline.observe,
                 on_lag=metrics.schedule_lag.observe,
                 on_skip=lambda _site: metrics.polls_skipped.inc(),
+                is_suspect=self.pipeline.is_suspect,
             ),
         )
+        self.traps = TrapRouter(
+            self.pipeline.event, self.scheduler.request_poll, self.poller.profile_of
+        )
+        self.traps.update_sites(config.sites.values())
+        self.device_values = DeviceValueCollector(live, profile_helps(config.profiles))
 
     def _polled(self, config: Config) -> list[Site]:
         return [site for site in config.sites.values() if self.probes.polled(site)]
@@ -139,6 +174,8 @@ class Daemon:
             ("http.listen", old.http, new.http),
             ("ledger.path", old.ledger_path, new.ledger_path),
             ("poll.max_in_flight", old.poll.max_in_flight, new.poll.max_in_flight),
+            ("snmp.engine", old.snmp.engine, new.snmp.engine),
+            ("snmp.traps", old.snmp.traps, new.snmp.traps),
         ):
             if before != after:
                 log.warning("%s changed: it takes effect at the next restart", what)
@@ -153,7 +190,12 @@ class Daemon:
         self.pipeline.start(added, now)
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
-        self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
+        self.poller.configure(
+            new.credentials, new.poll.timeout_seconds, new.poll.retries, new.profiles
+        )
+        self.poller.retain(new.sites)
+        self.traps.update_sites(new.sites.values())
+        self.device_values.helps = profile_helps(new.profiles)
         self.scheduler.update_sites(self._polled(new))
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
@@ -194,12 +236,17 @@ async def run_daemon(
     ledger = await Ledger.open(
         config.ledger_path, on_commit=committed, on_error=metrics.ledger_errors.inc
     )
-    client = SnmpClient()
+    engine = create_engine(config.snmp.engine)
     http: HttpServer | None = None
+    receiver: TrapReceiver | None = None
     try:
         await ledger.sync_sites(config.sites.values())
-        daemon = Daemon(config, ledger, live, metrics, client)
+        daemon = Daemon(config, ledger, live, metrics, engine)
         daemon.pipeline.start(list(config.sites), time.time())
+        registry.register(daemon.device_values)
+        if config.snmp.traps is not None:
+            receiver = _start_traps(config, daemon)
+            registry.register(TrapCollector(lambda: daemon.traps.counts, receiver.rejected))
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
         log.info(
@@ -215,6 +262,8 @@ async def run_daemon(
                 tasks.create_task(_tick(live), name="loop-tick"),
                 tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
             ]
+            if receiver is not None:
+                background.append(tasks.create_task(receiver.watch(), name="trap-watch"))
             notifier.ready(daemon.status())
             while await _next_request(stop, reload_requested, writer) == "reload":
                 assert reload_config is not None
@@ -227,13 +276,28 @@ async def run_daemon(
     finally:
         if http is not None:
             http.stop()
-        client.close()
+        if receiver is not None:
+            receiver.close()
+        engine.close()
         await ledger.close(time.time())
         notifier.close()
         for signum in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     log.info("districtmon stopped cleanly")
+
+
+def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver:
+    settings = config.snmp.traps
+    assert settings is not None
+    receiver = TrapReceiver(settings, config.credentials, daemon.traps.handle)
+    try:
+        receiver.start()
+    except OSError as exc:
+        raise RuntimeError(
+            f"cannot listen for traps on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    return receiver
 
 
 async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifier) -> None:

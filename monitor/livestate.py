@@ -8,9 +8,10 @@ can iterate without locks and never sees a half-built record.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from monitor.model import Observation, Site, State, Transition
+from monitor.model import Observation, Sample, Site, State, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,10 @@ class SiteView:
     last_ok: bool | None = None
     last_duration: float | None = None
     device_uptime: float | None = None
+    # The device's values at the last poll, none after a failed one: a stale battery voltage
+    # from an hour ago would be read as today's.
+    values: Mapping[str, float | str] = field(default_factory=dict)
+    samples: tuple[Sample, ...] = ()
 
 
 @dataclass(slots=True)
@@ -59,13 +64,15 @@ class LiveState:
         old = views.get(obs.site)
         if old is None:
             return
-        uptime = obs.values.get("device_uptime_seconds")
+        uptime = obs.values.get("uptime_seconds")
         views[obs.site] = replace(
             old,
             last_poll=obs.time,
             last_ok=obs.ok,
             last_duration=obs.duration,
             device_uptime=float(uptime) if isinstance(uptime, int | float) else old.device_uptime,
+            values=obs.values if obs.ok else {},
+            samples=obs.samples if obs.ok else (),
         )
 
     def apply_transition(self, t: Transition) -> None:

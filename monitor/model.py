@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 
 class State(enum.StrEnum):
-    """A site's state. Only up, down and unknown are decided today; the others are part of the
-    model so that the ledger, metrics and reports already speak of them."""
+    """A site's state. Up, degraded, down and unknown are decided today; the others are part
+    of the model so that the ledger, metrics and reports already speak of them."""
 
     UP = "up"
     DEGRADED = "degraded"
@@ -62,6 +62,7 @@ class SnmpProbe:
     timeout_seconds: float | None = None
     retries: int | None = None
     interval_seconds: float | None = None
+    profile: str | None = None  # a device profile (config/profiles/<name>.yaml); None: system
 
 
 # One probe kind today; ICMP/TCP/HTTP and MQTT probes join this union.
@@ -83,13 +84,29 @@ class Site:
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """One labelled value, e.g. a row of a table: `if_oper_up{if="wan"}` is
+    `Sample("if_oper_up", (("if", "wan"),), 1.0)`. Labels are sorted by name; the value is a
+    number in base units (a counter's name ends in `_total`)."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What one probe saw at one time.
 
     `time` is UTC wall-clock seconds (what the ledger stores); `duration` is measured on the
     monotonic clock. `values` are named, never raw OIDs. `error` is for people (logs, the
     ledger's reason); `error_reason` is a short fixed word (`timeout`, `resolve`...) fit for a
-    metric label; `probe` names the probe type (a metric label too)."""
+    metric label; `probe` names the probe type (a metric label too).
+
+    `values` holds unlabelled values by name (numbers in base units, or text); `samples` holds
+    labelled ones (table rows). An ok observation with a `degraded_reason` says the device
+    answers but a health rule fails (on battery, WAN down). `confirmed` marks the device's own
+    word (a trap): the evaluator applies it at once instead of waiting for a run of polls."""
 
     site: str
     time: float
@@ -99,6 +116,9 @@ class Observation:
     error: str | None = None
     error_reason: str | None = None
     probe: str = "snmp"
+    samples: tuple[Sample, ...] = ()
+    degraded_reason: str | None = None
+    confirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
