@@ -82,9 +82,10 @@ install:
 		echo "keeping the existing configuration in $$conf"; \
 	else \
 		echo "installing the example configuration in $$conf"; \
-		install -d -m 0750 "$$conf" "$$conf/inventory"; \
+		install -d -m 0750 "$$conf" "$$conf/inventory" "$$conf/profiles"; \
 		install -m 0640 config/districtmon.yaml config/credentials.yaml config/README.md "$$conf/"; \
 		install -m 0640 config/inventory/*.yaml "$$conf/inventory/"; \
+		install -m 0640 config/profiles/*.yaml config/profiles/README.md "$$conf/profiles/"; \
 		if [ -z "$(DESTDIR)" ]; then \
 			chown -R root:$(SERVICE_GROUP) "$$conf"; \
 		fi; \

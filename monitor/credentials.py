@@ -227,7 +227,11 @@ def _read_v3(
 
 
 def _read_engine_id(entry: Fields) -> bytes | None:
-    text = entry.text("engine_id")
+    raw = entry.get("engine_id")
+    if isinstance(raw, int) and not isinstance(raw, bool):  # YAML reads 0x80... as a number
+        text: str | None = format(raw, "x").rjust(len(format(raw, "x")) + 1 & ~1, "0")
+    else:
+        text = entry.text("engine_id")
     if text is None:
         return None
     digits = text.lower().removeprefix("0x").replace(":", "")

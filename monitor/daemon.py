@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from monitor.config import Config, ConfigError
 from monitor.evaluator import Evaluator
@@ -49,6 +50,7 @@ class Pipeline:
         self.ledger = ledger
         self.live = live
         self.metrics = metrics
+        self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
 
     def start(self, site_ids: list[str], at: float) -> None:
         for site_id in site_ids:
@@ -60,6 +62,10 @@ class Pipeline:
             self.ledger.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
+        if self.confirm_next and obs.site in self.confirm_next:
+            self.confirm_next.discard(obs.site)
+            if obs.ok:
+                obs = replace(obs, confirmed=True)
         probe = obs.probe
         self.metrics.polls.labels(probe, "ok" if obs.ok else "error").inc()
         self.metrics.poll_duration.labels(probe).observe(obs.duration)
@@ -149,11 +155,14 @@ class Daemon:
                 is_suspect=self.pipeline.is_suspect,
             ),
         )
-        self.traps = TrapRouter(
-            self.pipeline.event, self.scheduler.request_poll, self.poller.profile_of
-        )
+        self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
         self.traps.update_sites(config.sites.values())
         self.device_values = DeviceValueCollector(live, profile_helps(config.profiles))
+
+    def _poll_now(self, site_id: str, confirm: bool) -> None:
+        if confirm:
+            self.pipeline.confirm_next.add(site_id)
+        self.scheduler.request_poll(site_id)
 
     def _polled(self, config: Config) -> list[Site]:
         return [site for site in config.sites.values() if self.probes.polled(site)]
@@ -246,7 +255,13 @@ async def run_daemon(
         registry.register(daemon.device_values)
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
-            registry.register(TrapCollector(lambda: daemon.traps.counts, receiver.rejected))
+            registry.register(
+                TrapCollector(
+                    lambda: daemon.traps.counts,
+                    receiver.rejected if receiver else dict,
+                    receiver is not None,
+                )
+            )
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
         log.info(
@@ -287,16 +302,24 @@ async def run_daemon(
     log.info("districtmon stopped cleanly")
 
 
-def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver:
+def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
+    """The trap receiver, or None when its port cannot be bound: polling goes on (a taken
+    trap port must not blind the whole district), the error is logged and
+    districtmon_snmp_trap_receiver_up says 0."""
     settings = config.snmp.traps
     assert settings is not None
     receiver = TrapReceiver(settings, config.credentials, daemon.traps.handle)
     try:
         receiver.start()
     except OSError as exc:
-        raise RuntimeError(
-            f"cannot listen for traps on {settings.host}:{settings.port}: {exc.strerror or exc}"
-        ) from None
+        receiver.close()
+        log.error(
+            "trap receiver disabled: cannot listen on %s:%d: %s",
+            settings.host,
+            settings.port,
+            exc.strerror or exc,
+        )
+        return None
     return receiver
 
 

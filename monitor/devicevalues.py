@@ -64,18 +64,16 @@ def decode(spec: ValueSpec, raw: SnmpValue) -> tuple[float | str | int | None, s
     if spec.kind == "text":
         return text_of(raw), None
     if spec.mapping is not None:
-        key: int | str | None
+        key: int | str
         if isinstance(raw, int):
             key = raw
-        elif isinstance(raw, bytes | str):
+        elif isinstance(raw, bytes):  # an enumeration sent as text ("2", or "on")
             key = text_of(raw)
             if key.lstrip("-").isdigit():
                 key = int(key)
         else:
-            key = None
-        mapped = spec.mapping.get(key) if key is not None else None
-        if mapped is None:
-            mapped = spec.default
+            return None, f"{spec.name}: not an enumeration ({_type_name(raw)})"
+        mapped = spec.mapping.get(key, spec.default)
         if mapped is None:
             return None, f"{spec.name}: unexpected value {text_of(raw)[:32]!r}"
         return mapped, None
@@ -89,6 +87,8 @@ def decode(spec: ValueSpec, raw: SnmpValue) -> tuple[float | str | int | None, s
         return None, f"{spec.name}: not a number ({_type_name(raw)})"
     if spec.kind == "timeticks":
         number /= 100.0
+    if spec.divisor is not None:  # 312 / 10 is 31.2; 312 * 0.1 is 31.200000000000003
+        return number / spec.divisor, None
     return number * spec.scale, None
 
 
@@ -156,14 +156,16 @@ def _labels(
     table: TableSpec, columns: dict[str, dict[str, SnmpValue]], index: str
 ) -> tuple[tuple[str, str], ...]:
     if not table.labels:
-        return (("index", index),)
+        return ((table.index, index),)
     found: list[tuple[str, str]] = []
-    for label in table.labels:
+    for position, label in enumerate(table.labels):
         text = ""
         for oid in label.oids:
             raw = columns.get(oid, {}).get(index)
             text = text_of(raw) if raw is not None else ""
             if text:
                 break
-        found.append((label.name, text or index))
+        # The first label names the row: without a value it falls back to the index, so that
+        # two rows never share a label set. The others may be empty (an unset ifAlias).
+        found.append((label.name, text or (index if position == 0 else "")))
     return tuple(sorted(found))

@@ -61,7 +61,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 _PROFILE_KEYS = ("description", "values", "tables", "health", "traps")
 _VALUE_KEYS = ("name", "oid", "type", "scale", "map", "help")
-_TABLE_KEYS = ("name", "labels", "exclude", "columns", "max_rows")
+_TABLE_KEYS = ("name", "index", "labels", "exclude", "columns", "max_rows")
 _RULE_KEYS = ("reason", "when", "where")
 _TRAP_KEYS = ("oid", "degraded", "down", "poll", "help")
 
@@ -84,14 +84,25 @@ class ValueSpec:
         return self.kind in COUNTER_KINDS
 
     @property
+    def divisor(self) -> float | None:
+        """1/scale when that is a whole number (0.1 -> 10): dividing keeps decimal readings
+        exact where multiplying by 0.1 would not."""
+        if 0 < abs(self.scale) < 1:
+            inverse = 1 / self.scale
+            if abs(inverse - round(inverse)) < 1e-9:
+                return float(round(inverse))
+        return None
+
+    @property
     def metric_type(self) -> str:
         return "counter" if self.is_counter else "gauge" if self.kind != "text" else "text"
 
 
 @dataclass(frozen=True, slots=True)
 class LabelSpec:
-    """A table label read from the first of `oids` that has a non-empty value for the row;
-    the row index when none has."""
+    """A table label read from the first of `oids` that has a non-empty value for the row.
+    When none has, a table's first label is the row index (it names the row), others are
+    empty."""
 
     name: str
     oids: tuple[str, ...]
@@ -104,10 +115,11 @@ class TableSpec:
     labels: tuple[LabelSpec, ...]
     exclude: tuple[tuple[str, re.Pattern[str]], ...] = ()
     max_rows: int = DEFAULT_MAX_ROWS
+    index: str = "index"  # the label of a row's index, for a table without label columns
 
     @property
     def label_names(self) -> tuple[str, ...]:
-        return tuple(label.name for label in self.labels) or ("index",)
+        return tuple(label.name for label in self.labels) or (self.index,)
 
     @property
     def walked(self) -> tuple[str, ...]:
@@ -238,7 +250,7 @@ def _read_profile(
     health = tuple(
         rule
         for item in top.items("health") or ()
-        if (rule := _read_rule(sink, item, scalar_by_name, table_of)) is not None
+        if (rule := _read_rule(sink, item, scalar_by_name, table_of, names)) is not None
     )
     traps: dict[str, TrapAction] = {}
     for item in top.items("traps") or ():
@@ -272,6 +284,8 @@ def _read_value(
     mapping, default = _read_map(fields)
     help_text = fields.text("help") if fields.has("help") else ""
     if name is None or oid is None or kind is None or scale is None:
+        if name is not None:  # reported already: rules on it stay quiet
+            names.setdefault(name, fields.line("name"))
         return None
     if name in BUILTIN_VALUES:
         fields.problem("name", f"'{name}' is a value every SNMP site has already")
@@ -361,7 +375,13 @@ def _read_table(
     fields.expect(_TABLE_KEYS, required=("name", "columns"))
     name = _read_name(fields, "name")
     labels = _read_labels(fields)
-    label_names = [label.name for label in labels] or ["index"]
+    index = _read_name(fields, "index") if fields.has("index") else "index"
+    if index is not None and index in RESERVED_LABELS:
+        fields.problem("index", f"'{index}' is a label every device metric has already")
+        index = None
+    if labels and fields.has("index"):
+        fields.problem("index", "a table with label columns has no index label")
+    label_names = [label.name for label in labels] or [index or "index"]
     exclude = _read_patterns(fields, "exclude", label_names)
     max_rows = (
         fields.integer("max_rows", 1, MAX_ROWS_LIMIT)
@@ -373,11 +393,11 @@ def _read_table(
         for column in fields.items("columns") or ()
         if (spec := _read_value(sink, column, label_names, names, seen)) is not None
     )
-    if name is None or max_rows is None or not columns:
+    if name is None or max_rows is None or index is None or not columns:
         if fields.has("columns") and not columns and isinstance(fields.get("columns"), YamlList):
             fields.problem("columns", "a table needs at least one column")
         return None
-    return TableSpec(name, columns, labels, exclude, max_rows)
+    return TableSpec(name, columns, labels, exclude, max_rows, index)
 
 
 def _read_labels(fields: Fields) -> tuple[LabelSpec, ...]:
@@ -432,7 +452,10 @@ def _read_rule(
     item: Located[object],
     scalars: dict[str, ValueSpec],
     table_of: dict[str, TableSpec],
+    declared: dict[str, int],
 ) -> HealthRule | None:
+    """`declared` holds every value name defined, broken ones included: a rule on a value
+    already reported is dropped quietly (one mistake, one message)."""
     fields = Fields.of(sink, item.value, item.line, item.key)
     if fields is None:
         return None
@@ -448,7 +471,8 @@ def _read_rule(
         spec = scalars.get(value)
         table = table_of.get(value)
         if spec is None and table is None:
-            when.problem(value, "unknown value (not in this profile's values or table columns)")
+            if value not in declared:
+                when.problem(value, "unknown value (not in this profile's values or columns)")
             ok = False
             continue
         if table is not None:

@@ -81,12 +81,22 @@ class TrapCollector(Collector):
     refused (malformed, bad_version, bad_community, auth) notifications."""
 
     def __init__(
-        self, routed: Callable[[], Mapping[str, int]], refused: Callable[[], Mapping[str, int]]
+        self,
+        routed: Callable[[], Mapping[str, int]],
+        refused: Callable[[], Mapping[str, int]],
+        listening: bool = True,
     ) -> None:
         self._routed = routed
         self._refused = refused
+        self._listening = listening
 
     def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "districtmon_snmp_trap_receiver_up",
+            "1 if the trap receiver listens on its port, 0 if it could not bind it.",
+        )
+        up.add_metric([], 1.0 if self._listening else 0.0)
+        yield up
         family = CounterMetricFamily(
             "districtmon_snmp_traps",
             "SNMP notifications received, by result: mapped (a site's profile knows it), "

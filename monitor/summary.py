@@ -45,8 +45,26 @@ def _totals(config: Config) -> str:
         f"areas covered by loudspeakers: {len(covered)}{share}",
         f"ledger: {config.ledger_path}",
         f"http: {_listen(config)}",
+        f"snmp engine: {config.snmp.engine}",
+        f"snmp profiles: {_profiles(config)}",
+        f"snmp traps: {_traps(config)}",
     ]
     return "\n".join(lines)
+
+
+def _profiles(config: Config) -> str:
+    """Each profile with the number of sites that use it (an unused one is worth a look)."""
+    used = Counter(getattr(site.probe, "profile", None) or "-" for site in config.sites.values())
+    shown = [f"{name} ({used.get(name, 0)} sites)" for name in config.profiles]
+    return ", ".join(shown) or "none"
+
+
+def _traps(config: Config) -> str:
+    traps = config.snmp.traps
+    if traps is None:
+        return "off"
+    host = f"[{traps.host}]" if ":" in traps.host else traps.host
+    return f"{host}:{traps.port} ({', '.join(traps.credentials)})"
 
 
 def _listen(config: Config) -> str:

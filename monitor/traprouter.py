@@ -4,7 +4,8 @@ trap OID means.
 A mapped trap becomes an observation marked `confirmed` (the device's own word, applied at
 once: an outage is recorded when it happens, not at the next poll), and asks for a poll of the
 site now, so that the values behind the trap are read. A trap `poll` entry only asks for the
-poll (linkUp, coldStart: the poll will say what the device looks like now).
+poll (linkDown, coldStart: the poll will say what the device looks like now), and that poll,
+if answered, is applied at once too: trap and reading agree, no run of polls is needed.
 
 Sites are found by the literal IP address of their SNMP probe (IPv4-mapped IPv6 sources are
 taken as IPv4); a site polled by host name is not found by its traps. When several sites share
@@ -45,7 +46,7 @@ class TrapRouter:
     def __init__(
         self,
         on_observation: Callable[[Observation], None],
-        request_poll: Callable[[str], None],
+        request_poll: Callable[[str, bool], None],
         profile_of: Callable[[Site], Profile],
     ) -> None:
         self._on_observation = on_observation
@@ -107,7 +108,7 @@ class TrapRouter:
                         confirmed=True,
                     )
                 )
-            self._request_poll(site.id)
+            self._request_poll(site.id, action.action == "poll")
         if mapped:
             self.counts["mapped"] += 1
             return
