@@ -31,6 +31,7 @@ OURS = [
     "bts-power-broken",
     "radio-transmitter-on-air",
     "radio-transmitter-fault",
+    "router-wan-down",
 ]
 EATON = "UPS/eaton-93e-80.snmprec.bz2"
 
@@ -221,6 +222,19 @@ async def test_router_interfaces_are_labelled_rows_and_missing_hc_counters_do_no
     assert samples(obs, "if_in_octets_total") == {vlan1: 535755000.0}
     assert samples(obs, "if_out_octets_total") == {vlan1: 699900191.0}
     assert obs.values["interfaces"] == 28.0 and obs.degraded_reason is None
+
+
+async def test_an_enabled_wan_port_that_is_down_degrades_the_gateway_by_name(
+    poller: SnmpPoller, sim: Snmpsim
+) -> None:
+    obs = await poll(poller, sim, "router-wan-down", "router")
+    assert obs.ok
+    # Gi0/2 is down too, but administratively: not a fault; Gi0/1 is the LAN
+    assert obs.degraded_reason == "WAN interface Gi0/0 down"
+    wan = (("alias", "WAN uplink VNPT"), ("if", "Gi0/0"))
+    # near 2^64: a float64 on /metrics, as Prometheus holds every sample
+    assert samples(obs, "if_in_octets_total")[wan] == float(18446744073709551000)
+    assert samples(obs, "if_in_errors_total")[wan] == 17
 
 
 async def test_linux_host_profile_against_snmpd(poller: SnmpPoller, host: Snmpd) -> None:
