@@ -4,12 +4,15 @@ Why this engine is the default: it spends about a twentieth of pysnmp's CPU per 
 (bench/snmp_bench.py), and the CPU per poll is what decides whether one core carries a
 province. gufo_snmp is a client only; traps stay on pysnmp (`monitor.traps`).
 
-A session (a socket bound to one agent, plus for SNMPv3 the agent's engine id, boots and time)
-is kept per agent and reused from poll to poll: opening a socket costs little, but SNMPv3
-would otherwise pay a discovery round trip on every poll. Sessions are dropped after a failed
-request (a re-resolved name or a rebooted agent gets a fresh one) and beyond a bound derived
-from the process's file-descriptor limit, least recently used first. Requests on one session
-never overlap: replies are read from its socket, and two readers would steal each other's.
+A session is a socket bound to one agent. For v1/v2c a fresh one is opened per request: it
+costs about 11 us of CPU (measured against keeping one), holds no file descriptor between
+polls (20,000 agents would otherwise need 20,000 of them) and can never read a late reply
+meant for an earlier request. For SNMPv3 the session also holds the agent's engine id, boots
+and time, which would cost a discovery round trip per poll: those sessions are kept, dropped
+after a failed request (a re-resolved name or a rebooted agent gets a fresh one) and beyond a
+bound derived from the file-descriptor limit, least recently used first. Requests on one
+session never overlap: replies are read from its socket, and two readers would steal each
+other's.
 """
 
 from __future__ import annotations
@@ -165,6 +168,8 @@ class GufoEngine:
             entry.refreshed = time.monotonic()
 
     async def _session(self, target: SnmpTarget) -> _Session:
+        if target.credential.version != "3":
+            return _Session(_open(await _resolve(target.address), target), False)
         key = (target.address, target.port, target.credential, target.timeout)
         entry = self._sessions.get(key)
         if entry is not None:
