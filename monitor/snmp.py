@@ -227,9 +227,10 @@ class SnmpPoller:
             return
         self._problems[site_id] = described
         if described:
-            self._problem_log.log(
-                logging.WARNING, site_id, "site=%s SNMP values: %s", site_id, described
-            )
+            # A value a model simply lacks is routine in a mixed fleet; a wrong type or a
+            # cut table is worth an operator's look.
+            level = logging.WARNING if problems.malformed or problems.tables else logging.INFO
+            self._problem_log.log(level, site_id, "site=%s SNMP values: %s", site_id, described)
         else:
             self._problem_log.log(
                 logging.INFO, site_id, "site=%s SNMP values complete again", site_id
