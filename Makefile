@@ -93,11 +93,12 @@ install:
 		echo "keeping the existing configuration in $$conf"; \
 	else \
 		echo "installing the example configuration in $$conf"; \
-		install -d -m 0750 "$$conf" "$$conf/inventory" "$$conf/mqtt"; \
+		install -d -m 0750 "$$conf" "$$conf/inventory" "$$conf/mqtt" "$$conf/profiles"; \
 		install -m 0640 config/districtmon.yaml config/credentials.yaml config/README.md \
 			config/maintenance.yaml "$$conf/"; \
 		install -m 0640 config/inventory/*.yaml "$$conf/inventory/"; \
 		install -m 0640 config/mqtt/*.yaml "$$conf/mqtt/"; \
+		install -m 0640 config/profiles/*.yaml config/profiles/README.md "$$conf/profiles/"; \
 		if [ -z "$(DESTDIR)" ]; then \
 			chown -R root:$(SERVICE_GROUP) "$$conf"; \
 		fi; \

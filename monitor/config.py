@@ -41,7 +41,9 @@ from monitor.model import (
     TcpProbe,
 )
 from monitor.mqttconfig import MqttSettings, read_mqtt_probe, read_mqtt_settings
-from monitor.telemetry import load_profiles
+from monitor.profiles import Profile, load_profiles
+from monitor.snmpclient import ENGINES
+from monitor.telemetry import load_profiles as load_telemetry_profiles
 from monitor.yamlsource import (
     BROKEN,
     ConfigProblem,
@@ -61,7 +63,9 @@ __all__ = [
     "HttpSettings",
     "MqttSettings",
     "PollSettings",
+    "SnmpSettings",
     "StateSettings",
+    "TrapSettings",
     "find_config_dir",
     "load_config",
 ]
@@ -70,8 +74,21 @@ SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
 SETTINGS_FILE = "districtmon.yaml"
 DEFAULT_LISTEN = "127.0.0.1:9877"
 
-_SETTINGS_KEYS = ("http", "ledger", "credentials", "inventory", "poll", "state", "timezone", "mqtt")
+_SETTINGS_KEYS = (
+    "http",
+    "ledger",
+    "credentials",
+    "inventory",
+    "poll",
+    "state",
+    "timezone",
+    "mqtt",
+    "snmp",
+)
 _LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
+_SNMP_SETTINGS_KEYS = ("engine", "profiles", "traps")
+_TRAP_KEYS = ("listen", "credentials")
+DEFAULT_ENGINE = "gufo"  # the benchmark's winner: see README.md, "SNMP engines"
 _POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
 _STATE_KEYS = ("down_after", "up_after")
 _INVENTORY_KEYS = ("communes", "owners", "sites")
@@ -79,7 +96,15 @@ _COMMUNE_KEYS = ("id", "name", "lat", "lon", "areas")
 _OWNER_KEYS = ("id", "name", "kind")
 _SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", "covers", "probe")
 _SITE_REQUIRED = ("id", "kind", "name", "commune", "owner", "lat", "lon", "probe")
-_SNMP_KEYS = ("address", "port", "credential", "interval_seconds", "timeout_seconds", "retries")
+_SNMP_KEYS = (
+    "address",
+    "port",
+    "credential",
+    "interval_seconds",
+    "timeout_seconds",
+    "retries",
+    "profile",
+)
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 T = TypeVar("T")
@@ -106,6 +131,23 @@ class StateSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TrapSettings:
+    """The trap/inform receiver: where it listens, and which credentials (communities, v3
+    users) it accepts. Absent from the config: no receiver."""
+
+    host: str
+    port: int
+    credentials: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpSettings:
+    engine: str = DEFAULT_ENGINE
+    profiles_dir: Path = Path("profiles")
+    traps: TrapSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A validated configuration. Dicts keep definition order (inventory files in name order,
     then list order)."""
@@ -127,6 +169,8 @@ class Config:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     # Sites of the inventory that other shards watch (see shard.py): known, not ours.
     sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
+    snmp: SnmpSettings = field(default_factory=SnmpSettings)
+    profiles: dict[str, Profile] = field(default_factory=dict)
 
 
 class ConfigError(Exception):
@@ -172,8 +216,15 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
     env = os.environ if environ is None else environ
     settings = _read_settings(directory, problems, default_ledger_path(env))
     credentials = load_credentials(settings.credentials_file, env, problems)
+    profile_problems: list[ConfigProblem] = []
+    profiles = load_profiles(settings.snmp.profiles_dir, profile_problems)
+    problems.extend(profile_problems)
     inventory = _read_inventory(settings.inventory_dir, problems)
-    checked = _check_inventory(inventory, credentials, settings.credentials_file, problems)
+    known_profiles = None if profile_problems else profiles.keys()
+    checked = _check_inventory(
+        inventory, credentials, settings.credentials_file, known_profiles, problems
+    )
+    _check_trap_credentials(settings, credentials, problems)
     maintenance_file = directory / MAINTENANCE_FILE
     windows = load_maintenance_file(maintenance_file, problems, settings.timezone)
     if inventory.complete:
@@ -201,6 +252,8 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         maintenance=tuple(windows),
         availability_refresh_seconds=settings.availability_refresh_seconds,
         mqtt=mqtt,
+        snmp=settings.snmp.settings,
+        profiles=profiles,
     )
 
 
@@ -218,9 +271,18 @@ class _Settings:
     retention: Retention
     timezone: str | None
     availability_refresh_seconds: float
+    snmp: _SnmpRead
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_credential: Located[str] | None = None
     mqtt_configured: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _SnmpRead:
+    settings: SnmpSettings
+    profiles_dir: Path
+    trap_refs: tuple[_Ref, ...] = ()
+    file: Path = Path()
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -258,6 +320,7 @@ def _read_settings(
         mqtt=mqtt,
         mqtt_credential=mqtt_credential,
         mqtt_configured=top.has("mqtt"),
+        snmp=_read_snmp_settings(top.mapping("snmp", null_is_empty=True), directory, path),
     )
 
 
@@ -290,6 +353,43 @@ def _read_timezone(top: Fields) -> str | None:
         top.problem("timezone", f"unknown time zone {name!r} (an IANA name: Asia/Ho_Chi_Minh)")
         return None
     return name
+
+
+def _read_snmp_settings(fields: Fields | None, directory: Path, path: Path) -> _SnmpRead:
+    """`snmp:` engine, profiles directory, trap receiver (see config/README.md)."""
+    default_dir = directory / "profiles"
+    if fields is None:
+        return _SnmpRead(SnmpSettings(profiles_dir=default_dir), default_dir, (), path)
+    fields.expect(_SNMP_SETTINGS_KEYS)
+    engine = fields.choice("engine", ENGINES) if fields.has("engine") else None
+    profiles_text = fields.text("profiles") if fields.has("profiles") else None
+    profiles_dir = directory / profiles_text if profiles_text else default_dir
+    traps: TrapSettings | None = None
+    refs: list[_Ref] = []
+    trap_fields = fields.mapping("traps") if fields.has("traps") else None
+    if trap_fields is not None:
+        trap_fields.expect(_TRAP_KEYS, required=("listen", "credentials"))
+        listen_text = trap_fields.text("listen")
+        listen = parse_listen(listen_text) if listen_text is not None else None
+        if listen_text is not None and listen is None:
+            trap_fields.problem("listen", f"must be host:port (port 1..65535), got {listen_text!r}")
+        names = trap_fields.texts("credentials") or []
+        refs = [_Ref(name.value, name.line, name.key) for name in names]
+        if listen is not None:
+            traps = TrapSettings(listen.host, listen.port, tuple(n.value for n in names))
+    settings = SnmpSettings(engine or DEFAULT_ENGINE, profiles_dir.absolute(), traps)
+    return _SnmpRead(settings, profiles_dir, tuple(refs), path)
+
+
+def _check_trap_credentials(
+    settings: _Settings, credentials: Credentials | None, problems: list[ConfigProblem]
+) -> None:
+    if credentials is None:
+        return
+    for ref in settings.snmp.trap_refs:
+        if ref.target not in credentials.declared:
+            message = f"unknown credential '{ref.target}' (not in {settings.credentials_file.name})"
+            problems.append(ConfigProblem(settings.snmp.file, ref.line, ref.key, message))
 
 
 def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Path:
@@ -487,6 +587,9 @@ def _read_site(sink: Sink, item: Located[object]) -> _Entry[Site]:
     probe, credential = _read_probe(fields)
     if credential is not None:
         refs["credential"] = credential
+    profile = _profile_ref(fields, probe)
+    if profile is not None:
+        refs["profile"] = profile
     covers = _read_covers(fields, kind)
     site = Site(
         id=site_id or "",
@@ -504,6 +607,18 @@ def _read_site(sink: Sink, item: Located[object]) -> _Entry[Site]:
     entry = _Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
     entry.probe_line, entry.probe_key = fields.line("probe"), fields.key("probe")
     return entry
+
+
+def _profile_ref(site: Fields, probe: Probe) -> _Ref | None:
+    """The device profile an SNMP probe names, placed for the check against profiles/."""
+    if not isinstance(probe, SnmpProbe) or probe.profile is None:
+        return None
+    snmp = site.node.get("probe")
+    snmp = snmp.get("snmp") if isinstance(snmp, YamlMap) else None
+    if not isinstance(snmp, YamlMap):
+        return None
+    key = f"{site.key('probe')}.snmp.profile"
+    return _Ref(probe.profile, snmp.line_of("profile"), key)
 
 
 def _ref(fields: Fields, key: str) -> _Ref | None:
@@ -547,6 +662,7 @@ def _read_snmp(snmp: Fields) -> tuple[Probe, _Ref | None]:
     if address is not None and not is_address(address):
         snmp.problem("address", f"must be an IP address or a host name, got {address!r}")
     credential = _ref(snmp, "credential")
+    profile = snmp.slug("profile") if snmp.has("profile") else None
     probe = SnmpProbe(
         address=address or "",
         port=_or(snmp.integer("port", 1, 65535), 161),
@@ -554,6 +670,7 @@ def _read_snmp(snmp: Fields) -> tuple[Probe, _Ref | None]:
         timeout_seconds=snmp.number("timeout_seconds", positive=True),
         retries=snmp.integer("retries", 0),
         interval_seconds=snmp.number("interval_seconds", positive=True),
+        profile=profile,
     )
     return probe, credential
 
@@ -840,6 +957,7 @@ def _check_inventory(
     inventory: _Inventory,
     credentials: Credentials | None,
     credentials_file: Path,
+    profiles: Collection[str] | None,
     problems: list[ConfigProblem],
 ) -> _Checked:
     communes = _unique(inventory.communes, "commune", problems)
@@ -850,6 +968,7 @@ def _check_inventory(
         ("owner", owners.keys() if inventory.complete else None),
         ("parent", sites.keys() if inventory.complete else None),
         ("credential", credentials.declared if credentials else None),
+        ("profile", profiles),
     ]
     for entry in inventory.sites:
         for kind, known in checks:
@@ -892,6 +1011,8 @@ def _check_ref(
     if ref is None or known is None or ref.target in known:
         return
     where = f" (not in {credentials_file.name})" if kind == "credential" else ""
+    if kind == "profile":
+        where = f" (no {ref.target}.yaml among the profiles)"
     message = f"unknown {kind} '{ref.target}'{where}{entry.subject}"
     problems.append(ConfigProblem(entry.file, ref.line, ref.key, message))
 
@@ -972,7 +1093,7 @@ def _check_mqtt(
     entries = [e for e in inventory.sites if isinstance(e.value.probe, MqttProbe)]
     if not entries and not settings.mqtt_configured:
         return mqtt
-    profiles = load_profiles(mqtt.mappings_file, problems)
+    profiles = load_telemetry_profiles(mqtt.mappings_file, problems)
     if profiles is not None:
         mqtt = replace(mqtt, profiles=profiles)
     topics: dict[str, _Entry[Site]] = {}

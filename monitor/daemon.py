@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from prometheus_client import Counter, Histogram
 
@@ -35,8 +36,12 @@ from monitor.overlay import MaintenanceOverlay
 from monitor.probes import ProbeRouter
 from monitor.reachability import ReachabilityPollers
 from monitor.scheduler import Scheduler, SchedulerHooks
-from monitor.snmp import SnmpClient, SnmpPoller
+from monitor.snmp import SnmpPoller
+from monitor.snmpclient import SnmpEngine, create_engine
+from monitor.snmpmetrics import DeviceValueCollector, TrapCollector, profile_helps
 from monitor.telemetry import value_help
+from monitor.traprouter import TrapRouter
+from monitor.traps import TrapReceiver
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,7 @@ class Pipeline:
         # per (probe, ok): the poll counter and duration histogram children, bound once
         # (a label lookup costs more than the rest of a pushed message's bookkeeping)
         self._counted: dict[tuple[str, bool], tuple[Counter, Histogram]] = {}
+        self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
 
     def start(self, site_ids: list[str], at: float) -> None:
         if self._advanced_to is None:
@@ -97,6 +103,10 @@ class Pipeline:
             self.ledger.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
+        if self.confirm_next and obs.site in self.confirm_next:
+            self.confirm_next.discard(obs.site)
+            if obs.ok:
+                obs = replace(obs, confirmed=True)
         probe = obs.probe
         counted = self._counted.get((probe, obs.ok))
         if counted is None:
@@ -159,6 +169,17 @@ class Pipeline:
         )
         self._record(self.overlay.observed(transition))
 
+    def event(self, obs: Observation) -> None:
+        """An observation that is not a poll (a trap): state only, no poll metrics."""
+        self.advance(obs.time)
+        for transition in self.evaluator.step(obs):
+            self._observed(transition)
+
+    def is_suspect(self, site_id: str) -> bool:
+        """The site's last poll failed: it is polled from the scheduler's pool for the dead."""
+        health = self.evaluator.sites.get(site_id)
+        return health is not None and health.run_ok is False
+
     def _record(self, transition: Transition | None) -> None:
         if transition is None:
             return
@@ -176,7 +197,7 @@ class Daemon:
         ledger: Ledger,
         live: LiveState,
         metrics: SelfMetrics,
-        client: SnmpClient,
+        engine: SnmpEngine,
         mqtt_metrics: MqttMetrics,
         ledger_windows: Sequence[Window] = (),
     ) -> None:
@@ -189,7 +210,11 @@ class Daemon:
         )
         self.pipeline = Pipeline(evaluator, ledger, live, metrics, self._schedule(config))
         self.poller = SnmpPoller(
-            client, config.credentials, config.poll.timeout_seconds, config.poll.retries
+            engine,
+            config.credentials,
+            config.poll.timeout_seconds,
+            config.poll.retries,
+            config.profiles,
         )
         self.probes = ProbeRouter()
         self.probes.register(SnmpProbe, self.poller)
@@ -204,6 +229,7 @@ class Daemon:
                 on_observation=self.pipeline.observe,
                 on_lag=metrics.schedule_lag.observe,
                 on_skip=lambda _site: metrics.polls_skipped.inc(),
+                is_suspect=self.pipeline.is_suspect,
             ),
         )
         # MQTT sites are pushed, not polled: the listener feeds the same pipeline.
@@ -216,6 +242,14 @@ class Daemon:
             mqtt_metrics,
         )
         live.value_help = value_help(config.mqtt.profiles)
+        self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
+        self.traps.update_sites(config.sites.values())
+        self.device_values = DeviceValueCollector(live, profile_helps(config.profiles))
+
+    def _poll_now(self, site_id: str, confirm: bool) -> None:
+        if confirm:
+            self.pipeline.confirm_next.add(site_id)
+        self.scheduler.request_poll(site_id)
 
     def _polled(self, config: Config) -> list[Site]:
         return [site for site in config.sites.values() if self.probes.polled(site)]
@@ -248,6 +282,8 @@ class Daemon:
             ("http.listen", old.http, new.http),
             ("ledger.path", old.ledger_path, new.ledger_path),
             ("poll.max_in_flight", old.poll.max_in_flight, new.poll.max_in_flight),
+            ("snmp.engine", old.snmp.engine, new.snmp.engine),
+            ("snmp.traps", old.snmp.traps, new.snmp.traps),
         ):
             if before != after:
                 log.warning("%s changed: it takes effect at the next restart", what)
@@ -264,7 +300,12 @@ class Daemon:
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
         evaluator.set_parents(_parents(new))
-        self.poller.configure(new.credentials, new.poll.timeout_seconds, new.poll.retries)
+        self.poller.configure(
+            new.credentials, new.poll.timeout_seconds, new.poll.retries, new.profiles
+        )
+        self.poller.retain(new.sites)
+        self.traps.update_sites(new.sites.values())
+        self.device_values.helps = profile_helps(new.profiles)
         self.reachability.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         self.live.value_help = value_help(new.mqtt.profiles)
@@ -328,17 +369,28 @@ async def run_daemon(
         on_error=metrics.ledger_errors.inc,
         retention=config.retention,
     )
-    client = SnmpClient()
+    engine = create_engine(config.snmp.engine)
     http: HttpServer | None = None
     gauges = AvailabilityGauges(config.ledger_path, config.availability_refresh_seconds)
     registry.register(AvailabilityCollector(gauges, live))
+    receiver: TrapReceiver | None = None
     try:
         await ledger.sync_sites(
             config.sites.values(), config.communes.values(), config.owners.values()
         )
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
-        daemon = Daemon(config, ledger, live, metrics, client, MqttMetrics(registry), windows)
+        daemon = Daemon(config, ledger, live, metrics, engine, MqttMetrics(registry), windows)
         daemon.pipeline.start(list(config.sites), time.time())
+        registry.register(daemon.device_values)
+        if config.snmp.traps is not None:
+            receiver = _start_traps(config, daemon)
+            registry.register(
+                TrapCollector(
+                    lambda: daemon.traps.counts,
+                    receiver.rejected if receiver else dict,
+                    receiver is not None,
+                )
+            )
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
         log.info(
@@ -357,6 +409,8 @@ async def run_daemon(
                 tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
                 tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
             ]
+            if receiver is not None:
+                background.append(tasks.create_task(receiver.watch(), name="trap-watch"))
             notifier.ready(daemon.status())
             while await _next_request(stop, reload_requested, writer) == "reload":
                 assert reload_config is not None
@@ -372,13 +426,36 @@ async def run_daemon(
     finally:
         if http is not None:
             http.stop()
-        client.close()
+        if receiver is not None:
+            receiver.close()
+        engine.close()
         await ledger.close(time.time())
         notifier.close()
         for signum in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     log.info("districtmon stopped cleanly")
+
+
+def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
+    """The trap receiver, or None when its port cannot be bound: polling goes on (a taken
+    trap port must not blind the whole district), the error is logged and
+    districtmon_snmp_trap_receiver_up says 0."""
+    settings = config.snmp.traps
+    assert settings is not None
+    receiver = TrapReceiver(settings, config.credentials, daemon.traps.handle)
+    try:
+        receiver.start()
+    except OSError as exc:
+        receiver.close()
+        log.error(
+            "trap receiver disabled: cannot listen on %s:%d: %s",
+            settings.host,
+            settings.port,
+            exc.strerror or exc,
+        )
+        return None
+    return receiver
 
 
 async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifier) -> None:

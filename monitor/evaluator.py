@@ -30,7 +30,9 @@ of either kind end the outage, and the latest one says whether the site is back 
 `degraded`. Both count as available.
 
 A *decisive* failure (a device's last will: it says itself that it is gone) takes the site
-down at once, dated like any other: at the first failure of the run it ends.
+down at once, dated like any other: at the first failure of the run it ends. An observation
+marked `confirmed` (a trap: the device's own word, e.g. "on battery", "mains restored") is
+applied at once too, dated when it came.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ class Evaluator:
             health.answers_start = obs.time
         target = State.DEGRADED if unhealthy else State.UP
         reason = problem or ""
+        if obs.confirmed and health.state not in BAD:
+            return [] if target is health.state else [(target, obs.time, reason)]
         if health.state in BAD:  # out of an outage: up_after answers of either health
             if health.run_length < self.up_after:
                 return []
@@ -182,7 +186,7 @@ class Evaluator:
         return [(target, health.run_start, reason)]  # unknown: the first answer decides
 
     def _failed(self, health: SiteHealth, obs: Observation) -> list[tuple[State, float, str]]:
-        if health.run_length < self.down_after and not obs.decisive:
+        if health.run_length < self.down_after and not (obs.decisive or obs.confirmed):
             return []
         reason = obs.error or "probe failed"
         blocked = self.blocked_since(obs.site)

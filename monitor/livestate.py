@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from monitor.model import Commune, Observation, Owner, Site, State, Transition
+from monitor.model import Commune, Observation, Owner, Sample, Site, State, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +23,12 @@ class SiteView:
     last_ok: bool | None = None
     last_duration: float | None = None
     device_uptime: float | None = None
-    # numeric values of the last observation (rtt_seconds, http_status...), replaced whole by
-    # the next poll: a value the last poll could not measure is absent, not stale. Pushed
+    # The values of the last observation (rtt_seconds, battery_volts...), replaced whole by the
+    # next poll, failed or not: a value the last poll could not measure is absent, not stale
+    # (a battery voltage from an hour ago would be read as today's). Pushed
     # telemetry (MQTT) is merged instead: a report may carry only some of its fields.
-    values: Mapping[str, float] = field(default_factory=dict)
+    values: Mapping[str, float | str] = field(default_factory=dict)
+    samples: tuple[Sample, ...] = ()  # labelled values (table rows) of the last poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,8 @@ class LiveState:
         old = views.get(obs.site)
         if old is None:
             return
-        uptime = obs.values.get("device_uptime_seconds")
-        measured = _numeric(obs.values)
+        uptime = obs.values.get("uptime_seconds")
+        measured = obs.values  # a failed poll carries only what it measured (ICMP loss 1)
         if obs.probe == "mqtt":
             values = {**old.values, **measured} if measured else old.values
         else:
@@ -109,6 +111,7 @@ class LiveState:
             last_duration=obs.duration,
             device_uptime=float(uptime) if isinstance(uptime, int | float) else old.device_uptime,
             values=values,
+            samples=obs.samples,
         )
 
     def apply_transition(self, t: Transition) -> None:
@@ -133,11 +136,3 @@ class LiveState:
         for view in list(self.views.values()):
             counts[view.state] += 1
         return counts
-
-
-def _numeric(values: Mapping[str, float | str]) -> dict[str, float]:
-    return {
-        name: float(value)
-        for name, value in values.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }

@@ -270,7 +270,7 @@ class TelemetryCollector(Collector):
             labels = None
             for name, value in view.values.items():
                 family = families.get(name)
-                if family is not None:
+                if family is not None and isinstance(value, int | float):
                     labels = labels or site_label_values(site)
                     family.add_metric(labels, value)
         yield from families.values()

@@ -62,6 +62,7 @@ class SnmpProbe:
     timeout_seconds: float | None = None
     retries: int | None = None
     interval_seconds: float | None = None
+    profile: str | None = None  # a device profile (config/profiles/<name>.yaml); None: system
 
 
 # --- reachability probes: for what speaks no SNMP (see icmp.py, tcp.py, httpprobe.py,
@@ -161,6 +162,17 @@ class Site:
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """One labelled value, e.g. a row of a table: `if_oper_up{if="wan"}` is
+    `Sample("if_oper_up", (("if", "wan"),), 1.0)`. Labels are sorted by name; the value is a
+    number in base units (a counter's name ends in `_total`)."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What one probe saw at one time.
 
@@ -168,6 +180,11 @@ class Observation:
     monotonic clock. `values` are named, never raw OIDs. `error` is for people (logs, the
     ledger's reason); `error_reason` is a short fixed word (`timeout`, `resolve`...) fit for a
     metric label; `probe` names the probe type (a metric label too).
+
+    `values` holds unlabelled values by name (numbers in base units, or text); `samples` holds
+    labelled ones (table rows). An ok observation with a `degraded_reason` says the device
+    answers but a health rule fails (on battery, WAN down). `confirmed` marks the device's own
+    word (a trap): the evaluator applies it at once instead of waiting for a run of polls.
 
     `decisive` marks a failure that settles the state on its own: a device's last will says
     it is gone, so there is nothing to confirm by waiting for more failures."""
@@ -180,9 +197,9 @@ class Observation:
     error: str | None = None
     error_reason: str | None = None
     probe: str = "snmp"
-    # The site answered (ok is True) but a health rule failed: loss over the threshold, a slow
-    # answer, a certificate about to expire. Text for people; the evaluator makes it DEGRADED.
+    samples: tuple[Sample, ...] = ()
     degraded_reason: str | None = None
+    confirmed: bool = False
     decisive: bool = False
 
 

@@ -5,11 +5,17 @@ the same rhythm and 20,000 sites never fire in the same second. Time runs on the
 clock. Dead sites hold a slot for at most timeout x (retries + 1); when every slot is taken
 the scheduler waits for one instead of piling up requests, and the lag it accumulates is
 measured.
+
+Sites whose last poll failed ("suspect": likely dead) are polled from a pool of their own, a
+quarter of the slots: a thousand dead sites each holding a slot for timeout x tries must not
+delay the polls of the live ones. A poll can also be asked for now (`request_poll`, e.g. after
+a trap); it runs at once unless that site's poll is already running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import heapq
@@ -29,6 +35,7 @@ class SchedulerHooks:
     on_observation: Callable[[Observation], None]
     on_lag: Callable[[float], None] = lambda _lag: None
     on_skip: Callable[[str], None] = lambda _site: None
+    is_suspect: Callable[[str], bool] = lambda _site: False
 
 
 def phase(site_id: str, interval: float) -> float:
@@ -51,6 +58,8 @@ class Scheduler:
         self._interval_of = interval_of
         self._poll = poll
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._suspect_slots = asyncio.Semaphore(max(1, max_in_flight // 4))
+        self._urgent: collections.deque[str] = collections.deque()
         self._hooks = hooks
         self._clock = clock
         self._running: set[str] = set()
@@ -71,6 +80,12 @@ class Scheduler:
             self._schedule_first(new[site_id], now)
         self._wake.set()
 
+    def request_poll(self, site_id: str) -> None:
+        """Poll this site as soon as a slot is free, outside its rhythm (which stays)."""
+        if site_id in self._sites and site_id not in self._urgent:
+            self._urgent.append(site_id)
+            self._wake.set()
+
     def _schedule_first(self, site: Site, now: float) -> None:
         interval = self._interval_of(site)
         self._tokens[site.id] = token = self._tokens.get(site.id, 0) + 1
@@ -85,6 +100,11 @@ class Scheduler:
         queue = self._queue
         async with asyncio.TaskGroup() as polls:
             while True:
+                if self._urgent:
+                    urgent = self._sites.get(self._urgent.popleft())
+                    if urgent is not None and urgent.id not in self._running:
+                        await self._start(urgent, self._clock(), polls)
+                    continue
                 if not queue:
                     await self._sleep(None)
                     continue
@@ -102,10 +122,27 @@ class Scheduler:
                 if site_id in self._running:
                     self._hooks.on_skip(site_id)
                     continue
-                await self._slots.acquire()
-                self._hooks.on_lag(max(0.0, self._clock() - due))
-                self._running.add(site_id)
-                polls.create_task(self._poll_one(site), name=f"poll:{site_id}")
+                await self._start(site, due, polls)
+
+    async def _start(self, site: Site, due: float, polls: asyncio.TaskGroup) -> None:
+        """Take a slot and launch the poll. A suspect site waits for a slot of its own pool
+        in its task, so that the loop goes on launching the polls of live sites."""
+        self._running.add(site.id)
+        if self._hooks.is_suspect(site.id):
+            polls.create_task(self._poll_suspect(site, due), name=f"poll:{site.id}")
+            return
+        await self._slots.acquire()
+        self._hooks.on_lag(max(0.0, self._clock() - due))
+        polls.create_task(self._poll_one(site, self._slots), name=f"poll:{site.id}")
+
+    async def _poll_suspect(self, site: Site, due: float) -> None:
+        try:
+            await self._suspect_slots.acquire()
+        except BaseException:
+            self._running.discard(site.id)
+            raise
+        self._hooks.on_lag(max(0.0, self._clock() - due))
+        await self._poll_one(site, self._suspect_slots)
 
     async def _sleep(self, delay: float | None) -> None:
         """Sleep until the next due poll, or until the inventory changes."""
@@ -124,10 +161,10 @@ class Scheduler:
                 self._hooks.on_skip("")
         return next_due
 
-    async def _poll_one(self, site: Site) -> None:
+    async def _poll_one(self, site: Site, slots: asyncio.Semaphore) -> None:
         try:
             observation = await self._poll(site)
         finally:
-            self._slots.release()
+            slots.release()
             self._running.discard(site.id)
         self._hooks.on_observation(observation)

@@ -48,6 +48,9 @@ def _totals(config: Config) -> str:
         f"maintenance windows: {len(config.maintenance)}"
         + "".join(f"\n  {w.id}: {w.describe()}" for w in config.maintenance),
         f"probes: {_probes(config)}",
+        f"snmp engine: {config.snmp.engine}",
+        f"snmp profiles: {_profiles(config)}",
+        f"snmp traps: {_traps(config)}",
     ]
     if any(isinstance(site.probe, MqttProbe) for site in config.sites.values()):
         mqtt = config.mqtt
@@ -62,6 +65,21 @@ def _probes(config: Config) -> str:
         "mqtt" if isinstance(site.probe, MqttProbe) else "snmp" for site in config.sites.values()
     )
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def _profiles(config: Config) -> str:
+    """Each profile with the number of sites that use it (an unused one is worth a look)."""
+    used = Counter(getattr(site.probe, "profile", None) or "-" for site in config.sites.values())
+    shown = [f"{name} ({used.get(name, 0)} sites)" for name in config.profiles]
+    return ", ".join(shown) or "none"
+
+
+def _traps(config: Config) -> str:
+    traps = config.snmp.traps
+    if traps is None:
+        return "off"
+    host = f"[{traps.host}]" if ":" in traps.host else traps.host
+    return f"{host}:{traps.port} ({', '.join(traps.credentials)})"
 
 
 def _listen(config: Config) -> str:

@@ -267,7 +267,8 @@ def test_yaml_merge_keys_and_anchors_are_supported(tmp_path: Path) -> None:
 def test_unknown_key_in_a_site_names_file_line_path_and_site(tmp_path: Path) -> None:
     root = broken(tmp_path, "inventory/sites.yaml", "port: 1161", "prot: 1161")
     expected = (
-        "expected one of: address, port, credential, interval_seconds, timeout_seconds, retries"
+        "expected one of: address, port, credential, interval_seconds, timeout_seconds, retries, "
+        "profile"
     )
     assert errors(root) == [
         f"inventory/sites.yaml:24: sites[1].probe.snmp.prot: unknown key ({expected}){BTS}"
@@ -553,12 +554,9 @@ def test_a_credential_without_community_names_the_environment_variable(tmp_path:
     ]
 
 
-def test_snmp_version_must_be_1_or_2c(tmp_path: Path) -> None:
-    root = broken(tmp_path, "credentials.yaml", "version: 2c", "version: 3")
-    assert errors(root) == [
-        "credentials.yaml:3: snmp.district-ro.version: "
-        "must be 1 or 2c (SNMPv3 is not supported yet)"
-    ]
+def test_snmp_version_must_be_1_2c_or_3(tmp_path: Path) -> None:
+    root = broken(tmp_path, "credentials.yaml", "version: 2c", "version: 4")
+    assert errors(root) == ["credentials.yaml:3: snmp.district-ro.version: must be 1, 2c or 3"]
 
 
 def test_snmp_version_1_may_be_written_as_a_number(tmp_path: Path) -> None:
@@ -699,7 +697,7 @@ def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path: Path) -> Non
 
 def test_several_errors_in_several_files_are_all_reported_at_once(tmp_path: Path) -> None:
     root = broken(tmp_path, "districtmon.yaml", "up_after: 2", "up_after: 0")
-    edit(root / "credentials.yaml", "version: 2c", "version: 3")
+    edit(root / "credentials.yaml", "version: 2c", "version: 4")
     edit(root / "inventory/communes.yaml", "lon: 103.003", "lon: east")
     edit(root / "inventory/owners.yaml", "kind: broadcaster", "kind: radio")
     edit(root / "inventory/sites.yaml", "port: 1161", "port: 70000")
@@ -719,7 +717,7 @@ def test_messages_name_files_as_the_directory_was_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broken(tmp_path / "cfg", "inventory/sites.yaml", "port: 1161", "port: 70000")
-    edit(tmp_path / "cfg/credentials.yaml", "version: 2c", "version: 3")
+    edit(tmp_path / "cfg/credentials.yaml", "version: 2c", "version: 4")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_config(Path("cfg"), {})
@@ -744,7 +742,7 @@ def test_config_error_prints_one_problem_per_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "credentials",
     [
-        f"snmp:\n  district-ro:\n    version: 3\n    community: {COMMUNITY}\n    extra: 1\n",
+        f"snmp:\n  district-ro:\n    version: 4\n    community: {COMMUNITY}\n    extra: 1\n",
         f"snmp:\n  district-ro:\n    version: 2c\n    community: '{COMMUNITY}\n",
         f"snmp:\n  district-ro:\n    version: 2c\n    community: *{COMMUNITY}\n",
         f"snmp:\n  district-ro:\n    version: 2c\n    community: !vault {COMMUNITY}\n",

@@ -78,3 +78,54 @@ async def test_dead_sites_do_not_starve_live_ones() -> None:
     await run_for(Scheduler(dead + live, lambda s: 0.2, poll, 15, hooks), 1.1)
     assert all(answered[s.id] >= 4 for s in live), answered
     assert set(skipped) & dead_ids  # a dead site's next round is skipped, not stacked
+
+
+async def test_suspect_sites_poll_from_their_own_pool_so_many_dead_cannot_take_every_slot() -> None:
+    """More dead sites than slots: without a pool of their own they would hold every slot
+    for their whole timeout and the live sites would wait behind them."""
+    dead = [make_site(i) for i in range(40)]
+    live = [make_site(i) for i in range(40, 50)]
+    dead_ids = {s.id for s in dead}
+    answered: Counter[str] = Counter()
+    dead_in_flight = peak_dead = 0
+    lags: list[float] = []
+
+    async def poll(site: Site) -> Observation:
+        nonlocal dead_in_flight, peak_dead
+        if site.id in dead_ids:
+            dead_in_flight += 1
+            peak_dead = max(peak_dead, dead_in_flight)
+            await asyncio.sleep(0.5)
+            dead_in_flight -= 1
+            return Observation(site.id, time.time(), False, error="timeout")
+        return Observation(site.id, time.time(), True)
+
+    hooks = SchedulerHooks(
+        on_observation=lambda o: answered.update([o.site] if o.ok else []),
+        on_lag=lags.append,
+        is_suspect=lambda site_id: site_id in dead_ids,
+    )
+    await run_for(Scheduler(dead + live, lambda s: 0.2, poll, 8, hooks), 1.1)
+    assert peak_dead == 2  # a quarter of 8 slots
+    assert all(answered[s.id] >= 4 for s in live), answered
+
+
+async def test_a_requested_poll_runs_at_once_and_keeps_the_rhythm() -> None:
+    polled: list[tuple[str, float]] = []
+
+    async def poll(site: Site) -> Observation:
+        polled.append((site.id, time.monotonic()))
+        return Observation(site.id, time.time(), True)
+
+    scheduler = Scheduler([make_site(1)], lambda s: 60.0, poll, 4, SchedulerHooks(lambda o: None))
+    task = asyncio.create_task(scheduler.run())
+    await asyncio.sleep(0.05)
+    before = len(polled)
+    asked = time.monotonic()
+    scheduler.request_poll("s1")
+    scheduler.request_poll("unknown-site")  # not in the inventory: ignored
+    await asyncio.sleep(0.1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(polled) == before + 1
+    assert polled[-1][0] == "s1" and polled[-1][1] - asked < 0.05

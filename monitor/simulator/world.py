@@ -204,7 +204,8 @@ class World:
         for site in config.sites.values():
             if isinstance(site.probe, SnmpProbe):
                 snmp: SnmpProbe | None = site.probe
-                community = config.credentials[site.probe.credential].community.reveal()
+                secret = config.credentials[site.probe.credential].community
+                community = secret.reveal() if secret is not None else ""  # v3: no community
             elif isinstance(site.probe, MqttProbe):
                 snmp, community = None, ""  # reports over the broker only
             else:

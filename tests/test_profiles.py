@@ -1,0 +1,341 @@
+"""Device profiles and the SNMP settings as configuration: the shipped ones load, sites name
+them, and every mistake is refused with file, line and key; SNMPv3 credentials likewise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_config import BTS, COMMUNITY, broken, edit, errors, load, write_config
+
+from monitor.config import TrapSettings, load_config
+from monitor.credentials import env_var
+
+SHIPPED = Path(__file__).parents[1] / "config"
+
+GOOD = """\
+description: a test profile
+values:
+  - name: battery_volts
+    oid: 1.3.6.1.2.1.33.1.2.5.0
+    scale: 0.1
+  - name: mains_ok
+    oid: 1.3.6.1.2.1.33.1.4.1.0
+    map: {5: 0, default: 1}
+tables:
+  - name: interfaces
+    labels:
+      if: [1.3.6.1.2.1.31.1.1.1.1, 1.3.6.1.2.1.2.2.1.2]
+    columns:
+      - name: if_oper_up
+        oid: 1.3.6.1.2.1.2.2.1.8
+        map: {1: 1, default: 0}
+      - name: if_in_octets_total
+        oid: 1.3.6.1.2.1.31.1.1.1.6
+        type: counter64
+health:
+  - reason: "battery at {battery_volts} V"
+    when: {battery_volts: {below: 47}}
+  - reason: "WAN {if} down"
+    when: {if_oper_up: {equals: 0}}
+    where: {if: "wan.*"}
+traps:
+  - oid: 1.3.6.1.2.1.33.2.1
+    degraded: on battery
+"""
+
+
+def with_profile(tmp_path: Path, text: str = GOOD, name: str = "test-power") -> Path:
+    root = write_config(tmp_path, {f"profiles/{name}.yaml": text})
+    edit(
+        root / "inventory/sites.yaml",
+        "        port: 1161\n        credential: district-ro\n",
+        f"        port: 1161\n        credential: district-ro\n        profile: {name}\n",
+    )
+    return root
+
+
+def profile_errors(tmp_path: Path, old: str, new: str) -> list[str]:
+    assert GOOD.count(old) == 1, old
+    return errors(with_profile(tmp_path, GOOD.replace(old, new)))
+
+
+def test_the_shipped_profiles_and_district_load_and_sites_name_them() -> None:
+    config = load_config(SHIPPED, {})
+    assert set(config.profiles) >= {"bts-power", "router", "radio-transmitter", "linux-host"}
+    by_kind = {
+        kind: {site.probe.profile for site in config.sites.values() if site.kind == kind}
+        for kind in ("bts", "gateway", "radio_station")
+    }
+    assert by_kind == {
+        "bts": {"bts-power"},
+        "gateway": {"router"},
+        "radio_station": {"radio-transmitter"},
+    }
+    assert config.snmp.engine == "gufo"
+    assert config.snmp.traps == TrapSettings("127.0.0.1", 1162, ("district-trap",))
+
+
+def test_a_site_names_a_profile_and_the_config_carries_it(tmp_path: Path) -> None:
+    config = load(with_profile(tmp_path))
+    site = config.sites["bts-vtl-thanh-nua-01"]
+    assert site.probe.profile == "test-power"
+    profile = config.profiles["test-power"]
+    assert [spec.name for spec in profile.scalars] == ["battery_volts", "mains_ok"]
+    assert profile.get_oids[2:] == ("1.3.6.1.2.1.33.1.2.5.0", "1.3.6.1.2.1.33.1.4.1.0")
+    assert profile.tables[0].walked == (
+        "1.3.6.1.2.1.2.2.1.8",
+        "1.3.6.1.2.1.31.1.1.1.6",
+        "1.3.6.1.2.1.31.1.1.1.1",
+        "1.3.6.1.2.1.2.2.1.2",
+    )
+    assert profile.traps["1.3.6.1.2.1.33.2.1"].action == "degraded"
+
+
+def test_an_unknown_profile_is_refused_where_the_site_names_it(tmp_path: Path) -> None:
+    root = with_profile(tmp_path)
+    edit(root / "inventory/sites.yaml", "profile: test-power", "profile: bts-powr")
+    assert errors(root) == [
+        "inventory/sites.yaml:26: sites[1].probe.snmp.profile: unknown profile 'bts-powr' "
+        f"(no bts-powr.yaml among the profiles){BTS}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "    scale: 0.1\n",
+            "    scale: 0.1\n    type: float\n",
+            "profiles/test-power.yaml:6: values[0].type: must be one of gauge, counter32, "
+            "counter64, timeticks, text; got 'float'",
+        ),
+        (
+            "oid: 1.3.6.1.2.1.33.1.2.5.0",
+            "oid: upsBatteryVoltage",
+            "profiles/test-power.yaml:4: values[0].oid: must be a numeric OID like "
+            "1.3.6.1.2.1.33.1.2.5.0, got 'upsBatteryVoltage'",
+        ),
+        (
+            "  - name: if_in_octets_total",
+            "  - name: if_in_octets",
+            "profiles/test-power.yaml:17: tables[0].columns[1].name: a counter64 is a counter: "
+            "its name must end in _total",
+        ),
+        (
+            "  - name: mains_ok",
+            "  - name: battery_volts",
+            "profiles/test-power.yaml:6: values[1].name: value 'battery_volts' is defined twice "
+            "(first at line 3)",
+        ),
+        (
+            "    when: {battery_volts: {below: 47}}",
+            "    when: {battery_voltz: {below: 47}}",
+            "profiles/test-power.yaml:22: health[0].when.battery_voltz: unknown value (not in "
+            "this profile's values or columns)",
+        ),
+        (
+            "    when: {battery_volts: {below: 47}}",
+            "    when: {battery_volts: {below: low}}",
+            "profiles/test-power.yaml:22: health[0].when.battery_volts.below: must be a number, "
+            "got 'low'",
+        ),
+        (
+            '    where: {if: "wan.*"}',
+            '    where: {if: "wan.*("}',
+            "profiles/test-power.yaml:25: health[1].where.if: not a valid regular expression: "
+            "missing ), unterminated subpattern at position 5",
+        ),
+        (
+            '  - reason: "battery at {battery_volts} V"',
+            '  - reason: "battery at {battery_volts.__class__} V"',
+            "profiles/test-power.yaml:21: health[0].reason: placeholder "
+            "{battery_volts.__class__} must be a value or label of this rule (battery_volts, "
+            "mains_ok, reboots_total, snmp_values_malformed, snmp_values_missing, sys_name, "
+            "uptime_seconds), without format or conversion",
+        ),
+        (
+            "    degraded: on battery",
+            "    degraded: on battery\n    poll: true",
+            "profiles/test-power.yaml:27: traps[0]: needs exactly one of: degraded, down, poll",
+        ),
+        (
+            "  - name: battery_volts\n",
+            "  - name: uptime_seconds\n",
+            "profiles/test-power.yaml:3: values[0].name: 'uptime_seconds' is a value every "
+            "SNMP site has already",
+        ),
+    ],
+)
+def test_profile_mistakes_are_refused_with_file_line_and_key(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    found = profile_errors(tmp_path, old, new)
+    assert expected in found, found
+
+
+def test_one_name_means_one_kind_of_series_across_profiles(tmp_path: Path) -> None:
+    other = "values:\n  - name: if_oper_up\n    oid: 1.3.6.1.2.1.2.1.0\n"
+    root = with_profile(tmp_path)
+    (root / "profiles/zz-other.yaml").write_text(other)
+    assert errors(root) == [
+        "profiles/zz-other.yaml:2: values[0].name: 'if_oper_up' is a gauge with labels (if) in "
+        "test-power.yaml:14; one name must mean one kind of series"
+    ]
+
+
+def test_a_broken_profile_refuses_the_whole_config_without_follow_on_errors(
+    tmp_path: Path,
+) -> None:
+    root = with_profile(tmp_path, "values: [\n")
+    [problem] = errors(root)
+    assert problem.startswith("profiles/test-power.yaml:")
+    assert "invalid YAML" in problem
+
+
+def test_snmp_settings_choose_engine_profiles_dir_and_trap_receiver(tmp_path: Path) -> None:
+    root = write_config(tmp_path)
+    with (root / "districtmon.yaml").open("a") as settings:
+        settings.write(
+            "snmp:\n  engine: pysnmp\n  profiles: devices\n"
+            "  traps:\n    listen: 127.0.0.1:11162\n    credentials: [district-ro]\n"
+        )
+    (root / "devices").mkdir()
+    (root / "devices/gw.yaml").write_text(GOOD)
+    config = load(root)
+    assert config.snmp.engine == "pysnmp"
+    assert set(config.profiles) == {"gw"}
+    assert config.snmp.traps == TrapSettings("127.0.0.1", 11162, ("district-ro",))
+
+
+def test_snmp_settings_mistakes_are_placed(tmp_path: Path) -> None:
+    root = write_config(tmp_path)
+    with (root / "districtmon.yaml").open("a") as settings:
+        settings.write(
+            "snmp:\n  engine: netsnmp\n"
+            "  traps:\n    listen: 127.0.0.1\n    credentials: [district-rw]\n"
+        )
+    assert errors(root) == [
+        "districtmon.yaml:14: snmp.engine: must be one of gufo, pysnmp; got 'netsnmp'",
+        "districtmon.yaml:16: snmp.traps.listen: must be host:port (port 1..65535), "
+        "got '127.0.0.1'",
+        "districtmon.yaml:17: snmp.traps.credentials[0]: unknown credential 'district-rw' "
+        "(not in credentials.yaml)",
+    ]
+
+
+# --- SNMPv3 credentials --------------------------------------------------------------------
+
+V3 = """\
+snmp:
+  district-ro:
+    version: 2c
+    community: {community}
+  bts-v3:
+    version: 3
+    user: districtmon
+    auth_protocol: SHA-256
+    auth_key: auth-Zq7-very-secret
+    priv_protocol: AES-256
+    priv_key: priv-Zq7-very-secret
+    engine_id: 0x80001f8880aabbccdd
+"""
+
+
+def v3_root(tmp_path: Path, old: str = "", new: str = "") -> Path:
+    text = V3.format(community=COMMUNITY)
+    if old:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return write_config(tmp_path, {"credentials.yaml": text})
+
+
+def test_a_v3_credential_loads_with_its_protocols_and_secret_keys(tmp_path: Path) -> None:
+    credential = load(v3_root(tmp_path)).credentials["bts-v3"]
+    assert (credential.version, credential.user, credential.security_level) == (
+        "3",
+        "districtmon",
+        "authPriv",
+    )
+    assert (credential.auth_protocol, credential.priv_protocol) == ("SHA-256", "AES-256")
+    assert credential.auth_key is not None and credential.priv_key is not None
+    assert credential.auth_key.reveal() == "auth-Zq7-very-secret"
+    assert credential.engine_id == bytes.fromhex("80001f8880aabbccdd")
+    assert "Zq7" not in repr(credential)
+
+
+def test_v3_keys_come_from_the_environment_first(tmp_path: Path) -> None:
+    root = v3_root(tmp_path, "    priv_key: priv-Zq7-very-secret\n", "")
+    environ = {
+        env_var("bts-v3", "auth_key"): "auth-from-environment",
+        env_var("bts-v3", "priv_key"): "priv-from-environment",
+    }
+    credential = load(root, environ).credentials["bts-v3"]
+    assert credential.auth_key is not None and credential.priv_key is not None
+    assert credential.auth_key.reveal() == "auth-from-environment"
+    assert credential.priv_key.reveal() == "priv-from-environment"
+    assert env_var("bts-v3", "priv_key") == "DISTRICTMON_SNMP_BTS_V3_PRIV_KEY"
+
+
+def test_authnopriv_is_a_v3_credential_without_privacy(tmp_path: Path) -> None:
+    root = v3_root(tmp_path, "    priv_protocol: AES-256\n    priv_key: priv-Zq7-very-secret\n", "")
+    assert load(root).credentials["bts-v3"].security_level == "authNoPriv"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "    priv_key: priv-Zq7-very-secret\n",
+            "",
+            "credentials.yaml:5: snmp.bts-v3.priv_key: no priv_key: set it here or in the "
+            "environment variable DISTRICTMON_SNMP_BTS_V3_PRIV_KEY",
+        ),
+        (
+            "auth_key: auth-Zq7-very-secret",
+            "auth_key: short",
+            "credentials.yaml:9: snmp.bts-v3.auth_key: must be at least 8 characters "
+            "(RFC 3414); it is shorter",
+        ),
+        (
+            "auth_protocol: SHA-256",
+            "auth_protocol: SHA3",
+            "credentials.yaml:8: snmp.bts-v3.auth_protocol: must be one of MD5, SHA, SHA-224, "
+            "SHA-256, SHA-384, SHA-512; got text",
+        ),
+        (
+            "    auth_protocol: SHA-256\n    auth_key: auth-Zq7-very-secret\n",
+            "",
+            "credentials.yaml:8: snmp.bts-v3.priv_protocol: privacy needs authentication: "
+            "set auth_protocol too",
+        ),
+        (
+            "    user: districtmon\n",
+            "",
+            "credentials.yaml:5: snmp.bts-v3.user: is required for version 3",
+        ),
+        (
+            "    user: districtmon\n",
+            "    user: districtmon\n    community: public\n",
+            "credentials.yaml:8: snmp.bts-v3.community: unknown key (expected one of: version, "
+            "user, auth_protocol, auth_key, priv_protocol, priv_key, engine_id)",
+        ),
+        (
+            "engine_id: 0x80001f8880aabbccdd",
+            "engine_id: 0x80",
+            "credentials.yaml:12: snmp.bts-v3.engine_id: must be 5 to 32 bytes in hex, e.g. "
+            "0x80001f8880aabbccdd",
+        ),
+    ],
+)
+def test_v3_credential_mistakes_are_placed_and_never_show_a_key(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    found = errors(v3_root(tmp_path, old, new))
+    assert expected in found, found
+    assert all("Zq7" not in line and "short" not in line.split(": ", 1)[0] for line in found)
+
+
+def test_v1_v2c_credentials_refuse_v3_keys(tmp_path: Path) -> None:
+    root = broken(tmp_path, "credentials.yaml", "version: 2c\n", "version: 2c\n    user: x\n")
+    assert errors(root)[0].startswith("credentials.yaml:4: snmp.district-ro.user: unknown key")
