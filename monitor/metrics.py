@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.livestate import Inventory, LiveState, SiteView
-from monitor.model import Site, State
+from monitor.model import MqttProbe, Site, State
 
 SITE_LABELS = ("site", "kind", "commune", "owner")
 
@@ -267,6 +267,8 @@ class TelemetryCollector(Collector):
         if not families:
             return
         for site, view in self.live.items():
+            if not isinstance(site.probe, MqttProbe):
+                continue  # polled values are districtmon_device_* (SNMP) or SITE_GAUGES
             labels = None
             for name, value in view.values.items():
                 family = families.get(name)

@@ -279,3 +279,22 @@ def test_scrape_benchmark_runs_on_a_small_district() -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "districtmon" in run.stdout and "/api/v1/sites" in run.stdout
+
+
+def test_pushed_telemetry_names_never_shadow_polled_device_values() -> None:
+    """A BTS polled over SNMP has battery_volts among its values; only MQTT sites' values are
+    rendered as districtmon_site_<value>, so the BTS is not exported twice."""
+    from monitor.livestate import LiveState
+    from monitor.metrics import TelemetryCollector
+    from monitor.model import MqttProbe, Observation, Site, SnmpProbe
+
+    bts = Site("bts-1", "bts", "BTS 1", "c", "o", 0.0, 0.0, SnmpProbe("127.0.0.1"))
+    loa = Site("loa-1", "loudspeaker", "Loa 1", "c", "o", 0.0, 0.0, MqttProbe())
+    live = LiveState({"bts-1": bts, "loa-1": loa})
+    live.value_help = {"battery_volts": "Battery voltage."}
+    live.apply_observation(Observation("bts-1", 1.0, True, values={"battery_volts": 54.5}))
+    live.apply_observation(
+        Observation("loa-1", 1.0, True, values={"battery_volts": 12.6}, probe="mqtt")
+    )
+    [family] = list(TelemetryCollector(live).collect())
+    assert [(s.labels["site"], s.value) for s in family.samples] == [("loa-1", 12.6)]
