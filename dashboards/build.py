@@ -47,6 +47,9 @@ STATE_COLOURS = {
     "down": "red",
 }
 
+# The router profile's convention: a WAN port says so in its description (ifAlias).
+WAN = 'alias=~"(?i).*(wan|uplink|internet).*"'
+
 
 def severity_mappings() -> list[dict[str, Any]]:
     return [
@@ -561,7 +564,7 @@ def bts() -> dict[str, Any]:
                 stat(
                     "BTS on battery",
                     "BTS whose power system runs on battery now (mains lost).",
-                    f"sum(districtmon_device_on_battery{{{sel}}})",
+                    f"count(districtmon_device_mains_ok{{{sel}}} == 0) or vector(0)",
                     thresholds=thresholds(("green", None), ("orange", 1)),
                     width=8,
                     height=8,
@@ -596,7 +599,7 @@ def bts() -> dict[str, Any]:
                     "Each BTS on battery now with its battery voltage; empty while mains hold.",
                     instant_table(
                         f"districtmon_device_battery_volts{{{sel}}}\n"
-                        f"* on (site) group_left () (districtmon_device_on_battery{{{sel}}} == 1)"
+                        f"* on (site) group_left () (districtmon_device_mains_ok{{{sel}}} == 0)"
                     ),
                     unit="volt",
                     sort="Value",
@@ -692,7 +695,7 @@ def broadcast() -> dict[str, Any]:
                     "Broker connection",
                     "1 while the daemon is connected to the MQTT broker that carries the "
                     "clusters' telemetry; 0 means MQTT sites are unknown, not down.",
-                    "min(districtmon_mqtt_connected)",
+                    "min(districtmon_mqtt_broker_connected)",
                     thresholds=thresholds(("red", None), ("green", 1)),
                     mappings=[
                         {
@@ -788,7 +791,7 @@ def agency() -> dict[str, Any]:
                 stat(
                     "WAN links down",
                     "Gateways answering but with their WAN interface down (degraded).",
-                    f'count(districtmon_device_if_oper_up{{if="wan",{sel}}} == 0) or vector(0)',
+                    f"count(districtmon_device_if_oper_up{{{WAN},{sel}}} == 0) or vector(0)",
                     thresholds=BAD_ABOVE_ZERO,
                 ),
                 stat(
@@ -982,7 +985,7 @@ def monitor() -> dict[str, Any]:
                 stat(
                     "Broker connection",
                     "1 while connected to the MQTT broker.",
-                    f"min(districtmon_mqtt_connected{{{job}}})",
+                    f"min(districtmon_mqtt_broker_connected{{{job}}})",
                     thresholds=thresholds(("red", None), ("green", 1)),
                 ),
                 stat(

@@ -244,7 +244,7 @@ class Daemon:
         live.value_help = value_help(config.mqtt.profiles)
         self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
         self.traps.update_sites(config.sites.values())
-        self.device_values = DeviceValueCollector(live, profile_helps(config.profiles))
+        self.device_values = DeviceValueCollector(live, _device_helps(config))
 
     def _poll_now(self, site_id: str, confirm: bool) -> None:
         if confirm:
@@ -305,7 +305,7 @@ class Daemon:
         )
         self.poller.retain(new.sites)
         self.traps.update_sites(new.sites.values())
-        self.device_values.helps = profile_helps(new.profiles)
+        self.device_values.helps = _device_helps(new)
         self.reachability.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         self.live.value_help = value_help(new.mqtt.profiles)
@@ -520,3 +520,8 @@ async def _tick(live: LiveState) -> None:
     while True:
         live.health.loop_tick = time.monotonic()
         await asyncio.sleep(LOOP_TICK_SECONDS)
+
+
+def _device_helps(config: Config) -> dict[str, str]:
+    """HELP texts of what devices report: pushed telemetry's mapping, then SNMP profiles."""
+    return {**value_help(config.mqtt.profiles), **profile_helps(config.profiles)}

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.livestate import Inventory, LiveState, SiteView
-from monitor.model import MqttProbe, Site, State
+from monitor.model import Site, State
 
 SITE_LABELS = ("site", "kind", "commune", "owner")
 
@@ -75,7 +75,7 @@ def _value(name: str) -> Callable[[SiteView], float | None]:
 
 
 # Named values of the last observation, exported per site: (value name, metric, help).
-_PROBE_VALUES = (
+PROBE_VALUES = (
     (
         "rtt_seconds",
         "districtmon_site_rtt_seconds",
@@ -150,7 +150,7 @@ SITE_GAUGES: tuple[SiteGauge, ...] = (
 )
 SITE_GAUGES += tuple(
     SiteGauge(metric, help_text + FROM_POLLS, _value(name))
-    for name, metric, help_text in _PROBE_VALUES
+    for name, metric, help_text in PROBE_VALUES
 )
 STATES = tuple(State)
 
@@ -245,39 +245,6 @@ class SiteCollector(Collector):
         yield from live_families((site, views[site_id]) for site_id, site in sites.items())
 
 
-class TelemetryCollector(Collector):
-    """Pushed telemetry values (MQTT), named by the telemetry profiles of the configuration
-    (`districtmon_site_battery_volts`, ...). Kept apart from the fast per-site renderer: their
-    names come from the configuration, not from code, and few sites push telemetry."""
-
-    def __init__(self, live: LiveState) -> None:
-        self.live = live
-
-    def collect(self) -> Iterator[Metric]:
-        known = {gauge.name for gauge in SITE_GAUGES}
-        families = {
-            name: GaugeMetricFamily(
-                f"districtmon_site_{name}",
-                help_text + " Last value the device pushed over MQTT.",
-                labels=SITE_LABELS,
-            )
-            for name, help_text in self.live.value_help.items()
-            if f"districtmon_site_{name}" not in known
-        }
-        if not families:
-            return
-        for site, view in self.live.items():
-            if not isinstance(site.probe, MqttProbe):
-                continue  # polled values are districtmon_device_* (SNMP) or SITE_GAUGES
-            labels = None
-            for name, value in view.values.items():
-                family = families.get(name)
-                if family is not None and isinstance(value, int | float):
-                    labels = labels or site_label_values(site)
-                    family.add_metric(labels, value)
-        yield from families.values()
-
-
 class SelfMetrics:
     """The daemon's own instruments, in the registry it serves."""
 
@@ -352,11 +319,11 @@ class SelfMetrics:
 def build_registry(live: LiveState) -> tuple[CollectorRegistry, SelfMetrics]:
     """The daemon's own instruments and process metrics. The per-site families are not in
     it: HttpServer appends them from monitor/exposition.py (the fast rendering of
-    SiteCollector); pushed telemetry, whose names come from the configuration, is rendered
-    by TelemetryCollector."""
+    SiteCollector); what devices report (SNMP profile values, pushed MQTT telemetry) is
+    rendered as districtmon_device_* by monitor/snmpmetrics.py's DeviceValueCollector."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
     # `_created` series double the output and no dashboard reads them
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
-    registry.register(TelemetryCollector(live))
+    del live
     return registry, SelfMetrics(registry)

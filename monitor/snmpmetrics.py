@@ -15,12 +15,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from monitor.livestate import LiveState
-from monitor.metrics import SITE_LABELS
+from monitor.metrics import PROBE_VALUES, SITE_LABELS
 from monitor.profiles import Profile
 
 PREFIX = "districtmon_device_"
 #: Rendered by the site collector already (districtmon_site_device_uptime_seconds).
-_ALREADY_EXPORTED = frozenset({"uptime_seconds"})
+# sysUpTime is districtmon_site_device_uptime_seconds; probe measurements (rtt, loss, HTTP
+# status...) are districtmon_site_* gauges: what a device reports is all that is left here.
+_ALREADY_EXPORTED = frozenset({"uptime_seconds", *(name for name, _m, _h in PROBE_VALUES)})
 _BUILTIN_HELP = {
     "reboots_total": "Reboots of the device seen by this daemon (sysUpTime went backwards).",
     "snmp_values_missing": "Profile values the device did not answer at the last poll.",

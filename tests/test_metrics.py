@@ -281,20 +281,29 @@ def test_scrape_benchmark_runs_on_a_small_district() -> None:
     assert "districtmon" in run.stdout and "/api/v1/sites" in run.stdout
 
 
-def test_pushed_telemetry_names_never_shadow_polled_device_values() -> None:
-    """A BTS polled over SNMP has battery_volts among its values; only MQTT sites' values are
-    rendered as districtmon_site_<value>, so the BTS is not exported twice."""
+def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges() -> None:
+    """What a device reports (SNMP profile values, pushed MQTT telemetry) is
+    districtmon_device_*; what a probe measures (rtt, loss...) is a districtmon_site_* gauge
+    and is not exported a second time as a device value."""
     from monitor.livestate import LiveState
-    from monitor.metrics import TelemetryCollector
-    from monitor.model import MqttProbe, Observation, Site, SnmpProbe
+    from monitor.model import IcmpProbe, MqttProbe, Observation, Site, SnmpProbe
+    from monitor.snmpmetrics import DeviceValueCollector
 
     bts = Site("bts-1", "bts", "BTS 1", "c", "o", 0.0, 0.0, SnmpProbe("127.0.0.1"))
     loa = Site("loa-1", "loudspeaker", "Loa 1", "c", "o", 0.0, 0.0, MqttProbe())
-    live = LiveState({"bts-1": bts, "loa-1": loa})
-    live.value_help = {"battery_volts": "Battery voltage."}
+    vc = Site("vc-1", "video_endpoint", "VC 1", "c", "o", 0.0, 0.0, IcmpProbe("127.0.0.1"))
+    live = LiveState({"bts-1": bts, "loa-1": loa, "vc-1": vc})
     live.apply_observation(Observation("bts-1", 1.0, True, values={"battery_volts": 54.5}))
     live.apply_observation(
         Observation("loa-1", 1.0, True, values={"battery_volts": 12.6}, probe="mqtt")
     )
-    [family] = list(TelemetryCollector(live).collect())
-    assert [(s.labels["site"], s.value) for s in family.samples] == [("loa-1", 12.6)]
+    live.apply_observation(
+        Observation("vc-1", 1.0, True, values={"rtt_seconds": 0.002}, probe="icmp")
+    )
+    families = {f.name: f for f in DeviceValueCollector(live).collect()}
+    assert set(families) == {"districtmon_device_battery_volts"}
+    samples = families["districtmon_device_battery_volts"].samples
+    assert sorted((s.labels["site"], s.value) for s in samples) == [
+        ("bts-1", 54.5),
+        ("loa-1", 12.6),
+    ]

@@ -30,7 +30,9 @@ from monitor.availgauges import AvailabilityCollector, AvailabilityGauges
 from monitor.config import load_config
 from monitor.livestate import LiveState
 from monitor.metrics import SiteCollector, build_registry
-from monitor.model import Observation, State, Transition
+from monitor.model import Observation, Sample, State, Transition
+from monitor.mqttmetrics import MqttMetrics
+from monitor.snmpmetrics import DeviceValueCollector
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK_BASE = "https://districtmon.example.org/config/prometheus/runbooks.md#"
@@ -127,17 +129,25 @@ def test_runbooks_have_one_section_per_alert_and_none_other() -> None:
 
 
 def _exported_metric_names() -> set[str]:
-    """Sample names the daemon serves today, with one site observed and one transition made
-    (so that the per-site series all appear)."""
+    """Sample names the daemon serves today, with one site of each probe observed the way
+    the shipped profiles and telemetry mappings name their values (so that the per-site and
+    device series all appear)."""
     config = load_config(ROOT / "config")
     live = LiveState(config.sites, config.communes, config.owners)
-    site = next(iter(config.sites))
+    by_kind = {site.kind: site.id for site in config.sites.values()}
+    bts, gateway, speaker = by_kind["bts"], by_kind["gateway"], by_kind["loudspeaker"]
+    device_values = {"uptime_seconds": 5.0, "mains_ok": 1.0, "battery_volts": 54.0}
+    live.apply_observation(Observation(bts, 1.0, True, 0.01, values=device_values))
+    wan = Sample("if_oper_up", (("alias", "WAN uplink"), ("if", "wan0")), 1.0)
+    live.apply_observation(Observation(gateway, 1.0, True, 0.01, samples=(wan,)))
     live.apply_observation(
-        Observation(site, 1.0, True, 0.01, values={"device_uptime_seconds": 5.0})
+        Observation(speaker, 1.0, True, values={"amplifier_ok": 1.0}, probe="mqtt")
     )
-    live.apply_transition(Transition(site, State.UP, 1.0, State.UNKNOWN))
+    live.apply_transition(Transition(bts, State.UP, 1.0, State.UNKNOWN))
     registry, _ = build_registry(live)
     registry.register(SiteCollector(live))
+    registry.register(DeviceValueCollector(live))
+    MqttMetrics(registry)
     # the ledger's gauges have samples only once computed; their family names are what count
     availability = AvailabilityCollector(AvailabilityGauges(ROOT / "unused.sqlite", 60), live)
     return _sample_names(registry) | {family.name for family in availability.collect()}
