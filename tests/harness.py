@@ -29,7 +29,9 @@ def free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(root: Path, http_port: int, snmpd: Snmpd, sim: Snmpsim) -> Path:
+def write_settings(root: Path, http_port: int, communities: dict[str, str]) -> None:
+    """districtmon.yaml with the fast test timings, and credentials.yaml naming `communities`
+    (credential name -> v2c community); the inventory folder is left for the caller to fill."""
     (root / "inventory").mkdir(parents=True)
     (root / "districtmon.yaml").write_text(
         f"""
@@ -40,14 +42,15 @@ state: {{down_after: {DOWN_AFTER}, up_after: {UP_AFTER}}}
 """,
         encoding="utf-8",
     )
-    (root / "credentials.yaml").write_text(
-        f"""
-snmp:
-  agent-ro: {{version: 2c, community: {SNMPD_COMMUNITY}}}
-  ups-ro: {{version: 2c, community: {UPS_COMMUNITY}}}
-""",
-        encoding="utf-8",
+    entries = "".join(
+        f"  {name}: {{version: 2c, community: {community}}}\n"
+        for name, community in communities.items()
     )
+    (root / "credentials.yaml").write_text(f"snmp:\n{entries}", encoding="utf-8")
+
+
+def write_config(root: Path, http_port: int, snmpd: Snmpd, sim: Snmpsim) -> Path:
+    write_settings(root, http_port, {"agent-ro": SNMPD_COMMUNITY, "ups-ro": UPS_COMMUNITY})
     (root / "inventory" / "district.yaml").write_text(
         f"""
 communes:

@@ -34,7 +34,7 @@ from alerting import (
     shortened_rules,
 )
 from conftest import ROUTER_COMMUNITY, SNMPD_COMMUNITY
-from harness import DOWN_AFTER, INTERVAL, TIMEOUT, UP_AFTER, Daemon, free_tcp_port
+from harness import Daemon, free_tcp_port, write_settings
 from peers import ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 from promstack import Alertmanager, Prometheus
 
@@ -44,24 +44,7 @@ COMMUNE_SITES = 4  # the gateway, the station and two clusters, on one snmpsim
 
 
 def write_district(root: Path, http_port: int, vtl: Snmpd, vnp: Snmpd, commune: Snmpsim) -> Path:
-    (root / "inventory").mkdir(parents=True)
-    (root / "districtmon.yaml").write_text(
-        f"""
-http: {{listen: "127.0.0.1:{http_port}"}}
-ledger: {{path: ledger.sqlite}}
-poll: {{interval_seconds: {INTERVAL}, timeout_seconds: {TIMEOUT}, retries: 0}}
-state: {{down_after: {DOWN_AFTER}, up_after: {UP_AFTER}}}
-""",
-        encoding="utf-8",
-    )
-    (root / "credentials.yaml").write_text(
-        f"""
-snmp:
-  bts-ro: {{version: 2c, community: {SNMPD_COMMUNITY}}}
-  commune-ro: {{version: 2c, community: {ROUTER_COMMUNITY}}}
-""",
-        encoding="utf-8",
-    )
+    write_settings(root, http_port, {"bts-ro": SNMPD_COMMUNITY, "commune-ro": ROUTER_COMMUNITY})
     gw, radio, loa1, loa2 = commune.ports
     (root / "inventory" / "district.yaml").write_text(
         f"""
