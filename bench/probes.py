@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))  # the certificate maker and dnsmasq run
 
 from reachpeers import DOMAIN, Dnsmasq, make_tls  # noqa: E402
 
-from monitor.dnsprobe import DnsPoller  # noqa: E402
-from monitor.httpprobe import HttpPoller  # noqa: E402
-from monitor.icmp import IcmpPoller  # noqa: E402
-from monitor.model import DnsProbe, HttpProbe, IcmpProbe, Probe, Site, TcpProbe  # noqa: E402
-from monitor.tcp import TcpPoller  # noqa: E402
+from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, Probe, Site, TcpProbe  # noqa: E402
+from monitor.probes.reach.dns import DnsPoller  # noqa: E402
+from monitor.probes.reach.http import HttpPoller  # noqa: E402
+from monitor.probes.reach.icmp import IcmpPoller  # noqa: E402
+from monitor.probes.reach.tcp import TcpPoller  # noqa: E402
 
 PAGE = ("<html><body><h1>Cổng thông tin điện tử huyện Điện Biên</h1>" + "x" * 4000).encode()
 

@@ -27,11 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prometheus_client import make_wsgi_app
 
-from monitor.exposition import SiteExposition
-from monitor.httpserver import HttpServer
-from monitor.livestate import LiveState
-from monitor.metrics import SiteCollector, build_registry
-from monitor.model import (
+from monitor.core.model import (
     Commune,
     Observation,
     Owner,
@@ -40,6 +36,10 @@ from monitor.model import (
     State,
     Transition,
 )
+from monitor.expose.exposition import SiteExposition
+from monitor.expose.http import HttpServer
+from monitor.expose.site_metrics import SiteCollector, build_registry
+from monitor.state.live import LiveState
 
 TARGET_SECONDS = 0.250
 # What Prometheus 2.42 sends: it prefers OpenMetrics, so prometheus-client answers with it.

@@ -455,9 +455,9 @@ def exporter_config() -> str:
 
 async def worker_main(kind: str, agents: list[Agent], interval: float, duration: float,
                       exporter_port: int | None) -> None:  # fmt: skip
-    from monitor.credentials import Secret, SnmpCredential
-    from monitor.scheduler import phase
-    from monitor.snmpclient import SnmpError, SnmpTarget, create_engine
+    from monitor.config.credentials import Secret, SnmpCredential
+    from monitor.probes.snmp.engine import SnmpError, SnmpTarget, create_engine
+    from monitor.state.scheduler import phase
 
     slots = asyncio.Semaphore(256)
     latencies: list[float] = []

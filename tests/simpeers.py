@@ -23,8 +23,8 @@ import yaml
 from harness import free_tcp_port
 from peers import free_udp_port
 
-from monitor.config import load_config
-from monitor.model import SnmpProbe
+from monitor.config.load import load_config
+from monitor.core.model import SnmpProbe
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config"

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import (
+from monitor.cli.main import main
+from monitor.cli.summary import summarize
+from monitor.config.credentials import Secret, env_var
+from monitor.config.load import (
     Config,
     ConfigError,
     HttpSettings,
@@ -23,9 +25,7 @@ from monitor.config import (
     find_config_dir,
     load_config,
 )
-from monitor.credentials import Secret, env_var
-from monitor.model import DnsProbe, HttpProbe, MqttProbe, Probe, SnmpProbe
-from monitor.summary import summarize
+from monitor.core.model import DnsProbe, HttpProbe, MqttProbe, Probe, SnmpProbe
 
 SHIPPED = Path(__file__).parents[1] / "config"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from monitor.evaluator import Evaluator
-from monitor.model import Observation, State
+from monitor.core.model import Observation, State
+from monitor.state.evaluator import Evaluator
 
 
 def obs(t: float, ok: bool, site: str = "s") -> Observation:

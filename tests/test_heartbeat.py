@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from monitor.evaluator import Evaluator
-from monitor.heartbeat import HeartbeatWatch
-from monitor.model import Observation, State
+from monitor.core.model import Observation, State
+from monitor.probes.mqtt.heartbeat import HeartbeatWatch
+from monitor.state.evaluator import Evaluator
 
 
 def run_checks(watch: HeartbeatWatch, until: float, step: float, checks: int) -> list:

@@ -11,8 +11,8 @@ import time
 import pytest
 from netns import NetNs, silence_echo
 
-from monitor.icmp import IcmpPoller
-from monitor.model import IcmpProbe, Observation, Site
+from monitor.core.model import IcmpProbe, Observation, Site
+from monitor.probes.reach.icmp import IcmpPoller
 
 FAST = {"packet_interval_seconds": 0.02, "timeout_seconds": 0.3}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.ledger import SCHEMA_VERSION, Ledger, LedgerError, read_intervals, read_runs
-from monitor.model import Site, SnmpProbe, State, Transition
+from monitor.core.model import Site, SnmpProbe, State, Transition
+from monitor.ledger.writer import SCHEMA_VERSION, Ledger, LedgerError, read_intervals, read_runs
 
 
 def site(site_id: str) -> Site:

@@ -21,9 +21,9 @@ import pytest
 from harness import Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim, free_udp_port
 
-from monitor.ledger import read_intervals, read_runs
-from monitor.model import State
-from monitor.report import build_report
+from monitor.core.model import State
+from monitor.ledger.writer import read_intervals, read_runs
+from monitor.report.build import build_report
 
 KILLS = 50
 

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import ConfigError, load_config
-from monitor.maintenance import Schedule, read_ledger_windows, window_from_spec
-from monitor.model import Site, SnmpProbe
+from monitor.cli.main import main
+from monitor.config.load import ConfigError, load_config
+from monitor.config.maintenance import Schedule, read_ledger_windows, window_from_spec
+from monitor.core.model import Site, SnmpProbe
 
 ROOT = Path(__file__).parents[1]
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -20,11 +20,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exposition import SiteExposition
-from monitor.httpserver import HttpServer
-from monitor.livestate import LiveState
-from monitor.metrics import SiteCollector, build_registry
-from monitor.model import Commune, Observation, Owner, Site, SnmpProbe, State, Transition
+from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State, Transition
+from monitor.expose.exposition import SiteExposition
+from monitor.expose.http import HttpServer
+from monitor.expose.site_metrics import SiteCollector, build_registry
+from monitor.state.live import LiveState
 
 COMMUNES = {
     "thanh-nua": Commune("thanh-nua", "Thanh Nưa", 21.432, 102.998, ("Bản Ta Pô", "Bản Mển")),
@@ -285,9 +285,9 @@ def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges
     """What a device reports (SNMP profile values, pushed MQTT telemetry) is
     districtmon_device_*; what a probe measures (rtt, loss...) is a districtmon_site_* gauge
     and is not exported a second time as a device value."""
-    from monitor.livestate import LiveState
-    from monitor.model import IcmpProbe, MqttProbe, Observation, Site, SnmpProbe
-    from monitor.snmpmetrics import DeviceValueCollector
+    from monitor.core.model import IcmpProbe, MqttProbe, Observation, Site, SnmpProbe
+    from monitor.expose.device_metrics import DeviceValueCollector
+    from monitor.state.live import LiveState
 
     bts = Site("bts-1", "bts", "BTS 1", "c", "o", 0.0, 0.0, SnmpProbe("127.0.0.1"))
     loa = Site("loa-1", "loudspeaker", "Loa 1", "c", "o", 0.0, 0.0, MqttProbe())

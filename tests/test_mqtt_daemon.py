@@ -18,10 +18,10 @@ from conftest import SNMPD_COMMUNITY
 from harness import Daemon, free_tcp_port, wait_for
 from peers import Snmpd
 
-from monitor.ledger import read_intervals, read_runs
-from monitor.model import State
-from monitor.mqttlistener import BROKER_LOST
-from monitor.shard import Shard
+from monitor.config.shards import Shard
+from monitor.core.model import State
+from monitor.ledger.writer import read_intervals, read_runs
+from monitor.probes.mqtt.listener import BROKER_LOST
 
 SHIPPED_MAPPINGS = Path(__file__).parents[1] / "config" / "mqtt" / "mappings.yaml"
 PASSWORD = "Wv2-broker-password-for-tests"

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from monitor.config import load_config
-from monitor.evaluator import Evaluator
-from monitor.livestate import LiveState
-from monitor.model import MqttProbe, Observation, Site, State
-from monitor.mqttconfig import MqttSettings
-from monitor.mqttingest import Ingest, RateLimitedLog
-from monitor.mqttmetrics import IGNORE_REASONS, REJECT_REASONS, MqttMetrics
+from monitor.config.load import load_config
+from monitor.config.mqtt import MqttSettings
+from monitor.core.model import MqttProbe, Observation, Site, State
+from monitor.expose.mqtt_metrics import IGNORE_REASONS, REJECT_REASONS, MqttMetrics
+from monitor.probes.mqtt.ingest import Ingest, RateLimitedLog
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
 
 NOW = 1_800_000_000.0
 PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
@@ -76,7 +76,9 @@ class Harness:
             self.metrics,
             wall=lambda: NOW,
             monotonic=lambda: 5.0,
-            warn=RateLimitedLog(logging.getLogger("monitor.mqttingest"), 10.0, self.log_clock),
+            warn=RateLimitedLog(
+                logging.getLogger("monitor.probes.mqtt.ingest"), 10.0, self.log_clock
+            ),
         )
 
     def observe(self, obs: Observation) -> None:
@@ -236,7 +238,7 @@ def test_refusals_are_logged_at_most_once_per_reason_per_interval(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     h = Harness()
-    with caplog.at_level(logging.WARNING, logger="monitor.mqttingest"):
+    with caplog.at_level(logging.WARNING, logger="monitor.probes.mqtt.ingest"):
         for _ in range(50):
             h.send("dienbien/x/loudspeaker/nobody/telemetry", report())
         h.send(f"{A}/telemetry", "[]")
@@ -259,7 +261,7 @@ def test_a_fault_of_ours_costs_one_message_not_the_listener(
         raise RuntimeError("bug")
 
     h.ingest._observe = broken_observe  # a bug further down the pipeline
-    with caplog.at_level(logging.WARNING, logger="monitor.mqttingest"):
+    with caplog.at_level(logging.WARNING, logger="monitor.probes.mqtt.ingest"):
         assert h.send(f"{A}/telemetry", report()) == "internal"
     assert h.count("rejected", "internal") == 1
     assert "internal error" in caplog.records[0].getMessage()

@@ -16,17 +16,17 @@ import aiomqtt
 import pytest
 from broker import Device, Mosquitto, make_tls_files, telemetry
 
-from monitor.config import load_config
-from monitor.credentials import Secret
-from monitor.daemon import Pipeline
-from monitor.evaluator import Evaluator
-from monitor.ledger import Ledger, read_intervals
-from monitor.livestate import LiveState
-from monitor.metrics import build_registry
-from monitor.model import MqttProbe, Site, State
-from monitor.mqttconfig import MqttSettings, TlsSettings
-from monitor.mqttlistener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
-from monitor.mqttmetrics import MqttMetrics
+from monitor.config.credentials import Secret
+from monitor.config.load import load_config
+from monitor.config.mqtt import MqttSettings, TlsSettings
+from monitor.core.model import MqttProbe, Site, State
+from monitor.expose.mqtt_metrics import MqttMetrics
+from monitor.expose.site_metrics import build_registry
+from monitor.ledger.writer import Ledger, read_intervals
+from monitor.probes.mqtt.listener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
+from monitor.runtime.daemon import Pipeline
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
 
 PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
 TIMEOUT = 1.5  # heartbeat timeout: 3 checks 0.5 s apart

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_config import BTS, COMMUNITY, broken, edit, errors, load, write_config
 
-from monitor.config import TrapSettings, load_config
-from monitor.credentials import env_var
+from monitor.config.credentials import env_var
+from monitor.config.load import TrapSettings, load_config
 
 SHIPPED = Path(__file__).parents[1] / "config"
 

@@ -26,13 +26,13 @@ from alerting import (
 )
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.availgauges import AvailabilityCollector, AvailabilityGauges
-from monitor.config import load_config
-from monitor.livestate import LiveState
-from monitor.metrics import SiteCollector, build_registry
-from monitor.model import Observation, Sample, State, Transition
-from monitor.mqttmetrics import MqttMetrics
-from monitor.snmpmetrics import DeviceValueCollector
+from monitor.config.load import load_config
+from monitor.core.model import Observation, Sample, State, Transition
+from monitor.expose.availability_metrics import AvailabilityCollector, AvailabilityGauges
+from monitor.expose.device_metrics import DeviceValueCollector
+from monitor.expose.mqtt_metrics import MqttMetrics
+from monitor.expose.site_metrics import SiteCollector, build_registry
+from monitor.state.live import LiveState
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK_BASE = "https://districtmon.example.org/config/prometheus/runbooks.md#"

@@ -19,8 +19,8 @@ from harness import Daemon, free_tcp_port, wait_for
 from netns import NetNs, silence_echo
 from reachpeers import DOMAIN, Dnsmasq, HttpPeer, TcpListener, TlsFiles, closed_port, make_tls
 
-from monitor.ledger import read_intervals, read_runs
-from monitor.model import State
+from monitor.core.model import State
+from monitor.ledger.writer import read_intervals, read_runs
 
 INTERVAL = 0.4
 DOWN_AFTER = 3

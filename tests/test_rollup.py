@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.availability import DAY_MS, HOUR_MS, STATE_CODES, Tally, sweep, to_ms
-from monitor.ledger import Ledger, Retention, read_intervals
-from monitor.ledgerview import open_readonly, plan, watermark_of, window_tallies
-from monitor.model import Site, SnmpProbe, State, Transition
+from monitor.core.availability import DAY_MS, HOUR_MS, STATE_CODES, Tally, sweep, to_ms
+from monitor.core.model import Site, SnmpProbe, State, Transition
+from monitor.ledger.views import open_readonly, plan, watermark_of, window_tallies
+from monitor.ledger.writer import Ledger, Retention, read_intervals
 
 T0 = 1_700_000_123.456  # not aligned on anything
 GRACE = 600.0
@@ -246,7 +246,7 @@ def test_a_window_is_cut_into_days_hours_and_raw_pieces(
 async def test_a_failing_rollup_pass_never_holds_transitions_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitor import rollup
+    from monitor.ledger import rollup
 
     real = rollup.compute
     failures = []

@@ -4,8 +4,8 @@ import asyncio
 import time
 from collections import Counter
 
-from monitor.model import Observation, Site, SnmpProbe
-from monitor.scheduler import Scheduler, SchedulerHooks, phase
+from monitor.core.model import Observation, Site, SnmpProbe
+from monitor.state.scheduler import Scheduler, SchedulerHooks, phase
 
 
 def make_site(i: int) -> Site:

@@ -1,4 +1,4 @@
-"""Both SNMP engines keep one contract (monitor.snmpclient) against the same real agents:
+"""Both SNMP engines keep one contract (monitor.probes.snmp.engine) against the same real agents:
 net-snmp snmpd (v2c; v3 authNoPriv and authPriv with SHA/AES and SHA-256/AES-256) and
 snmpsim. Every test runs once per engine."""
 
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from peers import LOCALHOST, SYS_NAME, SYS_UPTIME, Snmpd, free_udp_port
 
-from monitor.credentials import Secret, SnmpCredential
-from monitor.snmpclient import ENGINES, SnmpEngine, SnmpError, SnmpTarget, create_engine
+from monitor.config.credentials import Secret, SnmpCredential
+from monitor.probes.snmp.engine import ENGINES, SnmpEngine, SnmpError, SnmpTarget, create_engine
 
 COMMUNITY = "engine-test"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"

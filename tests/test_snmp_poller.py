@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from peers import LOCALHOST, ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 
-from monitor.credentials import Secret, SnmpCredential
-from monitor.model import Observation, Site, SnmpProbe
-from monitor.profiles import Profile, load_profiles
-from monitor.snmp import SnmpPoller
-from monitor.snmpclient import ENGINES, create_engine
+from monitor.config.credentials import Secret, SnmpCredential
+from monitor.config.profiles import Profile, load_profiles
+from monitor.core.model import Observation, Site, SnmpProbe
+from monitor.probes.snmp.engine import ENGINES, create_engine
+from monitor.probes.snmp.poller import SnmpPoller
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parents[1] / "config" / "profiles"

@@ -20,10 +20,10 @@ from reachpeers import (
     silent_udp_port,
 )
 
-from monitor.dnsprobe import DnsPoller
-from monitor.httpprobe import HttpPoller
-from monitor.model import DnsProbe, HttpProbe, Observation, Probe, Site, TcpProbe
-from monitor.tcp import TcpPoller
+from monitor.core.model import DnsProbe, HttpProbe, Observation, Probe, Site, TcpProbe
+from monitor.probes.reach.dns import DnsPoller
+from monitor.probes.reach.http import HttpPoller
+from monitor.probes.reach.tcp import TcpPoller
 
 
 def site(probe: Probe) -> Site:

@@ -23,16 +23,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.availability import to_ms
-from monitor.daemon import Pipeline
-from monitor.evaluator import Evaluator
-from monitor.ledger import Ledger
-from monitor.ledgerview import open_readonly, plan, watermark_of
-from monitor.livestate import LiveState
-from monitor.maintenance import Schedule, window_from_spec
-from monitor.metrics import build_registry
-from monitor.model import Commune, Observation, Owner, Site, SnmpProbe, State
-from monitor.report import build_report, render_csv
+from monitor.config.maintenance import Schedule, window_from_spec
+from monitor.core.availability import to_ms
+from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State
+from monitor.expose.site_metrics import build_registry
+from monitor.ledger.views import open_readonly, plan, watermark_of
+from monitor.ledger.writer import Ledger
+from monitor.report.build import build_report, render_csv
+from monitor.runtime.daemon import Pipeline
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = dt.datetime(2024, 6, 4, 0, 0, tzinfo=HCM).timestamp()  # a Tuesday

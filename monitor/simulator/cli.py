@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.config import Config, ConfigError, parse_listen
+from monitor.config.load import Config, ConfigError, parse_listen
 from monitor.simulator.actions import SPECS
 from monitor.simulator.control import DEFAULT_CONTROL, ctl_path, request
 
@@ -147,7 +147,7 @@ def ctl_main(args: argparse.Namespace) -> int:
 
 
 def simulate_main(args: argparse.Namespace, config: Config) -> int:
-    from monitor.logsetup import configure_logging
+    from monitor.runtime.logsetup import configure_logging
     from monitor.simulator.agent import SimulatorError
     from monitor.simulator.run import SimOptions, run_simulator
     from monitor.simulator.scenario import load_scenario

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import Config, ConfigError
+from monitor.config.load import Config, ConfigError
+from monitor.config.located import ConfigProblem, Fields, Sink, YamlMap, YamlReadError, load_yaml
 from monitor.simulator.actions import SPECS, Action, build_action, parse_duration
 from monitor.simulator.world import World
-from monitor.yamlsource import ConfigProblem, Fields, Sink, YamlMap, YamlReadError, load_yaml
 
 log = logging.getLogger(__name__)
 

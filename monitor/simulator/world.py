@@ -25,8 +25,8 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from monitor.config import Config
-from monitor.model import MqttProbe, Site, SnmpProbe
+from monitor.config.load import Config
+from monitor.core.model import MqttProbe, Site, SnmpProbe
 from monitor.simulator.actions import Action, entry_gateways
 from monitor.simulator.clock import Clock
 
