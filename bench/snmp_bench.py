@@ -456,7 +456,8 @@ def exporter_config() -> str:
 async def worker_main(kind: str, agents: list[Agent], interval: float, duration: float,
                       exporter_port: int | None) -> None:  # fmt: skip
     from monitor.config.credentials import Secret, SnmpCredential
-    from monitor.probes.snmp.engine import SnmpError, SnmpTarget, create_engine
+    from monitor.probes.snmp.engine import SnmpError, SnmpTarget
+    from monitor.probes.snmp.engines import create_engine
     from monitor.state.scheduler import phase
 
     slots = asyncio.Semaphore(256)

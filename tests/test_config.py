@@ -16,15 +16,9 @@ import pytest
 from monitor.cli.main import main
 from monitor.cli.summary import summarize
 from monitor.config.credentials import Secret, env_var
-from monitor.config.load import (
-    Config,
-    ConfigError,
-    HttpSettings,
-    PollSettings,
-    StateSettings,
-    find_config_dir,
-    load_config,
-)
+from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.problems import ConfigError
+from monitor.config.settings import HttpSettings, PollSettings, StateSettings
 from monitor.core.model import DnsProbe, HttpProbe, MqttProbe, Probe, SnmpProbe
 
 SHIPPED = Path(__file__).parents[1] / "config"

@@ -9,7 +9,8 @@ import pytest
 from test_config import BTS, COMMUNITY, broken, edit, errors, load, write_config
 
 from monitor.config.credentials import env_var
-from monitor.config.load import TrapSettings, load_config
+from monitor.config.load import load_config
+from monitor.config.settings import TrapSettings
 
 SHIPPED = Path(__file__).parents[1] / "config"
 

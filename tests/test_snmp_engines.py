@@ -12,7 +12,9 @@ import pytest
 from peers import LOCALHOST, SYS_NAME, SYS_UPTIME, Snmpd, free_udp_port
 
 from monitor.config.credentials import Secret, SnmpCredential
-from monitor.probes.snmp.engine import ENGINES, SnmpEngine, SnmpError, SnmpTarget, create_engine
+from monitor.config.settings import SNMP_ENGINES as ENGINES
+from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget
+from monitor.probes.snmp.engines import create_engine
 
 COMMUNITY = "engine-test"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"

@@ -18,8 +18,9 @@ from peers import LOCALHOST, ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, re
 
 from monitor.config.credentials import Secret, SnmpCredential
 from monitor.config.profiles import Profile, load_profiles
+from monitor.config.settings import SNMP_ENGINES as ENGINES
 from monitor.core.model import Observation, Site, SnmpProbe
-from monitor.probes.snmp.engine import ENGINES, create_engine
+from monitor.probes.snmp.engines import create_engine
 from monitor.probes.snmp.poller import SnmpPoller
 
 DATA = Path(__file__).parent / "data"

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.config.maintenance import Schedule, window_from_spec
+from monitor.config.maintenance import window_from_spec
 from monitor.core.availability import to_ms
 from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State
 from monitor.expose.site_metrics import build_registry
@@ -33,6 +33,7 @@ from monitor.report.build import build_report, render_csv
 from monitor.runtime.daemon import Pipeline
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
+from monitor.state.windows import Schedule
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = dt.datetime(2024, 6, 4, 0, 0, tzinfo=HCM).timestamp()  # a Tuesday

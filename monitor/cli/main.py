@@ -12,7 +12,8 @@ from monitor import __version__
 from monitor.cli import maintenance as maintenancecli
 from monitor.cli import report as reportcli
 from monitor.cli.summary import summarize
-from monitor.config.load import Config, ConfigError, find_config_dir, load_config
+from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, restrict
 from monitor.runtime.logsetup import configure_logging
 from monitor.simulator.cli import add_simulate_parser, ctl_main, simulate_main

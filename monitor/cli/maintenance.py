@@ -15,14 +15,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.cli.report import CONFIG_HELP, config_or_none, fail
-from monitor.config.load import Config, ConfigError
-from monitor.config.maintenance import (
-    Window,
-    add_ledger_window,
-    read_ledger_windows,
-    remove_ledger_window,
-    window_from_spec,
-)
+from monitor.config.load import Config
+from monitor.config.maintenance import Window, window_from_spec
+from monitor.config.problems import ConfigError
+from monitor.ledger.windows import add_ledger_window, read_ledger_windows, remove_ledger_window
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.config.load import Config, ConfigError, find_config_dir, load_config
+from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.problems import ConfigError
 from monitor.report.build import BY, FORMATS, build_report, month_window, parse_moment, render
 
 CONFIG_HELP = "configuration directory (default: ./config, then /etc/districtmon)"

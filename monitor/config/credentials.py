@@ -20,17 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from monitor.config.located import (
-    BROKEN,
-    SLUG_RULE,
-    ConfigProblem,
-    Fields,
-    Sink,
-    YamlMap,
-    YamlReadError,
-    is_slug,
-    load_yaml,
-)
+from monitor.config.fields import SLUG_RULE, Fields, is_slug, open_document
+from monitor.config.located import BROKEN
+from monitor.config.problems import ConfigProblem
 
 SnmpVersion = Literal["1", "2c", "3"]
 
@@ -139,13 +131,7 @@ def load_credentials(
     Returns None when the file could not be read or parsed at all: the caller then cannot tell
     which names exist and must not report every site's credential as unknown.
     """
-    try:
-        root = load_yaml(path, problems, sensitive=True)
-    except YamlReadError as error:
-        problems.append(error.problem)
-        return None
-    sink = Sink(path, problems, sensitive=True)
-    top = Fields.of(sink, YamlMap(1) if root is None else root, 1, "")
+    top = open_document(path, problems, sensitive=True)
     if top is None:
         return None
     top.expect(("snmp", "mqtt"))

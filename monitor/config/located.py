@@ -1,28 +1,23 @@
-"""YAML that remembers where every value came from, and typed reading that reports, not raises.
+"""YAML that remembers where every value came from.
 
 PyYAML's constructors throw positions away and silently keep the last of two equal keys. A
 configuration error that cannot say `file:line: key.path` is slow to act on, and a duplicated key
 is nearly always a copy-paste slip that would quietly drop half an entry. So we compose the node
 tree ourselves (safe loader only: YAML can never build Python objects here) and turn it into
-plain dicts and lists that carry 1-based line numbers.
-
-`Fields` is the other half: typed getters over one mapping that append a `ConfigProblem` and
-return None instead of raising, so that a validator keeps going and reports every error at once.
+plain dicts and lists that carry 1-based line numbers. Typed reading of that tree is
+monitor/config/fields.py's job.
 """
 
 from __future__ import annotations
 
-import math
 import re
-import unicodedata
-from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
+
+from monitor.config.problems import ConfigProblem, YamlReadError
 
 # libyaml when PyYAML was built with it (much faster); both compose the same node tree.
 _LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
@@ -32,10 +27,6 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-SLUG_RULE = "must be a slug ([a-z0-9][a-z0-9-]*, at most 64 characters)"
-
-T = TypeVar("T")
 
 
 class _Broken:
@@ -47,36 +38,6 @@ class _Broken:
 
 
 BROKEN = _Broken()
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigProblem:
-    """One thing wrong with the configuration, placed so that an operator can go and fix it.
-
-    `line` is 1-based, None when the problem is about a whole file (missing, unreadable).
-    `key` is the key path inside the file (`sites[3].probe.snmp.port`), "" for the file itself.
-    """
-
-    file: Path
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        place = str(self.file) if self.line is None else f"{self.file}:{self.line}"
-        return f"{place}: {self.key}: {self.message}" if self.key else f"{place}: {self.message}"
-
-    def sort_key(self) -> tuple[str, int]:
-        """File, then line: the order in which someone would walk through and fix them."""
-        return (str(self.file), self.line or 0)
-
-
-class YamlReadError(Exception):
-    """The file could not be read or parsed at all: there is no tree to validate."""
-
-    def __init__(self, problem: ConfigProblem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
 
 
 class YamlMap(dict[str, object]):
@@ -276,231 +237,3 @@ class _Builder:
             else:
                 self._problem(node, path, "a merge key (<<) needs a mapping or a list of them")
         return found
-
-
-def is_slug(text: str) -> bool:
-    """Ids and names that end up in metric labels, URLs and environment variable names."""
-    return _SLUG.fullmatch(text) is not None
-
-
-def describe(value: object) -> str:
-    """A value as the operator wrote it, short; for messages about what was expected."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    return kind_of(value)
-
-
-def kind_of(value: object) -> str:
-    """The YAML kind of a value without the value itself: safe to print for a secret."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-@dataclass(slots=True)
-class Sink:
-    """Where problems of one file go."""
-
-    file: Path
-    problems: list[ConfigProblem]
-    sensitive: bool = False  # the file holds secrets: messages name kinds of values, not values
-
-    def show(self, value: object) -> str:
-        return kind_of(value) if self.sensitive else describe(value)
-
-    def add(self, line: int | None, key: str, message: str) -> None:
-        self.problems.append(ConfigProblem(self.file, line, key, message))
-
-
-@dataclass(frozen=True, slots=True)
-class Located(Generic[T]):
-    """A value with the line and key path it was read from, for checks made later."""
-
-    value: T
-    line: int
-    key: str
-
-
-class Fields:
-    """One YAML mapping under validation.
-
-    Every getter returns None when the key is absent or its value is wrong; in the second case
-    it has recorded a problem. `subject` (e.g. " (site 'bts-01')") is appended to every message
-    so that an error deep in an entry still names the entry.
-    """
-
-    def __init__(self, sink: Sink, node: YamlMap, path: str, subject: str = "") -> None:
-        self.sink = sink
-        self.node = node
-        self.path = path
-        self.subject = subject
-
-    @classmethod
-    def of(
-        cls, sink: Sink, value: object, line: int, path: str, subject: str = ""
-    ) -> Fields | None:
-        if isinstance(value, YamlMap):
-            return cls(sink, value, path, subject)
-        if value is not BROKEN:
-            sink.add(line, path, f"must be a mapping, got {sink.show(value)}{subject}")
-        return None
-
-    def key(self, key: str) -> str:
-        return child_key(self.path, key)
-
-    def line(self, key: str) -> int:
-        return self.node.line_of(key)
-
-    def problem(self, key: str, message: str) -> None:
-        self.sink.add(self.line(key), self.key(key), message + self.subject)
-
-    def problem_here(self, message: str) -> None:
-        self.sink.add(self.node.line, self.path, message + self.subject)
-
-    def expect(self, known: Collection[str], required: Collection[str] = ()) -> None:
-        """Unknown keys are errors (a typo must not silently mean 'use the default')."""
-        for key in self.node:
-            if key not in known:
-                self.problem(key, f"unknown key (expected one of: {', '.join(known)})")
-        for key in required:
-            if key not in self.node:
-                self.sink.add(self.node.line, self.key(key), "is required" + self.subject)
-
-    def has(self, key: str) -> bool:
-        return key in self.node
-
-    def get(self, key: str) -> object:
-        """The raw value; BROKEN when absent too, since both mean 'nothing to check here'."""
-        return self.node.get(key, BROKEN)
-
-    def text(self, key: str) -> str | None:
-        """Non-empty text, NFC-normalised so that names typed with combining accents compare
-        equal to the same names typed precomposed."""
-        value = self.get(key)
-        if value is BROKEN:
-            return None
-        if isinstance(value, str) and value.strip():
-            return unicodedata.normalize("NFC", value)
-        self.problem(key, self._text_expected(value))
-        return None
-
-    def slug(self, key: str) -> str | None:
-        value = self.text(key)
-        if value is None or is_slug(value):
-            return value
-        self.problem(key, f"{SLUG_RULE}, got {self.sink.show(value)}")
-        return None
-
-    def choice(self, key: str, options: Collection[str]) -> str | None:
-        value = self.text(key)
-        if value is None or value in options:
-            return value
-        self.problem(key, f"must be one of {', '.join(options)}; got {self.sink.show(value)}")
-        return None
-
-    def number(
-        self,
-        key: str,
-        low: float | None = None,
-        high: float | None = None,
-        *,
-        positive: bool = False,
-    ) -> float | None:
-        """A finite number; integers are accepted, booleans are not (`true` is no latitude)."""
-        value = self.get(key)
-        if value is BROKEN:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(key, f"must be a number, got {self.sink.show(value)}")
-            return None
-        if not math.isfinite(value):
-            self.problem(key, f"must be a finite number, got {self.sink.show(value)}")
-            return None
-        if positive and value <= 0:
-            self.problem(key, f"must be a number > 0, got {self.sink.show(value)}")
-            return None
-        if (low is not None and value < low) or (high is not None and value > high):
-            self.problem(key, f"must be a number {low}..{high}, got {self.sink.show(value)}")
-            return None
-        return float(value)
-
-    def integer(self, key: str, low: int, high: int | None = None) -> int | None:
-        value = self.get(key)
-        if value is BROKEN:
-            return None
-        bounds = f"{low}..{high}" if high is not None else f">= {low}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(key, f"must be an integer {bounds}, got {self.sink.show(value)}")
-            return None
-        if value < low or (high is not None and value > high):
-            self.problem(key, f"must be an integer {bounds}, got {self.sink.show(value)}")
-            return None
-        return value
-
-    def items(self, key: str) -> list[Located[object]] | None:
-        value = self.get(key)
-        if value is BROKEN:
-            return None
-        if not isinstance(value, YamlList):
-            self.problem(key, f"must be a list, got {self.sink.show(value)}")
-            return None
-        path = self.key(key)
-        return [
-            Located(item, value.line_of(index), item_key(path, index))
-            for index, item in enumerate(value)
-        ]
-
-    def texts(self, key: str) -> list[Located[str]] | None:
-        """A list of texts, each unique; each keeps its own line for later reference checks."""
-        items = self.items(key)
-        if items is None:
-            return None
-        found: list[Located[str]] = []
-        first: dict[str, int] = {}
-        for item in items:
-            if item.value is BROKEN:
-                continue
-            if not isinstance(item.value, str) or not item.value.strip():
-                self.sink.add(item.line, item.key, self._text_expected(item.value) + self.subject)
-                continue
-            text = unicodedata.normalize("NFC", item.value)
-            if text in first:
-                message = f"{self.sink.show(text)} is listed twice (first at line {first[text]})"
-                self.sink.add(item.line, item.key, message + self.subject)
-                continue
-            first[text] = item.line
-            found.append(Located(text, item.line, item.key))
-        return found
-
-    def _text_expected(self, value: object) -> str:
-        if isinstance(value, bool | int | float):
-            return f"must be text, got {self.sink.show(value)} (quote it to make it text)"
-        if isinstance(value, str):
-            return "must not be empty"
-        return f"must be text, got {self.sink.show(value)}"
-
-    def mapping(self, key: str, *, null_is_empty: bool = False) -> Fields | None:
-        value = self.get(key)
-        if value is BROKEN:
-            return None
-        if value is None and null_is_empty:
-            value = YamlMap(self.line(key))
-        return Fields.of(self.sink, value, self.line(key), self.key(key), self.subject)

@@ -1,4 +1,4 @@
-"""Planned maintenance windows: what they cover, when they occur, and which sites they hold.
+"""Planned maintenance windows: what they cover and when they occur.
 
 A window targets sites by id, or every site of some communes, owners or kinds. It is one-off
 (`start`..`end`) or recurring (`daily` or `weekly` on some days, `HH:MM`..`HH:MM` local time in
@@ -7,37 +7,28 @@ so a recurring window keeps its wall-clock hours across DST changes where there 
 
 Windows come from two places with one schema: `maintenance.yaml` in the configuration
 directory, and the ledger (set with `districtmon maintenance add`, so that the running daemon
-picks them up without a reload). Occurrences are half-open `[start, end)` in UTC seconds.
+picks them up without a reload: monitor/ledger/windows.py). Occurrences are half-open
+`[start, end)` in UTC seconds; which sites a window holds at a moment is the daemon's view,
+monitor/state/windows.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import re
-import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.config.located import (
-    BROKEN,
-    ConfigProblem,
-    Fields,
-    Located,
-    Sink,
-    YamlList,
-    YamlMap,
-    YamlReadError,
-    load_yaml,
-)
+from monitor.config.fields import Fields, Located, Sink, open_document
+from monitor.config.located import BROKEN, YamlList, YamlMap
+from monitor.config.problems import ConfigProblem
 from monitor.core.model import SITE_KINDS
-from monitor.ledger.writer import prepare
 
 log = logging.getLogger(__name__)
 
@@ -372,13 +363,7 @@ def load_maintenance_file(
     windows; every problem is reported with its line."""
     if not path.exists():
         return []
-    try:
-        root = load_yaml(path, problems)
-    except YamlReadError as error:
-        problems.append(error.problem)
-        return []
-    sink = Sink(path, problems)
-    top = Fields.of(sink, YamlMap(1) if root is None else root, 1, "")
+    top = open_document(path, problems)
     if top is None:
         return []
     top.expect(("timezone", "windows"))
@@ -386,7 +371,7 @@ def load_maintenance_file(
     windows: list[Window] = []
     seen: dict[str, int] = {}
     for item in top.items("windows") or ():
-        fields = Fields.of(sink, item.value, item.line, item.key)
+        fields = Fields.of(top.sink, item.value, item.line, item.key)
         if fields is None:
             continue
         window_id = fields.get("id")
@@ -429,13 +414,12 @@ def window_from_spec(
     node = _yaml_map(spec)
     window = read_window(Fields(Sink(Path("-"), problems), node, ""), default_timezone, source)
     if window is None:
-        raise ValueError(
-            "; ".join(f"{p.key}: {p.message}" if p.key else p.message for p in problems)
-        )
+        raise ValueError("; ".join(_say(problem) for problem in problems))
     return window
 
 
 def _say(problem: ConfigProblem) -> str:
+    """A problem of a spec that has no file: its key and message only."""
     return f"{problem.key}: {problem.message}" if problem.key else problem.message
 
 
@@ -456,110 +440,3 @@ def _yaml_map(value: Mapping[str, object]) -> YamlMap:
 
 def spec_json(window: Window) -> str:
     return json.dumps(dict(window.spec), ensure_ascii=False, sort_keys=True)
-
-
-# --- which sites are in maintenance when ----------------------------------------------------
-
-
-class Schedule:
-    """Windows matched against an inventory: which sites a window holds, and when windows
-    begin and end."""
-
-    def __init__(self, windows: Sequence[Window], sites: Iterable[Target]) -> None:
-        self.windows = tuple(windows)
-        self._held: dict[str, list[str]] = {w.id + "\0" + w.source: [] for w in self.windows}
-        self._by_site: dict[str, list[Window]] = {}
-        for site in sites:
-            for window in self.windows:
-                if window.matches(site):
-                    self._held[_key(window)].append(site.id)
-                    self._by_site.setdefault(site.id, []).append(window)
-
-    def held_by(self, window: Window) -> list[str]:
-        return self._held.get(_key(window), [])
-
-    def covering(self, site: str, at: float) -> Window | None:
-        """A window holding `site` at `at` (the first declared, if several overlap)."""
-        for window in self._by_site.get(site, ()):
-            if any(s <= at < e for s, e in window.occurrences(at, at + 1.0)):
-                return window
-        return None
-
-    def next_boundary(self, after: float, horizon: float = 2 * 86400.0) -> float:
-        """The first start or end of an occurrence after `after`; `after + horizon` if none
-        comes sooner (the caller looks again then)."""
-        upto = after + horizon
-        best = upto
-        for window in self.windows:
-            if not self.held_by(window):
-                continue
-            for s, e in window.occurrences(after, upto):
-                for t in (s, e):
-                    if after < t < best:
-                        best = t
-        return best
-
-    def boundaries(self, after: float, upto: float) -> list[tuple[float, Window]]:
-        """Starts and ends of occurrences in `(after, upto]`, in time order."""
-        found: list[tuple[float, Window]] = []
-        for window in self.windows:
-            if not self.held_by(window):
-                continue
-            for s, e in window.occurrences(after, upto + 1.0):
-                found.extend((t, window) for t in (s, e) if after < t <= upto)
-        found.sort(key=lambda item: item[0])
-        return found
-
-
-def _key(window: Window) -> str:
-    return window.id + "\0" + window.source
-
-
-# --- windows stored in the ledger (set from the command line) -------------------------------
-
-
-def read_ledger_windows(path: Path) -> list[Window]:
-    """Windows added with `districtmon maintenance add`. One whose stored spec no longer
-    validates (edited by hand) is skipped with a warning rather than stopping the daemon."""
-    if not path.exists():
-        return []
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
-        try:
-            rows = conn.execute(
-                "SELECT id, spec FROM maintenance_windows ORDER BY created, id"
-            ).fetchall()
-        except sqlite3.OperationalError:  # a ledger older than maintenance windows
-            return []
-    windows = []
-    for window_id, spec in rows:
-        try:
-            windows.append(window_from_spec(json.loads(spec)))
-        except (ValueError, TypeError) as exc:
-            log.warning("maintenance window %r in %s is unreadable: %s", window_id, path, exc)
-    return windows
-
-
-def add_ledger_window(path: Path, window: Window, now: float) -> None:
-    """Store a window; ValueError if the id is taken."""
-    prepare(path)
-    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn, conn:
-        conn.execute("PRAGMA busy_timeout=10000")
-        try:
-            conn.execute(
-                "INSERT INTO maintenance_windows (id, spec, created) VALUES (?, ?, ?)",
-                (window.id, spec_json(window), now),
-            )
-        except sqlite3.IntegrityError:
-            raise ValueError(f"a window with id '{window.id}' already exists") from None
-
-
-def remove_ledger_window(path: Path, window_id: str) -> bool:
-    """Delete a stored window; False if there was none. History is untouched: time already
-    recorded as maintenance stays so."""
-    if not path.exists():
-        return False
-    prepare(path)
-    with contextlib.closing(sqlite3.connect(path, timeout=10)) as conn, conn:
-        conn.execute("PRAGMA busy_timeout=10000")
-        cursor = conn.execute("DELETE FROM maintenance_windows WHERE id = ?", (window_id,))
-        return cursor.rowcount > 0

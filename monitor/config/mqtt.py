@@ -22,12 +22,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from paho.mqtt.client import topic_matches_sub
 
+from monitor.config.addresses import is_address
 from monitor.config.credentials import Secret
-from monitor.config.located import BROKEN, Fields, Located
+from monitor.config.fields import Fields, Located, or_default
+from monitor.config.located import BROKEN
 from monitor.config.telemetry import PROFILE_NAME_RULE, TelemetryProfile, is_profile_name
 from monitor.core.model import MqttProbe, Site
 
@@ -58,8 +59,6 @@ _TLS_KEYS = ("ca_file", "cert_file", "key_file", "verify_hostname")
 _PROBE_KEYS = ("topic", "profile", "heartbeat_timeout_seconds")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +148,7 @@ def read_mqtt_settings(
     fields.expect(_SETTINGS_KEYS)
     default = MqttSettings()
     host = fields.text("host")
-    if host is not None and not _is_host(host):
+    if host is not None and not is_address(host):
         fields.problem("host", f"must be an IP address or a host name, got {host!r}")
         host = None
     tls = _read_tls(fields, directory)
@@ -170,28 +169,28 @@ def read_mqtt_settings(
     if pattern is not None and (problem := _pattern_problem(pattern)) is not None:
         fields.problem("topic_pattern", problem)
         pattern = None
-    low = _or(fields.number("reconnect_min_seconds", positive=True), 1.0)
-    high = _or(fields.number("reconnect_max_seconds", positive=True), 60.0)
+    low = or_default(fields.number("reconnect_min_seconds", positive=True), 1.0)
+    high = or_default(fields.number("reconnect_max_seconds", positive=True), 60.0)
     if high < low:
         fields.problem("reconnect_max_seconds", "must not be below reconnect_min_seconds")
     mappings = fields.text("mappings")
     settings = MqttSettings(
-        host=_or(host, default.host),
-        port=_or(fields.integer("port", 1, 65535), 8883 if tls else 1883),
+        host=or_default(host, default.host),
+        port=or_default(fields.integer("port", 1, 65535), 8883 if tls else 1883),
         tls=tls,
-        client_id=_or(client_id, default.client_id),
-        qos=_or(fields.integer("qos", 0, 1), default.qos),
-        keepalive_seconds=_or(fields.integer("keepalive_seconds", 5, 3600), 30),
-        topic_prefix=_or(prefix, default.topic_prefix),
-        topic_pattern=_or(pattern, default.topic_pattern),
-        heartbeat_timeout_seconds=_or(
+        client_id=or_default(client_id, default.client_id),
+        qos=or_default(fields.integer("qos", 0, 1), default.qos),
+        keepalive_seconds=or_default(fields.integer("keepalive_seconds", 5, 3600), 30),
+        topic_prefix=or_default(prefix, default.topic_prefix),
+        topic_pattern=or_default(pattern, default.topic_pattern),
+        heartbeat_timeout_seconds=or_default(
             fields.number("heartbeat_timeout_seconds", positive=True),
             default.heartbeat_timeout_seconds,
         ),
-        max_payload_bytes=_or(fields.integer("max_payload_bytes", 64, 1 << 20), 4096),
+        max_payload_bytes=or_default(fields.integer("max_payload_bytes", 64, 1 << 20), 4096),
         reconnect_min_seconds=low,
         reconnect_max_seconds=max(low, high),
-        self_check_seconds=_or(fields.number("self_check_seconds", 0), 5.0),
+        self_check_seconds=or_default(fields.number("self_check_seconds", 0), 5.0),
         mappings_file=directory / (mappings if mappings is not None else DEFAULT_MAPPINGS),
     )
     return settings, credential
@@ -272,13 +271,3 @@ def _pattern_problem(pattern: str) -> str | None:
         return "unbalanced { or }"
     literal = _PLACEHOLDER.sub("x", pattern)
     return topic_problem(literal)
-
-
-def _is_host(text: str) -> bool:
-    from monitor.config.load import is_address  # config imports this module: import at call time
-
-    return is_address(text)
-
-
-def _or(value: T | None, default: T) -> T:
-    return default if value is None else value

@@ -20,18 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from monitor.config.located import (
-    BROKEN,
-    ConfigProblem,
-    Fields,
-    Located,
-    Sink,
-    YamlList,
-    YamlMap,
-    YamlReadError,
-    is_slug,
-    load_yaml,
-)
+from monitor.config.fields import Fields, Located, Sink, is_slug, open_document
+from monitor.config.located import BROKEN, YamlList, YamlMap
+from monitor.config.problems import ConfigProblem
 
 ValueKind = Literal["gauge", "counter32", "counter64", "timeticks", "text"]
 VALUE_KINDS: tuple[ValueKind, ...] = ("gauge", "counter32", "counter64", "timeticks", "text")
@@ -224,13 +215,7 @@ def load_profiles(directory: Path, problems: list[ConfigProblem]) -> dict[str, P
 def _read_profile(
     path: Path, problems: list[ConfigProblem], seen: dict[str, _Seen]
 ) -> Profile | None:
-    try:
-        root = load_yaml(path, problems)
-    except YamlReadError as error:
-        problems.append(error.problem)
-        return None
-    sink = Sink(path, problems)
-    top = Fields.of(sink, YamlMap(1) if root is None else root, 1, "")
+    top = open_document(path, problems)
     if top is None:
         return None
     top.expect(_PROFILE_KEYS)
@@ -238,27 +223,27 @@ def _read_profile(
     scalars = tuple(
         spec
         for item in top.items("values") or ()
-        if (spec := _read_value(sink, item, None, names, seen)) is not None
+        if (spec := _read_value(top.sink, item, None, names, seen)) is not None
     )
     tables = tuple(
         table
         for item in top.items("tables") or ()
-        if (table := _read_table(sink, item, names, seen)) is not None
+        if (table := _read_table(top.sink, item, names, seen)) is not None
     )
     scalar_by_name = {spec.name: spec for spec in scalars}
     table_of = {col.name: table for table in tables for col in table.columns}
     health = tuple(
         rule
         for item in top.items("health") or ()
-        if (rule := _read_rule(sink, item, scalar_by_name, table_of, names)) is not None
+        if (rule := _read_rule(top.sink, item, scalar_by_name, table_of, names)) is not None
     )
     traps: dict[str, TrapAction] = {}
     for item in top.items("traps") or ():
-        trap = _read_trap(sink, item)
+        trap = _read_trap(top.sink, item)
         if trap is None:
             continue
         if trap.oid in traps:
-            sink.add(item.line, item.key, f"trap {trap.oid} is listed twice")
+            top.sink.add(item.line, item.key, f"trap {trap.oid} is listed twice")
             continue
         traps[trap.oid] = trap
     description = top.text("description") if top.has("description") else ""

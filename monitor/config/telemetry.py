@@ -23,16 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from monitor.config.located import (
-    BROKEN,
-    ConfigProblem,
-    Fields,
-    Located,
-    Sink,
-    YamlMap,
-    YamlReadError,
-    load_yaml,
-)
+from monitor.config.fields import Fields, Located, open_document
+from monitor.config.located import BROKEN
+from monitor.config.problems import ConfigProblem
+from monitor.core.kinds import kind_of
 
 ValueKind = Literal["bool", "number", "map"]
 VALUE_KINDS: dict[str, ValueKind] = {"bool": "bool", "number": "number", "map": "map"}
@@ -87,11 +81,11 @@ class ValueSpec:
                 return 1.0
             if raw is False:
                 return 0.0
-            raise WrongType(f"field {self.field!r} must be true or false, got {_kind(raw)}")
+            raise WrongType(f"field {self.field!r} must be true or false, got {kind_of(raw)}")
         if self.kind == "number":
             number = finite(raw)
             if number is None:
-                raise WrongType(f"field {self.field!r} must be a finite number, got {_kind(raw)}")
+                raise WrongType(f"field {self.field!r} must be a finite number, got {kind_of(raw)}")
             scaled = number * self.scale
             if not math.isfinite(scaled):
                 raise WrongType(f"field {self.field!r} is out of range")
@@ -150,20 +144,6 @@ def finite(raw: object) -> float | None:
     return None
 
 
-def _kind(raw: object) -> str:
-    if raw is True or raw is False:
-        return "a boolean"
-    if isinstance(raw, int | float):
-        return "a number"
-    if isinstance(raw, str):
-        return "text"
-    if isinstance(raw, list):
-        return "a list"
-    if isinstance(raw, dict):
-        return "an object"
-    return type(raw).__name__
-
-
 def value_help(profiles: Mapping[str, TelemetryProfile]) -> dict[str, str]:
     """Every named value of every profile with its help text (the first one given wins)."""
     found: dict[str, str] = {}
@@ -179,13 +159,7 @@ def value_help(profiles: Mapping[str, TelemetryProfile]) -> dict[str, str]:
 def load_profiles(path: Path, problems: list[ConfigProblem]) -> dict[str, TelemetryProfile] | None:
     """The profiles of a mappings file; problems (file:line: key: message) go to `problems`.
     None when the file could not be read at all (then no site's profile can be checked)."""
-    try:
-        root = load_yaml(path, problems)
-    except YamlReadError as error:
-        problems.append(error.problem)
-        return None
-    sink = Sink(path, problems)
-    top = Fields.of(sink, YamlMap(1) if root is None else root, 1, "")
+    top = open_document(path, problems)
     if top is None:
         return None
     top.expect(("profiles",), required=("profiles",))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from monitor.config.settings import Retention
 from monitor.core.availability import DAY_MS, HOUR_MS, to_ms
 from monitor.core.model import Commune, Owner, Site, State, Transition
 from monitor.ledger import rollup
@@ -149,19 +150,9 @@ class LedgerError(Exception):
 
 CommitHook = Callable[[float, int], None]
 
-DEFAULT_RETENTION_DAYS = 400  # raw intervals: a year's report, with its edges, from raw data
-DEFAULT_ROLLUP_RETENTION_DAYS = 5 * 366  # daily rollups: five years of monthly reports
 DEFAULT_ROLLUP_GRACE_SECONDS = 900.0  # transitions are dated up to N polls in the past
 _PRUNE_CHUNK = 20_000
 _PRUNE_CHUNKS_PER_TURN = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How long each kind of record is kept, in days."""
-
-    intervals_days: float = DEFAULT_RETENTION_DAYS
-    rollups_days: float = DEFAULT_ROLLUP_RETENTION_DAYS
 
 
 class Ledger:

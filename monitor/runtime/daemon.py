@@ -20,8 +20,9 @@ from dataclasses import replace
 
 from prometheus_client import Counter, Histogram
 
-from monitor.config.load import Config, ConfigError
-from monitor.config.maintenance import Schedule, Window, read_ledger_windows, spec_json
+from monitor.config.load import Config
+from monitor.config.maintenance import Window, spec_json
+from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
 from monitor.core.model import Observation, Site, SnmpProbe, Transition
 from monitor.expose.availability_metrics import AvailabilityCollector, AvailabilityGauges
@@ -29,11 +30,13 @@ from monitor.expose.device_metrics import DeviceValueCollector, TrapCollector, p
 from monitor.expose.http import HttpServer
 from monitor.expose.mqtt_metrics import MqttMetrics
 from monitor.expose.site_metrics import SelfMetrics, build_registry
+from monitor.ledger.windows import read_ledger_windows
 from monitor.ledger.writer import InventorySync, Ledger, SiteRetired
 from monitor.probes.mqtt.listener import MqttListener, mqtt_sites
 from monitor.probes.reach.pollers import ReachabilityPollers
 from monitor.probes.router import ProbeRouter
-from monitor.probes.snmp.engine import SnmpEngine, create_engine
+from monitor.probes.snmp.engine import SnmpEngine
+from monitor.probes.snmp.engines import create_engine
 from monitor.probes.snmp.poller import SnmpPoller
 from monitor.probes.snmp.trap_receiver import TrapReceiver
 from monitor.probes.snmp.trap_router import TrapRouter
@@ -42,6 +45,7 @@ from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
 from monitor.state.overlay import MaintenanceOverlay
 from monitor.state.scheduler import Scheduler, SchedulerHooks
+from monitor.state.windows import Schedule
 
 log = logging.getLogger(__name__)
 

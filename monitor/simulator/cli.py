@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from monitor.config.load import Config, ConfigError, parse_listen
+from monitor.config.load import Config
+from monitor.config.problems import ConfigError
+from monitor.config.settings import parse_listen
 from monitor.simulator.actions import SPECS
 from monitor.simulator.control import DEFAULT_CONTROL, ctl_path, request
 

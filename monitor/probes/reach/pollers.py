@@ -7,7 +7,7 @@ between polls, so there is nothing to close.
 
 from __future__ import annotations
 
-from monitor.config.load import PollSettings
+from monitor.config.settings import PollSettings
 from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, TcpProbe
 from monitor.probes.reach.dns import DnsPoller
 from monitor.probes.reach.http import HttpPoller

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monitor.config.profiles import TableSpec, ValueSpec
+from monitor.core.kinds import kind_of
 from monitor.probes.snmp.engine import SnmpValue, WalkResult
 
 _TEXT_LIMIT = 256  # a label or text value longer than this is cut (a hostile agent's 64 KB)
@@ -72,7 +73,7 @@ def decode(spec: ValueSpec, raw: SnmpValue) -> tuple[float | str | int | None, s
             if key.lstrip("-").isdigit():
                 key = int(key)
         else:
-            return None, f"{spec.name}: not an enumeration ({_type_name(raw)})"
+            return None, f"{spec.name}: not an enumeration ({kind_of(raw)})"
         mapped = spec.mapping.get(key, spec.default)
         if mapped is None:
             return None, f"{spec.name}: unexpected value {text_of(raw)[:32]!r}"
@@ -81,10 +82,10 @@ def decode(spec: ValueSpec, raw: SnmpValue) -> tuple[float | str | int | None, s
         limit = 1 << (32 if spec.kind == "counter32" else 64)
         if isinstance(raw, int) and 0 <= raw < limit:
             return raw, None
-        return None, f"{spec.name}: not a {spec.kind} ({_type_name(raw)})"
+        return None, f"{spec.name}: not a {spec.kind} ({kind_of(raw)})"
     number = _number(raw)
     if number is None:
-        return None, f"{spec.name}: not a number ({_type_name(raw)})"
+        return None, f"{spec.name}: not a number ({kind_of(raw)})"
     if spec.kind == "timeticks":
         number /= 100.0
     if spec.divisor is not None:  # 312 / 10 is 31.2; 312 * 0.1 is 31.200000000000003
@@ -104,12 +105,6 @@ def _number(raw: SnmpValue) -> float | None:
             return None
         return value if value == value and abs(value) != float("inf") else None
     return None
-
-
-def _type_name(raw: SnmpValue) -> str:
-    return {bytes: "text", str: "OID or address", int: "integer", float: "number"}.get(
-        type(raw), type(raw).__name__
-    )
 
 
 def decode_table(table: TableSpec, walks: dict[str, WalkResult], problems: Problems) -> list[Row]:

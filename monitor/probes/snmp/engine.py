@@ -1,12 +1,12 @@
 """The small interface every SNMP client engine offers: GET many OIDs, bulk-walk one subtree.
 
-Two engines implement it (`snmp_gufo.GufoEngine`, `snmp_pysnmp.PysnmpEngine`); the poller,
-the profiles and the tests only see this module. Values are handed back as plain Python
-values, the same for both engines, because gufo_snmp does not keep SNMP types: every integer
-type (INTEGER, Counter32/64, Gauge32, TimeTicks, Unsigned32) is an `int`, an OCTET STRING or
-Opaque is `bytes`, an OBJECT IDENTIFIER or IpAddress is a dotted `str`. What a value means
-(a counter of 32 bits, hundredths of a second...) is said by the device profile, as
-snmp_exporter's generator says it in its modules.
+Two engines implement it (`gufo_engine.GufoEngine`, `pysnmp_engine.PysnmpEngine`, chosen
+by engines.py); the poller, the profiles and the tests only see this module. Values are
+handed back as plain Python values, the same for both engines, because gufo_snmp does not keep
+SNMP types: every integer type (INTEGER, Counter32/64, Gauge32, TimeTicks, Unsigned32) is an
+`int`, an OCTET STRING or Opaque is `bytes`, an OBJECT IDENTIFIER or IpAddress is a dotted
+`str`. What a value means (a counter of 32 bits, hundredths of a second...) is said by the
+device profile, as snmp_exporter's generator says it in its modules.
 
 A value the agent does not have (noSuchObject, noSuchInstance, endOfMibView) is simply absent
 from the answer: a missing value is not a failed poll. A failed request raises `SnmpError`
@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from monitor.config.credentials import SnmpCredential
 
 SnmpValue = int | float | str | bytes
-
-EngineName = Literal["gufo", "pysnmp"]
-ENGINES: tuple[EngineName, ...] = ("gufo", "pysnmp")
 
 #: Rows per GETBULK response asked of the agent during walks.
 MAX_REPETITIONS = 25
@@ -78,19 +75,6 @@ class SnmpEngine(Protocol):
     def close(self) -> None:
         """Release sockets; the engine is not used after this."""
         ...
-
-
-def create_engine(name: str) -> SnmpEngine:
-    """The engine named in districtmon.yaml (`snmp.engine`)."""
-    if name == "gufo":
-        from monitor.probes.snmp.gufo_engine import GufoEngine
-
-        return GufoEngine()
-    if name == "pysnmp":
-        from monitor.probes.snmp.pysnmp_engine import PysnmpEngine
-
-        return PysnmpEngine()
-    raise ValueError(f"unknown SNMP engine {name!r} (expected one of: {', '.join(ENGINES)})")
 
 
 def oid_key(oid: str) -> tuple[int, ...]:

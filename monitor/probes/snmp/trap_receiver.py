@@ -26,7 +26,7 @@ from pysnmp.entity.engine import SnmpEngine
 from pysnmp.entity.rfc3413 import ntfrcv
 
 from monitor.config.credentials import SnmpCredential
-from monitor.config.load import TrapSettings
+from monitor.config.settings import TrapSettings
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.snmp.engine import SnmpValue
 from monitor.probes.snmp.pysnmp_engine import AUTH_PROTOCOLS, PRIV_PROTOCOLS, plain_value
