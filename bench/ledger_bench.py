@@ -40,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.core.availability import HOUR_MS, to_ms
 from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
-from monitor.expose.availability_metrics import compute as compute_gauges
+from monitor.ledger.recent import compute as compute_gauges
 from monitor.ledger.writer import Ledger
-from monitor.report.build import build_report, render_csv
+from monitor.report.build import build_report
+from monitor.report.render import render_csv
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 GRACE = 900.0

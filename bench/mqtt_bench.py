@@ -126,17 +126,17 @@ def handling_only(sites: int, total: int) -> dict[str, object]:
 async def _handling_only(count: int, total: int) -> dict[str, object]:
     from prometheus_client import CollectorRegistry
 
-    from monitor.expose.mqtt_metrics import MqttMetrics
-    from monitor.expose.site_metrics import build_registry
+    from monitor.expose.mqtt_metrics import registered_counts
+    from monitor.expose.self_metrics import build_registry
     from monitor.ledger.writer import Ledger
     from monitor.probes.mqtt.ingest import Ingest
-    from monitor.runtime.daemon import Pipeline
     from monitor.state.evaluator import Evaluator
     from monitor.state.live import LiveState
+    from monitor.state.pipeline import Pipeline
 
     sites = _sites(count)
     live = LiveState(sites)  # type: ignore[arg-type]
-    _registry, metrics = build_registry(live)
+    _registry, metrics = build_registry()
     tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
     ledger = await Ledger.open(tmp / "ledger.sqlite")
     await ledger.sync_sites(sites.values())  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ async def _handling_only(count: int, total: int) -> dict[str, object]:
         [],
         pipeline.observe,
         {},
-        MqttMetrics(CollectorRegistry()),
+        registered_counts(CollectorRegistry()),
     )
     writer = asyncio.create_task(ledger.run())
     ts = time.time()
@@ -187,13 +187,13 @@ async def _consume(args: argparse.Namespace) -> None:
 
     from monitor.config.mqtt import MqttSettings
     from monitor.core.model import Observation, Site, State
-    from monitor.expose.mqtt_metrics import MqttMetrics
-    from monitor.expose.site_metrics import build_registry
+    from monitor.expose.mqtt_metrics import registered_counts
+    from monitor.expose.self_metrics import build_registry
     from monitor.ledger.writer import Ledger
     from monitor.probes.mqtt.listener import MqttListener
-    from monitor.runtime.daemon import Pipeline
     from monitor.state.evaluator import Evaluator
     from monitor.state.live import LiveState
+    from monitor.state.pipeline import Pipeline
 
     ids = site_ids(args.sites)
     settings: MqttSettings = _settings(args.port)  # type: ignore[assignment]
@@ -237,7 +237,7 @@ async def _consume(args: argparse.Namespace) -> None:
         return
 
     live = LiveState(sites)
-    _registry, metrics = build_registry(live)
+    _registry, metrics = build_registry()
     tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
     ledger = await Ledger.open(tmp / "ledger.sqlite")
     await ledger.sync_sites(sites.values())
@@ -263,7 +263,7 @@ async def _consume(args: argparse.Namespace) -> None:
             pipeline.blind(site_ids, at, reason)
 
     listener = MqttListener(
-        settings, sites, {}, CountingSink(), lambda: 3, MqttMetrics(CollectorRegistry())
+        settings, sites, {}, CountingSink(), lambda: 3, registered_counts(CollectorRegistry())
     )
     writer = asyncio.create_task(ledger.run())
     task = asyncio.create_task(listener.run())

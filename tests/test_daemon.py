@@ -20,7 +20,7 @@ from peers import Snmpd, Snmpsim
 from promstack import Prometheus
 
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals, read_runs
+from monitor.ledger.records import read_intervals, read_runs
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from monitor.core.model import Site, SnmpProbe, State, Transition
-from monitor.ledger.writer import SCHEMA_VERSION, Ledger, LedgerError, read_intervals, read_runs
+from monitor.ledger.records import read_intervals, read_runs
+from monitor.ledger.schema import SCHEMA_VERSION, LedgerError
+from monitor.ledger.writer import Ledger
 
 
 def site(site_id: str) -> Site:

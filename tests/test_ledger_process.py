@@ -22,7 +22,7 @@ from harness import Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim, free_udp_port
 
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals, read_runs
+from monitor.ledger.records import read_intervals, read_runs
 from monitor.report.build import build_report
 
 KILLS = 50

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from monitor.runtime.logsetup import configure_logging
+from monitor.core.logsetup import configure_logging
 from monitor.runtime.notify import Notifier
 
 

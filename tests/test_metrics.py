@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State, Transition
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.http import HttpServer
-from monitor.expose.site_metrics import SiteCollector, build_registry
+from monitor.expose.self_metrics import build_registry
+from monitor.expose.site_metrics import SiteCollector
 from monitor.state.live import LiveState
 
 COMMUNES = {
@@ -102,7 +103,7 @@ def test_fast_rendering_is_byte_for_byte_what_prometheus_client_renders() -> Non
 
 
 def metrics_server(live: LiveState) -> HttpServer:
-    registry, metrics = build_registry(live)
+    registry, metrics = build_registry()
     metrics.polls.labels("snmp", "ok").inc()
     metrics.poll_errors.labels("snmp", "timeout").inc()
     server = HttpServer("127.0.0.1", 0, registry, live)

@@ -20,7 +20,7 @@ from peers import Snmpd
 
 from monitor.config.shards import Shard
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals, read_runs
+from monitor.ledger.records import read_intervals, read_runs
 from monitor.probes.mqtt.listener import BROKER_LOST
 
 SHIPPED_MAPPINGS = Path(__file__).parents[1] / "config" / "mqtt" / "mappings.yaml"

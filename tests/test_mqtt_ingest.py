@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 from monitor.config.load import load_config
 from monitor.config.mqtt import MqttSettings
 from monitor.core.model import MqttProbe, Observation, Site, State
-from monitor.expose.mqtt_metrics import IGNORE_REASONS, REJECT_REASONS, MqttMetrics
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.probes.mqtt.counts import IGNORE_REASONS, REJECT_REASONS
 from monitor.probes.mqtt.ingest import Ingest, RateLimitedLog
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
@@ -64,7 +65,7 @@ class Harness:
     log_clock: Clock = field(default_factory=Clock)
 
     def __post_init__(self) -> None:
-        self.metrics = MqttMetrics(self.registry)
+        self.counts = registered_counts(self.registry)
         for site_id in SITES:
             self.live.apply_transition(self.evaluator.start(site_id, 0.0))
         self.ingest = Ingest(
@@ -73,7 +74,7 @@ class Harness:
             OTHER_SHARD.values(),
             self.observe,
             self.heard,
-            self.metrics,
+            self.counts,
             wall=lambda: NOW,
             monotonic=lambda: 5.0,
             warn=RateLimitedLog(

@@ -20,13 +20,14 @@ from monitor.config.credentials import Secret
 from monitor.config.load import load_config
 from monitor.config.mqtt import MqttSettings, TlsSettings
 from monitor.core.model import MqttProbe, Site, State
-from monitor.expose.mqtt_metrics import MqttMetrics
-from monitor.expose.site_metrics import build_registry
-from monitor.ledger.writer import Ledger, read_intervals
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.self_metrics import build_registry
+from monitor.ledger.records import read_intervals
+from monitor.ledger.writer import Ledger
 from monitor.probes.mqtt.listener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
-from monitor.runtime.daemon import Pipeline
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
+from monitor.state.pipeline import Pipeline
 
 PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
 TIMEOUT = 1.5  # heartbeat timeout: 3 checks 0.5 s apart
@@ -109,14 +110,14 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
         mqtt = MqttSettings(**(options | settings))  # type: ignore[arg-type]
         by_id = {site.id: site for site in sites}
         live = LiveState(by_id)
-        registry, metrics = build_registry(live)
+        registry, metrics = build_registry()
         path = tmp_path / f"ledger-{len(stops)}.sqlite"
         ledger = await Ledger.open(path)
         await ledger.sync_sites(sites)
         pipeline = Pipeline(Evaluator(DOWN_AFTER, 2), ledger, live, metrics)
         pipeline.start(list(by_id), time.time())
         listener = MqttListener(
-            mqtt, by_id, {}, pipeline, lambda: DOWN_AFTER, MqttMetrics(registry)
+            mqtt, by_id, {}, pipeline, lambda: DOWN_AFTER, registered_counts(registry)
         )
         writer = asyncio.create_task(ledger.run())
         task = asyncio.create_task(listener.run())

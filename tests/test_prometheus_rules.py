@@ -28,10 +28,12 @@ from prometheus_client.registry import CollectorRegistry
 
 from monitor.config.load import load_config
 from monitor.core.model import Observation, Sample, State, Transition
-from monitor.expose.availability_metrics import AvailabilityCollector, AvailabilityGauges
+from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector
-from monitor.expose.mqtt_metrics import MqttMetrics
-from monitor.expose.site_metrics import SiteCollector, build_registry
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.self_metrics import build_registry
+from monitor.expose.site_metrics import SiteCollector
+from monitor.ledger.recent import AvailabilityGauges
 from monitor.state.live import LiveState
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,10 +146,10 @@ def _exported_metric_names() -> set[str]:
         Observation(speaker, 1.0, True, values={"amplifier_ok": 1.0}, probe="mqtt")
     )
     live.apply_transition(Transition(bts, State.UP, 1.0, State.UNKNOWN))
-    registry, _ = build_registry(live)
+    registry, _ = build_registry()
     registry.register(SiteCollector(live))
     registry.register(DeviceValueCollector(live))
-    MqttMetrics(registry)
+    registered_counts(registry)
     # the ledger's gauges have samples only once computed; their family names are what count
     availability = AvailabilityCollector(AvailabilityGauges(ROOT / "unused.sqlite", 60), live)
     return _sample_names(registry) | {family.name for family in availability.collect()}

@@ -20,7 +20,7 @@ from netns import NetNs, silence_echo
 from reachpeers import DOMAIN, Dnsmasq, HttpPeer, TcpListener, TlsFiles, closed_port, make_tls
 
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals, read_runs
+from monitor.ledger.records import read_intervals, read_runs
 
 INTERVAL = 0.4
 DOWN_AFTER = 3

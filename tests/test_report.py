@@ -13,9 +13,11 @@ import pytest
 
 from monitor.cli.main import main
 from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
-from monitor.expose.availability_metrics import compute
-from monitor.ledger.writer import MIGRATIONS, SCHEMA_VERSION, Ledger
-from monitor.report.build import build_report, duration, month_window, parse_moment
+from monitor.ledger.recent import compute
+from monitor.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.ledger.writer import Ledger
+from monitor.report.build import build_report, month_window, parse_moment
+from monitor.report.render import duration
 
 T0 = 1_740_000_000.0  # 2025-02-19 21:20 UTC
 

@@ -17,8 +17,9 @@ import pytest
 from monitor.config.settings import Retention
 from monitor.core.availability import DAY_MS, HOUR_MS, STATE_CODES, Tally, sweep, to_ms
 from monitor.core.model import Site, SnmpProbe, State, Transition
+from monitor.ledger.records import read_intervals
 from monitor.ledger.views import open_readonly, plan, watermark_of, window_tallies
-from monitor.ledger.writer import Ledger, read_intervals
+from monitor.ledger.writer import Ledger
 
 T0 = 1_700_000_123.456  # not aligned on anything
 GRACE = 600.0

@@ -17,7 +17,7 @@ from harness import Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim
 
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals
+from monitor.ledger.records import read_intervals
 from monitor.runtime.notify import Notifier
 
 

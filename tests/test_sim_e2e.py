@@ -18,7 +18,7 @@ from peers import free_udp_port
 from simpeers import SHIPPED, Simulator, snmp, values, write_district
 
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals
+from monitor.ledger.records import read_intervals
 
 SPEED = 150  # the scenario's 40 simulated minutes in 16 seconds
 CUT_AT, EMPTY_AT, RESTORED_AT = 60 / SPEED, 21 * 60 / SPEED, 40 * 60 / SPEED

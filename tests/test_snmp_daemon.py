@@ -17,7 +17,7 @@ from harness import Daemon, free_tcp_port, wait_for
 from peers import ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 
 from monitor.core.model import State
-from monitor.ledger.writer import read_intervals
+from monitor.ledger.records import read_intervals
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parents[1] / "config" / "profiles"

@@ -17,7 +17,8 @@ import pytest
 from peers import LOCALHOST, ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 
 from monitor.config.credentials import Secret, SnmpCredential
-from monitor.config.profiles import Profile, load_profiles
+from monitor.config.profile_reader import load_profiles
+from monitor.config.profiles import Profile
 from monitor.config.settings import SNMP_ENGINES as ENGINES
 from monitor.core.model import Observation, Site, SnmpProbe
 from monitor.probes.snmp.engines import create_engine

@@ -26,13 +26,14 @@ import pytest
 from monitor.config.maintenance import window_from_spec
 from monitor.core.availability import to_ms
 from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State
-from monitor.expose.site_metrics import build_registry
+from monitor.expose.self_metrics import build_registry
 from monitor.ledger.views import open_readonly, plan, watermark_of
 from monitor.ledger.writer import Ledger
-from monitor.report.build import build_report, render_csv
-from monitor.runtime.daemon import Pipeline
+from monitor.report.build import build_report
+from monitor.report.render import render_csv
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
+from monitor.state.pipeline import Pipeline
 from monitor.state.windows import Schedule
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -182,7 +183,7 @@ class Run:
         await self.ledger.sync_sites(SITES.values(), COMMUNES, OWNERS)
         self.writer = asyncio.create_task(self.ledger.run())
         self.live = LiveState(SITES)
-        _, metrics = build_registry(self.live)
+        _, metrics = build_registry()
         evaluator = Evaluator(
             down_after=3,
             up_after=2,

@@ -1,5 +1,5 @@
 """Command line: `districtmon run` (the daemon), `check-config`, `report`, `maintenance` and
-`simulate` (the simulated district, monitor/simulator/)."""
+`simulate` (the simulated district, monitor/simulator/, imported only when that command runs)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from monitor import __version__
 from monitor.cli import maintenance as maintenancecli
 from monitor.cli import report as reportcli
+from monitor.cli.common import CONFIG_HELP
 from monitor.cli.summary import summarize
 from monitor.config.load import Config, find_config_dir, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, restrict
-from monitor.runtime.logsetup import configure_logging
-from monitor.simulator.cli import add_simulate_parser, ctl_main, simulate_main
+from monitor.core.logsetup import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,10 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"districtmon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    config_help = "configuration directory (default: ./config, then /etc/districtmon)"
 
     run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("-c", "--config", metavar="PATH", help=config_help)
+    run.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument(
         "--log-format",
@@ -46,8 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     check = commands.add_parser("check-config", help="validate the configuration and summarise it")
-    check.add_argument("-c", "--config", metavar="PATH", help=config_help)
-    add_simulate_parser(commands, config_help)
+    check.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
+    commands.add_parser(
+        "simulate",
+        help="bring the inventory to life on loopback (SNMP agents, MQTT publishers, faults); "
+        "districtmon simulate --help for its options",
+        add_help=False,
+    )
 
     # Commands with their own handler read the configuration themselves (it is optional for
     # them: a report can read ledger files alone).
@@ -86,24 +90,21 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "simulate" and args.sim_command == "ctl":
-        return ctl_main(args)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["simulate"]:
+        from monitor.simulator.cli import main as simulate
+
+        return simulate(arguments[1:])
+    args = _parser().parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is not None:
         return int(handler(args))
     try:
         config = _load(args.config)
     except ConfigError as exc:
-        print(
-            f"districtmon: configuration refused ({len(exc.problems)} problems):", file=sys.stderr
-        )
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
         return 2
     if args.command == "check-config":
         print(summarize(config))
         return 0
-    if args.command == "simulate":
-        return simulate_main(args, config)
     return _run(args, config)

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from monitor.cli.report import CONFIG_HELP, config_or_none, fail
+from monitor.cli.common import CONFIG_HELP, config_or_none, fail
 from monitor.config.load import Config
 from monitor.config.maintenance import Window, window_from_spec
 from monitor.config.problems import ConfigError

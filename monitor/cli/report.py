@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.config.load import Config, find_config_dir, load_config
+from monitor.cli.common import CONFIG_HELP, config_or_none, fail
+from monitor.config.load import Config
 from monitor.config.problems import ConfigError
-from monitor.report.build import BY, FORMATS, build_report, month_window, parse_moment, render
-
-CONFIG_HELP = "configuration directory (default: ./config, then /etc/districtmon)"
+from monitor.report.build import BY, build_report, month_window, parse_moment
+from monitor.report.render import FORMATS, render
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,21 +40,6 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("-o", "--output", metavar="FILE", type=Path, help="write to FILE")
     report.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
     report.set_defaults(handler=run_report)
-
-
-def fail(message: str) -> int:
-    print(f"districtmon: {message}", file=sys.stderr)
-    return 2
-
-
-def config_or_none(args: argparse.Namespace, needed: bool) -> Config | None:
-    """The configuration when it is asked for or needed; ConfigError propagates only then."""
-    try:
-        return load_config(find_config_dir(args.config))
-    except ConfigError:
-        if needed or args.config is not None:
-            raise
-        return None
 
 
 def zone_of(args: argparse.Namespace, config: Config | None) -> str:

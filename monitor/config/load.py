@@ -25,7 +25,8 @@ from monitor.config.maintenance import (
 )
 from monitor.config.mqtt import MqttSettings
 from monitor.config.problems import ConfigError, ConfigProblem
-from monitor.config.profiles import Profile, load_profiles
+from monitor.config.profile_reader import load_profiles
+from monitor.config.profiles import Profile
 from monitor.config.settings import (
     SETTINGS_FILE,
     HttpSettings,

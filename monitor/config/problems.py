@@ -51,3 +51,9 @@ class ConfigError(Exception):
 
     def __str__(self) -> str:
         return "\n".join(str(problem) for problem in self.problems)
+
+    def refusal(self, what: str) -> str:
+        """`<what> refused (N problems):` and one indented line per problem, for a terminal."""
+        lines = [f"{what} refused ({len(self.problems)} problems):"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)

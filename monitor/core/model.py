@@ -213,3 +213,11 @@ class Transition:
     since: float
     previous: State
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRetired:
+    """A site left the inventory (a reload removed it): its open interval ends here."""
+
+    site: str
+    at: float

@@ -1,4 +1,4 @@
-"""The HTTP endpoint: /metrics, /healthz and the JSON API (/api/v1/sites[/{id}]).
+"""The HTTP endpoint: /metrics, /healthz and the JSON API (/api/v1/sites[/{id}], api.py).
 
 It runs in its own thread (prometheus-client's collectors are synchronous), so it only reads
 the in-memory snapshot and never awaits anything of the event loop.
@@ -16,7 +16,6 @@ import gzip
 import json
 import socket
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,9 +28,9 @@ from prometheus_client.exposition import (
     gzip_accepted,
 )
 
-from monitor.core.model import Site
+from monitor.expose.api import health_report, site_report, sites_report
 from monitor.expose.exposition import SiteExposition
-from monitor.state.live import Inventory, LiveState, SiteView
+from monitor.state.live import LiveState
 
 API_SITES = "/api/v1/sites"
 GZIP_LEVEL = 1
@@ -52,26 +51,6 @@ class _DualStackServer(ThreadingWSGIServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, *args, **kwargs)
-
-
-def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str, object]]:
-    """The daemon is healthy while its event loop ticks and its ledger commits."""
-    now = time.monotonic()
-    health = live.health
-    loop_age = now - health.loop_tick
-    ledger_age = now - health.ledger_commit
-    problems = []
-    if loop_age > stall_seconds:
-        problems.append(f"event loop has not ticked for {loop_age:.1f} s")
-    if ledger_age > stall_seconds * 4:
-        problems.append(f"ledger has not committed for {ledger_age:.1f} s")
-    body: dict[str, object] = {
-        "status": "ok" if not problems else "unhealthy",
-        "problems": problems,
-        "sites": len(live.sites),
-        "started": health.started,
-    }
-    return not problems, body
 
 
 class HttpServer:
@@ -143,59 +122,6 @@ class HttpServer:
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)
         return [body]
-
-
-# --- the JSON API -------------------------------------------------------------------------
-# For scripts and the status page: the same in-memory snapshot as /metrics, with names and
-# reasons as people read them (UTF-8, Vietnamese intact). Times are Unix seconds (UTC).
-
-FILTERS = ("commune", "owner", "kind", "state")
-
-
-def site_record(site: Site, view: SiteView, inventory: Inventory) -> dict[str, object]:
-    commune = inventory.communes.get(site.commune)
-    owner = inventory.owners.get(site.owner)
-    return {
-        "id": site.id,
-        "name": site.name,
-        "kind": site.kind,
-        "commune": site.commune,
-        "commune_name": commune.name if commune else None,
-        "owner": site.owner,
-        "owner_name": owner.name if owner else None,
-        "parent": site.parent,
-        "lat": site.lat,
-        "lon": site.lon,
-        "covers": list(site.covers),
-        "state": view.state.value,
-        "reason": view.reason,
-        "since": view.since,
-        "last_poll": view.last_poll,
-        "last_poll_ok": view.last_ok,
-        "last_poll_duration_seconds": view.last_duration,
-        "device_uptime_seconds": view.device_uptime,
-    }
-
-
-def sites_report(live: LiveState, query: dict[str, list[str]]) -> dict[str, object]:
-    """Every site, or those matching `?commune=&owner=&kind=&state=` (repeat a key for any
-    of several values)."""
-    wanted = {key: set(query[key]) for key in FILTERS if key in query}
-    inventory = live.inventory
-    records = []
-    for site, view in live.items():
-        record = site_record(site, view, inventory)
-        if all(record[key] in values for key, values in wanted.items()):
-            records.append(record)
-    return {"time": time.time(), "count": len(records), "sites": records}
-
-
-def site_report(live: LiveState, site_id: str) -> dict[str, object] | None:
-    sites, views = live.snapshot()
-    site = sites.get(site_id)
-    if site is None:
-        return None
-    return {"time": time.time(), "site": site_record(site, views[site_id], live.inventory)}
 
 
 def _json(start_response: StartResponse, status: str, body: object) -> list[bytes]:

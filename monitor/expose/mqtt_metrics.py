@@ -1,83 +1,80 @@
-"""The MQTT listener's own metrics: what the broker handed over, what was refused and why, and
-whether the daemon can see the broker at all.
+"""The MQTT listener's counts as Prometheus series: what the broker handed over, what was refused
+and why, and whether the daemon can see the broker at all.
 
-Every reason is created at zero up front, so that `rate()` and `increase()` see a series from
-the start rather than from its first event.
+The listener counts in plain numbers (monitor/probes/mqtt/counts.py); this renders them at
+scrape time. Every reason is there from the start at zero, so that `rate()` and `increase()`
+see a series from the beginning rather than from its first event.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from collections.abc import Iterator
 
-# Why a message was not taken as an observation (it is also logged, rate limited).
-REJECT_REASONS = (
-    "unknown_site",  # the topic follows the scheme but names no site of the inventory
-    "wrong_topic",  # a site of ours, on a topic that is not its own (commune or kind wrong)
-    "unknown_topic",  # the topic does not follow the scheme
-    "oversized",  # payload larger than mqtt.max_payload_bytes
-    "not_json",  # telemetry that is not UTF-8 JSON
-    "not_object",  # JSON, but not an object
-    "wrong_type",  # a field of the wrong type (see the telemetry profile)
-    "bad_status",  # a status other than `online` / `offline`
-    "stale",  # older than the site's heartbeat timeout, or retained without a timestamp
-    "future",  # timestamped further ahead than the heartbeat timeout (a wrong clock)
-    "internal",  # a fault of ours while handling it (logged with its traceback)
-)
-# Messages that are fine but say nothing about a site we watch.
-IGNORE_REASONS = (
-    "other_shard",  # a site another shard watches
-    "retained_status",  # a retained `online`: the broker's memory, not a sign of life
-    "self_check",  # the daemons' own subscription checks (see mqttconfig.PROBE_MARK)
-)
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitor.probes.mqtt.counts import MqttCounts
 
 
-class MqttMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.received = Counter(
+class MqttCollector(Collector):
+    def __init__(self, counts: MqttCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        yield CounterMetricFamily(
             "districtmon_mqtt_messages_received",
             "Messages the broker delivered to the daemon, on any subscribed topic.",
-            registry=registry,
+            value=counts.received,
         )
-        self.rejected = Counter(
+        rejected = CounterMetricFamily(
             "districtmon_mqtt_messages_rejected",
             "Messages not taken as an observation, by reason (unknown_site, not_json, "
             "wrong_type, oversized, stale, ...).",
-            ["reason"],
-            registry=registry,
+            labels=["reason"],
         )
-        self.ignored = Counter(
+        for reason, count in list(counts.rejected.items()):
+            rejected.add_metric([reason], count)
+        yield rejected
+        ignored = CounterMetricFamily(
             "districtmon_mqtt_messages_ignored",
             "Well-formed messages that say nothing about this daemon's sites, by reason.",
-            ["reason"],
-            registry=registry,
+            labels=["reason"],
         )
-        self.connected = Gauge(
+        for reason, count in list(counts.ignored.items()):
+            ignored.add_metric([reason], count)
+        yield ignored
+        yield GaugeMetricFamily(
             "districtmon_mqtt_broker_connected",
             "1 while the daemon is connected and subscribed to the broker (and its self-check "
             "echoes), else 0 (its MQTT sites are then unknown).",
-            registry=registry,
+            value=1.0 if counts.connected else 0.0,
         )
-        self.reconnects = Counter(
+        yield CounterMetricFamily(
             "districtmon_mqtt_broker_reconnects",
             "Connections made again after the broker was lost or a reload asked for one.",
-            registry=registry,
+            value=counts.reconnects,
         )
-        self.connect_failures = Counter(
+        yield CounterMetricFamily(
             "districtmon_mqtt_broker_connect_failures",
             "Attempts to connect and subscribe that failed (each is retried with backoff).",
-            registry=registry,
+            value=counts.connect_failures,
         )
-        self.sites = Gauge(
+        yield GaugeMetricFamily(
             "districtmon_mqtt_sites",
             "Sites this daemon watches over MQTT (no connection is made while there are none).",
-            registry=registry,
+            value=counts.sites,
         )
-        self.subscriptions = Gauge(
+        yield GaugeMetricFamily(
             "districtmon_mqtt_subscriptions",
             "Topic filters the daemon is subscribed to.",
-            registry=registry,
+            value=counts.subscriptions,
         )
-        for reason in REJECT_REASONS:
-            self.rejected.labels(reason)
-        for reason in IGNORE_REASONS:
-            self.ignored.labels(reason)
+
+
+def registered_counts(registry: CollectorRegistry) -> MqttCounts:
+    """Fresh counts for a listener, rendered by `registry` from now on."""
+    counts = MqttCounts()
+    registry.register(MqttCollector(counts))
+    return counts

@@ -10,24 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    disable_created_metrics,
-)
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor import __version__
 from monitor.core.model import Site, State
 from monitor.state.live import Inventory, LiveState, SiteView
 
 SITE_LABELS = ("site", "kind", "commune", "owner")
 
-_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # Appended to the HELP of every value that a poll produced, so that whoever reads /metrics
 # knows a scrape does not ask the device.
@@ -243,87 +233,3 @@ class SiteCollector(Collector):
         inventory = self.live.inventory
         yield from inventory_families(sites.values(), inventory)
         yield from live_families((site, views[site_id]) for site_id, site in sites.items())
-
-
-class SelfMetrics:
-    """The daemon's own instruments, in the registry it serves."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.polls = Counter(
-            "districtmon_polls",
-            "Polls completed, by probe and result.",
-            ["probe", "result"],
-            registry=registry,
-        )
-        self.poll_errors = Counter(
-            "districtmon_poll_errors",
-            "Failed polls by probe and reason (timeout, request, error_status, resolve, ...).",
-            ["probe", "reason"],
-            registry=registry,
-        )
-        self.poll_duration = Histogram(
-            "districtmon_poll_duration_seconds",
-            "Duration of each poll, retries included.",
-            ["probe"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.schedule_lag = Histogram(
-            "districtmon_schedule_lag_seconds",
-            "How late each poll started against its schedule.",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.polls_skipped = Counter(
-            "districtmon_polls_skipped",
-            "Scheduled polls skipped because the previous poll of the site was still running "
-            "or the scheduler fell a whole interval behind.",
-            registry=registry,
-        )
-        self.transitions = Counter(
-            "districtmon_state_transitions",
-            "Confirmed state changes, by new state.",
-            ["state"],
-            registry=registry,
-        )
-        self.ledger_write = Histogram(
-            "districtmon_ledger_write_seconds",
-            "Duration of each ledger transaction (one batch of transitions plus heartbeat).",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.ledger_errors = Counter(
-            "districtmon_ledger_write_errors",
-            "Ledger transactions that failed (and were retried).",
-            registry=registry,
-        )
-        self.ledger_queue = Gauge(
-            "districtmon_ledger_queue_length",
-            "Transitions waiting to be written to the ledger.",
-            registry=registry,
-        )
-        self.start_time = Gauge(
-            "districtmon_start_time_seconds",
-            "When this daemon process started.",
-            registry=registry,
-        )
-        build = Gauge(
-            "districtmon_build_info",
-            "districtmon version, value always 1.",
-            ["version"],
-            registry=registry,
-        )
-        build.labels(__version__).set(1)
-
-
-def build_registry(live: LiveState) -> tuple[CollectorRegistry, SelfMetrics]:
-    """The daemon's own instruments and process metrics. The per-site families are not in
-    it: HttpServer appends them from monitor/exposition.py (the fast rendering of
-    SiteCollector); what devices report (SNMP profile values, pushed MQTT telemetry) is
-    rendered as districtmon_device_* by monitor/snmpmetrics.py's DeviceValueCollector."""
-    disable_created_metrics()  # type: ignore[no-untyped-call]
-    # `_created` series double the output and no dashboard reads them
-    registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    del live
-    return registry, SelfMetrics(registry)

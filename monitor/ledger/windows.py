@@ -14,23 +14,21 @@ import sqlite3
 from pathlib import Path
 
 from monitor.config.maintenance import Window, spec_json, window_from_spec
-from monitor.ledger.writer import prepare
+from monitor.ledger.schema import LedgerError, prepare
 
 log = logging.getLogger(__name__)
 
 
 def read_ledger_windows(path: Path) -> list[Window]:
     """Windows added with `districtmon maintenance add`. One whose stored spec no longer
-    validates (edited by hand) is skipped with a warning rather than stopping the daemon."""
+    validates (edited by hand) is skipped with a warning rather than stopping the daemon; a
+    ledger that cannot be read raises LedgerError."""
     if not path.exists():
         return []
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
-        try:
-            rows = conn.execute(
-                "SELECT id, spec FROM maintenance_windows ORDER BY created, id"
-            ).fetchall()
-        except sqlite3.OperationalError:  # a ledger older than maintenance windows
-            return []
+    try:
+        rows = _stored_windows(path)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"{path}: {exc}") from exc
     windows = []
     for window_id, spec in rows:
         try:
@@ -38,6 +36,17 @@ def read_ledger_windows(path: Path) -> list[Window]:
         except (ValueError, TypeError) as exc:
             log.warning("maintenance window %r in %s is unreadable: %s", window_id, path, exc)
     return windows
+
+
+def _stored_windows(path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
+        try:
+            query = "SELECT id, spec FROM maintenance_windows ORDER BY created, id"
+            return [(str(row[0]), str(row[1])) for row in conn.execute(query)]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # a ledger older than maintenance windows
+                return []
+            raise
 
 
 def add_ledger_window(path: Path, window: Window, now: float) -> None:

@@ -24,128 +24,18 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
 
 from monitor.config.settings import Retention
 from monitor.core.availability import DAY_MS, HOUR_MS, to_ms
-from monitor.core.model import Commune, Owner, Site, State, Transition
+from monitor.core.model import Commune, Owner, Site, Transition
 from monitor.ledger import rollup
+from monitor.ledger.records import Entry, InventorySync
+from monitor.ledger.schema import LedgerError, configure_connection, prepare
 
 log = logging.getLogger(__name__)
-
-_STATES = ", ".join(f"'{s.value}'" for s in State)
-
-# Append only: a released migration is never edited; the schema version is its index + 1.
-MIGRATIONS: tuple[str, ...] = (
-    f"""
-    CREATE TABLE sites (
-        id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        name TEXT NOT NULL,
-        commune TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        parent TEXT,
-        first_seen REAL NOT NULL,
-        last_seen REAL NOT NULL
-    );
-    CREATE TABLE intervals (
-        id INTEGER PRIMARY KEY,
-        site TEXT NOT NULL REFERENCES sites(id),
-        state TEXT NOT NULL CHECK (state IN ({_STATES})),
-        start REAL NOT NULL,
-        "end" REAL CHECK ("end" IS NULL OR "end" >= start),
-        reason TEXT NOT NULL DEFAULT ''
-    );
-    CREATE UNIQUE INDEX intervals_one_open_per_site ON intervals(site) WHERE "end" IS NULL;
-    CREATE INDEX intervals_by_site_start ON intervals(site, start);
-    CREATE TABLE monitor_runs (
-        id INTEGER PRIMARY KEY,
-        started REAL NOT NULL,
-        heartbeat REAL NOT NULL,
-        stopped REAL,
-        clean INTEGER NOT NULL DEFAULT 0
-    );
-    """,
-    # 2: rollups, names for reports, planned maintenance set from the command line.
-    """
-    CREATE TABLE communes (id TEXT PRIMARY KEY, name TEXT NOT NULL);
-    CREATE TABLE owners (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL);
-    CREATE TABLE site_keys (
-        key INTEGER PRIMARY KEY,
-        site TEXT NOT NULL UNIQUE REFERENCES sites(id)
-    );
-    INSERT INTO site_keys (site) SELECT id FROM sites ORDER BY id;
-    CREATE TABLE rollup_days (
-        day INTEGER NOT NULL,
-        site_key INTEGER NOT NULL,
-        up INTEGER NOT NULL,
-        degraded INTEGER NOT NULL,
-        down INTEGER NOT NULL,
-        unreachable INTEGER NOT NULL,
-        maintenance INTEGER NOT NULL,
-        runs INTEGER NOT NULL,
-        head INTEGER NOT NULL,
-        tail INTEGER NOT NULL,
-        longest INTEGER NOT NULL,
-        hours BLOB NOT NULL,
-        PRIMARY KEY (day, site_key)
-    ) WITHOUT ROWID;
-    CREATE TABLE rollup_dirty (day INTEGER PRIMARY KEY);
-    CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value NOT NULL);
-    CREATE TABLE maintenance_windows (
-        id TEXT PRIMARY KEY,
-        spec TEXT NOT NULL,
-        created REAL NOT NULL
-    );
-    """,
-)
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True, slots=True)
-class Interval:
-    site: str
-    state: State
-    start: float
-    end: float | None
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorRun:
-    started: float
-    heartbeat: float
-    stopped: float | None
-    clean: bool
-
-
-@dataclass(frozen=True, slots=True)
-class InventorySync:
-    """The inventory as it now is: recorded so that reports can name sites that left it."""
-
-    sites: tuple[Site, ...]
-    at: float
-    communes: tuple[Commune, ...] = ()
-    owners: tuple[Owner, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SiteRetired:
-    """A site left the inventory: its open interval ends here."""
-
-    site: str
-    at: float
-
-
-Entry = Transition | InventorySync | SiteRetired
-
-
-class LedgerError(Exception):
-    pass
 
 
 CommitHook = Callable[[float, int], None]
@@ -204,7 +94,7 @@ class Ledger:
         await asyncio.to_thread(prepare, path)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
-            await _configure(db)
+            await configure_connection(db)
             now = clock()
             gap_start = await _recover_unclean_runs(db)
             floor = await _scalar(db, "SELECT MAX(stopped) FROM monitor_runs")
@@ -522,51 +412,10 @@ def _site_row(site: Site, at: float) -> tuple[object, ...]:
     return (site.id, site.kind, site.name, site.commune, site.owner, site.parent, at, at)
 
 
-async def _configure(db: aiosqlite.Connection) -> None:
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
-    await db.execute("PRAGMA foreign_keys=ON")
-    await db.execute("PRAGMA busy_timeout=5000")
-
-
 async def _scalar(db: aiosqlite.Connection, query: str) -> object:
     async with db.execute(query) as cursor:
         row = await cursor.fetchone()
     return row[0] if row else None
-
-
-def prepare(path: Path) -> None:
-    """Create or migrate the ledger file (synchronous: the daemon runs it in a thread, the
-    command line directly). A ledger from a newer districtmon is refused untouched."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
-    try:
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise LedgerError(
-                f"{path}: ledger schema version {version} is newer than this districtmon "
-                f"understands ({SCHEMA_VERSION}); refusing to touch it"
-            )
-        for number in range(version, SCHEMA_VERSION):
-            conn.execute("BEGIN IMMEDIATE")
-            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            if current > number:  # another process migrated meanwhile
-                conn.execute("COMMIT")
-                continue
-            for statement in _statements(MIGRATIONS[number]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-            log.info("ledger %s migrated to schema version %d", path, number + 1)
-    finally:
-        conn.close()
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (migrations hold no ';' inside literals)."""
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 async def _init_watermark(db: aiosqlite.Connection, now: float) -> int:
@@ -600,24 +449,3 @@ async def _recover_unclean_runs(db: aiosqlite.Connection) -> float | None:
     await db.execute("UPDATE monitor_runs SET stopped = heartbeat, clean = 0 WHERE stopped IS NULL")
     await db.execute("COMMIT")
     return last_heartbeat
-
-
-def read_intervals(path: Path, site: str | None = None) -> list[Interval]:
-    """Read intervals with the standard library (for reports and tests; safe beside the
-    running writer thanks to WAL)."""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        query = 'SELECT site, state, start, "end", reason FROM intervals'
-        args: tuple[str, ...] = ()
-        if site is not None:
-            query += " WHERE site = ?"
-            args = (site,)
-        rows = conn.execute(query + " ORDER BY site, start, id", args).fetchall()
-    return [Interval(r[0], State(r[1]), r[2], r[3], r[4]) for r in rows]
-
-
-def read_runs(path: Path) -> list[MonitorRun]:
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        rows = conn.execute(
-            "SELECT started, heartbeat, stopped, clean FROM monitor_runs ORDER BY id"
-        ).fetchall()
-    return [MonitorRun(r[0], r[1], r[2], bool(r[3])) for r in rows]

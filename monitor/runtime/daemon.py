@@ -13,25 +13,26 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-
-from prometheus_client import Counter, Histogram
 
 from monitor.config.load import Config
 from monitor.config.maintenance import Window, spec_json
 from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
-from monitor.core.model import Observation, Site, SnmpProbe, Transition
-from monitor.expose.availability_metrics import AvailabilityCollector, AvailabilityGauges
-from monitor.expose.device_metrics import DeviceValueCollector, TrapCollector, profile_helps
+from monitor.core.model import Site, SnmpProbe
+from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
-from monitor.expose.mqtt_metrics import MqttMetrics
-from monitor.expose.site_metrics import SelfMetrics, build_registry
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.self_metrics import SelfMetrics, build_registry
+from monitor.expose.trap_metrics import TrapCollector
+from monitor.ledger.recent import AvailabilityGauges
+from monitor.ledger.records import InventorySync
+from monitor.ledger.schema import LedgerError
 from monitor.ledger.windows import read_ledger_windows
-from monitor.ledger.writer import InventorySync, Ledger, SiteRetired
+from monitor.ledger.writer import Ledger
+from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.listener import MqttListener, mqtt_sites
 from monitor.probes.reach.pollers import ReachabilityPollers
 from monitor.probes.router import ProbeRouter
@@ -43,7 +44,7 @@ from monitor.probes.snmp.trap_router import TrapRouter
 from monitor.runtime.notify import Notifier
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
-from monitor.state.overlay import MaintenanceOverlay
+from monitor.state.pipeline import Pipeline
 from monitor.state.scheduler import Scheduler, SchedulerHooks
 from monitor.state.windows import Schedule
 
@@ -56,142 +57,6 @@ LEDGER_WINDOWS_SECONDS = 15.0
 ConfigLoader = Callable[[], Config]
 
 
-class Pipeline:
-    """Observation -> state -> ledger + live snapshot + self-metrics.
-
-    The evaluator decides the observed state; the maintenance overlay turns it into the state
-    that is recorded. Public entry points for probes and for the rest of the daemon:
-
-    - `observe(obs)`: one observation (every probe).
-    - `blind(site_ids, at, reason)` / `sight_restored(site_ids, at)`: a probe lost or regained
-      its means of seeing (an MQTT broker): the sites are unknown from `at`, observations are
-      ignored until sight is restored, then decide afresh.
-    - `advance(now)`: apply the starts and ends of maintenance windows up to `now`, each dated
-      exactly (the daemon calls it every second; `observe` calls it too).
-    - `set_schedule(schedule, now)`: new maintenance windows (reload, `maintenance add`).
-    """
-
-    def __init__(
-        self,
-        evaluator: Evaluator,
-        ledger: Ledger,
-        live: LiveState,
-        metrics: SelfMetrics,
-        schedule: Schedule | None = None,
-    ) -> None:
-        self.evaluator = evaluator
-        self.ledger = ledger
-        self.live = live
-        self.metrics = metrics
-        self.schedule = schedule or Schedule((), ())
-        self.overlay = MaintenanceOverlay()
-        self._advanced_to: float | None = None
-        self._next_boundary = 0.0
-        # per (probe, ok): the poll counter and duration histogram children, bound once
-        # (a label lookup costs more than the rest of a pushed message's bookkeeping)
-        self._counted: dict[tuple[str, bool], tuple[Counter, Histogram]] = {}
-        self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
-
-    def start(self, site_ids: list[str], at: float) -> None:
-        if self._advanced_to is None:
-            self._advanced_to = at
-            self._next_boundary = self.schedule.next_boundary(at)
-        for site_id in site_ids:
-            first = self.evaluator.start(site_id, at)
-            self._record(self.overlay.start(first, self.schedule.covering(site_id, at)))
-
-    def retire(self, site_ids: list[str], at: float) -> None:
-        for site_id in site_ids:
-            self.evaluator.forget(site_id)
-            self.overlay.forget(site_id)
-            self.ledger.record(SiteRetired(site_id, at))
-
-    def observe(self, obs: Observation) -> None:
-        if self.confirm_next and obs.site in self.confirm_next:
-            self.confirm_next.discard(obs.site)
-            if obs.ok:
-                obs = replace(obs, confirmed=True)
-        probe = obs.probe
-        counted = self._counted.get((probe, obs.ok))
-        if counted is None:
-            counted = self._counted[probe, obs.ok] = (
-                self.metrics.polls.labels(probe, "ok" if obs.ok else "error"),
-                self.metrics.poll_duration.labels(probe),
-            )
-        counted[0].inc()
-        counted[1].observe(obs.duration)
-        if not obs.ok:
-            self.metrics.poll_errors.labels(probe, obs.error_reason or "unknown").inc()
-        self.live.apply_observation(obs)
-        self.advance(obs.time)
-        for transition in self.evaluator.step(obs):
-            self._observed(transition)
-
-    def blind(self, site_ids: list[str], at: float, reason: str) -> None:
-        self.advance(at)
-        for site_id in site_ids:
-            for transition in self.evaluator.blind(site_id, at, reason):
-                self._observed(transition)
-
-    def sight_restored(self, site_ids: list[str], at: float) -> None:
-        self.advance(at)
-        for site_id in site_ids:
-            self.evaluator.restore(site_id)
-
-    def advance(self, now: float) -> None:
-        if self._advanced_to is None or now <= self._advanced_to:
-            return
-        if now >= self._next_boundary:
-            for when, window in self.schedule.boundaries(self._advanced_to, now):
-                for site_id in self.schedule.held_by(window):
-                    held = self.schedule.covering(site_id, when)
-                    self._record(self.overlay.hold(site_id, held, when))
-            self._next_boundary = self.schedule.next_boundary(now)
-        self._advanced_to = now
-
-    def set_schedule(self, schedule: Schedule, now: float) -> None:
-        self.advance(now)
-        self.schedule = schedule
-        for site_id in self.overlay.sites():
-            self._record(self.overlay.hold(site_id, schedule.covering(site_id, now), now))
-        self._next_boundary = schedule.next_boundary(now)
-
-    def _observed(self, transition: Transition) -> None:
-        self.metrics.transitions.labels(transition.state.value).inc()
-        log.info(
-            "site=%s state=%s previous=%s reason=%s",
-            transition.site,
-            transition.state.value,
-            transition.previous.value,
-            transition.reason or "-",
-            extra={
-                "site": transition.site,
-                "state": transition.state.value,
-                "previous": transition.previous.value,
-                "since": transition.since,
-            },
-        )
-        self._record(self.overlay.observed(transition))
-
-    def event(self, obs: Observation) -> None:
-        """An observation that is not a poll (a trap): state only, no poll metrics."""
-        self.advance(obs.time)
-        for transition in self.evaluator.step(obs):
-            self._observed(transition)
-
-    def is_suspect(self, site_id: str) -> bool:
-        """The site's last poll failed: it is polled from the scheduler's pool for the dead."""
-        health = self.evaluator.sites.get(site_id)
-        return health is not None and health.run_ok is False
-
-    def _record(self, transition: Transition | None) -> None:
-        if transition is None:
-            return
-        self.ledger.record(transition)
-        self.live.apply_transition(transition)
-        self.metrics.ledger_queue.set(self.ledger.pending)
-
-
 class Daemon:
     """Holds the running parts so that a reload can reach each of them."""
 
@@ -202,7 +67,7 @@ class Daemon:
         live: LiveState,
         metrics: SelfMetrics,
         engine: SnmpEngine,
-        mqtt_metrics: MqttMetrics,
+        mqtt_counts: MqttCounts,
         ledger_windows: Sequence[Window] = (),
     ) -> None:
         self.config = config
@@ -243,7 +108,7 @@ class Daemon:
             mqtt_sites(config.sites_of_other_shards),
             self.pipeline,
             lambda: self.pipeline.evaluator.down_after,
-            mqtt_metrics,
+            mqtt_counts,
         )
         live.value_help = value_help(config.mqtt.profiles)
         self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
@@ -360,7 +225,7 @@ async def run_daemon(
             loop.add_signal_handler(signum, handler)
 
     live = LiveState(config.sites, config.communes, config.owners)
-    registry, metrics = build_registry(live)
+    registry, metrics = build_registry()
     metrics.start_time.set(live.health.started)
 
     def committed(seconds: float, _rows: int) -> None:
@@ -383,7 +248,7 @@ async def run_daemon(
             config.sites.values(), config.communes.values(), config.owners.values()
         )
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
-        daemon = Daemon(config, ledger, live, metrics, engine, MqttMetrics(registry), windows)
+        daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
         daemon.pipeline.start(list(config.sites), time.time())
         registry.register(daemon.device_values)
         if config.snmp.traps is not None:
@@ -483,7 +348,7 @@ async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifie
 async def _read_ledger_windows(daemon: Daemon) -> None:
     try:
         windows = await asyncio.to_thread(read_ledger_windows, daemon.config.ledger_path)
-    except sqlite3.Error as exc:
+    except LedgerError as exc:
         log.error("maintenance windows in the ledger not read: %s", exc)
         return
     daemon.set_ledger_windows(windows, time.time())

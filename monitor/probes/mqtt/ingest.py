@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from monitor.config.mqtt import CHANNELS, PROBE_MARK, MqttSettings
 from monitor.config.telemetry import TelemetryProfile, WrongType, finite
 from monitor.core.model import Observation, Site
-from monitor.expose.mqtt_metrics import IGNORE_REASONS, REJECT_REASONS, MqttMetrics
+from monitor.probes.mqtt.counts import MqttCounts
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class Ingest:
         other_sites: Iterable[Site],
         observe: Callable[[Observation], None],
         heard: dict[str, float],
-        metrics: MqttMetrics,
+        counts: MqttCounts,
         *,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -100,10 +100,7 @@ class Ingest:
         self._wall = wall
         self._monotonic = monotonic
         self._warn = warn or RateLimitedLog(log)
-        self._received = metrics.received
-        # children bound once: the label lookup would cost more than the rest of a message
-        self._rejected = {reason: metrics.rejected.labels(reason) for reason in REJECT_REASONS}
-        self._ignored = {reason: metrics.ignored.labels(reason) for reason in IGNORE_REASONS}
+        self._counts = counts
         self.update(settings, sites, other_sites)
 
     def update(
@@ -137,7 +134,7 @@ class Ingest:
 
     def handle(self, topic: str, payload: bytes, retain: bool) -> Observation | str:
         """Handle one message: the observation made, or the reason it was dropped."""
-        self._received.inc()
+        self._counts.received += 1
         try:
             route = self._routes.get(topic)
             if route is None:
@@ -145,11 +142,11 @@ class Ingest:
                     self._echo(payload)
                 reason = self._classify(topic)
                 if reason == "self_check":
-                    self._ignored[reason].inc()
+                    self._counts.ignored[reason] += 1
                     return reason
                 return self._reject(reason, topic, None, "no site has this topic")
             if not route.mine:
-                self._ignored["other_shard"].inc()
+                self._counts.ignored["other_shard"] += 1
                 return "other_shard"
             if len(payload) > self._max_payload:
                 detail = f"{len(payload)} bytes, more than {self._max_payload}"
@@ -158,7 +155,7 @@ class Ingest:
                 return self._telemetry(route, topic, payload, retain)
             return self._status(route, topic, payload, retain)
         except Exception:  # a fault of ours must cost one message, never the listener
-            self._rejected["internal"].inc()
+            self._counts.rejected["internal"] += 1
             self._warn.warning(
                 "internal",
                 "mqtt message dropped: internal error handling topic=%s",
@@ -219,7 +216,7 @@ class Ingest:
         text = payload.strip()
         if text == b"online":
             if retain:
-                self._ignored["retained_status"].inc()
+                self._counts.ignored["retained_status"] += 1
                 return "retained_status"
             self._heard[route.site] = self._monotonic()
             obs = Observation(route.site, self._wall(), True, probe="mqtt")
@@ -254,7 +251,7 @@ class Ingest:
         return "wrong_topic" if site in self._mine else "unknown_site"
 
     def _reject(self, reason: str, topic: str, site: str | None, detail: str) -> str:
-        self._rejected[reason].inc()
+        self._counts.rejected[reason] += 1
         self._warn.warning(
             reason,
             "mqtt message rejected (%s): topic=%s site=%s: %s",

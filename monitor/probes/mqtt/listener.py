@@ -50,7 +50,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from monitor.config.mqtt import MqttSettings
 from monitor.core.model import MqttProbe, Observation, Site
-from monitor.expose.mqtt_metrics import MqttMetrics
+from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.heartbeat import HeartbeatWatch
 from monitor.probes.mqtt.ingest import Ingest, RateLimitedLog
 
@@ -92,7 +92,7 @@ class MqttListener:
         other_sites: dict[str, Site],
         sink: Sink,
         checks: Callable[[], int],
-        metrics: MqttMetrics,
+        counts: MqttCounts,
     ) -> None:
         """`sites` are this daemon's MQTT sites, `other_sites` those of other shards;
         `checks` gives the evaluator's current `down_after` (heartbeat checks per timeout)."""
@@ -100,7 +100,7 @@ class MqttListener:
         self._sites = sites
         self._sink = sink
         self._checks = checks
-        self._metrics = metrics
+        self._counts = counts
         self.watch = HeartbeatWatch()
         self.watch.watch(self._timeouts(), time.monotonic())
         self.ingest = Ingest(
@@ -109,7 +109,7 @@ class MqttListener:
             other_sites.values(),
             sink.observe,
             self.watch.heard,
-            metrics,
+            counts,
             echo=self._on_echo,
         )
         self._filters = settings.filters(sites.values())
@@ -122,7 +122,7 @@ class MqttListener:
         self._echoed = asyncio.Event()
         self._verified_until = 0.0  # monotonic, the last echo: silence is counted up to here
         self._taking = True
-        metrics.sites.set(len(sites))
+        counts.sites = len(sites)
 
     def _timeouts(self) -> dict[str, float]:
         return {site_id: self._settings.timeout_of(site) for site_id, site in self._sites.items()}
@@ -139,7 +139,7 @@ class MqttListener:
         the subscriptions changed."""
         old, old_sites = self._settings, self._sites
         self._settings, self._sites = settings, sites
-        self._metrics.sites.set(len(sites))
+        self._counts.sites = len(sites)
         self.ingest.update(settings, sites.values(), other.values())
         self.watch.watch(self._timeouts(), time.monotonic())
         filters = settings.filters(sites.values())
@@ -176,7 +176,7 @@ class MqttListener:
                 reason = f"{type(exc).__name__}: {exc}"
             was_seeing = self.seeing
             self._seeing.clear()
-            self._metrics.connected.set(0)
+            self._counts.connected = False
             if not reason:  # a reload asked for a new connection
                 delay = self._settings.reconnect_min_seconds
                 continue
@@ -184,7 +184,7 @@ class MqttListener:
                 self._go_blind(reason, blind)
                 delay = self._settings.reconnect_min_seconds
             else:
-                self._metrics.connect_failures.inc()
+                self._counts.connect_failures += 1
                 self._warn.warning(
                     "connect",
                     "mqtt: cannot reach the broker at %s:%d (%s); retrying in %.1f s",
@@ -240,10 +240,10 @@ class MqttListener:
         self.watch.restart(time.monotonic())
         self._sink.sight_restored(list(self._sites), time.time())
         self._seeing.set()
-        self._metrics.connected.set(1)
-        self._metrics.subscriptions.set(len(filters))
+        self._counts.connected = True
+        self._counts.subscriptions = len(filters)
         if self._connections:
-            self._metrics.reconnects.inc()
+            self._counts.reconnects += 1
         self._connections += 1
         log.info(
             "mqtt: connected to %s:%d as %s, %d subscriptions, watching %d sites",
