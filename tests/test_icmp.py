@@ -11,6 +11,7 @@ import time
 import pytest
 from netns import NetNs, silence_echo
 
+from monitor.config.settings import PollSettings
 from monitor.core.model import IcmpProbe, Observation, Site
 from monitor.probes.reach.icmp import IcmpPoller
 
@@ -23,7 +24,9 @@ def site(probe: IcmpProbe) -> Site:
 
 def poll(ns: NetNs, probe: IcmpProbe, poller: IcmpPoller | None = None) -> Observation:
     with ns.entered():
-        return asyncio.run((poller or IcmpPoller(1.0)).poll(site(probe)))
+        return asyncio.run(
+            (poller or IcmpPoller(PollSettings(timeout_seconds=1.0))).poll(site(probe))
+        )
 
 
 def test_loopback_answers_every_echo_with_a_round_trip_time(netns: NetNs) -> None:
@@ -36,7 +39,7 @@ def test_loopback_answers_every_echo_with_a_round_trip_time(netns: NetNs) -> Non
 
 def test_raw_sockets_are_used_where_unprivileged_ping_is_not_allowed(netns: NetNs) -> None:
     netns.sysctl("net.ipv4.ping_group_range", "1 0")  # the kernel's default: nobody
-    poller = IcmpPoller(1.0)
+    poller = IcmpPoller(PollSettings(timeout_seconds=1.0))
     assert poll(netns, IcmpProbe("127.0.0.1", **FAST), poller).ok
     assert poller.privileged is True
 
@@ -44,7 +47,7 @@ def test_raw_sockets_are_used_where_unprivileged_ping_is_not_allowed(netns: NetN
 def test_unprivileged_datagram_sockets_are_preferred_where_allowed(netns: NetNs) -> None:
     gid = os.getgid()
     netns.sysctl("net.ipv4.ping_group_range", f"{gid} {gid}")
-    poller = IcmpPoller(1.0)
+    poller = IcmpPoller(PollSettings(timeout_seconds=1.0))
     obs = poll(netns, IcmpProbe("127.0.0.1", **FAST), poller)
     assert obs.ok and obs.values["loss_ratio"] == 0.0
     assert poller.privileged is False

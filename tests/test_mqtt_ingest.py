@@ -17,9 +17,10 @@ from prometheus_client import CollectorRegistry
 from monitor.config.load import load_config
 from monitor.config.mqtt import MqttSettings
 from monitor.core.model import MqttProbe, Observation, Site, State
+from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.mqtt_metrics import registered_counts
 from monitor.probes.mqtt.counts import IGNORE_REASONS, REJECT_REASONS
-from monitor.probes.mqtt.ingest import Ingest, RateLimitedLog
+from monitor.probes.mqtt.ingest import Ingest
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
 
@@ -78,7 +79,10 @@ class Harness:
             wall=lambda: NOW,
             monotonic=lambda: 5.0,
             warn=RateLimitedLog(
-                logging.getLogger("monitor.probes.mqtt.ingest"), 10.0, self.log_clock
+                logging.getLogger("monitor.probes.mqtt.ingest"),
+                period=10.0,
+                burst=1,
+                clock=self.log_clock,
             ),
         )
 

@@ -20,6 +20,7 @@ from monitor.config.credentials import Secret, SnmpCredential
 from monitor.config.profile_reader import load_profiles
 from monitor.config.profiles import Profile
 from monitor.config.settings import SNMP_ENGINES as ENGINES
+from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Site, SnmpProbe
 from monitor.probes.snmp.engines import create_engine
 from monitor.probes.snmp.poller import SnmpPoller
@@ -97,7 +98,7 @@ async def poller(
         priv_protocol="AES",
         priv_key=Secret("districtmon-priv"),
     )
-    yield SnmpPoller(engine, credentials, 1.0, 0, profiles)
+    yield SnmpPoller(engine, PollSettings(timeout_seconds=1.0, retries=0), credentials, profiles)
     engine.close()
 
 

@@ -45,7 +45,6 @@ STATE_CODES: dict[State, int] = {
     State.MAINTENANCE: 4,
     State.UNKNOWN: 5,
 }
-CODE_STATES: tuple[State, ...] = tuple(STATE_CODES)
 UP, DEGRADED, DOWN, UNREACHABLE, MAINTENANCE, UNKNOWN = range(6)
 KNOWN = 5  # codes 0..4 are counted per state; unknown is what remains of the length
 

@@ -1,7 +1,8 @@
 """Rate-limited logging: a flood of bad packets or a flapping agent must not flood the log.
 
 Each key (a reason, a source) may log `burst` lines per `period`; beyond that lines are
-counted, and the next line allowed for that key says how many were suppressed.
+counted, and the next line allowed for that key says how many were held back. The one rate
+limiter of the daemon and the simulator: bad packets, hostile payloads, a flapping agent.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ class RateLimitedLog:
             self._windows[key] = (start, logged, dropped + 1)
             return False
         if dropped:
-            message += f" ({dropped} similar lines suppressed)"
+            message += f" ({dropped} more like it held back)"
         if len(self._windows) >= self._max_keys and key not in self._windows:
             self._windows.clear()  # bounded memory under a spray of distinct keys
         self._windows[key] = (start, logged + 1, 0)
         self._log.log(level, message, *args, **kwargs)
         return True
+
+    def warning(self, key: str, message: str, *args: object, **kwargs: Any) -> bool:
+        return self.log(logging.WARNING, key, message, *args, **kwargs)

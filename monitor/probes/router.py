@@ -7,24 +7,37 @@ polled (pushed telemetry such as MQTT) are left out of the schedule.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Any
 
-from monitor.core.model import Observation, Site
-
-
-class Poller(Protocol):
-    async def poll(self, site: Site) -> Observation: ...
+from monitor.config.settings import PollSettings
+from monitor.core.model import MqttProbe, Observation, Site
+from monitor.probes.measure import ProbePoller
 
 
 class ProbeRouter:
-    def __init__(self) -> None:
-        self._pollers: dict[type, Poller] = {}
+    def __init__(self, pollers: Iterable[ProbePoller[Any]] = ()) -> None:
+        self._pollers: dict[type, ProbePoller[Any]] = {}
+        for poller in pollers:
+            self.register(poller)
 
-    def register(self, probe_type: type, poller: Poller) -> None:
-        self._pollers[probe_type] = poller
+    def register(self, poller: ProbePoller[Any]) -> None:
+        self._pollers[poller.kind] = poller
+
+    def configure(self, settings: PollSettings) -> None:
+        """A reload's `poll:` defaults, for every poller alike."""
+        for poller in self._pollers.values():
+            poller.configure(settings)
 
     def polled(self, site: Site) -> bool:
         return type(site.probe) in self._pollers
 
     async def poll(self, site: Site) -> Observation:
         return await self._pollers[type(site.probe)].poll(site)
+
+
+def interval_of(site: Site, default: float) -> float:
+    """How often a site is polled: its probe's own `interval_seconds`, else the default."""
+    probe = site.probe
+    own = None if isinstance(probe, MqttProbe) else probe.interval_seconds
+    return default if own is None else own

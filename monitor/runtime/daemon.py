@@ -34,7 +34,7 @@ from monitor.ledger.windows import read_ledger_windows
 from monitor.ledger.writer import Ledger
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.listener import MqttListener, mqtt_sites
-from monitor.probes.reach.pollers import ReachabilityPollers
+from monitor.probes.reach.pollers import reach_pollers
 from monitor.probes.router import ProbeRouter
 from monitor.probes.snmp.engine import SnmpEngine
 from monitor.probes.snmp.engines import create_engine
@@ -78,17 +78,8 @@ class Daemon:
             config.state.down_after, config.state.up_after, parents=_parents(config)
         )
         self.pipeline = Pipeline(evaluator, ledger, live, metrics, self._schedule(config))
-        self.poller = SnmpPoller(
-            engine,
-            config.credentials,
-            config.poll.timeout_seconds,
-            config.poll.retries,
-            config.profiles,
-        )
-        self.probes = ProbeRouter()
-        self.probes.register(SnmpProbe, self.poller)
-        self.reachability = ReachabilityPollers(config.poll)
-        self.reachability.register(self.probes)
+        self.poller = SnmpPoller(engine, config.poll, config.credentials, config.profiles)
+        self.probes = ProbeRouter([self.poller, *reach_pollers(config.poll)])
         self.scheduler = Scheduler(
             self._polled(config),
             self._interval_of,
@@ -169,13 +160,11 @@ class Daemon:
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
         evaluator.set_parents(_parents(new))
-        self.poller.configure(
-            new.credentials, new.poll.timeout_seconds, new.poll.retries, new.profiles
-        )
+        self.poller.use(new.credentials, new.profiles)
         self.poller.retain(new.sites)
         self.traps.update_sites(new.sites.values())
         self.device_values.helps = _device_helps(new)
-        self.reachability.configure(new.poll)
+        self.probes.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         self.live.value_help = value_help(new.mqtt.profiles)
         self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))

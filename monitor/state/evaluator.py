@@ -63,7 +63,6 @@ class SiteHealth:
     answers_degraded: bool | None = None
     answers_length: int = 0
     answers_start: float = 0.0
-    last_observation: Observation | None = None
     bad_since: float | None = None  # start of the current down/unreachable stretch
     blind: bool = False
 
@@ -117,7 +116,6 @@ class Evaluator:
         health = self.sites.get(obs.site)
         if health is None or health.blind:
             return []
-        health.last_observation = obs
         if health.run_ok is obs.ok:
             health.run_length += 1
         else:

@@ -32,10 +32,6 @@ class MaintenanceOverlay:
     def sites(self) -> list[str]:
         return list(self._sites)
 
-    def in_window(self, site: str) -> Window | None:
-        entry = self._sites.get(site)
-        return entry.window if entry else None
-
     def start(self, first: Transition, window: Window | None) -> Transition:
         """A site begins to be watched: its first recorded state."""
         if window is None:

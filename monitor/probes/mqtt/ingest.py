@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from monitor.config.mqtt import CHANNELS, PROBE_MARK, MqttSettings
 from monitor.config.telemetry import TelemetryProfile, WrongType, finite
 from monitor.core.model import Observation, Site
+from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.mqtt.counts import MqttCounts
 
 log = logging.getLogger(__name__)
@@ -46,33 +47,6 @@ class Route:
     timeout: float
     profile: TelemetryProfile | None
     mine: bool = True
-
-
-class RateLimitedLog:
-    """At most one line per key every `interval` seconds, saying how many were held back."""
-
-    def __init__(
-        self,
-        logger: logging.Logger,
-        interval: float = LOG_EVERY_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._logger = logger
-        self._interval = interval
-        self._clock = clock
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def warning(self, key: str, message: str, *args: object, exc_info: bool = False) -> bool:
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last[0] < self._interval:
-            self._last[key] = (last[0], last[1] + 1)
-            return False
-        held = last[1] if last is not None else 0
-        suffix = f" ({held} more like it held back)" if held else ""
-        self._logger.warning(message + suffix, *args, exc_info=exc_info)
-        self._last[key] = (now, 0)
-        return True
 
 
 class Ingest:
@@ -99,7 +73,7 @@ class Ingest:
         self._heard = heard
         self._wall = wall
         self._monotonic = monotonic
-        self._warn = warn or RateLimitedLog(log)
+        self._warn = warn or RateLimitedLog(log, period=LOG_EVERY_SECONDS, burst=1)
         self._counts = counts
         self.update(settings, sites, other_sites)
 

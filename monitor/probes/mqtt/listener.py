@@ -50,9 +50,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from monitor.config.mqtt import MqttSettings
 from monitor.core.model import MqttProbe, Observation, Site
+from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.heartbeat import HeartbeatWatch
-from monitor.probes.mqtt.ingest import Ingest, RateLimitedLog
+from monitor.probes.mqtt.ingest import Ingest
 
 log = logging.getLogger(__name__)
 # paho logs two debug lines per message: noise at any level below warning.
@@ -116,7 +117,7 @@ class MqttListener:
         self._seeing = asyncio.Event()
         self._reconnect = asyncio.Event()
         self._connections = 0
-        self._warn = RateLimitedLog(log, interval=60.0)
+        self._warn = RateLimitedLog(log, period=60.0, burst=1)
         self._tokens = itertools.count(1)
         self._token = b""
         self._echoed = asyncio.Event()

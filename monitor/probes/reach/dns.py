@@ -8,9 +8,7 @@ A timeout is retried `retries` times, as SNMP's UDP is; a wrong answer is not re
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import logging
 import time
 
 import dns.exception
@@ -19,59 +17,25 @@ import dns.rcode
 import dns.rdatatype
 from dns.asyncquery import udp_with_fallback
 
+from monitor.config.settings import PollSettings
 from monitor.core.model import DnsProbe, Observation, Site
+from monitor.probes.measure import Poll, ProbeFailed, ProbePoller
 
-log = logging.getLogger(__name__)
 
+class DnsPoller(ProbePoller[DnsProbe]):
+    def __init__(self, settings: PollSettings) -> None:
+        super().__init__(DnsProbe, "dns", settings)
 
-class DnsPoller:
-    def __init__(self, default_timeout: float, default_retries: int) -> None:
-        self.configure(default_timeout, default_retries)
-
-    def configure(self, default_timeout: float, default_retries: int) -> None:
-        self._timeout = default_timeout
-        self._retries = default_retries
-
-    async def poll(self, site: Site) -> Observation:
-        probe = site.probe
-        if not isinstance(probe, DnsProbe):
-            raise TypeError(f"site {site.id}: not a DNS probe")
-        timeout = probe.timeout_seconds or self._timeout
-        retries = probe.retries if probe.retries is not None else self._retries
-        started = time.monotonic()
-        wall = time.time()
-        try:
-            answers, elapsed = await _ask(probe, timeout, retries)
-            _check(probe, answers)
-        except _Failed as exc:
-            return Observation(
-                site.id,
-                wall,
-                False,
-                time.monotonic() - started,
-                error=f"dns {exc.reason}: {exc.detail}",
-                error_reason=exc.reason,
-                probe="dns",
-            )
+    async def measure(self, site: Site, probe: DnsProbe, poll: Poll) -> Observation:
+        retries = probe.retries if probe.retries is not None else self.settings.retries
+        answers, elapsed = await _ask(probe, poll.timeout, retries)
+        _check(probe, answers)
         degraded = None
         if probe.slow_seconds is not None and elapsed > probe.slow_seconds:
             degraded = f"dns answer {elapsed * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
-        return Observation(
-            site.id,
-            wall,
-            True,
-            time.monotonic() - started,
-            {"response_seconds": elapsed, "dns_answer": " ".join(answers)},
-            probe="dns",
-            degraded_reason=degraded,
-        )
-
-
-class _Failed(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
+        poll.values["response_seconds"] = elapsed
+        poll.values["dns_answer"] = " ".join(answers)
+        return poll.answered(degraded_reason=degraded)
 
 
 async def _ask(probe: DnsProbe, timeout_seconds: float, retries: int) -> tuple[list[str], float]:
@@ -80,12 +44,12 @@ async def _ask(probe: DnsProbe, timeout_seconds: float, retries: int) -> tuple[l
     rcode = response.rcode()
     if rcode != dns.rcode.NOERROR:
         text = dns.rcode.to_text(rcode)
-        raise _Failed("rcode", f"{probe.name} {probe.type}: {text} from {probe.server}")
+        raise ProbeFailed("rcode", f"{probe.name} {probe.type}: {text} from {probe.server}")
     if not isinstance(response, dns.message.QueryMessage):  # pragma: no cover - not a query
-        raise _Failed("malformed", f"not an answer to a query from {probe.server}")
+        raise ProbeFailed("malformed", f"not an answer to a query from {probe.server}")
     rrset = response.resolve_chaining().answer
     if rrset is None:
-        raise _Failed("answer", f"{probe.name} has no {probe.type} record")
+        raise ProbeFailed("answer", f"{probe.name} has no {probe.type} record")
     return [rdata.to_text() for rdata in rrset], elapsed
 
 
@@ -106,25 +70,20 @@ async def _query(
                 attempt += 1
                 continue
             detail = f"no answer from {probe.server} within {timeout_seconds:g} s"
-            raise _Failed("timeout", detail) from None
+            raise ProbeFailed("timeout", detail) from None
         except dns.exception.DNSException as exc:  # a reply that does not parse or match
-            raise _Failed("malformed", f"{type(exc).__name__}: {exc}") from None
+            raise ProbeFailed("malformed", f"{type(exc).__name__}: {exc}") from None
         except ConnectionRefusedError:
-            raise _Failed("refused", f"{probe.server}:{probe.port} refused") from None
+            raise ProbeFailed("refused", f"{probe.server}:{probe.port} refused") from None
         except OSError as exc:
-            raise _Failed("unreachable", exc.strerror or str(exc)) from None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a library fault must cost one poll, not the daemon
-            log.exception("DNS probe of %s raised", probe.name)
-            raise _Failed("internal", type(exc).__name__) from None
+            raise ProbeFailed("unreachable", exc.strerror or str(exc)) from None
 
 
 def _check(probe: DnsProbe, answers: list[str]) -> None:
     got = {_normal(probe.type, text) for text in answers}
     missing = [text for text in probe.expect if _normal(probe.type, text) not in got]
     if missing:
-        raise _Failed(
+        raise ProbeFailed(
             "answer",
             f"{probe.name} {probe.type} is {', '.join(answers)}; expected {', '.join(missing)}",
         )

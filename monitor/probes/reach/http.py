@@ -19,13 +19,14 @@ import logging
 import re
 import socket
 import ssl
-import time
 
 import httpx
 from cryptography import x509
 
 from monitor import __version__
+from monitor.config.settings import PollSettings
 from monitor.core.model import HttpProbe, Observation, Site
+from monitor.probes.measure import Poll, ProbeFailed, ProbePoller
 
 log = logging.getLogger(__name__)
 # httpx logs every request at INFO (URL included) and httpcore every step at DEBUG: polls
@@ -37,56 +38,24 @@ MAX_BODY_BYTES = 1024 * 1024  # enough to find a marker in any portal's page
 USER_AGENT = f"districtmon/{__version__}"
 
 
-class _Failed(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-class HttpPoller:
-    def __init__(self, default_timeout: float) -> None:
-        self.configure(default_timeout)
+class HttpPoller(ProbePoller[HttpProbe]):
+    def __init__(self, settings: PollSettings) -> None:
+        super().__init__(HttpProbe, "http", settings)
         self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
 
-    def configure(self, default_timeout: float) -> None:
-        self._timeout = default_timeout
-
-    async def poll(self, site: Site) -> Observation:
-        probe = site.probe
-        if not isinstance(probe, HttpProbe):
-            raise TypeError(f"site {site.id}: not an HTTP probe")
-        timeout = probe.timeout_seconds or self._timeout
-        started = time.monotonic()
-        wall = time.time()
-        values: dict[str, float | str] = {}
+    async def measure(self, site: Site, probe: HttpProbe, poll: Poll) -> Observation:
         try:
-            async with asyncio.timeout(timeout):
-                await self._fetch(probe, timeout, values)
-        except _Failed as exc:
-            return _failed(site, wall, started, values, exc.reason, exc.detail)
+            async with asyncio.timeout(poll.timeout):
+                await self._fetch(probe, poll.timeout, poll.values)
         except (TimeoutError, httpx.TimeoutException):
-            detail = f"no complete answer within {timeout:g} s"
-            return _failed(site, wall, started, values, "timeout", detail)
+            detail = f"no complete answer within {poll.timeout:g} s"
+            raise ProbeFailed("timeout", detail) from None
         except httpx.HTTPError as exc:
-            reason, detail = _classify(exc)
-            return _failed(site, wall, started, values, reason, detail)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a bug or a library fault must cost one poll, not the daemon
-            log.exception("site=%s HTTP probe raised", site.id)
-            return _failed(site, wall, started, values, "internal", type(exc).__name__)
-        duration = time.monotonic() - started
-        values["response_seconds"] = duration
-        return Observation(
-            site.id,
-            wall,
-            True,
-            duration,
-            values,
-            probe="http",
-            degraded_reason=_degraded(probe, duration, values, wall),
-        )
+            raise ProbeFailed(*_classify(exc)) from None
+        duration = poll.elapsed()
+        poll.values["response_seconds"] = duration
+        degraded = _degraded(probe, duration, poll.values, poll.wall)
+        return poll.answered(degraded_reason=degraded, duration=duration)
 
     async def _fetch(
         self, probe: HttpProbe, timeout_seconds: float, values: dict[str, float | str]
@@ -112,17 +81,17 @@ class HttpPoller:
         status = response.status_code
         if probe.expect_status and status not in probe.expect_status:
             expected = ", ".join(map(str, probe.expect_status))
-            raise _Failed("status", f"status {status}, expected {expected}")
+            raise ProbeFailed("status", f"status {status}, expected {expected}")
         if not probe.expect_status and not 200 <= status < 300:
-            raise _Failed("status", f"status {status}, expected 2xx")
+            raise ProbeFailed("status", f"status {status}, expected 2xx")
         for name, pattern in probe.header_matches:
             value = response.headers.get(name)
             if value is None or not re.search(pattern, value):
-                raise _Failed("content", f"header {name} does not match {pattern!r}")
+                raise ProbeFailed("content", f"header {name} does not match {pattern!r}")
         if probe.body_matches is not None:
             text = body.decode(_encoding(response), errors="replace")
             if not re.search(probe.body_matches, text):
-                raise _Failed("content", f"body does not match {probe.body_matches!r}")
+                raise ProbeFailed("content", f"body does not match {probe.body_matches!r}")
 
     def _context(self, verify: bool, ca_file: str | None) -> ssl.SSLContext:
         key = (verify, ca_file)
@@ -198,23 +167,3 @@ def _classify(exc: httpx.HTTPError) -> tuple[str, str]:
     if isinstance(exc, httpx.TooManyRedirects):
         return "status", "too many redirects"
     return "connect", str(exc) or type(exc).__name__
-
-
-def _failed(
-    site: Site,
-    wall: float,
-    started: float,
-    values: dict[str, float | str],
-    reason: str,
-    detail: str,
-) -> Observation:
-    return Observation(
-        site.id,
-        wall,
-        False,
-        time.monotonic() - started,
-        values,
-        error=f"http {reason}: {detail}",
-        error_reason=reason,
-        probe="http",
-    )

@@ -14,7 +14,6 @@ says what to change.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import time
@@ -33,7 +32,9 @@ from icmplib import (
 )
 from icmplib.utils import unique_identifier
 
+from monitor.config.settings import PollSettings
 from monitor.core.model import IcmpProbe, Observation, Site
+from monitor.probes.measure import Poll, ProbeFailed, ProbePoller, resolve
 
 log = logging.getLogger(__name__)
 
@@ -52,62 +53,32 @@ class Burst:
         return 1.0 - len(self.rtts) / self.count
 
 
-class IcmpPoller:
-    def __init__(self, default_timeout: float) -> None:
-        self.configure(default_timeout)
+class IcmpPoller(ProbePoller[IcmpProbe]):
+    def __init__(self, settings: PollSettings) -> None:
+        super().__init__(IcmpProbe, "icmp", settings)
         # None until a socket was opened: True raw, False datagram
         self.privileged: bool | None = None
         self._warned = False
 
-    def configure(self, default_timeout: float) -> None:
-        self._timeout = default_timeout
-
-    async def poll(self, site: Site) -> Observation:
-        probe = site.probe
-        if not isinstance(probe, IcmpProbe):
-            raise TypeError(f"site {site.id}: not an ICMP probe")
-        timeout = probe.timeout_seconds or self._timeout
-        started = time.monotonic()
-        wall = time.time()
+    async def measure(self, site: Site, probe: IcmpProbe, poll: Poll) -> Observation:
         try:
-            address = await _resolve(probe.address)
-            burst = await self._burst(address, probe, timeout)
+            address = await resolve(probe.address, socket.SOCK_RAW)
+            burst = await self._burst(address, probe, poll.timeout)
         except socket.gaierror as exc:
-            return _failed(site, wall, started, "resolve", exc.strerror or str(exc))
+            raise ProbeFailed("resolve", exc.strerror or str(exc)) from None
         except SocketPermissionError:
             self._warn_permission()
-            return _failed(site, wall, started, "permission", "no ICMP socket allowed")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a library fault must cost one poll, not the daemon
-            log.exception("site=%s ICMP probe raised", site.id)
-            return _failed(site, wall, started, "internal", type(exc).__name__)
-        duration = time.monotonic() - started
-        values: dict[str, float | str] = {"loss_ratio": burst.loss_ratio}
+            raise ProbeFailed("permission", "no ICMP socket allowed") from None
+        duration = poll.elapsed()
+        poll.values["loss_ratio"] = burst.loss_ratio
         if not burst.rtts:
             reason = burst.error_reason or "timeout"
             detail = burst.error_detail or f"no reply to {probe.count} echo requests"
-            return Observation(
-                site.id,
-                wall,
-                False,
-                duration,
-                values,
-                error=f"icmp {reason}: {detail}",
-                error_reason=reason,
-                probe="icmp",
-            )
+            raise ProbeFailed(reason, detail)
         rtt = sum(burst.rtts) / len(burst.rtts)
-        values["rtt_seconds"] = rtt
-        return Observation(
-            site.id,
-            wall,
-            True,
-            duration,
-            values,
-            probe="icmp",
-            degraded_reason=_degraded(probe, burst.loss_ratio, rtt),
-        )
+        poll.values["rtt_seconds"] = rtt
+        degraded = _degraded(probe, burst.loss_ratio, rtt)
+        return poll.answered(degraded_reason=degraded, duration=duration)
 
     async def _burst(self, address: str, probe: IcmpProbe, timeout_seconds: float) -> Burst:
         if self.privileged is None:
@@ -130,18 +101,6 @@ class IcmpPoller:
                 "ICMP probes cannot open a socket: allow our group in "
                 "net.ipv4.ping_group_range or grant CAP_NET_RAW"
             )
-
-
-async def _resolve(address: str) -> str:
-    """An address literal as is; a host name through the loop's resolver (never blocking)."""
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        pass
-    else:
-        return address
-    infos = await asyncio.get_running_loop().getaddrinfo(address, None, type=socket.SOCK_RAW)
-    return str(infos[0][4][0])
 
 
 async def _send_burst(
@@ -182,15 +141,3 @@ def _degraded(probe: IcmpProbe, loss: float, rtt: float) -> str | None:
     if probe.slow_seconds is not None and rtt > probe.slow_seconds:
         return f"icmp round trip {rtt * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
     return None
-
-
-def _failed(site: Site, wall: float, started: float, reason: str, detail: str) -> Observation:
-    return Observation(
-        site.id,
-        wall,
-        False,
-        time.monotonic() - started,
-        error=f"icmp {reason}: {detail}",
-        error_reason=reason,
-        probe="icmp",
-    )

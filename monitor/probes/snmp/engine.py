@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from monitor.config.credentials import SnmpCredential
+from monitor.probes.measure import ProbeFailed
 
 SnmpValue = int | float | str | bytes
 
@@ -49,14 +50,9 @@ class WalkResult:
     problem: str | None = None
 
 
-class SnmpError(Exception):
+class SnmpError(ProbeFailed):
     """A request that got no usable answer. `reason` is one of: timeout, auth, malformed,
     error_status, resolve, request, internal."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class SnmpEngine(Protocol):

@@ -18,13 +18,13 @@ other's.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import resource
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gufo.snmp import (
     Aes128Key,
@@ -50,6 +50,7 @@ from gufo.snmp import (
 from gufo.snmp.aio import SnmpSession
 
 from monitor.config.credentials import SnmpCredential
+from monitor.probes.measure import resolve
 from monitor.probes.snmp.engine import (
     MAX_REPETITIONS,
     SnmpError,
@@ -82,6 +83,7 @@ _V3_REFRESH_SECONDS = 100.0
 _FD_RESERVE = 512
 
 _SessionKey = tuple[str, int, SnmpCredential, float]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -114,52 +116,47 @@ class GufoEngine:
         self._max_sessions = max_sessions
         self._sessions: OrderedDict[_SessionKey, _Session] = OrderedDict()
 
-    @property
-    def sessions(self) -> int:
-        return len(self._sessions)
-
     def close(self) -> None:
         self._sessions.clear()  # each socket closes when its session is collected
 
     async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:
         wanted = list(oids)
-        entry = await self._session(target)
-        async with entry.lock:
-            for attempt in range(target.retries + 1):
-                try:
-                    await self._refresh(entry)
-                    answer = await entry.session.get_many(wanted)
-                except TimeoutError:
-                    if attempt < target.retries:
-                        continue
-                    self._drop(target)
-                    raise SnmpError("timeout", f"no answer in {target.timeout:g} s") from None
-                except Exception as exc:
-                    self._drop(target)
-                    raise _error(exc) from None
-                return {oid: value for oid, value in answer.items() if value is not None}
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        async def once(session: SnmpSession) -> dict[str, SnmpValue]:
+            answer = await session.get_many(wanted)
+            return {oid: value for oid, value in answer.items() if value is not None}
+
+        return await self._ask(target, once)
 
     async def walk(self, target: SnmpTarget, oid: str, max_rows: int) -> WalkResult:
+        async def once(session: SnmpSession) -> WalkResult:
+            guard = WalkGuard(oid, max_rows)  # afresh at each attempt
+            async for row_oid, value in session.fetch(oid):
+                if not guard.take(row_oid, value):
+                    break
+            return guard.result()
+
+        return await self._ask(target, once)
+
+    async def _ask(self, target: SnmpTarget, once: Callable[[SnmpSession], Awaitable[T]]) -> T:
+        """One request with its retries: a timeout is tried again up to `target.retries`
+        times; any other failure, or the last timeout, drops the session and raises."""
         entry = await self._session(target)
         async with entry.lock:
-            for attempt in range(target.retries + 1):
-                guard = WalkGuard(oid, max_rows)
+            attempt = 0
+            while True:
                 try:
                     await self._refresh(entry)
-                    async for row_oid, value in entry.session.fetch(oid):
-                        if not guard.take(row_oid, value):
-                            break
+                    return await once(entry.session)
                 except TimeoutError:
                     if attempt < target.retries:
+                        attempt += 1
                         continue
                     self._drop(target)
                     raise SnmpError("timeout", f"no answer in {target.timeout:g} s") from None
                 except Exception as exc:
                     self._drop(target)
                     raise _error(exc) from None
-                return guard.result()
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _refresh(self, entry: _Session) -> None:
         """SNMPv3: discover the engine id, boots and time; again before they go stale."""
@@ -218,18 +215,10 @@ def _user(credential: SnmpCredential) -> User:
 
 
 async def _resolve(address: str) -> str:
-    """An IP literal as is; a host name through the resolver (without blocking the loop)."""
     try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        pass
-    else:
-        return address
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(address, None, type=socket.SOCK_DGRAM)
+        return await resolve(address, socket.SOCK_DGRAM)
     except OSError as exc:
         raise SnmpError("resolve", f"cannot resolve {address!r}: {exc.strerror or exc}") from None
-    return str(infos[0][4][0])
 
 
 def _error(exc: BaseException) -> SnmpError:

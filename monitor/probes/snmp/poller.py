@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable, Mapping
 
 from monitor.config.credentials import SnmpCredential
 from monitor.config.profiles import SYS_NAME, SYS_UPTIME, SYSTEM_PROFILE, Profile, TableSpec
+from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Sample, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
+from monitor.probes.measure import Poll, ProbePoller
 from monitor.probes.snmp.counters import CounterKey, DeviceState
 from monitor.probes.snmp.decode import Problems, Row, decode, decode_table, text_of
 from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
@@ -35,35 +36,29 @@ MAX_OIDS_PER_GET = 32
 WALK_BUDGET_FACTOR = 3
 
 
-class SnmpPoller:
+class SnmpPoller(ProbePoller[SnmpProbe]):
     """Polls SNMP sites through one engine; keeps each device's uptime and counters."""
 
     def __init__(
         self,
         engine: SnmpEngine,
-        credentials: dict[str, SnmpCredential],
-        default_timeout: float,
-        default_retries: int,
+        settings: PollSettings,
+        credentials: Mapping[str, SnmpCredential],
         profiles: Mapping[str, Profile] | None = None,
     ) -> None:
+        super().__init__(SnmpProbe, "snmp", settings)
         self.engine = engine
         self._devices: dict[str, DeviceState] = {}
         self._problems: dict[str, str] = {}
         self._problem_log = RateLimitedLog(log, period=60.0, burst=20)
-        self.configure(credentials, default_timeout, default_retries, profiles)
+        self.use(credentials, profiles)
 
-    def configure(
-        self,
-        credentials: dict[str, SnmpCredential],
-        default_timeout: float,
-        default_retries: int,
-        profiles: Mapping[str, Profile] | None = None,
+    def use(
+        self, credentials: Mapping[str, SnmpCredential], profiles: Mapping[str, Profile] | None
     ) -> None:
-        """Take new credentials, profiles and defaults (a reload); polls in flight finish with
-        the old ones."""
-        self._credentials = credentials
-        self._timeout = default_timeout
-        self._retries = default_retries
+        """Take new credentials and profiles (a reload); polls in flight finish with the old
+        ones."""
+        self._credentials = dict(credentials)
         self._profiles = dict(profiles or {})
 
     def retain(self, site_ids: Iterable[str]) -> None:
@@ -77,35 +72,27 @@ class SnmpPoller:
         name = site.probe.profile if isinstance(site.probe, SnmpProbe) else None
         return self._profiles.get(name, SYSTEM_PROFILE) if name else SYSTEM_PROFILE
 
-    def target_of(self, site: Site) -> SnmpTarget:
+    def target_of(self, site: Site, timeout: float | None = None) -> SnmpTarget:
         probe = site.probe
         if not isinstance(probe, SnmpProbe):
             raise TypeError(f"site {site.id}: not an SNMP probe")  # the router sends only these
+        if timeout is None:
+            timeout = probe.timeout_seconds or self.settings.timeout_seconds
         return SnmpTarget(
             probe.address,
             probe.port,
             self._credentials[probe.credential],
-            probe.timeout_seconds if probe.timeout_seconds is not None else self._timeout,
-            probe.retries if probe.retries is not None else self._retries,
+            timeout,
+            probe.retries if probe.retries is not None else self.settings.retries,
         )
 
-    async def poll(self, site: Site) -> Observation:
-        started = time.monotonic()
-        wall = time.time()
+    async def measure(self, site: Site, probe: SnmpProbe, poll: Poll) -> Observation:
         profile = self.profile_of(site)
         problems = Problems()
-        try:
-            target = self.target_of(site)
-            answer = await self._get(target, profile.get_oids)
-            walks = await self._walk(target, profile.tables, problems)
-        except asyncio.CancelledError:
-            raise
-        except SnmpError as exc:
-            return self._failed(site, wall, started, exc.reason, exc.detail)
-        except Exception as exc:  # a bug or a library fault must cost one poll, not the daemon
-            log.exception("site=%s SNMP probe raised", site.id)
-            return self._failed(site, wall, started, "internal", type(exc).__name__)
-        return self._observation(site, profile, wall, started, answer, walks, problems)
+        target = self.target_of(site, poll.timeout)
+        answer = await self._get(target, profile.get_oids)
+        walks = await self._walk(target, profile.tables, problems)
+        return self._observation(site, profile, poll, answer, walks, problems)
 
     async def _get(self, target: SnmpTarget, oids: tuple[str, ...]) -> dict[str, SnmpValue]:
         if len(oids) <= MAX_OIDS_PER_GET:
@@ -139,24 +126,11 @@ class SnmpPoller:
             problems.tables.append(f"table walk failed ({exc.reason}): tables incomplete")
         return walks
 
-    def _failed(
-        self, site: Site, wall: float, started: float, reason: str, detail: str
-    ) -> Observation:
-        return Observation(
-            site.id,
-            wall,
-            False,
-            time.monotonic() - started,
-            error=f"snmp {reason}: {detail}",
-            error_reason=reason,
-        )
-
     def _observation(
         self,
         site: Site,
         profile: Profile,
-        wall: float,
-        started: float,
+        poll: Poll,
         answer: dict[str, SnmpValue],
         walks: dict[str, dict[str, WalkResult]],
         problems: Problems,
@@ -164,11 +138,11 @@ class SnmpPoller:
         device = self._devices.get(site.id)
         if device is None:
             device = self._devices[site.id] = DeviceState()
-        values: dict[str, float | str] = {}
+        values = poll.values
         rebooted = False
         uptime = answer.get(SYS_UPTIME)
         if isinstance(uptime, int):
-            rebooted = device.observe_uptime(uptime, started)
+            rebooted = device.observe_uptime(uptime, poll.started)
             values["uptime_seconds"] = uptime / 100.0
             values["reboots_total"] = float(device.reboots)
             if rebooted:
@@ -212,14 +186,8 @@ class SnmpPoller:
             values["snmp_values_malformed"] = float(len(problems.malformed))
         self._report(site.id, problems)
         reasons = degraded_reasons(profile, values, tables)
-        return Observation(
-            site.id,
-            wall,
-            True,
-            time.monotonic() - started,
-            values,
-            samples=tuple(samples),
-            degraded_reason="; ".join(reasons) if reasons else None,
+        return poll.answered(
+            degraded_reason="; ".join(reasons) if reasons else None, samples=samples
         )
 
     def _report(self, site_id: str, problems: Problems) -> None:

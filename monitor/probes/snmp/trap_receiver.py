@@ -79,7 +79,6 @@ class TrapReceiver:
         self._receiver: ntfrcv.NotificationReceiver | None = None
         self._rejected_seen: dict[str, int] = dict.fromkeys(_REJECT_COUNTERS, 0)
         self._log = RateLimitedLog(log, period=60.0, burst=5)
-        self.accepted = 0
         self.port = settings.port
         for name in settings.credentials:
             credential = credentials.get(name)
@@ -168,7 +167,7 @@ class TrapReceiver:
     def _received(
         self,
         engine: SnmpEngine,
-        state_reference: object,
+        _state_reference: object,
         _context_engine_id: object,
         _context_name: object,
         var_binds: list[tuple[object, object]],
@@ -188,7 +187,6 @@ class TrapReceiver:
             event = TrapEvent(
                 str(address[0]), int(address[1]), str(trap_oid), values, inform=inform
             )
-            self.accepted += 1
             self._on_trap(event)
         except Exception:  # a bug here must cost one notification, never the receiver
             self._log.log(logging.ERROR, "internal", "trap handling failed", exc_info=True)

@@ -29,8 +29,6 @@ from monitor.probes.snmp.trap_receiver import TrapEvent
 
 log = logging.getLogger(__name__)
 
-TRAP_RESULTS = ("mapped", "unmapped", "unknown_source")
-
 
 def normal_address(text: str) -> str | None:
     try:
