@@ -254,3 +254,47 @@ def test_a_reload_adds_and_removes_reachability_sites(tmp_path: Path) -> None:
     ledger = config / "ledger.sqlite"
     assert [i.state for i in read_intervals(ledger, "vc-ok")] == [State.UNKNOWN, State.UP]
     assert all(i.end is not None for i in read_intervals(ledger, "mail"))
+
+
+def test_each_probe_is_polled_at_its_own_interval_not_the_default(tmp_path: Path) -> None:
+    """`interval_seconds` on an ICMP, TCP, HTTP or DNS probe is that site's rhythm: with the
+    daemon's default at a minute, a site asking for a quarter of a second is polled several
+    times within two seconds (at the default, at most once)."""
+    fast = "interval_seconds: 0.25"
+    with (
+        HttpPeer() as web,
+        TcpListener() as mail,
+        Dnsmasq(tmp_path / "dnsmasq.log") as dns,
+    ):
+        port = free_tcp_port()
+        config = write_settings(tmp_path / "config", port)
+        settings = config / "districtmon.yaml"
+        settings.write_text(
+            settings.read_text().replace(f"interval_seconds: {INTERVAL}", "interval_seconds: 60")
+        )
+        write_inventory(
+            config,
+            {
+                "vc": ("video_endpoint", f"icmp: {{address: 127.0.0.1, count: 1, {fast}}}"),
+                "mail": ("portal", f"tcp: {{address: 127.0.0.1, port: {mail.port}, {fast}}}"),
+                "web": ("portal", f"http: {{url: '{web.url}/', {fast}}}"),
+                "dns": (
+                    "portal",
+                    f"dns: {{server: 127.0.0.1, port: {dns.port}, name: portal.{DOMAIN}, {fast}}}",
+                ),
+            },
+        )
+        daemon = Daemon(config, port)
+        try:
+            for probe in ("icmp", "tcp", "http", "dns"):
+                wait_for(
+                    f"4 polls of the {probe} site",
+                    lambda probe=probe: (
+                        (daemon.metric("districtmon_polls_total", probe=probe, result="ok") or 0)
+                        >= 4
+                    ),
+                    daemon,
+                    limit=5.0,
+                )
+        finally:
+            daemon.kill()

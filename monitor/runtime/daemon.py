@@ -20,7 +20,7 @@ from monitor.config.load import Config
 from monitor.config.maintenance import Window, spec_json
 from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
-from monitor.core.model import Site, SnmpProbe
+from monitor.core.model import Site
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
@@ -35,7 +35,7 @@ from monitor.ledger.writer import Ledger
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.listener import MqttListener, mqtt_sites
 from monitor.probes.reach.pollers import reach_pollers
-from monitor.probes.router import ProbeRouter
+from monitor.probes.router import ProbeRouter, interval_of
 from monitor.probes.snmp.engine import SnmpEngine
 from monitor.probes.snmp.engines import create_engine
 from monitor.probes.snmp.poller import SnmpPoller
@@ -126,8 +126,7 @@ class Daemon:
         log.info("maintenance windows from the ledger: %d", len(windows))
 
     def _interval_of(self, site: Site) -> float:
-        interval = site.probe.interval_seconds if isinstance(site.probe, SnmpProbe) else None
-        return interval or self.config.poll.interval_seconds
+        return interval_of(site, self.config.poll.interval_seconds)
 
     def status(self) -> str:
         counts = self.live.counts()
