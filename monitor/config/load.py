@@ -64,7 +64,7 @@ class Config:
     maintenance: tuple[Window, ...] = ()
     availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
     mqtt: MqttSettings = field(default_factory=MqttSettings)
-    # Sites of the inventory that other shards watch (see shard.py): known, not ours.
+    # Sites of the inventory that other shards watch (see shards.py): known, not ours.
     sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)

@@ -65,9 +65,9 @@ class SnmpProbe:
     profile: str | None = None  # a device profile (config/profiles/<name>.yaml); None: system
 
 
-# --- reachability probes: for what speaks no SNMP (see icmp.py, tcp.py, httpprobe.py,
-# dnsprobe.py). `slow_seconds` is the same rule for each: an answer slower than this makes the
-# site degraded. `timeout_seconds`/`interval_seconds` of None take the daemon's poll defaults.
+# --- reachability probes: for what speaks no SNMP (monitor/probes/reach/: icmp.py, tcp.py,
+# http.py, dns.py). `slow_seconds` is the same rule for each: an answer slower than this makes
+# the site degraded. `timeout_seconds`/`interval_seconds` of None take the daemon's poll defaults.
 
 
 @dataclass(frozen=True, slots=True)

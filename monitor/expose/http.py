@@ -4,7 +4,7 @@ It runs in its own thread (prometheus-client's collectors are synchronous), so i
 the in-memory snapshot and never awaits anything of the event loop.
 
 /metrics is the daemon's own instruments rendered by prometheus-client followed by the
-per-site families from monitor/exposition.py, in the text format 0.0.4 (Prometheus takes it
+per-site families from monitor/expose/exposition.py, in the text format 0.0.4 (Prometheus takes it
 whatever it asked for), gzip-compressed at level 1 when the client accepts it: the body of a
 province (35 MB for 20,000 sites) compresses 11:1 at that level in 75 ms, where level 9 takes
 half a second for a body 35% smaller.

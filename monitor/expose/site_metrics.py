@@ -31,7 +31,7 @@ FROM_POLLS = (
 class SiteGauge:
     """One gauge per site, labelled SITE_LABELS, its value read from the site's live view
     (None: no sample for that site). Both the reference collector and the fast renderer
-    (monitor/exposition.py) are built from the SITE_GAUGES list, so a new per-site value is
+    (monitor/expose/exposition.py) are built from the SITE_GAUGES list, so a new per-site value is
     one entry there."""
 
     name: str
@@ -222,7 +222,7 @@ def live_families(table: Iterable[tuple[Site, SiteView]]) -> list[Metric]:
 
 class SiteCollector(Collector):
     """The reference rendering of every per-site and inventory family through
-    prometheus-client. The daemon serves the same bytes through monitor/exposition.py, which
+    prometheus-client. The daemon serves the same bytes through monitor/expose/exposition.py, which
     is ten times faster on a province; tests hold the two equal."""
 
     def __init__(self, live: LiveState) -> None:

@@ -68,6 +68,10 @@ class Ledger:
         self._on_error = on_error
         self._queue: asyncio.Queue[Entry | None] = asyncio.Queue()
         self._stopped = False
+        # entries recorded, and entries committed, since open: what `flushed` compares
+        self._recorded = 0
+        self._committed = 0
+        self._commit = asyncio.Event()
         self.recovered_gap: tuple[float, float] | None = None
         # No interval may start before `_floor` (the end of the previous run) or before the
         # last start of its own site: a clock stepping back must not make intervals overlap.
@@ -138,6 +142,15 @@ class Ledger:
         if self._stopped:
             raise LedgerError("ledger is stopped")
         self._queue.put_nowait(entry)
+        self._recorded += 1
+
+    async def flushed(self) -> None:
+        """Return once everything recorded so far is committed (the writer must be running):
+        what a caller waits on instead of guessing how long a commit takes."""
+        target = self._recorded
+        while self._committed < target:
+            self._commit.clear()
+            await self._commit.wait()
 
     @property
     def pending(self) -> int:
@@ -170,6 +183,8 @@ class Ledger:
                 else:
                     batch.append(item)
             await self._write(batch)
+            self._committed += len(batch)
+            self._commit.set()
             if done:
                 return
             await self._housekeeping()

@@ -1,7 +1,7 @@
 """The MQTT listener: one aiomqtt connection to the broker, kept up forever, feeding the pipeline.
 
 Push-based sites are not polled: the scheduler leaves them out, and this task turns what their
-devices publish into observations (mqttingest.py) and their silence into failed ones
+devices publish into observations (ingest.py) and their silence into failed ones
 (heartbeat.py).
 
 While the daemon cannot see the broker -- not connected yet, connection lost, subscription
@@ -12,10 +12,10 @@ monitor's own blindness, and silence is not counted while blind.
 A connection can look fine while nothing arrives: a broker that granted a subscription its ACL
 forbids to read (mosquitto does), a cluster node that lost it, a TCP path that died without a
 word. So every `self_check_seconds` the listener publishes a fresh token on its own probe topic
-(inside its subscription, see mqttconfig.py) and expects it back. Silence is only ever counted
-up to the last echo (a device's message sent before it would have arrived before it), so a
-check comes due at its own time but is confirmed only by the next echo, and is dated at its
-own time; an echo that does not come makes the sites unknown ("monitor blind: subscription
+(inside its subscription, see monitor/config/mqtt.py) and expects it back. Silence is only
+ever counted up to the last echo (a device's message sent before it would have arrived before
+it), so a check comes due at its own time but is confirmed only by the next echo, and is dated
+at its own time; an echo that does not come makes the sites unknown ("monitor blind: subscription
 lost") and the listener reconnect. After each (re)connection the retained
 statuses come first (a retained `offline` takes its site down again at once), then fresh
 messages decide the rest, and silence counts from the moment of connection. Connections are
@@ -216,14 +216,17 @@ class MqttListener:
             queue_type=self._handing_queue(),
         )
         self._taking = True
-        async with client:
-            try:
-                await self._subscribed(client)
-            except asyncio.CancelledError:
-                # the daemon is stopping: what still arrives while we say goodbye is dropped,
-                # the pipeline and ledger behind us are closing
-                self._taking = False
-                raise
+        try:
+            async with client:
+                try:
+                    await self._subscribed(client)
+                except asyncio.CancelledError:
+                    # the daemon is stopping: what still arrives while we say goodbye is
+                    # dropped, the pipeline and ledger behind us are closing
+                    self._taking = False
+                    raise
+        finally:
+            _settle_disconnection(client)
 
     async def _subscribed(self, client: aiomqtt.Client) -> None:
         """Subscribe, check, then wait until the session ends (see `_session`)."""
@@ -358,6 +361,18 @@ async def _until_lost(client: aiomqtt.Client) -> None:
     connection is lost."""
     async for _message in client.messages:
         pass
+
+
+def _settle_disconnection(client: aiomqtt.Client) -> None:
+    """aiomqtt keeps the reason a connection dropped in a future that only its message
+    iterator reads; when the session ends on our side first (a self-check that failed, a
+    reload), nothing reads it and asyncio logs "Future exception was never retrieved" at
+    exit. The reason is already ours (it ended the session, or does not matter): read it."""
+    disconnected = getattr(client, "_disconnected", None)
+    if not isinstance(disconnected, asyncio.Future) or not disconnected.done():
+        return
+    if not disconnected.cancelled():
+        disconnected.exception()
 
 
 def _refused(code: int | ReasonCode) -> bool:
