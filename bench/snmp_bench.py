@@ -544,7 +544,7 @@ async def worker_main(kind: str, agents: list[Agent], interval: float, duration:
     for _, writer in reader_writers:
         writer.close()
     if engine is not None:
-        engine.close()
+        await engine.close()
 
 
 # --- report ---------------------------------------------------------------------------------

@@ -39,19 +39,27 @@ OWNERS = {
 }
 
 
-def site(site_id: str, kind: str = "bts", commune: str = "thanh-nua", **kw: object) -> Site:
-    fields: dict[str, object] = {
-        "id": site_id,
-        "kind": kind,
-        "name": f"Trạm {site_id}",
-        "commune": commune,
-        "owner": "viettel" if kind == "bts" else "dien-bien-rtv",
-        "lat": 21.4,
-        "lon": 103.0,
-        "probe": SnmpProbe(address="127.0.0.1"),
-        **kw,
-    }
-    return Site(**fields)  # type: ignore[arg-type]
+def site(
+    site_id: str,
+    kind: str = "bts",
+    commune: str = "thanh-nua",
+    *,
+    name: str | None = None,
+    parent: str | None = None,
+    covers: tuple[str, ...] = (),
+) -> Site:
+    return Site(
+        id=site_id,
+        kind=kind,
+        name=f"Trạm {site_id}" if name is None else name,
+        commune=commune,
+        owner="viettel" if kind == "bts" else "dien-bien-rtv",
+        lat=21.4,
+        lon=103.0,
+        probe=SnmpProbe(address="127.0.0.1"),
+        parent=parent,
+        covers=covers,
+    )
 
 
 def inventory() -> dict[str, Site]:

@@ -29,8 +29,14 @@ PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
 SETTINGS = MqttSettings(heartbeat_timeout_seconds=180.0, max_payload_bytes=1024, profiles=PROFILES)
 
 
-def speaker(site_id: str, commune: str, **probe: object) -> Site:
-    return Site(site_id, "loudspeaker", site_id, commune, "rtv", 21.0, 103.0, MqttProbe(**probe))
+def speaker(
+    site_id: str,
+    commune: str,
+    topic: str | None = None,
+    heartbeat_timeout_seconds: float | None = None,
+) -> Site:
+    probe = MqttProbe(topic=topic, heartbeat_timeout_seconds=heartbeat_timeout_seconds)
+    return Site(site_id, "loudspeaker", site_id, commune, "rtv", 21.0, 103.0, probe)
 
 
 SITES = {

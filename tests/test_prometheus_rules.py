@@ -138,7 +138,11 @@ def _exported_metric_names() -> set[str]:
     live = LiveState(config.sites, config.communes, config.owners)
     by_kind = {site.kind: site.id for site in config.sites.values()}
     bts, gateway, speaker = by_kind["bts"], by_kind["gateway"], by_kind["loudspeaker"]
-    device_values = {"uptime_seconds": 5.0, "mains_ok": 1.0, "battery_volts": 54.0}
+    device_values: dict[str, float | str] = {
+        "uptime_seconds": 5.0,
+        "mains_ok": 1.0,
+        "battery_volts": 54.0,
+    }
     live.apply_observation(Observation(bts, 1.0, True, 0.01, values=device_values))
     wan = Sample("if_oper_up", (("alias", "WAN uplink"), ("if", "wan0")), 1.0)
     live.apply_observation(Observation(gateway, 1.0, True, 0.01, samples=(wan,)))

@@ -7,10 +7,11 @@ without touching the machine's network."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,16 +153,15 @@ EXPECTED = {
 }
 
 
+def in_state(daemon: Daemon, site: str, state: State) -> Callable[[], bool]:
+    """For `wait_for`: /metrics shows `site` in `state`."""
+    return lambda: daemon.metric("districtmon_site_state", site=site, state=state.value) == 1
+
+
 def test_every_probe_type_lands_in_state_ledger_and_metrics(district: District) -> None:
     daemon = district.daemon
     for site, state in EXPECTED.items():
-        wait_for(
-            f"{site} {state.value}",
-            lambda site=site, state=state: (
-                daemon.metric("districtmon_site_state", site=site, state=state.value) == 1
-            ),
-            daemon,
-        )
+        wait_for(f"{site} {state.value}", in_state(daemon, site, state), daemon)
     # degraded answers: up for availability, with the reason in the state
     for site in ("vc-lossy", "web-slow", "web-tls"):
         assert daemon.metric("districtmon_site_up", site=site) == 1
@@ -285,14 +285,15 @@ def test_each_probe_is_polled_at_its_own_interval_not_the_default(tmp_path: Path
             },
         )
         daemon = Daemon(config, port)
+
+        def polled_four_times(probe: str) -> bool:
+            return (daemon.metric("districtmon_polls_total", probe=probe, result="ok") or 0) >= 4
+
         try:
             for probe in ("icmp", "tcp", "http", "dns"):
                 wait_for(
                     f"4 polls of the {probe} site",
-                    lambda probe=probe: (
-                        (daemon.metric("districtmon_polls_total", probe=probe, result="ok") or 0)
-                        >= 4
-                    ),
+                    functools.partial(polled_four_times, probe),
                     daemon,
                     limit=5.0,
                 )

@@ -72,6 +72,7 @@ class Ledger:
         self._recorded = 0
         self._committed = 0
         self._commit = asyncio.Event()
+        self._writing = False
         self.recovered_gap: tuple[float, float] | None = None
         # No interval may start before `_floor` (the end of the previous run) or before the
         # last start of its own site: a clock stepping back must not make intervals overlap.
@@ -149,6 +150,8 @@ class Ledger:
         what a caller waits on instead of guessing how long a commit takes."""
         target = self._recorded
         while self._committed < target:
+            if not self._writing:
+                raise LedgerError("the ledger writer is not running: nothing will be committed")
             self._commit.clear()
             await self._commit.wait()
 
@@ -166,28 +169,33 @@ class Ledger:
         """The single writer task. Returns after `stop()` once the queue is drained. Between
         batches it rolls up finished hours and prunes old intervals, so that those never
         compete with transitions for the same connection."""
-        while True:
-            batch: list[Entry] = []
-            try:
-                first = await asyncio.wait_for(self._queue.get(), self._heartbeat_seconds)
-            except TimeoutError:  # nothing to write: the heartbeat alone
-                done = False
-            else:
-                done = first is None
-                if first is not None:
-                    batch.append(first)
-            while not done and not self._queue.empty() and len(batch) < 1000:
-                item = self._queue.get_nowait()
-                if item is None:
-                    done = True
+        self._writing = True
+        try:
+            while True:
+                batch: list[Entry] = []
+                try:
+                    first = await asyncio.wait_for(self._queue.get(), self._heartbeat_seconds)
+                except TimeoutError:  # nothing to write: the heartbeat alone
+                    done = False
                 else:
-                    batch.append(item)
-            await self._write(batch)
-            self._committed += len(batch)
-            self._commit.set()
-            if done:
-                return
-            await self._housekeeping()
+                    done = first is None
+                    if first is not None:
+                        batch.append(first)
+                while not done and not self._queue.empty() and len(batch) < 1000:
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        done = True
+                    else:
+                        batch.append(item)
+                await self._write(batch)
+                self._committed += len(batch)
+                self._commit.set()
+                if done:
+                    return
+                await self._housekeeping()
+        finally:
+            self._writing = False
+            self._commit.set()  # whoever waits in flushed() learns that the writer is gone
 
     async def _housekeeping(self) -> None:
         """Rollup passes while due (one day each, transitions get their turn in between),

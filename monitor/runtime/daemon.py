@@ -285,7 +285,7 @@ async def run_daemon(
             http.stop()
         if receiver is not None:
             receiver.close()
-        engine.close()
+        await engine.close()
         await ledger.close(time.time())
         notifier.close()
         for signum in handled:

@@ -2,7 +2,8 @@
 
 Each site has a fixed phase inside its interval (a stable hash of its id), so a restart keeps
 the same rhythm and 20,000 sites never fire in the same second. Time runs on the monotonic
-clock. Dead sites hold a slot for at most timeout x (retries + 1); when every slot is taken
+clock (`clock` must be the event loop's clock: delays computed on it are slept on the loop).
+Dead sites hold a slot for at most timeout x (retries + 1); when every slot is taken
 the scheduler waits for one instead of piling up requests, and the lag it accumulates is
 measured.
 

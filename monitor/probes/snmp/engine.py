@@ -68,8 +68,9 @@ class SnmpEngine(Protocol):
         """Every instance under `oid` (GETBULK on v2c/v3, GETNEXT on v1), at most `max_rows`."""
         ...
 
-    def close(self) -> None:
-        """Release sockets; the engine is not used after this."""
+    async def close(self) -> None:
+        """Release sockets (asyncio closes a transport on the loop's next turn, so this is
+        awaited in the loop that used them); the engine is not used after this."""
         ...
 
 

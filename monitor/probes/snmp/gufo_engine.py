@@ -116,7 +116,7 @@ class GufoEngine:
         self._max_sessions = max_sessions
         self._sessions: OrderedDict[_SessionKey, _Session] = OrderedDict()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self._sessions.clear()  # each socket closes when its session is collected
 
     async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:

@@ -13,6 +13,7 @@ per agent and credential, not per request.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -126,12 +127,13 @@ class PysnmpEngine:
         self._auth: dict[SnmpCredential, Any] = {}
         self._targets: dict[tuple[str, int, float, int, bool], Any] = {}
 
-    def close(self) -> None:
+    async def close(self) -> None:
         with contextlib.suppress(Exception):
             self._engine.close_dispatcher()
         if self._dispatcher is not None:
             with contextlib.suppress(Exception):
                 self._dispatcher.transport_dispatcher.close_dispatcher()
+        await asyncio.sleep(0)  # the transports' connection_lost, which closes the sockets
 
     def _v1(self) -> v1arch.SnmpDispatcher:
         if self._dispatcher is None:
