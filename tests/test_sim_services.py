@@ -50,6 +50,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Site]]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 def _context() -> ssl.SSLContext:

@@ -72,7 +72,7 @@ class Ledger:
         self._recorded = 0
         self._committed = 0
         self._commit = asyncio.Event()
-        self._writing = False
+        self._ended = False  # the writer task ran and returned (or died)
         self.recovered_gap: tuple[float, float] | None = None
         # No interval may start before `_floor` (the end of the previous run) or before the
         # last start of its own site: a clock stepping back must not make intervals overlap.
@@ -146,12 +146,13 @@ class Ledger:
         self._recorded += 1
 
     async def flushed(self) -> None:
-        """Return once everything recorded so far is committed (the writer must be running):
-        what a caller waits on instead of guessing how long a commit takes."""
+        """Return once everything recorded so far is committed by the writer task (`run`):
+        what a caller waits on instead of guessing how long a commit takes. Raises
+        LedgerError if the writer has ended first."""
         target = self._recorded
         while self._committed < target:
-            if not self._writing:
-                raise LedgerError("the ledger writer is not running: nothing will be committed")
+            if self._ended:
+                raise LedgerError("the ledger writer has ended: nothing more will be committed")
             self._commit.clear()
             await self._commit.wait()
 
@@ -169,7 +170,6 @@ class Ledger:
         """The single writer task. Returns after `stop()` once the queue is drained. Between
         batches it rolls up finished hours and prunes old intervals, so that those never
         compete with transitions for the same connection."""
-        self._writing = True
         try:
             while True:
                 batch: list[Entry] = []
@@ -194,7 +194,7 @@ class Ledger:
                     return
                 await self._housekeeping()
         finally:
-            self._writing = False
+            self._ended = True
             self._commit.set()  # whoever waits in flushed() learns that the writer is gone
 
     async def _housekeeping(self) -> None:

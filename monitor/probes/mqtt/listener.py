@@ -381,6 +381,18 @@ def _refused(code: int | ReasonCode) -> bool:
     return code >= 0x80
 
 
+class _ClosingSSLSocket(ssl.SSLSocket):
+    """paho drops the socket of a failed TLS handshake (a wrong authority, an expired
+    certificate) without closing it; every retry would leak one until the collector runs."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except BaseException:
+            self.close()
+            raise
+
+
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     tls = settings.tls
     if tls is None:
@@ -388,6 +400,7 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     context = ssl.create_default_context(
         cafile=str(tls.ca_file) if tls.ca_file is not None else None
     )
+    context.sslsocket_class = _ClosingSSLSocket
     if tls.cert_file is not None and tls.key_file is not None:
         context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
     context.check_hostname = tls.verify_hostname
