@@ -193,7 +193,8 @@ class Simulator(_Process):
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+            with exc:  # an error response holds its connection until closed
+                return exc.code, json.loads(exc.read())
 
     def get(self, path: str) -> tuple[int, Any]:
         return self._call("GET", path)

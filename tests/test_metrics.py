@@ -140,7 +140,8 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        with exc:  # an error response holds its connection until closed
+            return exc.code, dict(exc.headers), exc.read()
 
 
 def test_metrics_are_served_plain_or_gzip_and_pass_promtool(served: tuple[LiveState, str]) -> None:
@@ -266,6 +267,7 @@ def test_api_gives_one_site_or_a_clear_404(served: tuple[LiveState, str]) -> Non
     request = urllib.request.Request(url + "/api/v1/sites", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
+    refused.value.close()
     assert refused.value.code == 405
 
 
