@@ -38,11 +38,12 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.availability import HOUR_MS, to_ms
-from monitor.availgauges import compute as compute_gauges
-from monitor.ledger import Ledger
-from monitor.model import Commune, Owner, Site, SnmpProbe, State, Transition
-from monitor.report import build_report, render_csv
+from monitor.core.availability import HOUR_MS, to_ms
+from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
+from monitor.ledger.recent import compute as compute_gauges
+from monitor.ledger.writer import Ledger
+from monitor.report.build import build_report
+from monitor.report.render import render_csv
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 GRACE = 900.0

@@ -85,8 +85,8 @@ def consume(args: argparse.Namespace) -> None:
 
 
 def _profile() -> object:
-    from monitor.config import load_config
-    from monitor.telemetry import TelemetryProfile, ValueSpec
+    from monitor.config.load import load_config
+    from monitor.config.telemetry import TelemetryProfile, ValueSpec
 
     shipped = load_config(ROOT / "config", {}).mqtt.profiles["loudspeaker"]
     seq = ValueSpec("seq", "seq", "number", "bench sequence number")
@@ -94,7 +94,7 @@ def _profile() -> object:
 
 
 def _settings(port: int) -> object:
-    from monitor.mqttconfig import MqttSettings
+    from monitor.config.mqtt import MqttSettings
 
     return MqttSettings(
         host="127.0.0.1",
@@ -108,7 +108,7 @@ def _settings(port: int) -> object:
 
 
 def _sites(count: int) -> dict[str, object]:
-    from monitor.model import MqttProbe, Site
+    from monitor.core.model import MqttProbe, Site
 
     return {
         s: Site(s, "loudspeaker", s, "thanh-nua", "rtv", 21.0, 103.0, MqttProbe())
@@ -126,17 +126,17 @@ def handling_only(sites: int, total: int) -> dict[str, object]:
 async def _handling_only(count: int, total: int) -> dict[str, object]:
     from prometheus_client import CollectorRegistry
 
-    from monitor.daemon import Pipeline
-    from monitor.evaluator import Evaluator
-    from monitor.ledger import Ledger
-    from monitor.livestate import LiveState
-    from monitor.metrics import build_registry
-    from monitor.mqttingest import Ingest
-    from monitor.mqttmetrics import MqttMetrics
+    from monitor.expose.mqtt_metrics import registered_counts
+    from monitor.expose.self_metrics import build_registry
+    from monitor.ledger.writer import Ledger
+    from monitor.probes.mqtt.ingest import Ingest
+    from monitor.state.evaluator import Evaluator
+    from monitor.state.live import LiveState
+    from monitor.state.pipeline import Pipeline
 
     sites = _sites(count)
     live = LiveState(sites)  # type: ignore[arg-type]
-    _registry, metrics = build_registry(live)
+    _registry, metrics = build_registry()
     tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
     ledger = await Ledger.open(tmp / "ledger.sqlite")
     await ledger.sync_sites(sites.values())  # type: ignore[arg-type]
@@ -149,7 +149,7 @@ async def _handling_only(count: int, total: int) -> dict[str, object]:
         [],
         pipeline.observe,
         {},
-        MqttMetrics(CollectorRegistry()),
+        registered_counts(CollectorRegistry()),
     )
     writer = asyncio.create_task(ledger.run())
     ts = time.time()
@@ -185,15 +185,15 @@ async def _handling_only(count: int, total: int) -> dict[str, object]:
 async def _consume(args: argparse.Namespace) -> None:
     from prometheus_client import CollectorRegistry
 
-    from monitor.daemon import Pipeline
-    from monitor.evaluator import Evaluator
-    from monitor.ledger import Ledger
-    from monitor.livestate import LiveState
-    from monitor.metrics import build_registry
-    from monitor.model import Observation, Site, State
-    from monitor.mqttconfig import MqttSettings
-    from monitor.mqttlistener import MqttListener
-    from monitor.mqttmetrics import MqttMetrics
+    from monitor.config.mqtt import MqttSettings
+    from monitor.core.model import Observation, Site, State
+    from monitor.expose.mqtt_metrics import registered_counts
+    from monitor.expose.self_metrics import build_registry
+    from monitor.ledger.writer import Ledger
+    from monitor.probes.mqtt.listener import MqttListener
+    from monitor.state.evaluator import Evaluator
+    from monitor.state.live import LiveState
+    from monitor.state.pipeline import Pipeline
 
     ids = site_ids(args.sites)
     settings: MqttSettings = _settings(args.port)  # type: ignore[assignment]
@@ -237,7 +237,7 @@ async def _consume(args: argparse.Namespace) -> None:
         return
 
     live = LiveState(sites)
-    _registry, metrics = build_registry(live)
+    _registry, metrics = build_registry()
     tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
     ledger = await Ledger.open(tmp / "ledger.sqlite")
     await ledger.sync_sites(sites.values())
@@ -263,7 +263,7 @@ async def _consume(args: argparse.Namespace) -> None:
             pipeline.blind(site_ids, at, reason)
 
     listener = MqttListener(
-        settings, sites, {}, CountingSink(), lambda: 3, MqttMetrics(CollectorRegistry())
+        settings, sites, {}, CountingSink(), lambda: 3, registered_counts(CollectorRegistry())
     )
     writer = asyncio.create_task(ledger.run())
     task = asyncio.create_task(listener.run())

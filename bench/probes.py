@@ -31,11 +31,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # the certificate maker and dnsmasq run
 
 from reachpeers import DOMAIN, Dnsmasq, make_tls  # noqa: E402
 
-from monitor.dnsprobe import DnsPoller  # noqa: E402
-from monitor.httpprobe import HttpPoller  # noqa: E402
-from monitor.icmp import IcmpPoller  # noqa: E402
-from monitor.model import DnsProbe, HttpProbe, IcmpProbe, Probe, Site, TcpProbe  # noqa: E402
-from monitor.tcp import TcpPoller  # noqa: E402
+from monitor.config.settings import PollSettings  # noqa: E402
+from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, Probe, Site, TcpProbe  # noqa: E402
+from monitor.probes.reach.dns import DnsPoller  # noqa: E402
+from monitor.probes.reach.http import HttpPoller  # noqa: E402
+from monitor.probes.reach.icmp import IcmpPoller  # noqa: E402
+from monitor.probes.reach.tcp import TcpPoller  # noqa: E402
 
 PAGE = ("<html><body><h1>Cổng thông tin điện tử huyện Điện Biên</h1>" + "x" * 4000).encode()
 
@@ -118,7 +119,7 @@ def start_server(tls: tuple[str, str] | None = None) -> tuple[multiprocessing.Pr
 def icmp_rows(n: int, mode: str) -> list[dict[str, object]]:
     rows = []
     for in_flight in (50, 200):
-        poller = IcmpPoller(1.0)
+        poller = IcmpPoller(PollSettings(timeout_seconds=1.0))
         probes: list[Probe] = [
             IcmpProbe(f"127.0.{i // 250}.{i % 250 + 1}", count=1, timeout_seconds=1.0)
             for i in range(n)
@@ -152,7 +153,7 @@ def tcp_rows(n: int) -> list[dict[str, object]]:
     proc, port = start_server()
     try:
         probes: list[Probe] = [TcpProbe("127.0.0.1", port) for _ in range(n)]
-        result = asyncio.run(run(TcpPoller(2.0).poll, probes, 50))
+        result = asyncio.run(run(TcpPoller(PollSettings(timeout_seconds=2.0)).poll, probes, 50))
         return [row("tcp connect", n, 50, result)]
     finally:
         proc.terminate()
@@ -171,7 +172,9 @@ def http_rows(n: int, work: Path) -> list[dict[str, object]]:
                 HttpProbe(url, body_matches="Điện Biên", **extra)  # type: ignore[arg-type]
                 for _ in range(n)
             ]
-            result = asyncio.run(run(HttpPoller(5.0).poll, probes, 50))
+            result = asyncio.run(
+                run(HttpPoller(PollSettings(timeout_seconds=5.0)).poll, probes, 50)
+            )
             rows.append(row(f"{scheme} GET (4 KiB page)", n, 50, result))
         finally:
             proc.terminate()
@@ -185,7 +188,9 @@ def dns_rows(n: int, work: Path) -> list[dict[str, object]]:
             DnsProbe("127.0.0.1", f"portal.{DOMAIN}", port=server.port, expect=("127.4.0.1",))
             for _ in range(n)
         ]
-        result = asyncio.run(run(DnsPoller(2.0, 1).poll, probes, 50))
+        result = asyncio.run(
+            run(DnsPoller(PollSettings(timeout_seconds=2.0, retries=1)).poll, probes, 50)
+        )
         return [row("dns A (dnsmasq)", n, 50, result)]
 
 

@@ -27,11 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from prometheus_client import make_wsgi_app
 
-from monitor.exposition import SiteExposition
-from monitor.httpserver import HttpServer
-from monitor.livestate import LiveState
-from monitor.metrics import SiteCollector, build_registry
-from monitor.model import (
+from monitor.core.model import (
     Commune,
     Observation,
     Owner,
@@ -40,6 +36,11 @@ from monitor.model import (
     State,
     Transition,
 )
+from monitor.expose.exposition import SiteExposition
+from monitor.expose.http import HttpServer
+from monitor.expose.self_metrics import build_registry
+from monitor.expose.site_metrics import SiteCollector
+from monitor.state.live import LiveState
 
 TARGET_SECONDS = 0.250
 # What Prometheus 2.42 sends: it prefers OpenMetrics, so prometheus-client answers with it.
@@ -194,7 +195,7 @@ class ReferenceServer(HttpServer):
     rendering and level-9 gzip): what the daemon served before monitor/exposition.py."""
 
     def __init__(self, live: LiveState) -> None:
-        registry, _ = build_registry(live)
+        registry, _ = build_registry()
         registry.register(SiteCollector(live))
         super().__init__("127.0.0.1", 0, registry, live)
         self._reference = make_wsgi_app(registry)
@@ -264,7 +265,7 @@ def main() -> int:
     servers: list[tuple[str, HttpServer]] = []
     if args.reference:
         servers.append(("prometheus-client", ReferenceServer(live)))
-    registry, _ = build_registry(live)
+    registry, _ = build_registry()
     servers.append(("districtmon", HttpServer("127.0.0.1", 0, registry, live)))
 
     print(

@@ -455,9 +455,10 @@ def exporter_config() -> str:
 
 async def worker_main(kind: str, agents: list[Agent], interval: float, duration: float,
                       exporter_port: int | None) -> None:  # fmt: skip
-    from monitor.credentials import Secret, SnmpCredential
-    from monitor.scheduler import phase
-    from monitor.snmpclient import SnmpError, SnmpTarget, create_engine
+    from monitor.config.credentials import Secret, SnmpCredential
+    from monitor.probes.snmp.engine import SnmpError, SnmpTarget
+    from monitor.probes.snmp.engines import create_engine
+    from monitor.state.scheduler import phase
 
     slots = asyncio.Semaphore(256)
     latencies: list[float] = []
@@ -543,7 +544,7 @@ async def worker_main(kind: str, agents: list[Agent], interval: float, duration:
     for _, writer in reader_writers:
         writer.close()
     if engine is not None:
-        engine.close()
+        await engine.close()
 
 
 # --- report ---------------------------------------------------------------------------------

@@ -24,16 +24,23 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from peers import LOCALHOST
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 _PORT_RANGE = (20000, 32000)  # below the ephemeral range: a stopped broker keeps its port
 _handed_out: set[int] = set()
-_live: set[object] = set()
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+_live: set[_Closable] = set()
 
 
 def free_tcp_port(host: str = LOCALHOST) -> int:
@@ -56,7 +63,7 @@ def free_tcp_port(host: str = LOCALHOST) -> int:
 @atexit.register
 def _close_leftovers() -> None:
     for thing in list(_live):
-        thing.close()  # type: ignore[attr-defined]
+        thing.close()
 
 
 class Mosquitto:
@@ -177,7 +184,7 @@ class Mosquitto:
         self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 1
     ) -> None:
         """Publish one message and wait until the broker has it (QoS 1)."""
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2)
         if self.account is not None:
             client.username_pw_set(*self.account)
         client.connect(self.host, self.port, keepalive=10)

@@ -16,13 +16,15 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 
 def main() -> None:
     host, port, base, period = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"device-{base}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"device-{base}")
     client.will_set(f"{base}/status", "offline", qos=1, retain=True)
-    client.reconnect_delay_set(0.1, 0.5)
+    # paho annotates the delays as int, but takes (and the tests need) fractions of a second
+    client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]
     if "DEVICE_USERNAME" in os.environ:
         client.username_pw_set(os.environ["DEVICE_USERNAME"], os.environ["DEVICE_PASSWORD"])
 

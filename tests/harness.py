@@ -114,7 +114,8 @@ class Daemon:
             with urllib.request.urlopen(self.url + path, timeout=2) as response:
                 return response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
+            with exc:  # an error response holds its connection until closed
+                return exc.code, exc.read().decode()
 
     def metric(self, metric: str, **labels: str) -> float | None:
         """The value of one sample on /metrics, None when absent."""

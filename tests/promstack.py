@@ -148,7 +148,8 @@ class Prometheus(_Server):
         try:
             body = http_json(url)
         except urllib.error.HTTPError as exc:
-            raise ValueError(f"{expr}: {exc.read().decode()}") from exc
+            with exc:  # an error response holds its connection until closed
+                raise ValueError(f"{expr}: {exc.read().decode()}") from exc
         result: list[dict[str, Any]] = body["data"]["result"]
         return result
 

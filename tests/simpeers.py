@@ -23,8 +23,8 @@ import yaml
 from harness import free_tcp_port
 from peers import free_udp_port
 
-from monitor.config import load_config
-from monitor.model import SnmpProbe
+from monitor.config.load import load_config
+from monitor.core.model import SnmpProbe
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config"
@@ -193,7 +193,8 @@ class Simulator(_Process):
             with urllib.request.urlopen(request, timeout=10) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+            with exc:  # an error response holds its connection until closed
+                return exc.code, json.loads(exc.read())
 
     def get(self, path: str) -> tuple[int, Any]:
         return self._call("GET", path)

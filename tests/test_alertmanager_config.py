@@ -27,7 +27,7 @@ from alerting import (
 )
 from promstack import Alertmanager
 
-from monitor.config import load_config
+from monitor.config.load import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

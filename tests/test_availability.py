@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from monitor.availability import (
+from monitor.core.availability import (
     DOWN,
     HOUR_MS,
     UNKNOWN,

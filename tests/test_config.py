@@ -13,19 +13,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import (
-    Config,
-    ConfigError,
-    HttpSettings,
-    PollSettings,
-    StateSettings,
-    find_config_dir,
-    load_config,
-)
-from monitor.credentials import Secret, env_var
-from monitor.model import DnsProbe, HttpProbe, MqttProbe, Probe, SnmpProbe
-from monitor.summary import summarize
+from monitor.cli.main import main
+from monitor.cli.summary import summarize
+from monitor.config.credentials import Secret, env_var
+from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.problems import ConfigError
+from monitor.config.settings import HttpSettings, PollSettings, StateSettings
+from monitor.core.model import DnsProbe, HttpProbe, MqttProbe, Probe, SnmpProbe
 
 SHIPPED = Path(__file__).parents[1] / "config"
 
@@ -161,6 +155,20 @@ def load(root: Path, environ: dict[str, str] | None = None) -> Config:
     return load_config(root, environ or {})
 
 
+def snmp_probe(config: Config, site: str) -> SnmpProbe:
+    """The probe of `site`, which the test's configuration makes an SNMP one."""
+    probe = config.sites[site].probe
+    assert isinstance(probe, SnmpProbe), probe
+    return probe
+
+
+def community(config: Config, credential: str) -> str:
+    """The revealed community of a v1/v2c credential."""
+    secret = config.credentials[credential].community
+    assert secret is not None, f"{credential} has no community"
+    return secret.reveal()
+
+
 # --- a valid configuration ---------------------------------------------------------------------
 
 
@@ -175,15 +183,16 @@ def test_valid_config_loads_into_model_objects(tmp_path: Path) -> None:
     assert config.communes["thanh-nua"].areas == ("Bản Ta Pô", "Bản Pa Pốm")
     assert config.owners["dien-bien-rtv"].kind == "broadcaster"
     bts = config.sites["bts-vtl-thanh-nua-01"]
-    assert (bts.parent, bts.probe.port, bts.probe.credential) == (
+    bts_probe = snmp_probe(config, bts.id)
+    assert (bts.parent, bts_probe.port, bts_probe.credential) == (
         "gw-thanh-nua",
         1161,
         "district-ro",
     )
-    assert config.sites["gw-thanh-nua"].probe.port == 161
+    assert snmp_probe(config, "gw-thanh-nua").port == 161
     assert config.sites["loa-thanh-nua-01"].covers == ("Bản Ta Pô",)
-    assert config.sites["loa-thanh-nua-01"].probe.address == "loa-01.thanh-nua.example"
-    assert config.credentials["district-ro"].community.reveal() == COMMUNITY
+    assert snmp_probe(config, "loa-thanh-nua-01").address == "loa-01.thanh-nua.example"
+    assert community(config, "district-ro") == COMMUNITY
     assert config.credentials["district-ro"].version == "2c"
 
 
@@ -214,7 +223,7 @@ def test_site_probe_overrides_are_read(tmp_path: Path) -> None:
     root = broken(
         tmp_path, "inventory/sites.yaml", "port: 1161\n", overrides + "        retries: 0\n"
     )
-    probe = load(root).sites["bts-vtl-thanh-nua-01"].probe
+    probe = snmp_probe(load(root), "bts-vtl-thanh-nua-01")
     assert (probe.interval_seconds, probe.timeout_seconds, probe.retries) == (30.0, 1.5, 0)
 
 
@@ -257,7 +266,7 @@ def test_yaml_merge_keys_and_anchors_are_supported(tmp_path: Path) -> None:
         "snmp: {address: loa-01.thanh-nua.example, port: 1162, credential: district-ro}",
         "snmp: {<<: *probe, address: 127.1.0.3}",
     )
-    probe = load(root).sites["loa-thanh-nua-01"].probe
+    probe = snmp_probe(load(root), "loa-thanh-nua-01")
     assert (probe.address, probe.port, probe.credential) == ("127.1.0.3", 161, "district-ro")
 
 
@@ -433,7 +442,7 @@ def test_bad_address(tmp_path: Path) -> None:
 )
 def test_good_addresses(tmp_path: Path, address: str) -> None:
     root = broken(tmp_path, "inventory/sites.yaml", "127.1.0.2", f"'{address}'")
-    assert load(root).sites["bts-vtl-thanh-nua-01"].probe.address == address
+    assert snmp_probe(load(root), "bts-vtl-thanh-nua-01").address == address
 
 
 @pytest.mark.parametrize(
@@ -796,18 +805,18 @@ def test_secret_reveals_only_on_request() -> None:
 def test_environment_overrides_the_file_community(tmp_path: Path) -> None:
     environ = {"DISTRICTMON_SNMP_DISTRICT_RO_COMMUNITY": "from-env"}
     config = load(write_config(tmp_path), environ)
-    assert config.credentials["district-ro"].community.reveal() == "from-env"
+    assert community(config, "district-ro") == "from-env"
 
 
 def test_a_credential_may_take_its_community_from_the_environment_only(tmp_path: Path) -> None:
     root = broken(tmp_path, "credentials.yaml", f"    community: {COMMUNITY}\n", "")
     config = load(root, {"DISTRICTMON_SNMP_DISTRICT_RO_COMMUNITY": "from-env"})
-    assert config.credentials["district-ro"].community.reveal() == "from-env"
+    assert community(config, "district-ro") == "from-env"
 
 
 def test_an_empty_environment_variable_does_not_override(tmp_path: Path) -> None:
     config = load(write_config(tmp_path), {"DISTRICTMON_SNMP_DISTRICT_RO_COMMUNITY": ""})
-    assert config.credentials["district-ro"].community.reveal() == COMMUNITY
+    assert community(config, "district-ro") == COMMUNITY
 
 
 def test_env_var_name_follows_the_readme() -> None:
@@ -895,6 +904,7 @@ def probe_host(probe: Probe) -> str:
         return urlsplit(probe.url).hostname or ""
     if isinstance(probe, DnsProbe):
         return probe.server
+    assert not isinstance(probe, MqttProbe), "an MQTT site is listened to, not sent to"
     return probe.address
 
 

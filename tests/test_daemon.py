@@ -19,8 +19,8 @@ from harness import DOWN_AFTER, INTERVAL, UP_AFTER, Daemon, free_tcp_port, wait_
 from peers import Snmpd, Snmpsim
 from promstack import Prometheus
 
-from monitor.ledger import read_intervals, read_runs
-from monitor.model import State
+from monitor.core.model import State
+from monitor.ledger.records import read_intervals, read_runs
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Counters as totals across wraps, discontinuities and reboots; reboots from sysUpTime."""
 
-from monitor.devicestate import TICKS_WRAP, DeviceState
+from monitor.probes.snmp.counters import TICKS_WRAP, DeviceState
 
 KEY = ("if_in_octets_total", (("if", "wan"),))
 

@@ -2,17 +2,17 @@
 
 import pytest
 
-from monitor.evaluator import Evaluator
-from monitor.model import Observation, State
+from monitor.core.model import Observation, State, Transition
+from monitor.state.evaluator import Evaluator
 
 
 def obs(t: float, ok: bool, site: str = "s") -> Observation:
     return Observation(site, t, ok, error=None if ok else "snmp timeout: no answer")
 
 
-def feed(ev: Evaluator, pattern: str, start: float = 100.0, step: float = 60.0) -> list:
+def feed(ev: Evaluator, pattern: str, start: float = 100.0, step: float = 60.0) -> list[Transition]:
     """Feed '+' (answer) and '-' (failure) observations; return the transitions produced."""
-    out = []
+    out: list[Transition] = []
     for i, ch in enumerate(pattern):
         t = ev.observe(obs(start + i * step, ch == "+"))
         if t is not None:
@@ -78,9 +78,9 @@ def test_thresholds_below_one_are_refused() -> None:
         Evaluator(down_after=0)
 
 
-def chain_evaluator(**kwargs: object) -> Evaluator:
+def chain_evaluator() -> Evaluator:
     """gw <- bts <- spk: a gateway, a base station behind it, a loudspeaker behind that."""
-    ev = Evaluator(down_after=2, up_after=2, parents={"bts": "gw", "spk": "bts"}, **kwargs)  # type: ignore[arg-type]
+    ev = Evaluator(down_after=2, up_after=2, parents={"bts": "gw", "spk": "bts"})
     for site in ("gw", "bts", "spk"):
         ev.start(site, 0.0)
         ev.step(obs(1.0, True, site))
@@ -225,9 +225,11 @@ def answer(t: float, reason: str | None = None, confirmed: bool = False) -> Obse
     return Observation("s", t, True, degraded_reason=reason, confirmed=confirmed)
 
 
-def feed3(ev: Evaluator, pattern: str, start: float = 100.0, step: float = 60.0) -> list:
+def feed3(
+    ev: Evaluator, pattern: str, start: float = 100.0, step: float = 60.0
+) -> list[Transition]:
     """'+' healthy answer, 'd' degraded answer, '-' failure."""
-    out = []
+    out: list[Transition] = []
     for i, ch in enumerate(pattern):
         t = start + i * step
         o = obs(t, False) if ch == "-" else answer(t, "on battery" if ch == "d" else None)

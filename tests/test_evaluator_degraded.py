@@ -1,8 +1,8 @@
 """Answers that carry a degraded reason: `degraded` with the same N/M confirmation as down/up,
 dated at the first observation of the confirming run."""
 
-from monitor.evaluator import Evaluator
-from monitor.model import Observation, State, Transition
+from monitor.core.model import Observation, State, Transition
+from monitor.state.evaluator import Evaluator
 
 SLOW = "http response 2.50 s > 1 s"
 

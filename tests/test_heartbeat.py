@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from monitor.evaluator import Evaluator
-from monitor.heartbeat import HeartbeatWatch
-from monitor.model import Observation, State
+from monitor.core.model import Observation, State
+from monitor.probes.mqtt.heartbeat import HeartbeatWatch
+from monitor.state.evaluator import Evaluator
 
 
-def run_checks(watch: HeartbeatWatch, until: float, step: float, checks: int) -> list:
+def run_checks(
+    watch: HeartbeatWatch, until: float, step: float, checks: int
+) -> list[tuple[float, str]]:
     """Ask for due checks every `step` seconds up to `until`; (time, site) of each."""
-    seen = []
+    seen: list[tuple[float, str]] = []
     t = 0.0
     while t <= until + 1e-9:
         seen += [(round(t, 6), overdue.site) for overdue in watch.due(t, checks)]

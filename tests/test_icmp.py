@@ -7,36 +7,53 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import TypedDict
 
 import pytest
 from netns import NetNs, silence_echo
 
-from monitor.icmp import IcmpPoller
-from monitor.model import IcmpProbe, Observation, Site
+from monitor.config.settings import PollSettings
+from monitor.core.model import IcmpProbe, Observation, Site
+from monitor.probes.reach.icmp import IcmpPoller
 
-FAST = {"packet_interval_seconds": 0.02, "timeout_seconds": 0.3}
+
+class Timings(TypedDict):
+    packet_interval_seconds: float
+    timeout_seconds: float
+
+
+FAST: Timings = {"packet_interval_seconds": 0.02, "timeout_seconds": 0.3}
 
 
 def site(probe: IcmpProbe) -> Site:
     return Site("vc-thanh-nua", "video_endpoint", "Điểm cầu Thanh Nưa", "c", "o", 0, 0, probe)
 
 
+def number(obs: Observation, name: str) -> float:
+    """An unlabelled value the test expects to be a number, not text."""
+    value = obs.values[name]
+    assert isinstance(value, int | float), f"{name} is {value!r}"
+    return value
+
+
 def poll(ns: NetNs, probe: IcmpProbe, poller: IcmpPoller | None = None) -> Observation:
     with ns.entered():
-        return asyncio.run((poller or IcmpPoller(1.0)).poll(site(probe)))
+        return asyncio.run(
+            (poller or IcmpPoller(PollSettings(timeout_seconds=1.0))).poll(site(probe))
+        )
 
 
 def test_loopback_answers_every_echo_with_a_round_trip_time(netns: NetNs) -> None:
     obs = poll(netns, IcmpProbe("127.0.0.1", count=3, **FAST))
     assert obs.ok and obs.probe == "icmp" and obs.degraded_reason is None
     assert obs.values["loss_ratio"] == 0.0
-    assert 0 < obs.values["rtt_seconds"] < 0.3
+    assert 0 < number(obs, "rtt_seconds") < 0.3
     assert obs.error is None
 
 
 def test_raw_sockets_are_used_where_unprivileged_ping_is_not_allowed(netns: NetNs) -> None:
     netns.sysctl("net.ipv4.ping_group_range", "1 0")  # the kernel's default: nobody
-    poller = IcmpPoller(1.0)
+    poller = IcmpPoller(PollSettings(timeout_seconds=1.0))
     assert poll(netns, IcmpProbe("127.0.0.1", **FAST), poller).ok
     assert poller.privileged is True
 
@@ -44,7 +61,7 @@ def test_raw_sockets_are_used_where_unprivileged_ping_is_not_allowed(netns: NetN
 def test_unprivileged_datagram_sockets_are_preferred_where_allowed(netns: NetNs) -> None:
     gid = os.getgid()
     netns.sysctl("net.ipv4.ping_group_range", f"{gid} {gid}")
-    poller = IcmpPoller(1.0)
+    poller = IcmpPoller(PollSettings(timeout_seconds=1.0))
     obs = poll(netns, IcmpProbe("127.0.0.1", **FAST), poller)
     assert obs.ok and obs.values["loss_ratio"] == 0.0
     assert poller.privileged is False
@@ -94,7 +111,8 @@ def test_a_round_trip_over_slow_seconds_is_degraded(netns: NetNs) -> None:
     # loopback answers in microseconds: a threshold below that is always crossed
     obs = poll(netns, IcmpProbe("127.0.0.1", slow_seconds=1e-9, **FAST))
     assert obs.ok
-    assert (obs.degraded_reason or "").startswith("icmp round trip ")
+    assert obs.degraded_reason is not None
+    assert obs.degraded_reason.startswith("icmp round trip ")
     assert obs.degraded_reason.endswith("ms > 0.0 ms")
 
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from monitor.ledger import SCHEMA_VERSION, Ledger, LedgerError, read_intervals, read_runs
-from monitor.model import Site, SnmpProbe, State, Transition
+from monitor.core.model import Site, SnmpProbe, State, Transition
+from monitor.ledger.records import read_intervals, read_runs
+from monitor.ledger.schema import SCHEMA_VERSION, LedgerError
+from monitor.ledger.writer import Ledger
 
 
 def site(site_id: str) -> Site:
@@ -78,7 +80,8 @@ async def test_a_crash_leaves_the_gap_unknown_and_closes_intervals_at_the_last_h
     writer = asyncio.create_task(ledger.run())
     ledger.record(Transition("a", State.UP, 2000.0, State.UNKNOWN))
     clock.now = 2030.0
-    await asyncio.sleep(0.2)  # a few heartbeats at t=2030
+    # committed with a heartbeat at t=2030: the writer's first turn comes after the clock moved
+    await asyncio.wait_for(ledger.flushed(), 10)
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
     await ledger._db.close()  # the process dies: no clean close

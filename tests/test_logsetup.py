@@ -10,8 +10,8 @@ import socket
 
 import pytest
 
-from monitor.logsetup import configure_logging
-from monitor.notify import Notifier
+from monitor.core.logsetup import configure_logging
+from monitor.runtime.notify import Notifier
 
 
 def emit(fmt: str, monkeypatch: pytest.MonkeyPatch, journal: bool) -> list[str]:

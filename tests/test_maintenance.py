@@ -10,10 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import ConfigError, load_config
-from monitor.maintenance import Schedule, read_ledger_windows, window_from_spec
-from monitor.model import Site, SnmpProbe
+from monitor.cli.main import main
+from monitor.config.load import load_config
+from monitor.config.maintenance import window_from_spec
+from monitor.config.problems import ConfigError
+from monitor.core.model import Site, SnmpProbe
+from monitor.ledger.windows import read_ledger_windows
+from monitor.state.windows import Schedule
 
 ROOT = Path(__file__).parents[1]
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -20,11 +20,12 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.exposition import SiteExposition
-from monitor.httpserver import HttpServer
-from monitor.livestate import LiveState
-from monitor.metrics import SiteCollector, build_registry
-from monitor.model import Commune, Observation, Owner, Site, SnmpProbe, State, Transition
+from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State, Transition
+from monitor.expose.exposition import SiteExposition
+from monitor.expose.http import HttpServer
+from monitor.expose.self_metrics import build_registry
+from monitor.expose.site_metrics import SiteCollector
+from monitor.state.live import LiveState
 
 COMMUNES = {
     "thanh-nua": Commune("thanh-nua", "Thanh Nưa", 21.432, 102.998, ("Bản Ta Pô", "Bản Mển")),
@@ -38,19 +39,27 @@ OWNERS = {
 }
 
 
-def site(site_id: str, kind: str = "bts", commune: str = "thanh-nua", **kw: object) -> Site:
-    fields: dict[str, object] = {
-        "id": site_id,
-        "kind": kind,
-        "name": f"Trạm {site_id}",
-        "commune": commune,
-        "owner": "viettel" if kind == "bts" else "dien-bien-rtv",
-        "lat": 21.4,
-        "lon": 103.0,
-        "probe": SnmpProbe(address="127.0.0.1"),
-        **kw,
-    }
-    return Site(**fields)  # type: ignore[arg-type]
+def site(
+    site_id: str,
+    kind: str = "bts",
+    commune: str = "thanh-nua",
+    *,
+    name: str | None = None,
+    parent: str | None = None,
+    covers: tuple[str, ...] = (),
+) -> Site:
+    return Site(
+        id=site_id,
+        kind=kind,
+        name=f"Trạm {site_id}" if name is None else name,
+        commune=commune,
+        owner="viettel" if kind == "bts" else "dien-bien-rtv",
+        lat=21.4,
+        lon=103.0,
+        probe=SnmpProbe(address="127.0.0.1"),
+        parent=parent,
+        covers=covers,
+    )
 
 
 def inventory() -> dict[str, Site]:
@@ -102,7 +111,7 @@ def test_fast_rendering_is_byte_for_byte_what_prometheus_client_renders() -> Non
 
 
 def metrics_server(live: LiveState) -> HttpServer:
-    registry, metrics = build_registry(live)
+    registry, metrics = build_registry()
     metrics.polls.labels("snmp", "ok").inc()
     metrics.poll_errors.labels("snmp", "timeout").inc()
     server = HttpServer("127.0.0.1", 0, registry, live)
@@ -131,7 +140,8 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        with exc:  # an error response holds its connection until closed
+            return exc.code, dict(exc.headers), exc.read()
 
 
 def test_metrics_are_served_plain_or_gzip_and_pass_promtool(served: tuple[LiveState, str]) -> None:
@@ -257,6 +267,7 @@ def test_api_gives_one_site_or_a_clear_404(served: tuple[LiveState, str]) -> Non
     request = urllib.request.Request(url + "/api/v1/sites", data=b"{}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)
+    refused.value.close()
     assert refused.value.code == 405
 
 
@@ -285,9 +296,9 @@ def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges
     """What a device reports (SNMP profile values, pushed MQTT telemetry) is
     districtmon_device_*; what a probe measures (rtt, loss...) is a districtmon_site_* gauge
     and is not exported a second time as a device value."""
-    from monitor.livestate import LiveState
-    from monitor.model import IcmpProbe, MqttProbe, Observation, Site, SnmpProbe
-    from monitor.snmpmetrics import DeviceValueCollector
+    from monitor.core.model import IcmpProbe, MqttProbe, Observation, Site, SnmpProbe
+    from monitor.expose.device_metrics import DeviceValueCollector
+    from monitor.state.live import LiveState
 
     bts = Site("bts-1", "bts", "BTS 1", "c", "o", 0.0, 0.0, SnmpProbe("127.0.0.1"))
     loa = Site("loa-1", "loudspeaker", "Loa 1", "c", "o", 0.0, 0.0, MqttProbe())

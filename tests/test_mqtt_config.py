@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from test_config import LOA, broken, edit, errors, load, write_config
 
-from monitor.config import load_config
-from monitor.credentials import Secret, mqtt_env_var
-from monitor.model import MqttProbe
-from monitor.mqttconfig import MqttSettings
-from monitor.summary import summarize
+from monitor.cli.summary import summarize
+from monitor.config.credentials import Secret, mqtt_env_var
+from monitor.config.load import load_config
+from monitor.config.mqtt import MqttSettings
+from monitor.core.model import MqttProbe
 
 PASSWORD = "Kx9-broker-secret-77q"
 

@@ -4,12 +4,13 @@ ledger -- and three shards splitting one inventory."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,10 @@ from conftest import SNMPD_COMMUNITY
 from harness import Daemon, free_tcp_port, wait_for
 from peers import Snmpd
 
-from monitor.ledger import read_intervals, read_runs
-from monitor.model import State
-from monitor.mqttlistener import BROKER_LOST
-from monitor.shard import Shard
+from monitor.config.shards import Shard
+from monitor.core.model import State
+from monitor.ledger.records import read_intervals, read_runs
+from monitor.probes.mqtt.listener import BROKER_LOST
 
 SHIPPED_MAPPINGS = Path(__file__).parents[1] / "config" / "mqtt" / "mappings.yaml"
 PASSWORD = "Wv2-broker-password-for-tests"
@@ -37,7 +38,7 @@ def write_config(
     http_port: int,
     broker: Mosquitto,
     speakers: dict[str, str],
-    snmp_sites: list[str] = (),  # type: ignore[assignment]
+    snmp_sites: Iterable[str] = (),
     snmpd: Snmpd | None = None,
 ) -> Path:
     """A district of loudspeakers (site id -> probe YAML) and optional SNMP BTS."""
@@ -191,6 +192,14 @@ def test_mqtt_sites_live_die_and_survive_a_broker_outage_in_metrics_and_ledger(
     assert read_runs(ledger)[0].clean
 
 
+def connected(daemon: Daemon) -> bool:
+    return daemon.metric("districtmon_mqtt_broker_connected") == 1
+
+
+def site_up(daemon: Daemon, site: str) -> bool:
+    return daemon.metric("districtmon_site_up", site=site) == 1
+
+
 def test_three_shards_watch_every_site_exactly_once(
     tmp_path: Path, broker: Mosquitto, snmpd: Snmpd
 ) -> None:
@@ -207,11 +216,7 @@ def test_three_shards_watch_every_site_exactly_once(
             env = {"DISTRICTMON_MQTT_BROKER_PASSWORD": PASSWORD}
             daemons.append(Daemon(root, port, env=env, extra_args=("--shard", f"{index}/3")))
         for daemon in daemons:
-            wait_for(
-                "connected",
-                lambda d=daemon: d.metric("districtmon_mqtt_broker_connected") == 1,
-                daemon,
-            )
+            wait_for("connected", functools.partial(connected, daemon), daemon)
         for site in speakers:
             broker.publish(f"{base(site)}/telemetry", telemetry(battery_volts=12.0))
 
@@ -227,9 +232,7 @@ def test_three_shards_watch_every_site_exactly_once(
             assert share == {site for site in everything if Shard(index, 3).owns(site)}
             for site in share:
                 wait_for(
-                    f"{site} up in shard {index}",
-                    lambda d=daemon, s=site: d.metric("districtmon_site_up", site=s) == 1,
-                    daemon,
+                    f"{site} up in shard {index}", functools.partial(site_up, daemon, site), daemon
                 )
             others = len(set(speakers) - share)
             assert (

@@ -14,21 +14,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from monitor.config import load_config
-from monitor.evaluator import Evaluator
-from monitor.livestate import LiveState
-from monitor.model import MqttProbe, Observation, Site, State
-from monitor.mqttconfig import MqttSettings
-from monitor.mqttingest import Ingest, RateLimitedLog
-from monitor.mqttmetrics import IGNORE_REASONS, REJECT_REASONS, MqttMetrics
+from monitor.config.load import load_config
+from monitor.config.mqtt import MqttSettings
+from monitor.core.model import MqttProbe, Observation, Site, State
+from monitor.core.ratelimit import RateLimitedLog
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.probes.mqtt.counts import IGNORE_REASONS, REJECT_REASONS
+from monitor.probes.mqtt.ingest import Ingest
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
 
 NOW = 1_800_000_000.0
 PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
 SETTINGS = MqttSettings(heartbeat_timeout_seconds=180.0, max_payload_bytes=1024, profiles=PROFILES)
 
 
-def speaker(site_id: str, commune: str, **probe: object) -> Site:
-    return Site(site_id, "loudspeaker", site_id, commune, "rtv", 21.0, 103.0, MqttProbe(**probe))
+def speaker(
+    site_id: str,
+    commune: str,
+    topic: str | None = None,
+    heartbeat_timeout_seconds: float | None = None,
+) -> Site:
+    probe = MqttProbe(topic=topic, heartbeat_timeout_seconds=heartbeat_timeout_seconds)
+    return Site(site_id, "loudspeaker", site_id, commune, "rtv", 21.0, 103.0, probe)
 
 
 SITES = {
@@ -64,7 +72,7 @@ class Harness:
     log_clock: Clock = field(default_factory=Clock)
 
     def __post_init__(self) -> None:
-        self.metrics = MqttMetrics(self.registry)
+        self.counts = registered_counts(self.registry)
         for site_id in SITES:
             self.live.apply_transition(self.evaluator.start(site_id, 0.0))
         self.ingest = Ingest(
@@ -73,10 +81,15 @@ class Harness:
             OTHER_SHARD.values(),
             self.observe,
             self.heard,
-            self.metrics,
+            self.counts,
             wall=lambda: NOW,
             monotonic=lambda: 5.0,
-            warn=RateLimitedLog(logging.getLogger("monitor.mqttingest"), 10.0, self.log_clock),
+            warn=RateLimitedLog(
+                logging.getLogger("monitor.probes.mqtt.ingest"),
+                period=10.0,
+                burst=1,
+                clock=self.log_clock,
+            ),
         )
 
     def observe(self, obs: Observation) -> None:
@@ -236,7 +249,7 @@ def test_refusals_are_logged_at_most_once_per_reason_per_interval(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     h = Harness()
-    with caplog.at_level(logging.WARNING, logger="monitor.mqttingest"):
+    with caplog.at_level(logging.WARNING, logger="monitor.probes.mqtt.ingest"):
         for _ in range(50):
             h.send("dienbien/x/loudspeaker/nobody/telemetry", report())
         h.send(f"{A}/telemetry", "[]")
@@ -259,7 +272,7 @@ def test_a_fault_of_ours_costs_one_message_not_the_listener(
         raise RuntimeError("bug")
 
     h.ingest._observe = broken_observe  # a bug further down the pipeline
-    with caplog.at_level(logging.WARNING, logger="monitor.mqttingest"):
+    with caplog.at_level(logging.WARNING, logger="monitor.probes.mqtt.ingest"):
         assert h.send(f"{A}/telemetry", report()) == "internal"
     assert h.count("rejected", "internal") == 1
     assert "internal error" in caplog.records[0].getMessage()

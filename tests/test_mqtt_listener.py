@@ -8,25 +8,28 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import aiomqtt
 import pytest
 from broker import Device, Mosquitto, make_tls_files, telemetry
+from prometheus_client import CollectorRegistry
 
-from monitor.config import load_config
-from monitor.credentials import Secret
-from monitor.daemon import Pipeline
-from monitor.evaluator import Evaluator
-from monitor.ledger import Ledger, read_intervals
-from monitor.livestate import LiveState
-from monitor.metrics import build_registry
-from monitor.model import MqttProbe, Site, State
-from monitor.mqttconfig import MqttSettings, TlsSettings
-from monitor.mqttlistener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
-from monitor.mqttmetrics import MqttMetrics
+from monitor.config.credentials import Secret
+from monitor.config.load import load_config
+from monitor.config.mqtt import MqttSettings, TlsSettings
+from monitor.core.model import MqttProbe, Site, State
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.self_metrics import build_registry
+from monitor.ledger.records import read_intervals
+from monitor.ledger.writer import Ledger
+from monitor.probes.mqtt.listener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
+from monitor.state.pipeline import Pipeline
 
 PROFILES = load_config(Path(__file__).parents[1] / "config", {}).mqtt.profiles
 TIMEOUT = 1.5  # heartbeat timeout: 3 checks 0.5 s apart
@@ -58,14 +61,15 @@ class Rig:
     listener: MqttListener
     pipeline: Pipeline
     live: LiveState
-    registry: object
+    registry: CollectorRegistry
+    ledger: Ledger
     ledger_path: Path
 
     def state(self, site: str) -> State:
         return self.live.views[site].state
 
     def metric(self, name: str, **labels: str) -> float | None:
-        return self.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
+        return self.registry.get_sample_value(name, labels)
 
     async def until(self, what: str, check: Callable[[], bool], limit: float = 10.0) -> float:
         deadline = time.monotonic() + limit
@@ -86,37 +90,58 @@ def broker() -> Iterator[Mosquitto]:
         yield running
 
 
-RigFactory = Callable[..., "asyncio.Future[Rig]"]
+class RigFactory(Protocol):
+    """What `rig_factory` gives: start a rig for `sites` against `broker`, with these of the
+    MQTT settings set (the rest are the test's fast timings)."""
+
+    async def __call__(
+        self,
+        broker: Mosquitto,
+        sites: list[Site],
+        *,
+        tls: TlsSettings | None = None,
+        username: str | None = None,
+        password: Secret | None = None,
+    ) -> Rig: ...
 
 
 @pytest.fixture
-async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
+async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
     """Start a rig for some sites against a broker; everything is stopped afterwards."""
-    stops: list[Callable[[], object]] = []
+    stops: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(broker: Mosquitto, sites: list[Site], **settings: object) -> Rig:
-        options: dict[str, object] = {
-            "host": broker.host,
-            "port": broker.port,
-            "heartbeat_timeout_seconds": TIMEOUT,
-            "reconnect_min_seconds": 0.1,
-            "reconnect_max_seconds": 0.4,
-            "keepalive_seconds": 5,
-            "self_check_seconds": 0.3,
-            "profiles": PROFILES,
-            "client_id": f"districtmon-test-{len(stops)}",
-        }
-        mqtt = MqttSettings(**(options | settings))  # type: ignore[arg-type]
+    async def start(
+        broker: Mosquitto,
+        sites: list[Site],
+        *,
+        tls: TlsSettings | None = None,
+        username: str | None = None,
+        password: Secret | None = None,
+    ) -> Rig:
+        mqtt = MqttSettings(
+            host=broker.host,
+            port=broker.port,
+            tls=tls,
+            username=username,
+            password=password,
+            heartbeat_timeout_seconds=TIMEOUT,
+            reconnect_min_seconds=0.1,
+            reconnect_max_seconds=0.4,
+            keepalive_seconds=5,
+            self_check_seconds=0.3,
+            profiles=PROFILES,
+            client_id=f"districtmon-test-{len(stops)}",
+        )
         by_id = {site.id: site for site in sites}
         live = LiveState(by_id)
-        registry, metrics = build_registry(live)
+        registry, metrics = build_registry()
         path = tmp_path / f"ledger-{len(stops)}.sqlite"
         ledger = await Ledger.open(path)
         await ledger.sync_sites(sites)
         pipeline = Pipeline(Evaluator(DOWN_AFTER, 2), ledger, live, metrics)
         pipeline.start(list(by_id), time.time())
         listener = MqttListener(
-            mqtt, by_id, {}, pipeline, lambda: DOWN_AFTER, MqttMetrics(registry)
+            mqtt, by_id, {}, pipeline, lambda: DOWN_AFTER, registered_counts(registry)
         )
         writer = asyncio.create_task(ledger.run())
         task = asyncio.create_task(listener.run())
@@ -130,11 +155,11 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
             await ledger.close()
 
         stops.append(stop)
-        return Rig(broker, listener, pipeline, live, registry, path)
+        return Rig(broker, listener, pipeline, live, registry, ledger, path)
 
     yield start
     for stop in reversed(stops):
-        await stop()  # type: ignore[misc]
+        await stop()
 
 
 async def publish(broker: Mosquitto, topic: str, payload: str, retain: bool = False) -> None:
@@ -143,9 +168,9 @@ async def publish(broker: Mosquitto, topic: str, payload: str, retain: bool = Fa
 
 
 async def test_heartbeats_keep_a_site_up_and_silence_takes_it_down_after_the_timeout(
-    broker: Mosquitto, rig_factory: Callable[..., object]
+    broker: Mosquitto, rig_factory: RigFactory
 ) -> None:
-    rig: Rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])  # type: ignore[misc]
+    rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])
     await rig.until("connected", lambda: rig.listener.seeing)
     async with aiomqtt.Client(broker.host, broker.port) as device:
         for _ in range(12):  # 2.4 s of reports every 0.2 s: longer than the timeout
@@ -164,9 +189,9 @@ async def test_heartbeats_keep_a_site_up_and_silence_takes_it_down_after_the_tim
 
 
 async def test_a_killed_devices_last_will_takes_it_down_at_once(
-    broker: Mosquitto, rig_factory: Callable[..., object]
+    broker: Mosquitto, rig_factory: RigFactory
 ) -> None:
-    rig: Rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)])  # type: ignore[misc]
+    rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)])
     await rig.until("connected", lambda: rig.listener.seeing)
     device = Device(broker, base("loa-a"), period=0.2)
     await asyncio.to_thread(device.start)
@@ -184,13 +209,13 @@ async def test_a_killed_devices_last_will_takes_it_down_at_once(
 
 
 async def test_a_stale_retained_report_and_a_retained_online_do_not_revive_a_site(
-    broker: Mosquitto, rig_factory: Callable[..., object]
+    broker: Mosquitto, rig_factory: RigFactory
 ) -> None:
     await publish(broker, f"{base('loa-a')}/status", "online", retain=True)
     old = json.dumps({"ts": time.time() - 30, "online": True})
     await publish(broker, f"{base('loa-a')}/telemetry", old, retain=True)
     await publish(broker, f"{base('loa-b')}/telemetry", '{"online": true}', retain=True)
-    rig: Rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])  # type: ignore[misc]
+    rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])
     await rig.until("connected", lambda: rig.listener.seeing)
     await rig.until(
         "retained messages seen",
@@ -207,9 +232,9 @@ async def test_a_stale_retained_report_and_a_retained_online_do_not_revive_a_sit
 
 
 async def test_losing_the_broker_makes_sites_unknown_and_back_without_downtime(
-    broker: Mosquitto, rig_factory: Callable[..., object]
+    broker: Mosquitto, rig_factory: RigFactory
 ) -> None:
-    rig: Rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])  # type: ignore[misc]
+    rig = await rig_factory(broker, [speaker("loa-a"), speaker("loa-b")])
     alive = Device(broker, base("loa-a"), period=0.2)
     dead = Device(broker, base("loa-b"), period=0.2)
     await asyncio.to_thread(alive.start)
@@ -237,7 +262,7 @@ async def test_losing_the_broker_makes_sites_unknown_and_back_without_downtime(
         await rig.until("loa-b down again", lambda: rig.state("loa-b") is State.DOWN)
         assert rig.live.views["loa-b"].since is not None
         assert rig.live.views["loa-b"].since > back - 1.0
-        await asyncio.sleep(0.3)  # let the ledger writer commit
+        await asyncio.wait_for(rig.ledger.flushed(), 10)  # every transition so far committed
         a = read_intervals(rig.ledger_path, "loa-a")
         b = read_intervals(rig.ledger_path, "loa-b")
     finally:
@@ -252,25 +277,19 @@ async def test_losing_the_broker_makes_sites_unknown_and_back_without_downtime(
     assert b[2].end == b[3].start and b[3].reason == BROKER_LOST
 
 
-async def test_tls_with_a_private_authority(
-    tmp_path: Path, rig_factory: Callable[..., object]
-) -> None:
+async def test_tls_with_a_private_authority(tmp_path: Path, rig_factory: RigFactory) -> None:
     ca, cert, key = make_tls_files(tmp_path / "tls")
     with Mosquitto(tls=(ca, cert, key)) as broker:
         broker.start()
-        rig: Rig = await rig_factory(  # type: ignore[misc]
-            broker, [speaker("loa-a")], tls=TlsSettings(ca_file=ca)
-        )
+        rig = await rig_factory(broker, [speaker("loa-a")], tls=TlsSettings(ca_file=ca))
         await rig.until("connected over TLS", lambda: rig.listener.seeing)
-        tls = aiomqtt.Client(broker.host, broker.port, tls_params=aiomqtt.TLSParameters(ca))
+        tls = aiomqtt.Client(broker.host, broker.port, tls_params=aiomqtt.TLSParameters(str(ca)))
         async with tls as device:
             await device.publish(f"{base('loa-a')}/status", "online", qos=1)
         await rig.until("up", lambda: rig.state("loa-a") is State.UP)
 
         other_ca, _, _ = make_tls_files(tmp_path / "other")
-        wrong: Rig = await rig_factory(  # type: ignore[misc]
-            broker, [speaker("loa-a")], tls=TlsSettings(ca_file=other_ca)
-        )
+        wrong = await rig_factory(broker, [speaker("loa-a")], tls=TlsSettings(ca_file=other_ca))
         await wrong.until(
             "refused certificate",
             lambda: (wrong.metric("districtmon_mqtt_broker_connect_failures_total") or 0) >= 2,
@@ -279,15 +298,15 @@ async def test_tls_with_a_private_authority(
 
 
 async def test_a_broker_account_is_used_and_its_password_never_logged(
-    rig_factory: Callable[..., object], caplog: pytest.LogCaptureFixture
+    rig_factory: RigFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     password = "Qz4-very-secret-broker-pw"
     with Mosquitto(users={"districtmon": password}) as broker, caplog.at_level(logging.DEBUG):
         broker.start()
-        good: Rig = await rig_factory(  # type: ignore[misc]
+        good = await rig_factory(
             broker, [speaker("loa-a")], username="districtmon", password=Secret(password)
         )
-        bad: Rig = await rig_factory(  # type: ignore[misc]
+        bad = await rig_factory(
             broker, [speaker("loa-a")], username="districtmon", password=Secret("wrong")
         )
         await good.until("connected", lambda: good.listener.seeing)
@@ -302,9 +321,9 @@ async def test_a_broker_account_is_used_and_its_password_never_logged(
 
 
 async def test_a_reload_moves_routes_at_once_and_reconnects_for_new_subscriptions(
-    broker: Mosquitto, rig_factory: Callable[..., object]
+    broker: Mosquitto, rig_factory: RigFactory
 ) -> None:
-    rig: Rig = await rig_factory(broker, [speaker("loa-a", timeout=30)])  # type: ignore[misc]
+    rig = await rig_factory(broker, [speaker("loa-a", timeout=30)])
     await rig.until("connected", lambda: rig.listener.seeing)
     moved = replace(speaker("loa-a", timeout=30), probe=MqttProbe(topic="vendor/loa-a"))
     settings = replace(rig.listener._settings)
@@ -323,12 +342,12 @@ WRITE_ONLY = "user districtmon\ntopic write #\n"
 
 
 async def test_a_subscription_that_stops_delivering_makes_sites_unknown_not_down(
-    rig_factory: Callable[..., object],
+    rig_factory: RigFactory,
 ) -> None:
     password = "acl-test-password"
     with Mosquitto(users={"districtmon": password}, acl=READ_WRITE) as broker:
         broker.start()
-        rig: Rig = await rig_factory(  # type: ignore[misc]
+        rig = await rig_factory(
             broker, [speaker("loa-a")], username="districtmon", password=Secret(password)
         )
         device = Device(broker, base("loa-a"), period=0.2)
@@ -344,7 +363,7 @@ async def test_a_subscription_that_stops_delivering_makes_sites_unknown_not_down
             assert rig.state("loa-a") is State.UNKNOWN
             await asyncio.to_thread(broker.change_acl, READ_WRITE)
             await rig.until("back", lambda: rig.state("loa-a") is State.UP, 10.0)
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(rig.ledger.flushed(), 10)
             states = [i.state for i in read_intervals(rig.ledger_path, "loa-a")]
         finally:
             device.kill()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_config import LOA, SHIPPED, broken, errors, load
 
-from monitor.config import load_config
-from monitor.model import DnsProbe, HttpProbe, IcmpProbe, TcpProbe
+from monitor.config.load import load_config
+from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, TcpProbe
 
 SNMP_LINE = "      snmp: {address: loa-01.thanh-nua.example, port: 1162, credential: district-ro}"
 

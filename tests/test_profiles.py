@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_config import BTS, COMMUNITY, broken, edit, errors, load, write_config
+from test_config import BTS, COMMUNITY, broken, edit, errors, load, snmp_probe, write_config
 
-from monitor.config import TrapSettings, load_config
-from monitor.credentials import env_var
+from monitor.config.credentials import env_var
+from monitor.config.load import load_config
+from monitor.config.settings import TrapSettings
 
 SHIPPED = Path(__file__).parents[1] / "config"
 
@@ -64,7 +65,11 @@ def test_the_shipped_profiles_and_district_load_and_sites_name_them() -> None:
     config = load_config(SHIPPED, {})
     assert set(config.profiles) >= {"bts-power", "router", "radio-transmitter", "linux-host"}
     by_kind = {
-        kind: {site.probe.profile for site in config.sites.values() if site.kind == kind}
+        kind: {
+            snmp_probe(config, site.id).profile
+            for site in config.sites.values()
+            if site.kind == kind
+        }
         for kind in ("bts", "gateway", "radio_station")
     }
     assert by_kind == {
@@ -78,8 +83,7 @@ def test_the_shipped_profiles_and_district_load_and_sites_name_them() -> None:
 
 def test_a_site_names_a_profile_and_the_config_carries_it(tmp_path: Path) -> None:
     config = load(with_profile(tmp_path))
-    site = config.sites["bts-vtl-thanh-nua-01"]
-    assert site.probe.profile == "test-power"
+    assert snmp_probe(config, "bts-vtl-thanh-nua-01").profile == "test-power"
     profile = config.profiles["test-power"]
     assert [spec.name for spec in profile.scalars] == ["battery_volts", "mains_ok"]
     assert profile.get_oids[2:] == ("1.3.6.1.2.1.33.1.2.5.0", "1.3.6.1.2.1.33.1.4.1.0")

@@ -26,13 +26,15 @@ from alerting import (
 )
 from prometheus_client.registry import CollectorRegistry
 
-from monitor.availgauges import AvailabilityCollector, AvailabilityGauges
-from monitor.config import load_config
-from monitor.livestate import LiveState
-from monitor.metrics import SiteCollector, build_registry
-from monitor.model import Observation, Sample, State, Transition
-from monitor.mqttmetrics import MqttMetrics
-from monitor.snmpmetrics import DeviceValueCollector
+from monitor.config.load import load_config
+from monitor.core.model import Observation, Sample, State, Transition
+from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.device_metrics import DeviceValueCollector
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.self_metrics import build_registry
+from monitor.expose.site_metrics import SiteCollector
+from monitor.ledger.recent import AvailabilityGauges
+from monitor.state.live import LiveState
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK_BASE = "https://districtmon.example.org/config/prometheus/runbooks.md#"
@@ -136,7 +138,11 @@ def _exported_metric_names() -> set[str]:
     live = LiveState(config.sites, config.communes, config.owners)
     by_kind = {site.kind: site.id for site in config.sites.values()}
     bts, gateway, speaker = by_kind["bts"], by_kind["gateway"], by_kind["loudspeaker"]
-    device_values = {"uptime_seconds": 5.0, "mains_ok": 1.0, "battery_volts": 54.0}
+    device_values: dict[str, float | str] = {
+        "uptime_seconds": 5.0,
+        "mains_ok": 1.0,
+        "battery_volts": 54.0,
+    }
     live.apply_observation(Observation(bts, 1.0, True, 0.01, values=device_values))
     wan = Sample("if_oper_up", (("alias", "WAN uplink"), ("if", "wan0")), 1.0)
     live.apply_observation(Observation(gateway, 1.0, True, 0.01, samples=(wan,)))
@@ -144,10 +150,10 @@ def _exported_metric_names() -> set[str]:
         Observation(speaker, 1.0, True, values={"amplifier_ok": 1.0}, probe="mqtt")
     )
     live.apply_transition(Transition(bts, State.UP, 1.0, State.UNKNOWN))
-    registry, _ = build_registry(live)
+    registry, _ = build_registry()
     registry.register(SiteCollector(live))
     registry.register(DeviceValueCollector(live))
-    MqttMetrics(registry)
+    registered_counts(registry)
     # the ledger's gauges have samples only once computed; their family names are what count
     availability = AvailabilityCollector(AvailabilityGauges(ROOT / "unused.sqlite", 60), live)
     return _sample_names(registry) | {family.name for family in availability.collect()}

@@ -7,10 +7,11 @@ without touching the machine's network."""
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from harness import Daemon, free_tcp_port, wait_for
 from netns import NetNs, silence_echo
 from reachpeers import DOMAIN, Dnsmasq, HttpPeer, TcpListener, TlsFiles, closed_port, make_tls
 
-from monitor.ledger import read_intervals, read_runs
-from monitor.model import State
+from monitor.core.model import State
+from monitor.ledger.records import read_intervals, read_runs
 
 INTERVAL = 0.4
 DOWN_AFTER = 3
@@ -152,16 +153,15 @@ EXPECTED = {
 }
 
 
+def in_state(daemon: Daemon, site: str, state: State) -> Callable[[], bool]:
+    """For `wait_for`: /metrics shows `site` in `state`."""
+    return lambda: daemon.metric("districtmon_site_state", site=site, state=state.value) == 1
+
+
 def test_every_probe_type_lands_in_state_ledger_and_metrics(district: District) -> None:
     daemon = district.daemon
     for site, state in EXPECTED.items():
-        wait_for(
-            f"{site} {state.value}",
-            lambda site=site, state=state: (
-                daemon.metric("districtmon_site_state", site=site, state=state.value) == 1
-            ),
-            daemon,
-        )
+        wait_for(f"{site} {state.value}", in_state(daemon, site, state), daemon)
     # degraded answers: up for availability, with the reason in the state
     for site in ("vc-lossy", "web-slow", "web-tls"):
         assert daemon.metric("districtmon_site_up", site=site) == 1
@@ -254,3 +254,48 @@ def test_a_reload_adds_and_removes_reachability_sites(tmp_path: Path) -> None:
     ledger = config / "ledger.sqlite"
     assert [i.state for i in read_intervals(ledger, "vc-ok")] == [State.UNKNOWN, State.UP]
     assert all(i.end is not None for i in read_intervals(ledger, "mail"))
+
+
+def test_each_probe_is_polled_at_its_own_interval_not_the_default(tmp_path: Path) -> None:
+    """`interval_seconds` on an ICMP, TCP, HTTP or DNS probe is that site's rhythm: with the
+    daemon's default at a minute, a site asking for a quarter of a second is polled several
+    times within two seconds (at the default, at most once)."""
+    fast = "interval_seconds: 0.25"
+    with (
+        HttpPeer() as web,
+        TcpListener() as mail,
+        Dnsmasq(tmp_path / "dnsmasq.log") as dns,
+    ):
+        port = free_tcp_port()
+        config = write_settings(tmp_path / "config", port)
+        settings = config / "districtmon.yaml"
+        settings.write_text(
+            settings.read_text().replace(f"interval_seconds: {INTERVAL}", "interval_seconds: 60")
+        )
+        write_inventory(
+            config,
+            {
+                "vc": ("video_endpoint", f"icmp: {{address: 127.0.0.1, count: 1, {fast}}}"),
+                "mail": ("portal", f"tcp: {{address: 127.0.0.1, port: {mail.port}, {fast}}}"),
+                "web": ("portal", f"http: {{url: '{web.url}/', {fast}}}"),
+                "dns": (
+                    "portal",
+                    f"dns: {{server: 127.0.0.1, port: {dns.port}, name: portal.{DOMAIN}, {fast}}}",
+                ),
+            },
+        )
+        daemon = Daemon(config, port)
+
+        def polled_four_times(probe: str) -> bool:
+            return (daemon.metric("districtmon_polls_total", probe=probe, result="ok") or 0) >= 4
+
+        try:
+            for probe in ("icmp", "tcp", "http", "dns"):
+                wait_for(
+                    f"4 polls of the {probe} site",
+                    functools.partial(polled_four_times, probe),
+                    daemon,
+                    limit=5.0,
+                )
+        finally:
+            daemon.kill()

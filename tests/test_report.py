@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor.availgauges import compute
-from monitor.cli import main
-from monitor.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
-from monitor.model import Commune, Owner, Site, SnmpProbe, State, Transition
-from monitor.report import build_report, duration, month_window, parse_moment
+from monitor.cli.main import main
+from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
+from monitor.ledger.recent import compute
+from monitor.ledger.schema import MIGRATIONS, SCHEMA_VERSION
+from monitor.ledger.writer import Ledger
+from monitor.report.build import build_report, month_window, parse_moment
+from monitor.report.render import duration
 
 T0 = 1_740_000_000.0  # 2025-02-19 21:20 UTC
 

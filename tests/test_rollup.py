@@ -10,14 +10,17 @@ import itertools
 import random
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from monitor.availability import DAY_MS, HOUR_MS, STATE_CODES, Tally, sweep, to_ms
-from monitor.ledger import Ledger, Retention, read_intervals
-from monitor.ledgerview import open_readonly, plan, watermark_of, window_tallies
-from monitor.model import Site, SnmpProbe, State, Transition
+from monitor.config.settings import Retention
+from monitor.core.availability import DAY_MS, HOUR_MS, STATE_CODES, Tally, sweep, to_ms
+from monitor.core.model import Site, SnmpProbe, State, Transition
+from monitor.ledger.records import read_intervals
+from monitor.ledger.views import open_readonly, plan, watermark_of, window_tallies
+from monitor.ledger.writer import Ledger
 
 T0 = 1_700_000_123.456  # not aligned on anything
 GRACE = 600.0
@@ -41,7 +44,7 @@ async def settle(ledger: Ledger, clock: Clock) -> None:
     target = (to_ms(clock.now) - ledger.rollup_grace_ms) // HOUR_MS * HOUR_MS
     for _ in range(2000):
         if ledger.pending == 0 and ledger.watermark >= target:
-            await asyncio.sleep(0.01)  # the batch taken last is committed too
+            await asyncio.wait_for(ledger.flushed(), 10)  # the batch taken last is committed too
             if ledger.pending == 0:
                 return
         await asyncio.sleep(0.002)
@@ -118,7 +121,7 @@ async def test_a_late_transition_marks_days_dirty_and_the_next_pass_recomputes_t
     await settle(ledger, clock)
     # A down dated 30 h back: the rolled-up days from then on are wrong until recomputed.
     ledger.record(Transition("s0", State.DOWN, clock.now - 30 * 3600, State.UP))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(ledger.flushed(), 10)
     with open_readonly(path) as conn:
         dirty = {d for (d,) in conn.execute("SELECT day FROM rollup_dirty")}
         assert len(dirty) == 2
@@ -169,14 +172,23 @@ async def test_raw_intervals_past_retention_are_pruned_and_rollups_keep_the_figu
     assert before["s0"].ms[2] > 0 and before["s0"].ms[0] > 0
     clock.now = final
     await settle(ledger, clock)
+    first_kept_day = to_ms(final - 4 * 86400) // DAY_MS
+
+    def pruned() -> bool:
+        """Both halves of the prune are committed: raw intervals first, then old rollups."""
+        with open_readonly(path) as conn:
+            oldest_day: int | None = conn.execute("SELECT MIN(day) FROM rollup_days").fetchone()[0]
+        intervals_gone = min(i.start for i in read_intervals(path)) >= window[1] / 1000 - 12 * 3600
+        return intervals_gone and oldest_day is not None and oldest_day >= first_kept_day
+
     for _ in range(200):
-        if min(i.start for i in read_intervals(path)) >= window[1] / 1000 - 12 * 3600:
+        if pruned():
             break
         await asyncio.sleep(0.01)
     assert min(i.start for i in read_intervals(path)) >= window[1] / 1000 - 12 * 3600
     with open_readonly(path) as conn:
         days = [d for (d,) in conn.execute("SELECT DISTINCT day FROM rollup_days")]
-        assert min(days) == to_ms(final - 4 * 86400) // DAY_MS, "rollups past retention remain"
+        assert min(days) == first_kept_day, "rollups past retention remain"
         assert window_tallies(conn, *window) == before
     ledger.stop()
     await writer
@@ -246,19 +258,21 @@ def test_a_window_is_cut_into_days_hours_and_raw_pieces(
 async def test_a_failing_rollup_pass_never_holds_transitions_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from monitor import rollup
+    from monitor.ledger import rollup
 
     real = rollup.compute
-    failures = []
+    failures: list[int] = []
 
-    def broken_once(*args: object) -> rollup.RollupPlan:
+    def broken_once(
+        conn: sqlite3.Connection, watermark: int, target: int, dirty: Iterable[int]
+    ) -> rollup.RollupPlan:
         if not failures:
             failures.append(1)
             raise RuntimeError("disk on fire")
-        return real(*args)  # type: ignore[arg-type]
+        return real(conn, watermark, target, dirty)
 
     monkeypatch.setattr(rollup, "compute", broken_once)
-    errors = []
+    errors: list[int] = []
     path = tmp_path / "ledger.sqlite"
     clock = Clock(T0)
     ledger = await Ledger.open(

@@ -16,9 +16,9 @@ import pytest
 from harness import Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim
 
-from monitor.ledger import read_intervals
-from monitor.model import State
-from monitor.notify import Notifier
+from monitor.core.model import State
+from monitor.ledger.records import read_intervals
+from monitor.runtime.notify import Notifier
 
 
 class NotifySocket:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.cli import main
-from monitor.config import load_config
-from monitor.shard import Shard, restrict, shard_of
+from monitor.cli.main import main
+from monitor.config.load import load_config
+from monitor.config.shards import Shard, restrict, shard_of
 
 SHIPPED = load_config(Path(__file__).parents[1] / "config", {})
 

@@ -10,6 +10,7 @@ rules land, assert `districtmon_site_state{state="degraded"} == 1` during the ba
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -17,8 +18,8 @@ from harness import Daemon, free_tcp_port, wait_for
 from peers import free_udp_port
 from simpeers import SHIPPED, Simulator, snmp, values, write_district
 
-from monitor.ledger import read_intervals
-from monitor.model import State
+from monitor.core.model import State
+from monitor.ledger.records import read_intervals
 
 SPEED = 150  # the scenario's 40 simulated minutes in 16 seconds
 CUT_AT, EMPTY_AT, RESTORED_AT = 60 / SPEED, 21 * 60 / SPEED, 40 * 60 / SPEED
@@ -53,6 +54,9 @@ state: {{down_after: 3, up_after: 2}}
             def up(site: str) -> bool:
                 return daemon.metric("districtmon_site_up", site=site) == 1
 
+            def site_down(site: str) -> bool:
+                return daemon.metric("districtmon_site_up", site=site) == 0
+
             wait_for("all BTS up", lambda: all(up(s) for s in [*COMMUNE_BTS, OTHER_BTS]), daemon)
             wait_for("on battery", lambda: not sim.state(COMMUNE_BTS[0])["mains"], daemon)
             source = "1.3.6.1.2.1.33.1.4.1.0"
@@ -60,12 +64,11 @@ state: {{down_after: 3, up_after: 2}}
             if sim.state(COMMUNE_BTS[0])["powered"]:  # still inside the battery window
                 assert values(reply)[source] == "INTEGER: 5", reply  # upsOutputSource battery
             for site in COMMUNE_BTS:
-                wait_for(f"{site} down", lambda s=site: daemon.metric(  # type: ignore[misc]
-                    "districtmon_site_up", site=s) == 0, daemon, limit=30)  # fmt: skip
+                wait_for(f"{site} down", functools.partial(site_down, site), daemon, limit=30)
             assert daemon.metric("districtmon_site_state", site=COMMUNE_BTS[0], state="down") == 1
             assert up(OTHER_BTS), "another commune keeps its mains"
             for site in COMMUNE_BTS:
-                wait_for(f"{site} back up", lambda s=site: up(s), daemon, limit=30)  # type: ignore[misc]
+                wait_for(f"{site} back up", functools.partial(up, site), daemon, limit=30)
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from simpeers import SHIPPED
 
-from monitor.config import ConfigError, load_config
+from monitor.config.load import load_config
+from monitor.config.problems import ConfigError
 from monitor.simulator import mib
 from monitor.simulator.actions import build_action, entry_gateways, parse_duration
 from monitor.simulator.clock import ManualClock

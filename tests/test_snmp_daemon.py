@@ -16,8 +16,8 @@ import pytest
 from harness import Daemon, free_tcp_port, wait_for
 from peers import ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 
-from monitor.ledger import read_intervals
-from monitor.model import State
+from monitor.core.model import State
+from monitor.ledger.records import read_intervals
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parents[1] / "config" / "profiles"
@@ -113,7 +113,7 @@ def devices() -> Iterator[Snmpsim]:
         "radio-fault": DATA / "radio-transmitter-fault.snmprec",
         "cisco": recording(ROUTER_RECORDING),
     }
-    with Snmpsim(recordings, probe_oid="1.3.6.1.2.1.1.5.0") as agent:  # type: ignore[arg-type]
+    with Snmpsim(recordings, probe_oid="1.3.6.1.2.1.1.5.0") as agent:
         agent.start()
         yield agent
 
@@ -229,8 +229,13 @@ def test_traps_change_state_within_a_second_and_hostile_datagrams_change_nothing
     sites = site("bts-door", "bts", "viettel", "127.0.0.7", agent.port, "agent", "bts-power")
     config = write_config(tmp_path / "config", port, sites, traps_port=traps)
     daemon = Daemon(config, port)
-    state = lambda s: daemon.metric("districtmon_site_state", site="bts-door", state=s)  # noqa: E731
-    traps_total = lambda r: daemon.metric("districtmon_snmp_traps_total", result=r) or 0  # noqa: E731
+
+    def state(s: str) -> float | None:
+        return daemon.metric("districtmon_site_state", site="bts-door", state=s)
+
+    def traps_total(r: str) -> float:
+        return daemon.metric("districtmon_snmp_traps_total", result=r) or 0
+
     try:
         wait_for("bts-door up", lambda: state("up") == 1, daemon)
         assert daemon.metric("districtmon_snmp_trap_receiver_up") == 1

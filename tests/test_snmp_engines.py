@@ -1,4 +1,4 @@
-"""Both SNMP engines keep one contract (monitor.snmpclient) against the same real agents:
+"""Both SNMP engines keep one contract (monitor.probes.snmp.engine) against the same real agents:
 net-snmp snmpd (v2c; v3 authNoPriv and authPriv with SHA/AES and SHA-256/AES-256) and
 snmpsim. Every test runs once per engine."""
 
@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from peers import LOCALHOST, SYS_NAME, SYS_UPTIME, Snmpd, free_udp_port
 
-from monitor.credentials import Secret, SnmpCredential
-from monitor.snmpclient import ENGINES, SnmpEngine, SnmpError, SnmpTarget, create_engine
+from monitor.config.credentials import Secret, SnmpCredential
+from monitor.config.settings import SNMP_ENGINES as ENGINES
+from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget
+from monitor.probes.snmp.engines import create_engine
 
 COMMUNITY = "engine-test"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
@@ -38,10 +40,10 @@ def agent() -> Iterator[Snmpd]:
 
 
 @pytest.fixture(params=ENGINES)
-def engine(request: pytest.FixtureRequest) -> Iterator[SnmpEngine]:
+async def engine(request: pytest.FixtureRequest) -> AsyncIterator[SnmpEngine]:
     made = create_engine(request.param)
     yield made
-    made.close()
+    await made.close()
 
 
 def v2c(community: str = COMMUNITY) -> SnmpCredential:
@@ -84,7 +86,8 @@ async def test_get_returns_plain_values_by_oid_and_leaves_missing_ones_out(
     oids = [SYS_UPTIME, SYS_NAME, SYS_OBJECT_ID, LOOPBACK_IP_ENTRY, NOT_THERE]
     values = await engine.get(target(agent, v2c()), oids)
     assert set(values) == {SYS_UPTIME, SYS_NAME, SYS_OBJECT_ID, LOOPBACK_IP_ENTRY}
-    assert isinstance(values[SYS_UPTIME], int) and values[SYS_UPTIME] >= 0
+    uptime = values[SYS_UPTIME]
+    assert isinstance(uptime, int) and uptime >= 0
     assert values[SYS_NAME] == agent.sys_name.encode()
     assert values[SYS_OBJECT_ID] == "1.3.6.1.4.1.8072.3.2.10"  # net-snmp's Linux agent
     assert values[LOOPBACK_IP_ENTRY] == "127.0.0.1"

@@ -12,15 +12,20 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from peers import LOCALHOST, ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 
-from monitor.credentials import Secret, SnmpCredential
-from monitor.model import Observation, Site, SnmpProbe
-from monitor.profiles import Profile, load_profiles
-from monitor.snmp import SnmpPoller
-from monitor.snmpclient import ENGINES, create_engine
+from monitor.config.credentials import Secret, SnmpCredential
+from monitor.config.problems import ConfigProblem
+from monitor.config.profile_reader import load_profiles
+from monitor.config.profiles import Profile
+from monitor.config.settings import SNMP_ENGINES as ENGINES
+from monitor.config.settings import PollSettings
+from monitor.core.model import Observation, Site, SnmpProbe
+from monitor.probes.snmp.engines import create_engine
+from monitor.probes.snmp.poller import SnmpPoller
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parents[1] / "config" / "profiles"
@@ -53,8 +58,8 @@ def huge_interface_table(path: Path, rows: int) -> Path:
 
 @pytest.fixture(scope="module")
 def profiles() -> dict[str, Profile]:
-    problems: list[object] = []
-    found = load_profiles(PROFILES, problems)  # type: ignore[arg-type]
+    problems: list[ConfigProblem] = []
+    found = load_profiles(PROFILES, problems)
     assert not problems
     return found
 
@@ -95,11 +100,18 @@ async def poller(
         priv_protocol="AES",
         priv_key=Secret("districtmon-priv"),
     )
-    yield SnmpPoller(engine, credentials, 1.0, 0, profiles)
-    engine.close()
+    yield SnmpPoller(engine, PollSettings(timeout_seconds=1.0, retries=0), credentials, profiles)
+    await engine.close()
 
 
-def site(port: int, credential: str, profile: str | None, **probe: float) -> Site:
+def site(
+    port: int,
+    credential: str,
+    profile: str | None,
+    *,
+    timeout_seconds: float | None = None,
+    retries: int | None = None,
+) -> Site:
     return Site(
         f"site-{credential}",
         "bts",
@@ -108,16 +120,30 @@ def site(port: int, credential: str, profile: str | None, **probe: float) -> Sit
         "viettel",
         21.4,
         103.0,
-        SnmpProbe(LOCALHOST, port, credential, profile=profile, **probe),  # type: ignore[arg-type]
+        SnmpProbe(
+            LOCALHOST,
+            port,
+            credential,
+            timeout_seconds=timeout_seconds,
+            retries=retries,
+            profile=profile,
+        ),
     )
 
 
-async def poll(poller: SnmpPoller, sim: Snmpsim, name: str, profile: str) -> Observation:
+async def poll(poller: SnmpPoller, sim: Snmpsim, name: str, profile: str | None) -> Observation:
     return await poller.poll(site(sim.port, name, profile))
 
 
 def samples(obs: Observation, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return {s.labels: s.value for s in obs.samples if s.name == name}
+
+
+def number(obs: Observation, name: str) -> float:
+    """An unlabelled value the test expects to be a number, not text."""
+    value = obs.values[name]
+    assert isinstance(value, int | float), f"{name} is {value!r}"
+    return value
 
 
 async def test_healthy_bts_power_system_reads_in_base_units_and_is_not_degraded(
@@ -240,8 +266,8 @@ async def test_an_enabled_wan_port_that_is_down_degrades_the_gateway_by_name(
 async def test_linux_host_profile_against_snmpd(poller: SnmpPoller, host: Snmpd) -> None:
     obs = await poller.poll(site(host.port, "host-test", "linux-host"))
     assert obs.ok
-    assert obs.values["memory_total_bytes"] > obs.values["memory_available_bytes"] > 0
-    assert obs.values["processes"] > 1
+    assert number(obs, "memory_total_bytes") > number(obs, "memory_available_bytes") > 0
+    assert number(obs, "processes") > 1
     disks = samples(obs, "disk_total_bytes")
     assert (("path", "/"),) in disks and disks[(("path", "/"),)] > 0
     assert all(dict(labels)["if"] != "lo" for labels in samples(obs, "if_oper_up"))
@@ -250,13 +276,13 @@ async def test_linux_host_profile_against_snmpd(poller: SnmpPoller, host: Snmpd)
 async def test_snmpv3_authpriv_poll_through_a_profile(poller: SnmpPoller, host: Snmpd) -> None:
     obs = await poller.poll(site(host.port, "v3", "linux-host"))
     assert obs.ok, obs.error
-    assert obs.values["sys_name"] == host.sys_name and obs.values["memory_total_bytes"] > 0
+    assert obs.values["sys_name"] == host.sys_name and number(obs, "memory_total_bytes") > 0
 
 
 async def test_a_site_without_profile_gets_uptime_and_name_only(
     poller: SnmpPoller, sim: Snmpsim
 ) -> None:
-    obs = await poll(poller, sim, "bts-power-normal", None)  # type: ignore[arg-type]
+    obs = await poll(poller, sim, "bts-power-normal", None)
     assert obs.ok and not obs.samples
     assert set(obs.values) == {"uptime_seconds", "reboots_total", "sys_name"}
 
@@ -292,7 +318,9 @@ class _SlowRelay(asyncio.DatagramProtocol):
         self.upstream: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a datagram endpoint's transport, though on Python 3.11 its class does not derive
+        # from DatagramTransport: an isinstance check would refuse it
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
@@ -321,7 +349,7 @@ async def slow_agent(agent_port: int, delay: float) -> AsyncIterator[int]:
     back, _ = await loop.create_datagram_endpoint(
         lambda: _Upstream(relay), local_addr=(LOCALHOST, 0)
     )
-    relay.upstream = back  # type: ignore[assignment]
+    relay.upstream = back
     try:
         yield front.get_extra_info("sockname")[1]
     finally:

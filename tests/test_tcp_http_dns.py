@@ -20,14 +20,22 @@ from reachpeers import (
     silent_udp_port,
 )
 
-from monitor.dnsprobe import DnsPoller
-from monitor.httpprobe import HttpPoller
-from monitor.model import DnsProbe, HttpProbe, Observation, Probe, Site, TcpProbe
-from monitor.tcp import TcpPoller
+from monitor.config.settings import PollSettings
+from monitor.core.model import DnsProbe, HttpProbe, Observation, Probe, Site, TcpProbe
+from monitor.probes.reach.dns import DnsPoller
+from monitor.probes.reach.http import HttpPoller
+from monitor.probes.reach.tcp import TcpPoller
 
 
 def site(probe: Probe) -> Site:
     return Site("portal-huyen", "portal", "Cổng thông tin", "thanh-xuong", "it", 0, 0, probe)
+
+
+def number(obs: Observation, name: str) -> float:
+    """An unlabelled value the test expects to be a number, not text."""
+    value = obs.values[name]
+    assert isinstance(value, int | float), f"{name} is {value!r}"
+    return value
 
 
 # --- TCP ---------------------------------------------------------------------------------------
@@ -35,21 +43,25 @@ def site(probe: Probe) -> Site:
 
 async def test_an_open_port_is_up_with_its_connect_time() -> None:
     with TcpListener() as listener:
-        obs = await TcpPoller(1.0).poll(site(TcpProbe("127.0.0.1", listener.port)))
+        obs = await TcpPoller(PollSettings(timeout_seconds=1.0)).poll(
+            site(TcpProbe("127.0.0.1", listener.port))
+        )
     assert obs.ok and obs.probe == "tcp" and obs.degraded_reason is None
-    assert 0 < obs.values["connect_seconds"] < 1.0
+    assert 0 < number(obs, "connect_seconds") < 1.0
 
 
 async def test_a_closed_port_is_refused() -> None:
     with closed_port() as port:
-        obs = await TcpPoller(1.0).poll(site(TcpProbe("127.0.0.1", port)))
+        obs = await TcpPoller(PollSettings(timeout_seconds=1.0)).poll(
+            site(TcpProbe("127.0.0.1", port))
+        )
     assert not obs.ok
     assert obs.error_reason == "refused"
     assert obs.error == f"tcp refused: connection refused (127.0.0.1:{port})"
 
 
 async def test_a_port_that_stops_listening_is_refused_from_then_on() -> None:
-    poller = TcpPoller(1.0)
+    poller = TcpPoller(PollSettings(timeout_seconds=1.0))
     with TcpListener() as listener:
         probe = TcpProbe("127.0.0.1", listener.port)
         assert (await poller.poll(site(probe))).ok
@@ -59,7 +71,9 @@ async def test_a_port_that_stops_listening_is_refused_from_then_on() -> None:
 
 async def test_a_slow_connect_is_degraded() -> None:
     with TcpListener() as listener:
-        obs = await TcpPoller(1.0).poll(site(TcpProbe("127.0.0.1", listener.port, 1e-9)))
+        obs = await TcpPoller(PollSettings(timeout_seconds=1.0)).poll(
+            site(TcpProbe("127.0.0.1", listener.port, 1e-9))
+        )
     assert obs.ok and (obs.degraded_reason or "").startswith("tcp connect ")
 
 
@@ -73,7 +87,7 @@ def web() -> Iterator[HttpPeer]:
 
 
 async def http(probe: HttpProbe, timeout_seconds: float = 2.0) -> Observation:
-    return await HttpPoller(timeout_seconds).poll(site(probe))
+    return await HttpPoller(PollSettings(timeout_seconds=timeout_seconds)).poll(site(probe))
 
 
 async def test_a_page_with_the_expected_status_and_content_is_up(web: HttpPeer) -> None:
@@ -86,7 +100,7 @@ async def test_a_page_with_the_expected_status_and_content_is_up(web: HttpPeer) 
     )
     assert obs.ok and obs.probe == "http" and obs.degraded_reason is None
     assert obs.values["http_status"] == 200
-    assert 0 < obs.values["response_seconds"] < 2
+    assert 0 < number(obs, "response_seconds") < 2
     assert "cert_expiry_timestamp_seconds" not in obs.values  # plain http
 
 
@@ -122,7 +136,7 @@ async def test_a_header_without_the_expected_value_is_down(web: HttpPeer) -> Non
 async def test_a_slow_response_is_degraded(web: HttpPeer) -> None:
     obs = await http(HttpProbe(f"{web.url}/slow", slow_seconds=SLOW_SECONDS / 2))
     assert obs.ok
-    assert obs.values["response_seconds"] >= SLOW_SECONDS
+    assert number(obs, "response_seconds") >= SLOW_SECONDS
     assert (obs.degraded_reason or "").startswith("http response ")
 
 
@@ -204,16 +218,25 @@ def dnsmasq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dnsmasq]:
         yield server
 
 
-async def dns(server: Dnsmasq, name: str, rdtype: str = "A", **kw: object) -> Observation:
-    probe = DnsProbe("127.0.0.1", name, rdtype, server.port, **kw)  # type: ignore[arg-type]
-    return await DnsPoller(1.0, 0).poll(site(probe))
+async def dns(
+    server: Dnsmasq,
+    name: str,
+    rdtype: str = "A",
+    *,
+    expect: tuple[str, ...] = (),
+    slow_seconds: float | None = None,
+) -> Observation:
+    probe = DnsProbe(
+        "127.0.0.1", name, rdtype, server.port, expect=expect, slow_seconds=slow_seconds
+    )
+    return await DnsPoller(PollSettings(timeout_seconds=1.0, retries=0)).poll(site(probe))
 
 
 async def test_a_name_with_the_expected_address_is_up(dnsmasq: Dnsmasq) -> None:
     obs = await dns(dnsmasq, f"portal.{DOMAIN}", expect=("127.4.0.1",))
     assert obs.ok and obs.probe == "dns" and obs.degraded_reason is None
     assert obs.values["dns_answer"] == "127.4.0.1"
-    assert 0 < obs.values["response_seconds"] < 1
+    assert 0 < number(obs, "response_seconds") < 1
 
 
 async def test_records_compare_by_value_not_spelling(dnsmasq: Dnsmasq) -> None:
@@ -253,6 +276,6 @@ async def test_a_server_that_never_answers_times_out_after_its_retries() -> None
     with silent_udp_port() as port:
         probe = DnsProbe("127.0.0.1", f"portal.{DOMAIN}", port=port, retries=1)
         started = time.monotonic()
-        obs = await DnsPoller(0.2, 0).poll(site(probe))
+        obs = await DnsPoller(PollSettings(timeout_seconds=0.2, retries=0)).poll(site(probe))
     assert not obs.ok and obs.error_reason == "timeout"
     assert 2 * 0.2 <= time.monotonic() - started < 2 * 0.2 + 1.0  # two tries of 0.2 s

@@ -23,16 +23,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.availability import to_ms
-from monitor.daemon import Pipeline
-from monitor.evaluator import Evaluator
-from monitor.ledger import Ledger
-from monitor.ledgerview import open_readonly, plan, watermark_of
-from monitor.livestate import LiveState
-from monitor.maintenance import Schedule, window_from_spec
-from monitor.metrics import build_registry
-from monitor.model import Commune, Observation, Owner, Site, SnmpProbe, State
-from monitor.report import build_report, render_csv
+from monitor.config.maintenance import window_from_spec
+from monitor.core.availability import to_ms
+from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State
+from monitor.expose.self_metrics import build_registry
+from monitor.ledger.views import open_readonly, plan, watermark_of
+from monitor.ledger.writer import Ledger
+from monitor.report.build import build_report
+from monitor.report.render import render_csv
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
+from monitor.state.pipeline import Pipeline
+from monitor.state.windows import Schedule
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 T0 = dt.datetime(2024, 6, 4, 0, 0, tzinfo=HCM).timestamp()  # a Tuesday
@@ -52,8 +54,12 @@ OWNERS = (
 )
 
 
-def _site(site_id: str, kind: str, name: str, commune: str, owner: str, **kw: str) -> Site:
-    return Site(site_id, kind, name, commune, owner, 0.0, 0.0, SnmpProbe("127.0.0.1"), **kw)
+def _site(
+    site_id: str, kind: str, name: str, commune: str, owner: str, parent: str | None = None
+) -> Site:
+    return Site(
+        site_id, kind, name, commune, owner, 0.0, 0.0, SnmpProbe("127.0.0.1"), parent=parent
+    )
 
 
 SITES = {
@@ -167,21 +173,29 @@ class Clock:
 class Run:
     """One run of the daemon's core: ledger (with its writer), evaluator, overlay, live state."""
 
+    ledger: Ledger
+    writer: asyncio.Task[None]
+    live: LiveState
+    pipeline: Pipeline
+
+    def __init__(self) -> None:
+        self.commits = 0  # by the writer, heartbeats included
+        self._commit = asyncio.Event()
+
+    def _committed(self, _seconds: float, _rows: int) -> None:
+        self.commits += 1
+        self._commit.set()
+
     @classmethod
     async def start(cls, path: Path, clock: Clock) -> Run:
         self = cls()
-        self.commits = 0
-
-        def committed(_seconds: float, _rows: int) -> None:
-            self.commits += 1
-
         self.ledger = await Ledger.open(
-            path, clock=clock, heartbeat_seconds=0.002, on_commit=committed
+            path, clock=clock, heartbeat_seconds=0.002, on_commit=self._committed
         )
         await self.ledger.sync_sites(SITES.values(), COMMUNES, OWNERS)
         self.writer = asyncio.create_task(self.ledger.run())
         self.live = LiveState(SITES)
-        _, metrics = build_registry(self.live)
+        _, metrics = build_registry()
         evaluator = Evaluator(
             down_after=3,
             up_after=2,
@@ -194,16 +208,19 @@ class Run:
         return self
 
     async def settle(self) -> None:
-        """Until the writer has committed everything queued, heartbeat included (bounded)."""
-        for _ in range(5000):
-            if self.ledger.pending == 0:
-                seen = self.commits
-                for _ in range(1000):
-                    if self.commits >= seen + 2:
-                        return
-                    await asyncio.sleep(0.001)
-            await asyncio.sleep(0.001)
-        raise AssertionError("the ledger writer did not settle")
+        """Until the writer has committed everything queued, and then a heartbeat dated by the
+        clock as it is now (bounded)."""
+        try:
+            async with asyncio.timeout(10):
+                await self.ledger.flushed()
+                # the commit under way may have read the clock before it was set: the one
+                # after it began later, and its heartbeat says now
+                target = self.commits + 2
+                while self.commits < target:
+                    self._commit.clear()
+                    await self._commit.wait()
+        except TimeoutError:
+            raise AssertionError("the ledger writer did not settle") from None
 
     async def crash(self) -> None:
         """The process dies: no clean close, whatever is committed stays."""

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from monitor.config import Config
-from monitor.model import SITE_KINDS
+from monitor.config.load import Config
+from monitor.core.model import SITE_KINDS
 
 TargetKind = Literal["site", "commune", "none"]
 

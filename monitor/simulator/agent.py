@@ -26,7 +26,6 @@ import logging
 import resource
 import socket
 import struct
-import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from pyasn1.error import PyAsn1Error
 from pysnmp.proto import api, rfc1905
 from pysnmp.proto.error import ProtocolError
 
+from monitor.core.ratelimit import RateLimitedLog
 from monitor.simulator.clock import Clock
 from monitor.simulator.mib import layout_for
 from monitor.simulator.world import SiteSim, World
@@ -82,32 +82,13 @@ class AgentStats:
         return {"answered": dict(self.answered), "dropped": dict(self.dropped)}
 
 
-class _RateLimitedLog:
-    """One warning per reason per interval, with the count of those it held back."""
-
-    def __init__(self, interval: float = 10.0) -> None:
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._held: Counter[str] = Counter()
-
-    def warn(self, reason: str, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(reason, -self._interval) < self._interval:
-            self._held[reason] += 1
-            return
-        held = self._held.pop(reason, 0)
-        self._last[reason] = now
-        suffix = f" ({held} more since the last report)" if held else ""
-        log.warning(message + suffix, *args)
-
-
 class Responder:
     """One request in, one reply out (or None: no reply)."""
 
     def __init__(self, clock: Clock, stats: AgentStats | None = None) -> None:
         self.clock = clock
         self.stats = stats or AgentStats()
-        self._log = _RateLimitedLog()
+        self._log = RateLimitedLog(log, period=10.0, burst=1)
 
     def handle(self, sim: SiteSim, data: bytes, peer: object) -> bytes | None:
         try:
@@ -119,13 +100,13 @@ class Responder:
             names = [name for name, _ in module.apiPDU.get_varbinds(pdu)]
         except (PyAsn1Error, ProtocolError, KeyError, ValueError, TypeError) as exc:
             self.stats.dropped["malformed"] += 1
-            self._log.warn(
+            self._log.warning(
                 "malformed", "site=%s: malformed SNMP request from %s: %s", sim.id, peer, exc
             )
             return None
         if community != sim.community:
             self.stats.dropped["community"] += 1
-            self._log.warn("community", "site=%s: request with a wrong community", sim.id)
+            self._log.warning("community", "site=%s: request with a wrong community", sim.id)
             return None
         v1 = version == api.SNMP_VERSION_1
         tag = pdu.tagSet

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from monitor.config import Config, ConfigError, parse_listen
+from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.problems import ConfigError
+from monitor.config.settings import parse_listen
 from monitor.simulator.actions import SPECS
 from monitor.simulator.control import DEFAULT_CONTROL, ctl_path, request
 
@@ -42,17 +44,21 @@ def _speed(text: str) -> float:
     return value
 
 
-def add_simulate_parser(commands: Any, config_help: str) -> None:
-    sim = commands.add_parser(
-        "simulate",
-        help="bring the inventory to life on loopback (SNMP agents, MQTT publishers, faults)",
+def _parser() -> argparse.ArgumentParser:
+    sim = argparse.ArgumentParser(
+        prog="districtmon simulate",
         description="Serve every site of the inventory as a simulated device on its loopback "
         "address: SNMP agents, MQTT publishers for the broadcast sites, scenarios and live "
         "fault injection. See monitor/simulator/README.md.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sim.add_argument("-c", "--config", metavar="PATH", help=config_help)
+    sim.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="configuration directory (default: ./config, then /etc/districtmon)",
+    )
     sim.add_argument("--scenario", metavar="FILE", type=Path, help="a YAML timeline to play")
     sim.add_argument(
         "--speed",
@@ -120,6 +126,21 @@ def add_simulate_parser(commands: Any, config_help: str) -> None:
     ctl.add_argument("action", help="an action, or status")
     ctl.add_argument("target", nargs="?", help="the site or commune")
     ctl.add_argument("params", nargs="*", metavar="PARAM=VALUE", help="e.g. battery_minutes=5")
+    return sim
+
+
+def main(argv: Sequence[str]) -> int:
+    """`districtmon simulate ARGS`: the command line hands its arguments over unparsed, so
+    that the daemon's command line never imports the simulator."""
+    args = _parser().parse_args(argv)
+    if args.sim_command == "ctl":
+        return ctl_main(args)
+    try:
+        config = load_config(find_config_dir(args.config))
+    except ConfigError as exc:
+        print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
+        return 2
+    return simulate_main(args, config)
 
 
 def ctl_main(args: argparse.Namespace) -> int:
@@ -147,7 +168,7 @@ def ctl_main(args: argparse.Namespace) -> int:
 
 
 def simulate_main(args: argparse.Namespace, config: Config) -> int:
-    from monitor.logsetup import configure_logging
+    from monitor.core.logsetup import configure_logging
     from monitor.simulator.agent import SimulatorError
     from monitor.simulator.run import SimOptions, run_simulator
     from monitor.simulator.scenario import load_scenario
@@ -157,9 +178,7 @@ def simulate_main(args: argparse.Namespace, config: Config) -> int:
         try:
             scenario = load_scenario(args.scenario, config)
         except ConfigError as exc:
-            print(f"districtmon: scenario refused ({len(exc.problems)} problems):", file=sys.stderr)
-            for problem in exc.problems:
-                print(f"  {problem}", file=sys.stderr)
+            print(f"districtmon: {exc.refusal('scenario')}", file=sys.stderr)
             return 2
     if args.check:
         events = len(scenario.events) if scenario else 0

@@ -10,6 +10,9 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+DAY = 86400.0
+UTC_OFFSET = 7 * 3600.0  # Indochina Time: the broadcast schedule is local
+
 
 class Clock(Protocol):
     speed: float

@@ -24,11 +24,8 @@ from typing import Any
 from pysnmp.proto import rfc1902
 
 from monitor.simulator import readings as r
-from monitor.simulator.world import (
-    LOW_BATTERY_MINUTES,
-    Interface,
-    SiteSim,
-)
+from monitor.simulator.interfaces import Interface
+from monitor.simulator.world import LOW_BATTERY_MINUTES, SiteSim
 
 OID = tuple[int, ...]
 Getter = Callable[[SiteSim, float], Any]

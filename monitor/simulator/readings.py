@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from monitor.simulator.world import DAY, UTC_OFFSET, SiteSim
+from monitor.simulator.clock import DAY, UTC_OFFSET
+from monitor.simulator.world import SiteSim
 
 # The BTS UPS: a 48 V battery string feeding a 230 V AC output.
 FLOAT_VOLTS = 54.5

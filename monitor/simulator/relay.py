@@ -25,7 +25,6 @@ class BrokerRelay:
         self.listen = listen
         self.broker = broker
         self.up = True
-        self.relayed = 0
         self.refused = 0
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
@@ -64,7 +63,6 @@ class BrokerRelay:
             log.debug("broker relay: broker unreachable: %s", exc)
             client_w.transport.abort()
             return
-        self.relayed += 1
         pair = {client_w, broker_w}
         self._open |= pair
         try:

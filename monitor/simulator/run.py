@@ -15,7 +15,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from monitor.config import Config
+from monitor.config.load import Config
 from monitor.simulator.agent import (
     AgentServer,
     BindMode,

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import Config, ConfigError
+from monitor.config.fields import Fields, Sink, open_document
+from monitor.config.load import Config
+from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.simulator.actions import SPECS, Action, build_action, parse_duration
 from monitor.simulator.world import World
-from monitor.yamlsource import ConfigProblem, Fields, Sink, YamlMap, YamlReadError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,7 @@ class Scenario:
 def load_scenario(path: Path, config: Config) -> Scenario:
     """Read and check a scenario against `config`; raise ConfigError with every problem."""
     problems: list[ConfigProblem] = []
-    try:
-        root = load_yaml(path, problems)
-    except YamlReadError as error:
-        raise ConfigError([error.problem]) from None
-    sink = Sink(path, problems)
-    top = Fields.of(sink, YamlMap(1) if root is None else root, 1, "")
+    top = open_document(path, problems)
     if top is None:
         raise ConfigError(problems)
     top.expect(_TOP_KEYS, required=("events",))
@@ -69,7 +65,7 @@ def load_scenario(path: Path, config: Config) -> Scenario:
     events = [
         event
         for item in top.items("events") or ()
-        if (event := _read_event(sink, item.value, item.line, item.key, config)) is not None
+        if (event := _read_event(top.sink, item.value, item.line, item.key, config)) is not None
     ]
     if problems:
         raise ConfigError(problems)

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from monitor.config import load_config
-from monitor.model import HttpProbe, Site, TcpProbe
+from monitor.config.load import load_config
+from monitor.core.model import HttpProbe, Site, TcpProbe
 
 SILENT = {"vanban-huyen"}
 CERT_DAYS = 10

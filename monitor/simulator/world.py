@@ -21,14 +21,19 @@ import enum
 import hashlib
 import heapq
 import itertools
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from monitor.config import Config
-from monitor.model import MqttProbe, Site, SnmpProbe
+from monitor.config.load import Config
+from monitor.core.model import MqttProbe, Site, SnmpProbe
 from monitor.simulator.actions import Action, entry_gateways
-from monitor.simulator.clock import Clock
+from monitor.simulator.clock import DAY, UTC_OFFSET, Clock
+from monitor.simulator.interfaces import (
+    Interface,
+    gateway_port,
+    note_change,
+    own_interfaces,
+)
 
 # Autonomy on battery at full charge, by kind (minutes); a power-cut action may override it.
 DEFAULT_BATTERY_MINUTES = {"bts": 120.0, "gateway": 240.0, "radio_station": 60.0}
@@ -36,11 +41,6 @@ LOUDSPEAKER_BATTERY_MINUTES = 480.0
 OTHER_BATTERY_MINUTES = 60.0
 LOW_BATTERY_MINUTES = 10  # UPS-MIB upsConfigLowBattTime: "low" below this many minutes left
 RECHARGE_SECONDS = 8 * 3600.0  # empty to full on mains
-DAY = 86400.0
-UTC_OFFSET = 7 * 3600.0  # Indochina Time: the broadcast schedule is local
-
-# Interface numbering: the device's own interfaces first, then one port per child (gateways).
-UPLINK_IF_INDEX = 1
 
 
 class Event(enum.StrEnum):
@@ -68,45 +68,6 @@ class Happening:
     event: Event
     at: float
     if_index: int | None = None
-
-
-@dataclass(slots=True, eq=False)
-class Interface:
-    index: int
-    name: str
-    descr: str
-    if_type: int
-    speed_bps: int
-    rate_in: float  # mean bytes/s
-    rate_out: float
-    mac: bytes
-    uplink: bool = False
-    child: str | None = None
-    oper_up: bool = True
-    last_change: float | None = None  # sim time of the last oper status change since boot
-    down_since: float | None = None
-    lost_in: float = 0.0  # octets not carried while down, since boot
-    lost_out: float = 0.0
-    errors: int = 0
-
-    def octets(self, rate: float, lost: float, boot: float, now: float) -> int:
-        """Octets carried since boot: a daily cycle around the mean (always > 0), none while
-        the interface is down. The integral is closed-form so any poll rate sees the same."""
-        total = _traffic(rate, boot, now) - lost
-        if self.down_since is not None:
-            total -= _traffic(rate, self.down_since, now)
-        return max(0, int(total))
-
-
-def _traffic(rate: float, start: float, end: float) -> float:
-    """Integral of rate * (1 + 0.5 sin(2 pi (t + offset) / day)) over [start, end]."""
-    if end <= start:
-        return 0.0
-    w = 2 * math.pi / DAY
-    shift = UTC_OFFSET - 9 * 3600.0  # lowest at 03:00 local, highest at 15:00
-    return rate * (
-        (end - start) - 0.5 / w * (math.cos(w * (end + shift)) - math.cos(w * (start + shift)))
-    )
 
 
 def seed_of(site_id: str) -> int:
@@ -232,11 +193,13 @@ class World:
                 sim.parent.children.append(sim)
         for sim in self.sites.values():
             sim.depth = _depth(sim)
-            sim.interfaces = own_interfaces(sim)
+            sim.interfaces = own_interfaces(sim.site.kind, sim.seed)
         for sim in self.sites.values():
             if sim.site.kind == "gateway":
                 for child in sim.children:
-                    port = _port(sim, child, len(sim.interfaces) + 1)
+                    port = gateway_port(
+                        sim.seed, child.id, child.site.kind, child.seed, len(sim.interfaces) + 1
+                    )
                     sim.interfaces.append(port)
                     sim.ports[child.id] = port
 
@@ -372,7 +335,7 @@ class World:
             sim.slow_delay = 0.0
             if not sim.link_up:
                 sim.link_up = True
-                _note_change(sim.interfaces[0], True, now)
+                note_change(sim.interfaces[0], True, now)
             if not sim.mains:
                 self._restore_mains(sim, now)
             sim.battery_minutes = default_battery_minutes(sim.site.kind)
@@ -411,7 +374,7 @@ class World:
         sim.link_up = up
         uplink = sim.interfaces[0]
         uplink.errors += 0 if up else 3  # a link that drops loses frames in flight
-        _note_change(uplink, up, now)
+        note_change(uplink, up, now)
         self._refresh([sim], now)
 
     def _cut_mains(self, sim: SiteSim, now: float) -> None:
@@ -476,7 +439,7 @@ class World:
             port = parent.ports.get(sim.id) if parent is not None else None
             up = sim.port_up()
             if parent is not None and port is not None and port.oper_up != up:
-                _note_change(port, up, now)
+                note_change(port, up, now)
                 self._emit(parent, Event.LINK_UP if up else Event.LINK_DOWN, now, port.index)
             if changed or sim in booted:
                 self._changed(sim)
@@ -517,87 +480,3 @@ def _reboot(sim: SiteSim, now: float) -> None:
         iface.down_since = None if iface.oper_up else now
         iface.lost_in = iface.lost_out = 0.0
         iface.errors = 0
-
-
-def _note_change(iface: Interface, up: bool, now: float) -> None:
-    if iface.oper_up == up:
-        return
-    iface.oper_up = up
-    iface.last_change = now
-    if not up:
-        iface.down_since = now
-    elif iface.down_since is not None:
-        start = iface.down_since
-        iface.lost_in += _traffic(iface.rate_in, start, now)
-        iface.lost_out += _traffic(iface.rate_out, start, now)
-        iface.down_since = None
-
-
-# --- interfaces by kind ----------------------------------------------------------------------
-
-GIGABIT = 1_000_000_000
-FAST = 100_000_000
-ETHERNET = 6  # IANAifType ethernetCsmacd
-LOOPBACK = 24  # softwareLoopback
-
-# (name, description, ifType, speed, mean bytes/s in, out) of each kind's own interfaces;
-# the first one is the uplink.
-_OWN_INTERFACES: dict[str, list[tuple[str, str, int, int, float, float]]] = {
-    "bts": [
-        ("ge-0/0/0", "backhaul", ETHERNET, GIGABIT, 2_500_000.0, 600_000.0),
-        ("ge-0/0/1", "baseband unit", ETHERNET, GIGABIT, 600_000.0, 2_500_000.0),
-        ("fe-0/0/2", "site management", ETHERNET, FAST, 2_000.0, 1_500.0),
-    ],
-    "gateway": [
-        ("wan0", "fibre uplink", ETHERNET, GIGABIT, 1_250_000.0, 400_000.0),
-        ("lan0", "office LAN", ETHERNET, GIGABIT, 400_000.0, 1_250_000.0),
-        ("lo0", "loopback", LOOPBACK, 0, 200.0, 200.0),
-    ],
-    "radio_station": [
-        ("eth0", "network uplink", ETHERNET, FAST, 60_000.0, 25_000.0),
-        ("eth1", "studio LAN", ETHERNET, FAST, 25_000.0, 60_000.0),
-    ],
-    "loudspeaker": [("wwan0", "LTE modem", ETHERNET, 50_000_000, 4_000.0, 1_000.0)],
-}
-_GENERIC_INTERFACES = [("eth0", "network uplink", ETHERNET, FAST, 50_000.0, 20_000.0)]
-
-
-def own_interfaces(sim: SiteSim) -> list[Interface]:
-    spec = _OWN_INTERFACES.get(sim.site.kind, _GENERIC_INTERFACES)
-    factor = 0.5 + (sim.seed >> 16) % 1000 / 1000  # 0.5..1.5: sites differ
-    return [
-        Interface(
-            index=number,
-            name=name,
-            descr=f"{name} {descr}",
-            if_type=if_type,
-            speed_bps=speed,
-            rate_in=rate_in * factor,
-            rate_out=rate_out * factor,
-            mac=_mac(sim.seed, number),
-            uplink=number == UPLINK_IF_INDEX,
-        )
-        for number, (name, descr, if_type, speed, rate_in, rate_out) in enumerate(spec, 1)
-    ]
-
-
-def _port(gateway: SiteSim, child: SiteSim, index: int) -> Interface:
-    own = _OWN_INTERFACES.get(child.site.kind, _GENERIC_INTERFACES)[0]
-    factor = 0.5 + (child.seed >> 16) % 1000 / 1000
-    return Interface(
-        index=index,
-        name=f"ge-1/0/{index}",
-        descr=f"ge-1/0/{index} to {child.id}",
-        if_type=ETHERNET,
-        speed_bps=GIGABIT,
-        rate_in=own[5] * factor,  # what the child sends up comes in here
-        rate_out=own[4] * factor,
-        mac=_mac(gateway.seed, index),
-        child=child.id,
-    )
-
-
-def _mac(seed: int, index: int) -> bytes:
-    """A locally administered unicast MAC (02:...), stable per site and interface."""
-    tail = ((seed & 0xFFFFFFFF) ^ (index * 0x9E3779B1)) & 0xFFFFFFFF
-    return bytes([0x02, index & 0xFF]) + tail.to_bytes(4, "big")

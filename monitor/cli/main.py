@@ -1,0 +1,110 @@
+"""Command line: `districtmon run` (the daemon), `check-config`, `report`, `maintenance` and
+`simulate` (the simulated district, monitor/simulator/, imported only when that command runs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.cli import maintenance as maintenancecli
+from monitor.cli import report as reportcli
+from monitor.cli.common import CONFIG_HELP
+from monitor.cli.summary import summarize
+from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.problems import ConfigError
+from monitor.config.shards import Shard, restrict
+from monitor.core.logsetup import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="districtmon",
+        description="Watches a district's base stations, broadcast sites and agency networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"districtmon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="one line per event on stderr: text (journald-friendly) or JSON",
+    )
+    run.add_argument(
+        "--shard",
+        metavar="i/N",
+        type=_shard,
+        help="watch only shard i of N of the inventory (1-based, e.g. 2/3): several daemons "
+        "split a province, every site watched by exactly one",
+    )
+
+    check = commands.add_parser("check-config", help="validate the configuration and summarise it")
+    check.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
+    commands.add_parser(
+        "simulate",
+        help="bring the inventory to life on loopback (SNMP agents, MQTT publishers, faults); "
+        "districtmon simulate --help for its options",
+        add_help=False,
+    )
+
+    # Commands with their own handler read the configuration themselves (it is optional for
+    # them: a report can read ledger files alone).
+    reportcli.add_parser(commands)
+    maintenancecli.add_parser(commands)
+    return parser
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _load(path: str | None) -> Config:
+    return load_config(find_config_dir(path))
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    configure_logging(args.log_level, args.log_format)
+    from monitor.runtime.daemon import run_daemon
+
+    directory = config.directory
+    shard: Shard | None = args.shard
+    try:
+        asyncio.run(
+            run_daemon(
+                restrict(config, shard),
+                reload_config=lambda: restrict(load_config(directory), shard),
+            )
+        )
+    except KeyboardInterrupt:  # a second Ctrl-C while stopping
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["simulate"]:
+        from monitor.simulator.cli import main as simulate
+
+        return simulate(arguments[1:])
+    args = _parser().parse_args(arguments)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return int(handler(args))
+    try:
+        config = _load(args.config)
+    except ConfigError as exc:
+        print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(summarize(config))
+        return 0
+    return _run(args, config)

@@ -1,0 +1,323 @@
+"""inventory/*.yaml: communes, owners and sites, read in two passes.
+
+The first pass reads each entry on its own (types, ranges, unknown keys); the second checks
+what spans entries and files (duplicate ids, references to communes, owners, parents,
+credentials and profiles, parent cycles). When a file could not be parsed at all, the
+reference checks that it could have satisfied are skipped rather than reported once per site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from monitor.config.credentials import Credentials
+from monitor.config.fields import Fields, Located, Sink, open_document, or_default
+from monitor.config.located import YamlMap
+from monitor.config.probe_sections import PROBE_READERS
+from monitor.config.problems import ConfigProblem
+from monitor.core.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Probe, Site, SnmpProbe
+
+T = TypeVar("T")
+
+
+_INVENTORY_KEYS = ("communes", "owners", "sites")
+
+
+_COMMUNE_KEYS = ("id", "name", "lat", "lon", "areas")
+
+
+_OWNER_KEYS = ("id", "name", "kind")
+
+
+_SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", "covers", "probe")
+
+
+_SITE_REQUIRED = ("id", "kind", "name", "commune", "owner", "lat", "lon", "probe")
+
+
+@dataclass(slots=True)
+class Entry(Generic[T]):
+    """An inventory entry and where it was read. `id` is None when the id itself was bad: the
+    entry is still checked, but cannot be referred to."""
+
+    value: T
+    id: str | None
+    file: Path
+    line: int
+    key: str
+    subject: str = ""
+    refs: dict[str, Located[str]] = field(default_factory=dict)
+    covers: list[Located[str]] = field(default_factory=list)
+    probe_line: int = 0
+    probe_key: str = ""
+
+    def where(self) -> str:
+        return f"{self.file.name}:{self.line}"
+
+
+@dataclass(slots=True)
+class Inventory:
+    communes: list[Entry[Commune]] = field(default_factory=list)
+    owners: list[Entry[Owner]] = field(default_factory=list)
+    sites: list[Entry[Site]] = field(default_factory=list)
+    complete: bool = True  # every file parsed: absent references are really absent
+
+
+def read_inventory(directory: Path, problems: list[ConfigProblem]) -> Inventory:
+    inventory = Inventory()
+    if not directory.is_dir():
+        problems.append(ConfigProblem(directory, None, "", "inventory directory not found"))
+        inventory.complete = False
+        return inventory
+    files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+    for path in files:
+        _read_inventory_file(path, inventory, problems)
+    return inventory
+
+
+def _read_inventory_file(path: Path, inventory: Inventory, problems: list[ConfigProblem]) -> None:
+    top = open_document(path, problems)
+    if top is None:
+        inventory.complete = False
+        return
+    top.expect(_INVENTORY_KEYS)
+    for item in top.items("communes") or ():
+        inventory.communes.append(_read_commune(top.sink, item))
+    for item in top.items("owners") or ():
+        inventory.owners.append(_read_owner(top.sink, item))
+    for item in top.items("sites") or ():
+        inventory.sites.append(_read_site(top.sink, item))
+
+
+def _open_entry(sink: Sink, item: Located[object], noun: str) -> tuple[Fields, str | None]:
+    """The entry's fields, with its id read first so that every later message can name it."""
+    fields = Fields.of(sink, item.value, item.line, item.key)
+    if fields is None:  # reported; go on with an empty entry whose own problems are moot
+        return Fields(Sink(sink.file, []), YamlMap(item.line), item.key), None
+    entry_id = fields.slug("id")
+    if entry_id is not None:
+        fields.subject = f" ({noun} '{entry_id}')"
+    return fields, entry_id
+
+
+def _id_line(fields: Fields, item: Located[object]) -> int:
+    return fields.line("id") if fields.has("id") else item.line
+
+
+def _read_commune(sink: Sink, item: Located[object]) -> Entry[Commune]:
+    fields, commune_id = _open_entry(sink, item, "commune")
+    fields.expect(_COMMUNE_KEYS, required=("id", "name", "lat", "lon"))
+    commune = Commune(
+        id=commune_id or "",
+        name=fields.text("name") or "",
+        lat=or_default(fields.number("lat", -90, 90), 0.0),
+        lon=or_default(fields.number("lon", -180, 180), 0.0),
+        areas=tuple(area.value for area in fields.texts("areas") or ()),
+    )
+    return Entry(commune, commune_id, sink.file, _id_line(fields, item), item.key, fields.subject)
+
+
+def _read_owner(sink: Sink, item: Located[object]) -> Entry[Owner]:
+    fields, owner_id = _open_entry(sink, item, "owner")
+    fields.expect(_OWNER_KEYS, required=_OWNER_KEYS)
+    owner = Owner(
+        id=owner_id or "",
+        name=fields.text("name") or "",
+        kind=fields.choice("kind", OWNER_KINDS) or "",
+    )
+    return Entry(owner, owner_id, sink.file, _id_line(fields, item), item.key, fields.subject)
+
+
+def _read_site(sink: Sink, item: Located[object]) -> Entry[Site]:
+    fields, site_id = _open_entry(sink, item, "site")
+    fields.expect(_SITE_KEYS, required=_SITE_REQUIRED)
+    kind = fields.choice("kind", SITE_KINDS)
+    refs = {name: ref for name in ("commune", "owner", "parent") if (ref := fields.located(name))}
+    probe, credential = _read_probe(fields)
+    if credential is not None:
+        refs["credential"] = credential
+    profile = _profile_ref(fields, probe)
+    if profile is not None:
+        refs["profile"] = profile
+    covers = _read_covers(fields, kind)
+    site = Site(
+        id=site_id or "",
+        kind=kind or "",
+        name=fields.text("name") or "",
+        commune=refs["commune"].value if "commune" in refs else "",
+        owner=refs["owner"].value if "owner" in refs else "",
+        lat=or_default(fields.number("lat", -90, 90), 0.0),
+        lon=or_default(fields.number("lon", -180, 180), 0.0),
+        probe=probe,
+        parent=refs["parent"].value if "parent" in refs else None,
+        covers=tuple(area.value for area in covers),
+    )
+    line = _id_line(fields, item)
+    entry = Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)
+    entry.probe_line, entry.probe_key = fields.line("probe"), fields.key("probe")
+    return entry
+
+
+def _profile_ref(site: Fields, probe: Probe) -> Located[str] | None:
+    """The device profile an SNMP probe names, placed for the check against profiles/."""
+    if not isinstance(probe, SnmpProbe) or probe.profile is None:
+        return None
+    snmp = site.node.get("probe")
+    snmp = snmp.get("snmp") if isinstance(snmp, YamlMap) else None
+    if not isinstance(snmp, YamlMap):
+        return None
+    key = f"{site.key('probe')}.snmp.profile"
+    return Located(probe.profile, snmp.line_of("profile"), key)
+
+
+def _read_covers(fields: Fields, kind: str | None) -> list[Located[str]]:
+    """Areas a loudspeaker reaches; checked against its commune in pass 2."""
+    if not fields.has("covers"):
+        return []
+    if kind is not None and kind != "loudspeaker":
+        fields.problem("covers", f"only loudspeaker sites may list covers (kind is '{kind}')")
+        return []
+    return fields.texts("covers") or []
+
+
+def _read_probe(site: Fields) -> tuple[Probe, Located[str] | None]:
+    """Exactly one probe type, read by its own reader (see PROBE_READERS)."""
+    placeholder = SnmpProbe(address="")
+    probe = site.mapping("probe")
+    if probe is None:
+        return placeholder, None
+    types = list(probe.node)
+    supported = ", ".join(PROBE_READERS)
+    if len(types) != 1:
+        probe.problem_here(f"must name exactly one probe type ({supported}), got {len(types)}")
+    for name in types:
+        if name not in PROBE_READERS:
+            probe.problem(name, f"unknown probe type '{name}' (supported: {supported})")
+    for name, reader in PROBE_READERS.items():
+        fields = probe.mapping(name) if name in types else None
+        if fields is not None:
+            return reader(fields)
+    return placeholder, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    communes: dict[str, Commune]
+    owners: dict[str, Owner]
+    sites: dict[str, Site]
+
+
+def check_inventory(
+    inventory: Inventory,
+    credentials: Credentials | None,
+    credentials_file: Path,
+    profiles: Collection[str] | None,
+    problems: list[ConfigProblem],
+) -> _Checked:
+    communes = _unique(inventory.communes, "commune", problems)
+    owners = _unique(inventory.owners, "owner", problems)
+    sites = _unique(inventory.sites, "site", problems)
+    checks: list[tuple[str, Collection[str] | None]] = [
+        ("commune", communes.keys() if inventory.complete else None),
+        ("owner", owners.keys() if inventory.complete else None),
+        ("parent", sites.keys() if inventory.complete else None),
+        ("credential", credentials.declared if credentials else None),
+        ("profile", profiles),
+    ]
+    for entry in inventory.sites:
+        for kind, known in checks:
+            _check_ref(entry, kind, known, credentials_file, problems)
+        _check_covers(entry, communes, problems)
+    _check_cycles(inventory.sites, sites, problems)
+    return _Checked(
+        communes={key: entry.value for key, entry in communes.items()},
+        owners={key: entry.value for key, entry in owners.items()},
+        sites={key: entry.value for key, entry in sites.items()},
+    )
+
+
+def _unique(
+    entries: list[Entry[T]], noun: str, problems: list[ConfigProblem]
+) -> dict[str, Entry[T]]:
+    """The first definition of each id wins; later ones are reported, naming the first."""
+    first: dict[str, Entry[T]] = {}
+    for entry in entries:
+        if entry.id is None:
+            continue
+        if entry.id in first:
+            message = (
+                f"duplicate {noun} id '{entry.id}' (first defined at {first[entry.id].where()})"
+            )
+            problems.append(ConfigProblem(entry.file, entry.line, f"{entry.key}.id", message))
+            continue
+        first[entry.id] = entry
+    return first
+
+
+def _check_ref(
+    entry: Entry[Site],
+    kind: str,
+    known: Collection[str] | None,
+    credentials_file: Path,
+    problems: list[ConfigProblem],
+) -> None:
+    ref = entry.refs.get(kind)
+    if ref is None or known is None or ref.value in known:
+        return
+    where = f" (not in {credentials_file.name})" if kind == "credential" else ""
+    if kind == "profile":
+        where = f" (no {ref.value}.yaml among the profiles)"
+    message = f"unknown {kind} '{ref.value}'{where}{entry.subject}"
+    problems.append(ConfigProblem(entry.file, ref.line, ref.key, message))
+
+
+def _check_covers(
+    entry: Entry[Site], communes: dict[str, Entry[Commune]], problems: list[ConfigProblem]
+) -> None:
+    commune = communes.get(entry.value.commune)
+    if commune is None:
+        return  # unknown commune already reported
+    for area in entry.covers:
+        if area.value not in commune.value.areas:
+            message = f"{area.value!r} is not an area of commune '{commune.id}'{entry.subject}"
+            problems.append(ConfigProblem(entry.file, area.line, area.key, message))
+
+
+def _check_cycles(
+    order: list[Entry[Site]], sites: dict[str, Entry[Site]], problems: list[ConfigProblem]
+) -> None:
+    """Each cycle once, at its first member in definition order, as `a -> b -> a`."""
+    parents = {
+        entry.id: entry.value.parent
+        for entry in order
+        if entry.id is not None and entry.value.parent in sites
+    }
+    rank = {site_id: index for index, site_id in enumerate(sites)}
+    done: set[str] = set()
+    for entry in order:
+        path: dict[str, int] = {}  # site id -> position on the walk up from `entry`
+        current = entry.id
+        while current is not None and current not in done and current not in path:
+            path[current] = len(path)
+            current = parents.get(current)
+        if current is not None and current in path:
+            cycle = list(path)[path[current] :]
+            _report_cycle(cycle, rank, sites, problems)
+        done.update(path)
+
+
+def _report_cycle(
+    cycle: list[str],
+    rank: dict[str, int],
+    sites: dict[str, Entry[Site]],
+    problems: list[ConfigProblem],
+) -> None:
+    start = min(range(len(cycle)), key=lambda index: rank[cycle[index]])
+    ordered = cycle[start:] + cycle[:start]
+    first = sites[ordered[0]]
+    ref = first.refs["parent"]
+    message = "parent cycle: " + " -> ".join([*ordered, ordered[0]])
+    problems.append(ConfigProblem(first.file, ref.line, ref.key, message))

@@ -1,0 +1,217 @@
+"""Load and validate a configuration directory (see config/README.md, the contract).
+
+A configuration is taken whole or refused whole: a daemon that starts with half a district, or
+with a site silently dropped for a typo, lies on every dashboard. So validation never stops at
+the first error: each reader records a `ConfigProblem` (file, line, key path, message) and goes
+on, and `load_config` raises one `ConfigError` holding all of them. Each file has its reader
+(settings.py, credentials.py, inventory.py, profiles.py, telemetry.py, maintenance.py); what
+spans files is checked here, once every file has been read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from monitor.config.credentials import Credentials, SnmpCredential, load_credentials
+from monitor.config.inventory import Entry, Inventory, check_inventory, read_inventory
+from monitor.config.maintenance import (
+    MAINTENANCE_FILE,
+    Window,
+    check_targets,
+    load_maintenance_file,
+)
+from monitor.config.mqtt import MqttSettings
+from monitor.config.problems import ConfigError, ConfigProblem
+from monitor.config.profile_reader import load_profiles
+from monitor.config.profiles import Profile
+from monitor.config.settings import (
+    SETTINGS_FILE,
+    HttpSettings,
+    PollSettings,
+    Retention,
+    Settings,
+    SnmpSettings,
+    StateSettings,
+    default_ledger_path,
+    read_settings,
+)
+from monitor.config.telemetry import load_profiles as load_telemetry_profiles
+from monitor.core.model import Commune, MqttProbe, Owner, Site
+
+SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A validated configuration. Dicts keep definition order (inventory files in name order,
+    then list order)."""
+
+    directory: Path
+    http: HttpSettings
+    ledger_path: Path
+    poll: PollSettings
+    state: StateSettings
+    communes: dict[str, Commune]
+    owners: dict[str, Owner]
+    sites: dict[str, Site]
+    credentials: dict[str, SnmpCredential]
+    # the uptime ledger's settings and planned maintenance (maintenance.yaml)
+    retention: Retention = field(default_factory=Retention)
+    timezone: str | None = None  # IANA name: reports and recurring windows without their own
+    maintenance: tuple[Window, ...] = ()
+    availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    # Sites of the inventory that other shards watch (see shards.py): known, not ours.
+    sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
+    snmp: SnmpSettings = field(default_factory=SnmpSettings)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+
+def find_config_dir(
+    arg: str | None, cwd: Path | None = None, *, system_dir: Path = SYSTEM_CONFIG_DIR
+) -> Path:
+    """`-c DIR` if given; else ./config when it holds districtmon.yaml; else /etc/districtmon.
+
+    A relative result stays relative when `cwd` is not given, so messages read
+    `config/inventory/bts.yaml:12`, as the operator would type the path.
+    """
+    base = Path() if cwd is None else cwd
+    if arg is not None:
+        chosen = base / arg
+        if not chosen.is_dir():
+            raise ConfigError([ConfigProblem(chosen, None, "", "not a directory")])
+        return chosen
+    local = base / "config"
+    if (local / SETTINGS_FILE).is_file():
+        return local
+    if system_dir.is_dir():
+        return system_dir
+    message = f"no configuration: neither {local / SETTINGS_FILE} nor {system_dir}; use -c DIR"
+    raise ConfigError([ConfigProblem(local, None, "", message)])
+
+
+def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate everything under `directory`; raise ConfigError with all problems.
+
+    `environ` (default: os.environ) supplies credential overrides; tests pass their own.
+    """
+    problems: list[ConfigProblem] = []
+    env = os.environ if environ is None else environ
+    settings = read_settings(directory, problems, default_ledger_path(env))
+    credentials = load_credentials(settings.credentials_file, env, problems)
+    profile_problems: list[ConfigProblem] = []
+    profiles = load_profiles(settings.snmp.profiles_dir, profile_problems)
+    problems.extend(profile_problems)
+    inventory = read_inventory(settings.inventory_dir, problems)
+    known_profiles = None if profile_problems else profiles.keys()
+    checked = check_inventory(
+        inventory, credentials, settings.credentials_file, known_profiles, problems
+    )
+    _check_trap_credentials(settings, credentials, problems)
+    maintenance_file = directory / MAINTENANCE_FILE
+    windows = load_maintenance_file(maintenance_file, problems, settings.timezone)
+    if inventory.complete:
+        known: dict[str, Collection[str]] = {
+            "site": checked.sites.keys(),
+            "commune": checked.communes.keys(),
+            "owner": checked.owners.keys(),
+        }
+        check_targets(windows, known, maintenance_file, problems)
+    mqtt = _check_mqtt(settings, credentials, inventory, directory / SETTINGS_FILE, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        directory=directory.absolute(),
+        http=settings.http,
+        ledger_path=settings.ledger_path,
+        poll=settings.poll,
+        state=settings.state,
+        communes=checked.communes,
+        owners=checked.owners,
+        sites=checked.sites,
+        credentials=credentials.usable if credentials else {},
+        retention=settings.retention,
+        timezone=settings.timezone,
+        maintenance=tuple(windows),
+        availability_refresh_seconds=settings.availability_refresh_seconds,
+        mqtt=mqtt,
+        snmp=settings.snmp.settings,
+        profiles=profiles,
+    )
+
+
+# --- districtmon.yaml ----------------------------------------------------------------------
+
+
+def _check_trap_credentials(
+    settings: Settings, credentials: Credentials | None, problems: list[ConfigProblem]
+) -> None:
+    if credentials is None:
+        return
+    for ref in settings.snmp.trap_refs:
+        if ref.value not in credentials.declared:
+            message = f"unknown credential '{ref.value}' (not in {settings.credentials_file.name})"
+            problems.append(ConfigProblem(settings.snmp.file, ref.line, ref.key, message))
+
+
+# --- inventory/*.yaml: pass 1, each entry on its own ----------------------------------------
+
+
+# --- reachability probes: icmp, tcp, http, dns (no credentials) ---------------------------
+
+
+# --- pass 2: what spans entries and files --------------------------------------------------
+
+
+# --- MQTT: the broker account, telemetry profiles, one base topic per site ------------------
+
+
+def _check_mqtt(
+    settings: Settings,
+    credentials: Credentials | None,
+    inventory: Inventory,
+    settings_file: Path,
+    problems: list[ConfigProblem],
+) -> MqttSettings:
+    mqtt = settings.mqtt
+    ref = settings.mqtt_credential
+    if ref is not None and credentials is not None:
+        account = credentials.mqtt.get(ref.value)
+        if account is not None:
+            mqtt = replace(
+                mqtt, credential=account.name, username=account.username, password=account.password
+            )
+        elif ref.value not in credentials.mqtt_declared:
+            message = (
+                f"unknown credential '{ref.value}' (not in the mqtt section of "
+                f"{settings.credentials_file.name})"
+            )
+            problems.append(ConfigProblem(settings_file, ref.line, ref.key, message))
+    entries = [e for e in inventory.sites if isinstance(e.value.probe, MqttProbe)]
+    if not entries and not settings.mqtt_configured:
+        return mqtt
+    profiles = load_telemetry_profiles(mqtt.mappings_file, problems)
+    if profiles is not None:
+        mqtt = replace(mqtt, profiles=profiles)
+    topics: dict[str, Entry[Site]] = {}
+    for entry in entries:
+        site = entry.value
+        where = f"{entry.probe_key}.mqtt"
+        name = mqtt.profile_name(site)
+        if profiles is not None and site.kind and name not in profiles:
+            message = f"no telemetry profile '{name}' in {mqtt.mappings_file.name}{entry.subject}"
+            problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
+        if entry.id is None or not site.commune:
+            continue
+        base = mqtt.base_topic(site)
+        first = topics.setdefault(base, entry)
+        if first is not entry:
+            message = (
+                f"topic '{base}' is also the topic of site '{first.id}' ({first.where()})"
+                f"{entry.subject}"
+            )
+            problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
+    return mqtt

@@ -1,0 +1,287 @@
+"""districtmon.yaml: the daemon's own settings (listener, ledger, polls, states, SNMP, MQTT).
+
+Every section is optional and every key has a default, so a district starts with a short file;
+an unknown key is an error all the same (a typo must not silently mean "use the default").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.config.addresses import is_address, is_ipv6
+from monitor.config.fields import Fields, Located, Sink, open_document, or_default
+from monitor.config.located import YamlMap
+from monitor.config.mqtt import MqttSettings, read_mqtt_settings
+from monitor.config.problems import ConfigProblem
+
+SNMP_ENGINES = ("gufo", "pysnmp")
+DEFAULT_RETENTION_DAYS = 400  # raw intervals: a year's report, with its edges, from raw data
+DEFAULT_ROLLUP_RETENTION_DAYS = 5 * 366  # daily rollups: five years of monthly reports
+
+
+SETTINGS_FILE = "districtmon.yaml"
+
+
+_SETTINGS_KEYS = (
+    "http",
+    "ledger",
+    "credentials",
+    "inventory",
+    "poll",
+    "state",
+    "timezone",
+    "mqtt",
+    "snmp",
+)
+
+
+_LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
+
+
+_SNMP_SETTINGS_KEYS = ("engine", "profiles", "traps")
+
+
+_TRAP_KEYS = ("listen", "credentials")
+
+
+DEFAULT_ENGINE = "gufo"  # the benchmark's winner: see README.md, "SNMP engines"
+
+
+_POLL_KEYS = ("interval_seconds", "timeout_seconds", "retries", "max_in_flight")
+
+
+_STATE_KEYS = ("down_after", "up_after")
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the ledger keeps each kind of record, in days."""
+
+    intervals_days: float = DEFAULT_RETENTION_DAYS
+    rollups_days: float = DEFAULT_ROLLUP_RETENTION_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 9877
+
+
+@dataclass(frozen=True, slots=True)
+class PollSettings:
+    interval_seconds: float = 60
+    timeout_seconds: float = 2
+    retries: int = 1
+    max_in_flight: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    down_after: int = 3
+    up_after: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class TrapSettings:
+    """The trap/inform receiver: where it listens, and which credentials (communities, v3
+    users) it accepts. Absent from the config: no receiver."""
+
+    host: str
+    port: int
+    credentials: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpSettings:
+    engine: str = DEFAULT_ENGINE
+    profiles_dir: Path = Path("profiles")
+    traps: TrapSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    http: HttpSettings
+    ledger_path: Path
+    credentials_file: Path
+    inventory_dir: Path
+    poll: PollSettings
+    state: StateSettings
+    retention: Retention
+    timezone: str | None
+    availability_refresh_seconds: float
+    snmp: SnmpRead
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    mqtt_credential: Located[str] | None = None
+    mqtt_configured: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpRead:
+    settings: SnmpSettings
+    profiles_dir: Path
+    trap_refs: tuple[Located[str], ...] = ()
+    file: Path = Path()
+
+
+def default_ledger_path(environ: Mapping[str, str]) -> Path:
+    """Under systemd, StateDirectory= says where state belongs; elsewhere ./var."""
+    state_dirs = environ.get("STATE_DIRECTORY", "")
+    if state_dirs:
+        return Path(state_dirs.split(":")[0]) / "ledger.sqlite"
+    return Path("var/ledger.sqlite")
+
+
+def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default: Path) -> Settings:
+    path = directory / SETTINGS_FILE
+    opened = open_document(path, problems)
+    top = opened or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
+    top.expect(_SETTINGS_KEYS)
+    ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)
+    mqtt, mqtt_credential = read_mqtt_settings(top.mapping("mqtt", null_is_empty=True), directory)
+    return Settings(
+        http=_read_http(top.mapping("http", null_is_empty=True)),
+        ledger_path=ledger_path.absolute(),
+        credentials_file=_read_path(top, "credentials", directory, directory / "credentials.yaml"),
+        inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
+        poll=_read_poll(top.mapping("poll", null_is_empty=True)),
+        state=_read_state(top.mapping("state", null_is_empty=True)),
+        retention=retention,
+        timezone=_read_timezone(top),
+        availability_refresh_seconds=refresh,
+        mqtt=mqtt,
+        mqtt_credential=mqtt_credential,
+        mqtt_configured=top.has("mqtt"),
+        snmp=_read_snmp_settings(top.mapping("snmp", null_is_empty=True), directory, path),
+    )
+
+
+def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Retention, float]:
+    """`ledger.path` (relative to the config directory), how long records are kept, and how
+    often the availability gauges are recomputed from it."""
+    fields = top.mapping("ledger", null_is_empty=True)
+    if fields is None:
+        return default, Retention(), 60.0
+    fields.expect(_LEDGER_KEYS)
+    text = fields.text("path")
+    # a year's report needs a year of raw intervals for its partial hours: at least 1 day
+    intervals = fields.number("retention_days", 1)
+    rollups = fields.number("rollup_retention_days", 1)
+    retention = Retention(
+        intervals_days=or_default(intervals, Retention().intervals_days),
+        rollups_days=or_default(rollups, Retention().rollups_days),
+    )
+    refresh = or_default(fields.number("availability_refresh_seconds", positive=True), 60.0)
+    return (default if text is None else directory / text), retention, refresh
+
+
+def _read_timezone(top: Fields) -> str | None:
+    name = top.text("timezone")
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        top.problem("timezone", f"unknown time zone {name!r} (an IANA name: Asia/Ho_Chi_Minh)")
+        return None
+    return name
+
+
+def _read_snmp_settings(fields: Fields | None, directory: Path, path: Path) -> SnmpRead:
+    """`snmp:` engine, profiles directory, trap receiver (see config/README.md)."""
+    default_dir = directory / "profiles"
+    if fields is None:
+        return SnmpRead(SnmpSettings(profiles_dir=default_dir), default_dir, (), path)
+    fields.expect(_SNMP_SETTINGS_KEYS)
+    engine = fields.choice("engine", SNMP_ENGINES) if fields.has("engine") else None
+    profiles_text = fields.text("profiles") if fields.has("profiles") else None
+    profiles_dir = directory / profiles_text if profiles_text else default_dir
+    traps: TrapSettings | None = None
+    refs: list[Located[str]] = []
+    trap_fields = fields.mapping("traps") if fields.has("traps") else None
+    if trap_fields is not None:
+        trap_fields.expect(_TRAP_KEYS, required=("listen", "credentials"))
+        listen_text = trap_fields.text("listen")
+        listen = parse_listen(listen_text) if listen_text is not None else None
+        if listen_text is not None and listen is None:
+            trap_fields.problem("listen", f"must be host:port (port 1..65535), got {listen_text!r}")
+        names = trap_fields.texts("credentials") or []
+        refs = [Located(name.value, name.line, name.key) for name in names]
+        if listen is not None:
+            traps = TrapSettings(listen.host, listen.port, tuple(n.value for n in names))
+    settings = SnmpSettings(engine or DEFAULT_ENGINE, profiles_dir.absolute(), traps)
+    return SnmpRead(settings, profiles_dir, tuple(refs), path)
+
+
+def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Path:
+    """`credentials.file`, `inventory.dir`: relative to the config directory.
+
+    Not made absolute here: file names in messages stay as the operator typed the directory.
+    """
+    key = {"credentials": "file", "inventory": "dir"}[section]
+    fields = top.mapping(section, null_is_empty=True)
+    if fields is None:
+        return default
+    fields.expect((key,))
+    text = fields.text(key)
+    return default if text is None else directory / text
+
+
+def _read_http(fields: Fields | None) -> HttpSettings:
+    if fields is None:
+        return HttpSettings()
+    fields.expect(("listen",))
+    text = fields.text("listen")
+    if text is None:
+        return HttpSettings()
+    parsed = parse_listen(text)
+    if parsed is None:
+        message = f"must be host:port (IPv6 as [::1]:9877, port 1..65535), got {text!r}"
+        fields.problem("listen", message)
+        return HttpSettings()
+    return parsed
+
+
+def parse_listen(text: str) -> HttpSettings | None:
+    """`127.0.0.1:9877`, `[::1]:9877`, `localhost:9877`; None if malformed."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep or not is_ipv6(host):
+            return None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host or not is_address(host):
+            return None
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    return HttpSettings(host, int(port))
+
+
+def _read_poll(fields: Fields | None) -> PollSettings:
+    if fields is None:
+        return PollSettings()
+    fields.expect(_POLL_KEYS)
+    default = PollSettings()
+    return PollSettings(
+        interval_seconds=or_default(
+            fields.number("interval_seconds", positive=True), default.interval_seconds
+        ),
+        timeout_seconds=or_default(
+            fields.number("timeout_seconds", positive=True), default.timeout_seconds
+        ),
+        retries=or_default(fields.integer("retries", 0), default.retries),
+        max_in_flight=or_default(fields.integer("max_in_flight", 1), default.max_in_flight),
+    )
+
+
+def _read_state(fields: Fields | None) -> StateSettings:
+    if fields is None:
+        return StateSettings()
+    fields.expect(_STATE_KEYS)
+    default = StateSettings()
+    return StateSettings(
+        down_after=or_default(fields.integer("down_after", 1), default.down_after),
+        up_after=or_default(fields.integer("up_after", 1), default.up_after),
+    )

@@ -1,0 +1,73 @@
+"""Splitting one inventory between several daemons: `districtmon run --shard i/N`.
+
+Shard i of N (1-based, as `--shard 2/3`) watches the sites whose id hashes to it, SNMP and
+MQTT alike: a stable hash (BLAKE2b of the id, the same on every machine and run) so that a
+restart or a reload never moves a site, and adding a site moves no other.
+
+MQTT sites are split by the same hash rather than by a shared subscription
+(`$share/<group>/...`): a broker hands each message of a shared subscription to one member of
+the group in turn, so one site's heartbeats would be spread over every shard and no shard
+could tell silence from a share that went elsewhere. Each shard therefore subscribes to the
+district's topics and keeps only its own sites' messages; the others are known (the whole
+inventory is loaded) and ignored without being counted as hostile.
+
+Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
+records speak for the sites its daemon watched, and its own MQTT client id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, replace
+
+from monitor.config.load import Config
+
+_SPEC = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    index: int  # 1-based
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: need 1 <= i <= N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """`i/N`, e.g. `2/3`; ValueError with a message fit for the command line."""
+        match = _SPEC.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"--shard must be i/N (e.g. 2/3), got {text!r}")
+        return cls(int(match[1]), int(match[2]))
+
+    def owns(self, site_id: str) -> bool:
+        return shard_of(site_id, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_of(site_id: str, count: int) -> int:
+    """The 1-based shard of a site among `count`."""
+    digest = hashlib.blake2b(site_id.encode(), digest_size=8, person=b"dm-shard").digest()
+    return int.from_bytes(digest, "big") % count + 1
+
+
+def restrict(config: Config, shard: Shard | None) -> Config:
+    """The part of `config` that shard watches; the rest stays known as other shards' sites."""
+    if shard is None or shard.count == 1:
+        return config
+    mine = {site_id: site for site_id, site in config.sites.items() if shard.owns(site_id)}
+    others = {site_id: site for site_id, site in config.sites.items() if site_id not in mine}
+    suffix = f".shard-{shard.index}-of-{shard.count}"
+    ledger = config.ledger_path
+    return replace(
+        config,
+        sites=mine,
+        sites_of_other_shards=others,
+        ledger_path=ledger.with_name(ledger.stem + suffix + ledger.suffix),
+        mqtt=replace(config.mqtt, client_id=f"{config.mqtt.client_id}{suffix}"[:64]),
+    )

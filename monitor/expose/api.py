@@ -1,0 +1,80 @@
+"""The JSON API and the health report: the same in-memory snapshot as /metrics, for scripts.
+
+Names and reasons as people read them (UTF-8, Vietnamese intact). Times are Unix seconds (UTC).
+"""
+
+from __future__ import annotations
+
+import time
+
+from monitor.core.model import Site
+from monitor.state.live import Inventory, LiveState, SiteView
+
+
+def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str, object]]:
+    """The daemon is healthy while its event loop ticks and its ledger commits."""
+    now = time.monotonic()
+    health = live.health
+    loop_age = now - health.loop_tick
+    ledger_age = now - health.ledger_commit
+    problems = []
+    if loop_age > stall_seconds:
+        problems.append(f"event loop has not ticked for {loop_age:.1f} s")
+    if ledger_age > stall_seconds * 4:
+        problems.append(f"ledger has not committed for {ledger_age:.1f} s")
+    body: dict[str, object] = {
+        "status": "ok" if not problems else "unhealthy",
+        "problems": problems,
+        "sites": len(live.sites),
+        "started": health.started,
+    }
+    return not problems, body
+
+
+FILTERS = ("commune", "owner", "kind", "state")
+
+
+def site_record(site: Site, view: SiteView, inventory: Inventory) -> dict[str, object]:
+    commune = inventory.communes.get(site.commune)
+    owner = inventory.owners.get(site.owner)
+    return {
+        "id": site.id,
+        "name": site.name,
+        "kind": site.kind,
+        "commune": site.commune,
+        "commune_name": commune.name if commune else None,
+        "owner": site.owner,
+        "owner_name": owner.name if owner else None,
+        "parent": site.parent,
+        "lat": site.lat,
+        "lon": site.lon,
+        "covers": list(site.covers),
+        "state": view.state.value,
+        "reason": view.reason,
+        "since": view.since,
+        "last_poll": view.last_poll,
+        "last_poll_ok": view.last_ok,
+        "last_poll_duration_seconds": view.last_duration,
+        "device_uptime_seconds": view.device_uptime,
+    }
+
+
+def sites_report(live: LiveState, query: dict[str, list[str]]) -> dict[str, object]:
+    """Every site, or those matching `?commune=&owner=&kind=&state=` (repeat a key for any
+    of several values)."""
+    wanted = {key: set(query[key]) for key in FILTERS if key in query}
+    inventory = live.inventory
+    records = []
+    for site, view in live.items():
+        record = site_record(site, view, inventory)
+        if all(record[key] in values for key, values in wanted.items()):
+            records.append(record)
+    return {"time": time.time(), "count": len(records), "sites": records}
+
+
+def site_report(live: LiveState, site_id: str) -> dict[str, object] | None:
+    sites, views = live.snapshot()
+    site = sites.get(site_id)
+    if site is None:
+        return None
+    return {"time": time.time(), "site": site_record(site, views[site_id], live.inventory)}

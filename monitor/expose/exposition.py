@@ -1,0 +1,184 @@
+"""Renders the per-site families of /metrics fast enough for a province.
+
+prometheus-client formats every sample anew on each scrape (sorting and escaping its labels):
+about 6 µs a sample, 1.6 s for the 260,000 samples of 20,000 sites, where a scrape should take
+a fraction of a second. Almost all of that text never changes between scrapes: the inventory
+families, and the `name{labels} ` part of every live sample. So this module asks
+prometheus-client to render that text once per inventory (the label escaping stays the
+library's), keeps it, and at scrape time only appends the values, formatted by the library's
+own `floatToGoString`. The result is byte for byte what `SiteCollector` gives through
+`generate_latest` (tests hold the two equal); it is served in the text format 0.0.4.
+
+Runs in the HTTP thread. The cache is rebuilt when a reload swaps the site table (seen by the
+identity of the sites dict), so a reload costs one slow render, not every scrape.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+from monitor.core.model import Site, State
+from monitor.expose.site_metrics import (
+    SITE_GAUGES,
+    SITE_LABELS,
+    SITE_STATE_HELP,
+    SITE_STATE_NAME,
+    SITE_UP,
+    STATES,
+    SiteGauge,
+    inventory_families,
+    site_label_values,
+)
+from monitor.state.live import Inventory, LiveState
+
+_PLACEHOLDER = b"0.0"  # what floatToGoString makes of 0.0: every template sample carries it
+
+
+class _Families:
+    """A stand-in registry: what generate_latest needs is an object with collect()."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def _render(families: list[Metric]) -> bytes:
+    return generate_latest(_Families(families))
+
+
+def _template(family: Metric) -> tuple[bytes, list[bytes]]:
+    """HELP/TYPE header and one `name{labels} ` prefix per sample, in sample order."""
+    lines = _render([family]).split(b"\n")
+    header = lines[0] + b"\n" + lines[1] + b"\n"
+    prefixes = []
+    for line in lines[2:-1]:
+        if not line.endswith(b" " + _PLACEHOLDER):
+            raise RuntimeError(f"unexpected sample line from prometheus-client: {line!r}")
+        prefixes.append(line[: -len(_PLACEHOLDER)])
+    return header, prefixes
+
+
+@dataclass(slots=True)
+class _Templates:
+    sites: dict[str, Site]
+    inventory: Inventory
+    static: bytes
+    up: tuple[bytes, list[bytes]]
+    # per gauge: header, prefixes, and per site the last value and the line made from it
+    gauges: list[tuple[SiteGauge, bytes, list[bytes], list[tuple[float | None, bytes]]]]
+    state_header: bytes
+    state_blocks: list[bytes]  # per site: its six state lines, every value 0
+
+
+def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
+    rows = [site_label_values(site) for site in sites.values()]
+
+    def placeholder_family(name: str, help_text: str) -> Metric:
+        family = GaugeMetricFamily(name, help_text, labels=SITE_LABELS)
+        for labels in rows:
+            family.add_metric(labels, 0.0)
+        return family
+
+    state = GaugeMetricFamily(SITE_STATE_NAME, SITE_STATE_HELP, labels=[*SITE_LABELS, "state"])
+    for labels in rows:
+        for s in STATES:
+            state.add_metric([*labels, s.value], 0.0)
+    state_header, state_prefixes = _template(state)
+    n = len(STATES)
+    blocks = [
+        b"".join(prefix + _PLACEHOLDER + b"\n" for prefix in state_prefixes[i * n : (i + 1) * n])
+        for i in range(len(rows))
+    ]
+    gauges = []
+    for gauge in SITE_GAUGES:
+        header, prefixes = _template(placeholder_family(gauge.name, gauge.help))
+        memo: list[tuple[float | None, bytes]] = [(None, b"")] * len(prefixes)
+        gauges.append((gauge, header, prefixes, memo))
+    return _Templates(
+        sites=sites,
+        inventory=inventory,
+        static=_render(inventory_families(sites.values(), inventory)),
+        up=_template(placeholder_family(SITE_UP.name, SITE_UP.help)),
+        gauges=gauges,
+        state_header=state_header,
+        state_blocks=blocks,
+    )
+
+
+def _state_swap(state: State) -> tuple[bytes, bytes]:
+    """The end of a state line with value 0, and the same with value 1."""
+    label = f'state="{state.value}"}} '.encode()
+    return label + _PLACEHOLDER + b"\n", label + _format(1.0) + b"\n"
+
+
+class SiteExposition:
+    def __init__(self, live: LiveState) -> None:
+        self.live = live
+        self._templates: _Templates | None = None
+        self._lock = threading.Lock()  # two scrapes at once build the cache once
+
+    def _templates_for(self, sites: dict[str, Site], inventory: Inventory) -> _Templates:
+        with self._lock:
+            t = self._templates
+            if t is None or t.sites is not sites or t.inventory is not inventory:
+                t = self._templates = _build(sites, inventory)
+            return t
+
+    def render(self) -> bytes:
+        sites, views_by_id = self.live.snapshot()
+        t = self._templates_for(sites, self.live.inventory)
+        views = [views_by_id[site_id] for site_id in sites]
+        out = [t.static]
+        up_header, up_prefixes = t.up
+        out.append(up_header)
+        up_value = SITE_UP.value
+        for prefix, view in zip(up_prefixes, views, strict=True):
+            value = up_value(view)
+            if value is not None:
+                out.append(prefix + _format(value) + b"\n")
+        out.append(t.state_header)
+        swap = _STATE_SWAP
+        for block, view in zip(t.state_blocks, views, strict=True):
+            zero, one = swap[view.state]
+            out.append(block.replace(zero, one, 1))
+        for gauge, header, prefixes, memo in t.gauges:
+            out.append(header)
+            get = gauge.value
+            for i, (prefix, view) in enumerate(zip(prefixes, views, strict=True)):
+                value = get(view)
+                if value is None:
+                    continue
+                seen, line = memo[i]
+                if seen != value:  # most values (since, uptime...) are as in the last scrape
+                    line = prefix + _format(value) + b"\n"
+                    memo[i] = (value, line)  # one assignment: concurrent scrapes stay consistent
+                out.append(line)
+        return b"".join(out)
+
+
+def _go(value: float) -> bytes:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text.encode()
+
+
+_ZERO, _ONE = _go(0.0), _go(1.0)
+
+
+def _format(value: float) -> bytes:
+    """floatToGoString, with the two commonest values (0 and 1) not formatted anew."""
+    if value == 1.0:
+        return _ONE
+    if value == 0.0:
+        return _ZERO
+    return _go(value)
+
+
+_STATE_SWAP = {state: _state_swap(state) for state in State}

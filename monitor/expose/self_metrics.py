@@ -1,0 +1,127 @@
+"""The daemon's own instruments: polls, errors, durations, schedule lag, transitions, ledger.
+
+Ordinary prometheus-client instruments in the registry the daemon serves, updated by the
+event loop. They are also what the pipeline measures itself through (`PipelineMeter` in
+monitor/state/pipeline.py): the pipeline calls `polled`, `transition` and `queued`, and only
+this module knows they end up as Prometheus series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+
+from monitor import __version__
+from monitor.core.model import Observation, State
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class SelfMetrics:
+    """The daemon's own instruments, in the registry it serves."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.polls = Counter(
+            "districtmon_polls",
+            "Polls completed, by probe and result.",
+            ["probe", "result"],
+            registry=registry,
+        )
+        self.poll_errors = Counter(
+            "districtmon_poll_errors",
+            "Failed polls by probe and reason (timeout, request, error_status, resolve, ...).",
+            ["probe", "reason"],
+            registry=registry,
+        )
+        self.poll_duration = Histogram(
+            "districtmon_poll_duration_seconds",
+            "Duration of each poll, retries included.",
+            ["probe"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.schedule_lag = Histogram(
+            "districtmon_schedule_lag_seconds",
+            "How late each poll started against its schedule.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.polls_skipped = Counter(
+            "districtmon_polls_skipped",
+            "Scheduled polls skipped because the previous poll of the site was still running "
+            "or the scheduler fell a whole interval behind.",
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "districtmon_state_transitions",
+            "Confirmed state changes, by new state.",
+            ["state"],
+            registry=registry,
+        )
+        self.ledger_write = Histogram(
+            "districtmon_ledger_write_seconds",
+            "Duration of each ledger transaction (one batch of transitions plus heartbeat).",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ledger_errors = Counter(
+            "districtmon_ledger_write_errors",
+            "Ledger transactions that failed (and were retried).",
+            registry=registry,
+        )
+        self.ledger_queue = Gauge(
+            "districtmon_ledger_queue_length",
+            "Transitions waiting to be written to the ledger.",
+            registry=registry,
+        )
+        self.start_time = Gauge(
+            "districtmon_start_time_seconds",
+            "When this daemon process started.",
+            registry=registry,
+        )
+        build = Gauge(
+            "districtmon_build_info",
+            "districtmon version, value always 1.",
+            ["version"],
+            registry=registry,
+        )
+        build.labels(__version__).set(1)
+        # per (probe, ok): the poll counter and duration histogram children, bound once (a
+        # label lookup costs more than the rest of a pushed message's bookkeeping)
+        self._bound: dict[tuple[str, bool], tuple[Counter, Histogram]] = {}
+
+    def polled(self, obs: Observation) -> None:
+        bound = self._bound.get((obs.probe, obs.ok))
+        if bound is None:
+            bound = self._bound[obs.probe, obs.ok] = (
+                self.polls.labels(obs.probe, "ok" if obs.ok else "error"),
+                self.poll_duration.labels(obs.probe),
+            )
+        bound[0].inc()
+        bound[1].observe(obs.duration)
+        if not obs.ok:
+            self.poll_errors.labels(obs.probe, obs.error_reason or "unknown").inc()
+
+    def transition(self, state: State) -> None:
+        self.transitions.labels(state.value).inc()
+
+    def queued(self, pending: int) -> None:
+        self.ledger_queue.set(pending)
+
+
+def build_registry() -> tuple[CollectorRegistry, SelfMetrics]:
+    """The daemon's own instruments and process metrics. The per-site families are not in
+    it: HttpServer appends them from monitor/expose/exposition.py (the fast rendering of
+    SiteCollector); what devices report (SNMP profile values, pushed MQTT telemetry) is
+    rendered as districtmon_device_* by monitor/expose/device_metrics.py."""
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    # `_created` series double the output and no dashboard reads them
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    return registry, SelfMetrics(registry)

@@ -1,0 +1,70 @@
+"""What the ledger holds, as plain records, and the simplest ways to read them back.
+
+`read_intervals` and `read_runs` use the standard library with a read-only connection: safe
+beside the running writer (WAL), for reports, the command line and tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.core.model import Commune, Owner, Site, SiteRetired, State, Transition
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    site: str
+    state: State
+    start: float
+    end: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorRun:
+    started: float
+    heartbeat: float
+    stopped: float | None
+    clean: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySync:
+    """The inventory as it now is: recorded so that reports can name sites that left it."""
+
+    sites: tuple[Site, ...]
+    at: float
+    communes: tuple[Commune, ...] = ()
+    owners: tuple[Owner, ...] = ()
+
+
+Entry = Transition | InventorySync | SiteRetired
+
+
+def read_intervals(path: Path, site: str | None = None) -> list[Interval]:
+    """Read intervals with the standard library (for reports and tests; safe beside the
+    running writer thanks to WAL)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        query = 'SELECT site, state, start, "end", reason FROM intervals'
+        args: tuple[str, ...] = ()
+        if site is not None:
+            query += " WHERE site = ?"
+            args = (site,)
+        rows = conn.execute(query + " ORDER BY site, start, id", args).fetchall()
+    return [Interval(r[0], State(r[1]), r[2], r[3], r[4]) for r in rows]
+
+
+def runs_of(conn: sqlite3.Connection) -> list[MonitorRun]:
+    """The daemon's runs recorded in a ledger, in the order they started."""
+    rows = conn.execute(
+        "SELECT started, heartbeat, stopped, clean FROM monitor_runs ORDER BY started, id"
+    ).fetchall()
+    return [MonitorRun(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+
+def read_runs(path: Path) -> list[MonitorRun]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return runs_of(conn)

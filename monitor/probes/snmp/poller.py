@@ -1,0 +1,211 @@
+"""The SNMP poller: one GET (and the profile's table walks) per site and interval, turned into
+an Observation of named values, counters as totals, reboots, and a degraded reason.
+
+Each poll asks sysUpTime and sysName plus the profile's scalars in one GET, then walks the
+profile's tables column by column. A failed GET fails the poll (the agent did not answer); a
+walk that fails or runs long after a good GET leaves the poll ok with those tables missing,
+and says so. Values the agent lacks or mangles are left out, counted, and logged when the set
+of problems of a site changes (not on every poll).
+
+The engine (gufo_snmp or pysnmp, `snmp.engine` in districtmon.yaml) is behind
+`monitor.probes.snmp.engine.SnmpEngine`; nothing here depends on which one runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+
+from monitor.config.credentials import SnmpCredential
+from monitor.config.profiles import SYS_NAME, SYS_UPTIME, SYSTEM_PROFILE, Profile, TableSpec
+from monitor.config.settings import PollSettings
+from monitor.core.model import Observation, Sample, Site, SnmpProbe
+from monitor.core.ratelimit import RateLimitedLog
+from monitor.probes.measure import Poll, ProbePoller
+from monitor.probes.snmp.counters import CounterKey, DeviceState
+from monitor.probes.snmp.decode import Problems, Row, decode, decode_table, text_of
+from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
+from monitor.probes.snmp.health import degraded_reasons
+
+log = logging.getLogger(__name__)
+
+#: OIDs per GET: agents answer tooBig past their PDU size; 32 fits the smallest in practice.
+MAX_OIDS_PER_GET = 32
+#: The walks of one poll may take this many times a request's whole budget (timeout x tries).
+WALK_BUDGET_FACTOR = 3
+
+
+class SnmpPoller(ProbePoller[SnmpProbe]):
+    """Polls SNMP sites through one engine; keeps each device's uptime and counters."""
+
+    def __init__(
+        self,
+        engine: SnmpEngine,
+        settings: PollSettings,
+        credentials: Mapping[str, SnmpCredential],
+        profiles: Mapping[str, Profile] | None = None,
+    ) -> None:
+        super().__init__(SnmpProbe, "snmp", settings)
+        self.engine = engine
+        self._devices: dict[str, DeviceState] = {}
+        self._problems: dict[str, str] = {}
+        self._problem_log = RateLimitedLog(log, period=60.0, burst=20)
+        self.use(credentials, profiles)
+
+    def use(
+        self, credentials: Mapping[str, SnmpCredential], profiles: Mapping[str, Profile] | None
+    ) -> None:
+        """Take new credentials and profiles (a reload); polls in flight finish with the old
+        ones."""
+        self._credentials = dict(credentials)
+        self._profiles = dict(profiles or {})
+
+    def retain(self, site_ids: Iterable[str]) -> None:
+        """Forget the devices of sites that left the inventory."""
+        keep = set(site_ids)
+        for site_id in [s for s in self._devices if s not in keep]:
+            del self._devices[site_id]
+            self._problems.pop(site_id, None)
+
+    def profile_of(self, site: Site) -> Profile:
+        name = site.probe.profile if isinstance(site.probe, SnmpProbe) else None
+        return self._profiles.get(name, SYSTEM_PROFILE) if name else SYSTEM_PROFILE
+
+    def target_of(self, site: Site, timeout: float | None = None) -> SnmpTarget:
+        probe = site.probe
+        if not isinstance(probe, SnmpProbe):
+            raise TypeError(f"site {site.id}: not an SNMP probe")  # the router sends only these
+        if timeout is None:
+            timeout = probe.timeout_seconds or self.settings.timeout_seconds
+        return SnmpTarget(
+            probe.address,
+            probe.port,
+            self._credentials[probe.credential],
+            timeout,
+            probe.retries if probe.retries is not None else self.settings.retries,
+        )
+
+    async def measure(self, site: Site, probe: SnmpProbe, poll: Poll) -> Observation:
+        profile = self.profile_of(site)
+        problems = Problems()
+        target = self.target_of(site, poll.timeout)
+        answer = await self._get(target, profile.get_oids)
+        walks = await self._walk(target, profile.tables, problems)
+        return self._observation(site, profile, poll, answer, walks, problems)
+
+    async def _get(self, target: SnmpTarget, oids: tuple[str, ...]) -> dict[str, SnmpValue]:
+        if len(oids) <= MAX_OIDS_PER_GET:
+            return await self.engine.get(target, oids)
+        answer: dict[str, SnmpValue] = {}
+        for start in range(0, len(oids), MAX_OIDS_PER_GET):
+            answer.update(await self.engine.get(target, oids[start : start + MAX_OIDS_PER_GET]))
+        return answer
+
+    async def _walk(
+        self, target: SnmpTarget, tables: tuple[TableSpec, ...], problems: Problems
+    ) -> dict[str, dict[str, WalkResult]]:
+        """Every column of every table; a failure or the time budget stops the walks, keeping
+        what was read (a slow or dying agent must not hold a poll slot for long)."""
+        walks: dict[str, dict[str, WalkResult]] = {}
+        if not tables:
+            return walks
+        budget = target.timeout * (target.retries + 1) * WALK_BUDGET_FACTOR
+        try:
+            async with asyncio.timeout(budget):
+                for table in tables:
+                    walked = walks.setdefault(table.name, {})
+                    for oid in table.walked:
+                        result = await self.engine.walk(target, oid, table.max_rows)
+                        walked[oid] = result
+                        if result.problem:
+                            problems.tables.append(f"table {table.name}: {result.problem}")
+        except TimeoutError:
+            problems.tables.append(f"table walks took over {budget:g} s: tables incomplete")
+        except SnmpError as exc:
+            problems.tables.append(f"table walk failed ({exc.reason}): tables incomplete")
+        return walks
+
+    def _observation(
+        self,
+        site: Site,
+        profile: Profile,
+        poll: Poll,
+        answer: dict[str, SnmpValue],
+        walks: dict[str, dict[str, WalkResult]],
+        problems: Problems,
+    ) -> Observation:
+        device = self._devices.get(site.id)
+        if device is None:
+            device = self._devices[site.id] = DeviceState()
+        values = poll.values
+        rebooted = False
+        uptime = answer.get(SYS_UPTIME)
+        if isinstance(uptime, int):
+            rebooted = device.observe_uptime(uptime, poll.started)
+            values["uptime_seconds"] = uptime / 100.0
+            values["reboots_total"] = float(device.reboots)
+            if rebooted:
+                log.warning("site=%s rebooted: uptime now %.0f s", site.id, uptime / 100.0)
+        name = answer.get(SYS_NAME)
+        if name is not None:
+            values["sys_name"] = text_of(name)
+        seen: set[CounterKey] = set()
+        for spec in profile.scalars:
+            raw = answer.get(spec.oid)
+            if raw is None:
+                problems.missing.append(spec.name)
+                continue
+            value, problem = decode(spec, raw)
+            if problem is not None or value is None:
+                problems.malformed.append(problem or spec.name)
+            elif spec.is_counter and isinstance(value, int):
+                key: CounterKey = (spec.name, ())
+                seen.add(key)
+                values[spec.name] = device.counter(key, value, _bits(spec.kind), rebooted)
+            else:
+                values[spec.name] = float(value) if isinstance(value, int) else value
+        samples: list[Sample] = []
+        tables: dict[str, list[Row]] = {}
+        for table in profile.tables:
+            rows = decode_table(table, walks.get(table.name, {}), problems)
+            kinds = {column.name: column.kind for column in table.columns}
+            for row in rows:
+                for counter, raw_count in row.counters.items():
+                    key = (counter, row.labels)
+                    seen.add(key)
+                    row.values[counter] = device.counter(
+                        key, raw_count, _bits(kinds[counter]), rebooted
+                    )
+                samples.extend(Sample(n, row.labels, v) for n, v in row.values.items())
+            tables[table.name] = rows
+        if not problems.tables:
+            device.keep_counters(seen)
+        if profile is not SYSTEM_PROFILE:
+            values["snmp_values_missing"] = float(len(problems.missing))
+            values["snmp_values_malformed"] = float(len(problems.malformed))
+        self._report(site.id, problems)
+        reasons = degraded_reasons(profile, values, tables)
+        return poll.answered(
+            degraded_reason="; ".join(reasons) if reasons else None, samples=samples
+        )
+
+    def _report(self, site_id: str, problems: Problems) -> None:
+        """Log a site's value problems when they change, not on every poll."""
+        described = problems.describe()
+        if described == self._problems.get(site_id, ""):
+            return
+        self._problems[site_id] = described
+        if described:
+            # A value a model simply lacks is routine in a mixed fleet; a wrong type or a
+            # cut table is worth an operator's look.
+            level = logging.WARNING if problems.malformed or problems.tables else logging.INFO
+            self._problem_log.log(level, site_id, "site=%s SNMP values: %s", site_id, described)
+        else:
+            self._problem_log.log(
+                logging.INFO, site_id, "site=%s SNMP values complete again", site_id
+            )
+
+
+def _bits(kind: str) -> int:
+    return 32 if kind == "counter32" else 64

@@ -1,0 +1,384 @@
+"""The daemon: wires probes -> evaluator -> ledger/live state, and serves them over HTTP.
+
+Data flows one way. The scheduler hands each observation to `Pipeline.observe`, which asks the
+evaluator for a confirmed transition, queues it for the ledger and updates the live snapshot
+the HTTP thread reads. SIGHUP re-reads the configuration and swaps it in whole, or keeps the
+old one if the new one is refused. On SIGTERM/SIGINT the polls are cancelled, the ledger writer
+drains its queue, every open interval is closed and the run is marked clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+
+from monitor.config.load import Config
+from monitor.config.maintenance import Window, spec_json
+from monitor.config.problems import ConfigError
+from monitor.config.telemetry import value_help
+from monitor.core.model import Site
+from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
+from monitor.expose.http import HttpServer
+from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.self_metrics import SelfMetrics, build_registry
+from monitor.expose.trap_metrics import TrapCollector
+from monitor.ledger.recent import AvailabilityGauges
+from monitor.ledger.records import InventorySync
+from monitor.ledger.schema import LedgerError
+from monitor.ledger.windows import read_ledger_windows
+from monitor.ledger.writer import Ledger
+from monitor.probes.mqtt.counts import MqttCounts
+from monitor.probes.mqtt.listener import MqttListener, mqtt_sites
+from monitor.probes.reach.pollers import reach_pollers
+from monitor.probes.router import ProbeRouter, interval_of
+from monitor.probes.snmp.engine import SnmpEngine
+from monitor.probes.snmp.engines import create_engine
+from monitor.probes.snmp.poller import SnmpPoller
+from monitor.probes.snmp.trap_receiver import TrapReceiver
+from monitor.probes.snmp.trap_router import TrapRouter
+from monitor.runtime.notify import Notifier
+from monitor.state.evaluator import Evaluator
+from monitor.state.live import LiveState
+from monitor.state.pipeline import Pipeline
+from monitor.state.scheduler import Scheduler, SchedulerHooks
+from monitor.state.windows import Schedule
+
+log = logging.getLogger(__name__)
+
+LOOP_TICK_SECONDS = 1.0
+MAINTENANCE_TICK_SECONDS = 1.0
+LEDGER_WINDOWS_SECONDS = 15.0
+
+ConfigLoader = Callable[[], Config]
+
+
+class Daemon:
+    """Holds the running parts so that a reload can reach each of them."""
+
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        live: LiveState,
+        metrics: SelfMetrics,
+        engine: SnmpEngine,
+        mqtt_counts: MqttCounts,
+        ledger_windows: Sequence[Window] = (),
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.live = live
+        self.ledger_windows = tuple(ledger_windows)
+        evaluator = Evaluator(
+            config.state.down_after, config.state.up_after, parents=_parents(config)
+        )
+        self.pipeline = Pipeline(evaluator, ledger, live, metrics, self._schedule(config))
+        self.poller = SnmpPoller(engine, config.poll, config.credentials, config.profiles)
+        self.probes = ProbeRouter([self.poller, *reach_pollers(config.poll)])
+        self.scheduler = Scheduler(
+            self._polled(config),
+            self._interval_of,
+            self.probes.poll,
+            config.poll.max_in_flight,
+            SchedulerHooks(
+                on_observation=self.pipeline.observe,
+                on_lag=metrics.schedule_lag.observe,
+                on_skip=lambda _site: metrics.polls_skipped.inc(),
+                is_suspect=self.pipeline.is_suspect,
+            ),
+        )
+        # MQTT sites are pushed, not polled: the listener feeds the same pipeline.
+        self.listener = MqttListener(
+            config.mqtt,
+            mqtt_sites(config.sites),
+            mqtt_sites(config.sites_of_other_shards),
+            self.pipeline,
+            lambda: self.pipeline.evaluator.down_after,
+            mqtt_counts,
+        )
+        live.value_help = value_help(config.mqtt.profiles)
+        self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
+        self.traps.update_sites(config.sites.values())
+        self.device_values = DeviceValueCollector(live, _device_helps(config))
+
+    def _poll_now(self, site_id: str, confirm: bool) -> None:
+        if confirm:
+            self.pipeline.confirm_next.add(site_id)
+        self.scheduler.request_poll(site_id)
+
+    def _polled(self, config: Config) -> list[Site]:
+        return [site for site in config.sites.values() if self.probes.polled(site)]
+
+    def _schedule(self, config: Config) -> Schedule:
+        return Schedule([*config.maintenance, *self.ledger_windows], config.sites.values())
+
+    def set_ledger_windows(self, windows: Sequence[Window], now: float) -> None:
+        """Windows stored in the ledger (`districtmon maintenance add|remove`) changed."""
+        if _specs(windows) == _specs(self.ledger_windows):
+            return
+        self.ledger_windows = tuple(windows)
+        self.pipeline.set_schedule(self._schedule(self.config), now)
+        log.info("maintenance windows from the ledger: %d", len(windows))
+
+    def _interval_of(self, site: Site) -> float:
+        return interval_of(site, self.config.poll.interval_seconds)
+
+    def status(self) -> str:
+        counts = self.live.counts()
+        shown = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n)
+        return f"watching {len(self.live.sites)} sites: {shown or 'none'}"
+
+    def apply(self, new: Config) -> None:
+        """Swap in a validated configuration. Sites that stay keep their state and history;
+        removed ones stop and their open interval closes; added ones start unknown."""
+        old = self.config
+        for what, before, after in (
+            ("http.listen", old.http, new.http),
+            ("ledger.path", old.ledger_path, new.ledger_path),
+            ("poll.max_in_flight", old.poll.max_in_flight, new.poll.max_in_flight),
+            ("snmp.engine", old.snmp.engine, new.snmp.engine),
+            ("snmp.traps", old.snmp.traps, new.snmp.traps),
+        ):
+            if before != after:
+                log.warning("%s changed: it takes effect at the next restart", what)
+        now = time.time()
+        added = [s for s in new.sites if s not in old.sites]
+        removed = [s for s in old.sites if s not in new.sites]
+        changed = [s for s in new.sites if s in old.sites and new.sites[s] != old.sites[s]]
+        self.config = new
+        self.ledger.record(_inventory(new, now))
+        self.pipeline.retire(removed, now)
+        self.live.replace_sites(new.sites, new.communes, new.owners)
+        self.pipeline.set_schedule(self._schedule(new), now)
+        self.pipeline.start(added, now)
+        evaluator = self.pipeline.evaluator
+        evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
+        evaluator.set_parents(_parents(new))
+        self.poller.use(new.credentials, new.profiles)
+        self.poller.retain(new.sites)
+        self.traps.update_sites(new.sites.values())
+        self.device_values.helps = _device_helps(new)
+        self.probes.configure(new.poll)
+        self.scheduler.update_sites(self._polled(new))
+        self.live.value_help = value_help(new.mqtt.profiles)
+        self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
+        log.info(
+            "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
+            len(new.sites),
+            len(added),
+            len(removed),
+            len(changed),
+        )
+
+
+def _parents(config: Config) -> dict[str, str | None]:
+    return {site.id: site.parent for site in config.sites.values()}
+
+
+def _inventory(config: Config, at: float) -> InventorySync:
+    return InventorySync(
+        tuple(config.sites.values()),
+        at,
+        tuple(config.communes.values()),
+        tuple(config.owners.values()),
+    )
+
+
+def _specs(windows: Sequence[Window]) -> list[str]:
+    return [spec_json(w) for w in windows]
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    reload_config: ConfigLoader | None = None,
+    stop: asyncio.Event | None = None,
+    notifier: Notifier | None = None,
+) -> None:
+    """Run until `stop` is set or SIGTERM/SIGINT arrives; SIGHUP calls `reload_config`."""
+    stop = stop or asyncio.Event()
+    reload_requested = asyncio.Event()
+    notifier = notifier or Notifier()
+    loop = asyncio.get_running_loop()
+    handled = {signal.SIGTERM: stop.set, signal.SIGINT: stop.set}
+    if reload_config is not None:
+        handled[signal.SIGHUP] = reload_requested.set
+    for signum, handler in handled.items():
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, handler)
+
+    live = LiveState(config.sites, config.communes, config.owners)
+    registry, metrics = build_registry()
+    metrics.start_time.set(live.health.started)
+
+    def committed(seconds: float, _rows: int) -> None:
+        metrics.ledger_write.observe(seconds)
+        live.health.ledger_commit = time.monotonic()
+
+    ledger = await Ledger.open(
+        config.ledger_path,
+        on_commit=committed,
+        on_error=metrics.ledger_errors.inc,
+        retention=config.retention,
+    )
+    engine = create_engine(config.snmp.engine)
+    http: HttpServer | None = None
+    gauges = AvailabilityGauges(config.ledger_path, config.availability_refresh_seconds)
+    registry.register(AvailabilityCollector(gauges, live))
+    receiver: TrapReceiver | None = None
+    try:
+        await ledger.sync_sites(
+            config.sites.values(), config.communes.values(), config.owners.values()
+        )
+        windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
+        daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
+        daemon.pipeline.start(list(config.sites), time.time())
+        registry.register(daemon.device_values)
+        if config.snmp.traps is not None:
+            receiver = _start_traps(config, daemon)
+            registry.register(
+                TrapCollector(
+                    lambda: daemon.traps.counts,
+                    receiver.rejected if receiver else dict,
+                    receiver is not None,
+                )
+            )
+        http = HttpServer(config.http.host, config.http.port, registry, live)
+        http.start()
+        log.info(
+            "districtmon watching %d sites; metrics on http://%s:%d/metrics",
+            len(config.sites),
+            config.http.host,
+            http.port,
+        )
+        async with asyncio.TaskGroup() as tasks:
+            writer = tasks.create_task(ledger.run(), name="ledger-writer")
+            background = [
+                tasks.create_task(daemon.scheduler.run(), name="scheduler"),
+                tasks.create_task(daemon.listener.run(), name="mqtt-listener"),
+                tasks.create_task(_tick(live), name="loop-tick"),
+                tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
+                tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
+                tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
+            ]
+            if receiver is not None:
+                background.append(tasks.create_task(receiver.watch(), name="trap-watch"))
+            notifier.ready(daemon.status())
+            while await _next_request(stop, reload_requested, writer) == "reload":
+                assert reload_config is not None
+                await _reload(daemon, reload_config, notifier)
+            notifier.stopping()
+            log.info("stopping: cancelling polls, flushing the ledger")
+            for task in background:
+                task.cancel()
+            # a poll finishing while it is cancelled still records its transition: let them
+            # all end before the ledger stops taking entries
+            await asyncio.gather(*background, return_exceptions=True)
+            ledger.stop()
+    finally:
+        if http is not None:
+            http.stop()
+        if receiver is not None:
+            receiver.close()
+        await engine.close()
+        await ledger.close(time.time())
+        notifier.close()
+        for signum in handled:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+    log.info("districtmon stopped cleanly")
+
+
+def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
+    """The trap receiver, or None when its port cannot be bound: polling goes on (a taken
+    trap port must not blind the whole district), the error is logged and
+    districtmon_snmp_trap_receiver_up says 0."""
+    settings = config.snmp.traps
+    assert settings is not None
+    receiver = TrapReceiver(settings, config.credentials, daemon.traps.handle)
+    try:
+        receiver.start()
+    except OSError as exc:
+        receiver.close()
+        log.error(
+            "trap receiver disabled: cannot listen on %s:%d: %s",
+            settings.host,
+            settings.port,
+            exc.strerror or exc,
+        )
+        return None
+    return receiver
+
+
+async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifier) -> None:
+    notifier.reloading()
+    log.info("reloading configuration")
+    try:
+        new = await asyncio.to_thread(reload_config)
+    except ConfigError as exc:
+        log.error(
+            "new configuration refused (%d problems); keeping the running one", len(exc.problems)
+        )
+        for problem in exc.problems:
+            log.error("  %s", problem)
+        notifier.ready(f"reload refused ({len(exc.problems)} problems); " + daemon.status())
+        return
+    daemon.apply(new)
+    await _read_ledger_windows(daemon)
+    notifier.ready(daemon.status())
+
+
+async def _read_ledger_windows(daemon: Daemon) -> None:
+    try:
+        windows = await asyncio.to_thread(read_ledger_windows, daemon.config.ledger_path)
+    except LedgerError as exc:
+        log.error("maintenance windows in the ledger not read: %s", exc)
+        return
+    daemon.set_ledger_windows(windows, time.time())
+
+
+async def _maintenance_clock(daemon: Daemon) -> None:
+    """Window starts and ends take effect within a second, each dated exactly; windows added
+    from the command line (stored in the ledger) are read every LEDGER_WINDOWS_SECONDS and
+    on SIGHUP."""
+    next_read = time.monotonic() + LEDGER_WINDOWS_SECONDS
+    while True:
+        await asyncio.sleep(MAINTENANCE_TICK_SECONDS)
+        daemon.pipeline.advance(time.time())
+        if time.monotonic() >= next_read:
+            await _read_ledger_windows(daemon)
+            next_read = time.monotonic() + LEDGER_WINDOWS_SECONDS
+
+
+async def _next_request(
+    stop: asyncio.Event, reload_requested: asyncio.Event, writer: asyncio.Task[None]
+) -> str:
+    """Wait for a stop or a reload request; a writer that ended also means stop."""
+    stopper = asyncio.ensure_future(stop.wait())
+    reloader = asyncio.ensure_future(reload_requested.wait())
+    try:
+        await asyncio.wait({stopper, reloader, writer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        reloader.cancel()
+    if stop.is_set() or writer.done():
+        return "stop"
+    reload_requested.clear()
+    return "reload"
+
+
+async def _tick(live: LiveState) -> None:
+    """Proves to /healthz that the loop is not stuck."""
+    while True:
+        live.health.loop_tick = time.monotonic()
+        await asyncio.sleep(LOOP_TICK_SECONDS)
+
+
+def _device_helps(config: Config) -> dict[str, str]:
+    """HELP texts of what devices report: pushed telemetry's mapping, then SNMP profiles."""
+    return {**value_help(config.mqtt.profiles), **profile_helps(config.profiles)}
