@@ -8,7 +8,7 @@ from pathlib import Path
 from simpeers import Simulator, Snmptrapd, wait_until, write_district
 
 UPS_TRAP_ON_BATTERY = ".1.3.6.1.2.1.33.2.1"
-AMPLIFIER_FAULT = ".1.3.6.1.4.1.32473.1.0.3"
+AMPLIFIER_FAULT = ".1.3.6.1.4.1.32473.3.0.1"
 LINK_DOWN = ".1.3.6.1.6.3.1.1.5.3"
 
 
@@ -39,7 +39,7 @@ def test_faults_send_traps_from_the_faulty_device(tmp_path: Path) -> None:
         assert '.1.3.6.1.2.1.1.5.0 = STRING: "bts-vtl-thanh-nua-01"' in on_battery[0]
         assert len([t for t in receiver.traps() if UPS_TRAP_ON_BATTERY in t]) == 16
         amplifier = received(AMPLIFIER_FAULT, "127.2.1.2")
-        assert amplifier and ".1.3.6.1.4.1.32473.1.3.1.0 = INTEGER: 2" in amplifier[0]
+        assert amplifier and ".1.3.6.1.4.1.32473.3.1.0 = INTEGER: 2" in amplifier[0]
         [link_down] = received(LINK_DOWN, "127.3.0.1")  # the core router, about its port
         assert "SNMP v2c, community sim-district" in link_down
         assert ".1.3.6.1.2.1.2.2.1.8." in link_down and "INTEGER: 2" in link_down

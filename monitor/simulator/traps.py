@@ -45,12 +45,12 @@ _UPS_TRAPS = (1, 3, 6, 1, 2, 1, 33, 2)
 UPS_TRAP_ON_BATTERY = (*_UPS_TRAPS, 1)
 UPS_TRAP_ALARM_ADDED = (*_UPS_TRAPS, 3)
 UPS_TRAP_ALARM_REMOVED = (*_UPS_TRAPS, 4)
-DOOR_OPENED = (*mib.DSIM_NOTIFICATIONS, 1)
-DOOR_CLOSED = (*mib.DSIM_NOTIFICATIONS, 2)
-AMPLIFIER_FAULT = (*mib.DSIM_NOTIFICATIONS, 3)
-AMPLIFIER_RESTORED = (*mib.DSIM_NOTIFICATIONS, 4)
-TRANSMITTER_FAULT = (*mib.DSIM_NOTIFICATIONS, 5)
-TRANSMITTER_RESTORED = (*mib.DSIM_NOTIFICATIONS, 6)
+DOOR_OPENED = (*mib.ENV_NOTIFICATIONS, 1)  # envDoorOpened
+DOOR_CLOSED = (*mib.ENV_NOTIFICATIONS, 2)  # envDoorClosed
+TRANSMITTER_RESTORED = (*mib.TX_NOTIFICATIONS, 2)  # txOnAir: the carrier is back
+TRANSMITTER_FAULT = (*mib.TX_NOTIFICATIONS, 3)  # txFault
+AMPLIFIER_FAULT = (*mib.AMP_NOTIFICATIONS, 1)  # ampFault
+AMPLIFIER_RESTORED = (*mib.AMP_NOTIFICATIONS, 2)  # ampRestored
 
 _UPS_EVENTS = {Event.ON_BATTERY, Event.BATTERY_LOW, Event.POWER_RESTORED}
 ENGINES_KEPT = 32  # one pysnmp engine (and socket) per source address, least recent closed
@@ -77,16 +77,16 @@ def notification(
         return UPS_TRAP_ALARM_ADDED, [(*mib.UPS_ALARM_ID, 2), (*mib.UPS_ALARM_DESCR, 2)]
     if event is Event.POWER_RESTORED:
         return UPS_TRAP_ALARM_REMOVED, [(*mib.UPS_ALARM_ID, 1), (*mib.UPS_ALARM_DESCR, 1)]
-    simple = {
-        Event.DOOR_OPENED: (DOOR_OPENED, mib.DSIM_DOOR),
-        Event.DOOR_CLOSED: (DOOR_CLOSED, mib.DSIM_DOOR),
-        Event.AMPLIFIER_FAULT: (AMPLIFIER_FAULT, mib.DSIM_AMP_STATUS),
-        Event.AMPLIFIER_RESTORED: (AMPLIFIER_RESTORED, mib.DSIM_AMP_STATUS),
-        Event.TRANSMITTER_FAULT: (TRANSMITTER_FAULT, mib.DSIM_TX_STATUS),
-        Event.TRANSMITTER_RESTORED: (TRANSMITTER_RESTORED, mib.DSIM_TX_STATUS),
+    simple: dict[Event, tuple[tuple[int, ...], list[tuple[int, ...]]]] = {
+        Event.DOOR_OPENED: (DOOR_OPENED, [mib.ENV_DOOR]),
+        Event.DOOR_CLOSED: (DOOR_CLOSED, [mib.ENV_DOOR]),
+        Event.AMPLIFIER_FAULT: (AMPLIFIER_FAULT, [mib.AMP_STATUS]),
+        Event.AMPLIFIER_RESTORED: (AMPLIFIER_RESTORED, [mib.AMP_STATUS]),
+        Event.TRANSMITTER_FAULT: (TRANSMITTER_FAULT, [mib.TX_FAULT, mib.TX_FAULT_TEXT]),
+        Event.TRANSMITTER_RESTORED: (TRANSMITTER_RESTORED, [mib.TX_ON_AIR]),
     }
-    trap_oid, status = simple[event]
-    return trap_oid, [(*status, 0)]
+    trap_oid, objects = simple[event]
+    return trap_oid, [(*oid, 0) for oid in objects]
 
 
 def _values(happening: Happening, sim: SiteSim) -> list[Any]:
