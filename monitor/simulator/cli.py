@@ -96,7 +96,10 @@ def _parser() -> argparse.ArgumentParser:
         help="relay to the --mqtt broker here; a broker-outage cuts it (connect the daemon here)",
     )
     sim.add_argument(
-        "--traps", type=_host_port, metavar="HOST:PORT", help="send SNMPv2c traps there"
+        "--traps",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="send SNMPv2c traps there, with the trap community of snmp.traps.credentials",
     )
     sim.add_argument(
         "--bind",

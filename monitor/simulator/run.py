@@ -28,7 +28,7 @@ from monitor.simulator.control import ControlServer
 from monitor.simulator.mqtt import DEFAULT_PREFIX, MqttPublishers
 from monitor.simulator.relay import BrokerRelay
 from monitor.simulator.scenario import Scenario, schedule
-from monitor.simulator.traps import TrapSender
+from monitor.simulator.traps import TrapSender, trap_community
 from monitor.simulator.world import World
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ async def run_simulator(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
+    community = trap_community(config) if options.traps is not None else ""  # before binding
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = (signal.SIGTERM, signal.SIGINT)
@@ -95,7 +96,7 @@ async def run_simulator(
                 keepalive=options.mqtt_keepalive,
             )
         if options.traps is not None:
-            traps = TrapSender(world, *options.traps)
+            traps = TrapSender(world, *options.traps, community)
 
         def stats() -> dict[str, object]:
             body: dict[str, object] = {

@@ -1,12 +1,14 @@
 """SNMPv2c notifications at the moment of a fault, sent with pysnmp's notification originator.
 
 Each device's trap leaves from the device's own address (a receiver tells devices apart by
-source address, as with real ones) and carries the community of the device's credential, so no
-extra secret is needed on the command line. The OIDs are standard where a standard exists:
+source address, as with real ones) and carries the trap community of the configuration: the
+first credential named in `snmp.traps.credentials` of districtmon.yaml, which is what the
+daemon's receiver accepts. Real devices are set up the same way: one trap community for the
+whole district, apart from the read communities of polling.
 
-The notifications and their var-binds are listed in monitor/simulator/README.md ("Traps"): standard
-ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery and alarm
-entries), the private subtree for doors, amplifiers and transmitters.
+The notifications and their var-binds are listed in monitor/simulator/README.md ("Traps"):
+standard ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery
+and alarm entries), the districtmon arc for doors, amplifiers and transmitters.
 
 A device reports only what it can get out: a dead site or one behind a cut link sends nothing
 (the world does not raise the event), and power events of kinds without a UPS-MIB send nothing.
@@ -29,7 +31,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import rfc1902
 
+from monitor.config.load import Config
 from monitor.simulator import mib
+from monitor.simulator.agent import SimulatorError
 from monitor.simulator.world import Event, Happening, SiteSim, World
 
 log = logging.getLogger(__name__)
@@ -107,10 +111,36 @@ def _values(happening: Happening, sim: SiteSim) -> list[Any]:
     return varbinds
 
 
+def trap_community(config: Config) -> str:
+    """The community the configuration's trap receiver accepts first; SimulatorError if the
+    configuration has no receiver or its first credential carries no community."""
+    traps = config.snmp.traps
+    if traps is None or not traps.credentials:
+        raise SimulatorError(
+            [
+                "--traps needs the trap receiver of the configuration: snmp.traps.credentials "
+                "in districtmon.yaml names the community the daemon accepts"
+            ]
+        )
+    name = traps.credentials[0]
+    credential = config.credentials[name]
+    if credential.version == "3":
+        raise SimulatorError(
+            [
+                f"trap credential '{name}' is SNMPv3; the simulator sends v2c traps only: name a "
+                "v1/v2c credential first in snmp.traps.credentials"
+            ]
+        )
+    if credential.community is None:
+        raise SimulatorError([f"trap credential '{name}' has no community (credentials.yaml)"])
+    return credential.community.reveal()
+
+
 class TrapSender:
-    def __init__(self, world: World, host: str, port: int) -> None:
+    def __init__(self, world: World, host: str, port: int, community: str) -> None:
         self.world = world
         self.target = (host, port)
+        self._community = community
         self.sent: Counter[str] = Counter()
         self.failed = 0
         self._queue: asyncio.Queue[tuple[Happening, list[Any]]] = asyncio.Queue()
@@ -145,7 +175,7 @@ class TrapSender:
                 target.set_local_address((source, 0))
             error, *_ = await send_notification(
                 self._engine(source),
-                CommunityData(sim.community.decode(), mpModel=1),
+                CommunityData(self._community, mpModel=1),
                 target,
                 ContextData(),
                 "trap",
