@@ -52,13 +52,14 @@ def write_district(
     speakers: Literal["snmp", "mqtt"] = "snmp",
 ) -> Path:
     """A configuration directory holding part of the shipped district (parents outside the part
-    are dropped), every SNMP site on UDP `port` (default: a free one) of its shipped address.
+        are dropped), every SNMP site on UDP `port` (default: a free one) of its shipped address.
 
-    Sites that speak no SNMP in the shipped inventory are left out, except the loudspeaker
-    clusters: with `speakers="mqtt"` they report over MQTT as shipped; with "snmp" they answer
-    SNMP instead (the simulated amplifier subtree) on 127.2.1.N, N their rank in the
-    inventory, so that both sides can be tested. `profiles` keeps each site's device profile
-    and copies the shipped profiles beside the inventory."""
+        Sites that speak no SNMP in the shipped inventory are left out, except the loudspeaker
+        clusters: with `speakers="mqtt"` they report over MQTT as shipped; with "snmp" they answer
+        SNMP instead (the simulated amplifier subtree) on 127.2.1.N, N their rank in the
+        inventory, so that both sides can be tested (MQTT sites come with the shipped telemetry
+    mappings). `profiles` keeps each site's device profile
+        and copies the shipped profiles beside the inventory."""
     shipped = load_config(SHIPPED, environ={})
     keep_communes = set(communes) if communes is not None else set(shipped.communes)
     keep_kinds = set(kinds) if kinds is not None else None
@@ -107,6 +108,8 @@ def write_district(
     }
     if profiles:
         shutil.copytree(SHIPPED / "profiles", root / "profiles")
+    if speakers == "mqtt":  # the telemetry mappings MQTT sites are read with
+        shutil.copytree(SHIPPED / "mqtt", root / "mqtt")
     (root / "inventory" / "district.yaml").write_text(
         yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )

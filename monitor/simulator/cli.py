@@ -80,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--mqtt", type=_host_port, metavar="HOST:PORT", help="publish to this MQTT broker"
     )
-    sim.add_argument("--mqtt-prefix", default="dienbien", help="topic prefix (default dienbien)")
+    sim.add_argument(
+        "--mqtt-prefix",
+        help="topic prefix (default: mqtt.topic_prefix of the configuration, as the daemon)",
+    )
     sim.add_argument(
         "--mqtt-interval",
         type=_speed,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor.config.load import Config
+from monitor.config.mqtt import MqttSettings
 from monitor.simulator.agent import (
     AgentServer,
     BindMode,
@@ -25,7 +27,7 @@ from monitor.simulator.agent import (
 )
 from monitor.simulator.clock import SimClock
 from monitor.simulator.control import ControlServer
-from monitor.simulator.mqtt import DEFAULT_PREFIX, MqttPublishers
+from monitor.simulator.mqtt import MqttPublishers
 from monitor.simulator.relay import BrokerRelay
 from monitor.simulator.scenario import Scenario, schedule
 from monitor.simulator.traps import TrapSender, trap_community
@@ -43,7 +45,7 @@ class SimOptions:
     scenario: Scenario | None = None
     control: HostPort | None = ("127.0.0.1", 9878)
     mqtt: HostPort | None = None
-    mqtt_prefix: str = DEFAULT_PREFIX
+    mqtt_prefix: str | None = None  # None: the configuration's mqtt.topic_prefix
     mqtt_interval: float = 60.0
     mqtt_keepalive: int = 60
     broker_relay: HostPort | None = None
@@ -91,7 +93,7 @@ async def run_simulator(
                 clock,
                 host,
                 port,
-                prefix=options.mqtt_prefix,
+                topics=_topics(config, options.mqtt_prefix),
                 interval=options.mqtt_interval,
                 keepalive=options.mqtt_keepalive,
             )
@@ -148,6 +150,13 @@ async def run_simulator(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
     log.info("simulator stopped")
+
+
+def _topics(config: Config, prefix: str | None) -> MqttSettings:
+    """The daemon's MQTT settings, with the topic prefix of --mqtt-prefix if given."""
+    if prefix is None:
+        return config.mqtt
+    return dataclasses.replace(config.mqtt, topic_prefix=prefix)
 
 
 async def _timers(world: World, clock: SimClock, wake: asyncio.Event) -> None:
