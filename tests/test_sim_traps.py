@@ -3,6 +3,7 @@ the configuration: received by net-snmp's snmptrapd, and accepted and mapped by 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,16 +74,30 @@ poll: {{interval_seconds: 30, timeout_seconds: 0.3, retries: 0}}
         tmp_path / "config", communes=["thanh-nua"], kinds=["bts"], port=port,
         settings=settings, profiles=True,
     )  # fmt: skip
-    bts = "bts-vtl-thanh-nua-02"
     with Simulator(config, "--traps", f"127.0.0.1:{traps}") as sim:
         sim.wait_ready()
         daemon = Daemon(config, http)
         try:
+            polled: list[str] = []
+
+            def first_polled() -> bool:  # first polls are spread over the interval
+                try:
+                    _, text = daemon.get("/metrics")
+                except OSError:
+                    return False
+                polled.extend(
+                    re.findall(
+                        r'districtmon_site_state\{[^}]*site="([^"]+)"[^}]*state="up"[^}]*\} 1', text
+                    )
+                )
+                return bool(polled)
+
+            wait_for("a first poll", first_polled, daemon, limit=40)
+            bts = polled[0]
 
             def state(name: str) -> bool:
                 return daemon.metric("districtmon_site_state", site=bts, state=name) == 1
 
-            wait_for("the first poll", lambda: state("up"), daemon, limit=20)
             sim.ctl(f"/sites/{bts}/door-open")
             wait_for("degraded by the door trap", lambda: state("degraded"), daemon)
             mapped = daemon.metric("districtmon_snmp_traps_total", result="mapped")

@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         help="send SNMPv2c traps there, with the trap community of snmp.traps.credentials",
     )
     sim.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE",
+        help="append the ground truth there, one JSON record a line (also GET /truth)",
+    )
+    sim.add_argument(
         "--bind",
         choices=["auto", "shared", "endpoint"],
         default="auto",
@@ -202,6 +208,7 @@ def simulate_main(args: argparse.Namespace, config: Config) -> int:
         broker_relay=args.broker_relay,
         traps=args.traps,
         bind=args.bind,
+        truth=args.truth,
     )
     if options.broker_relay is not None and options.mqtt is None:
         print("districtmon: --broker-relay needs --mqtt (the broker to relay to)", file=sys.stderr)
