@@ -153,7 +153,7 @@ def test_a_dead_device_sends_no_event_and_amplifier_faults_are_reported() -> Non
     assert fault is not None and down is not None
     world.apply(fault, clock.t)
     assert events[-1] == Happening(speaker, Event.AMPLIFIER_FAULT, clock.t)
-    assert value(world, speaker, (*mib.DSIM_AMP_STATUS, 0), clock.t) == mib.AMP_FAULT
+    assert value(world, speaker, (*mib.AMP_STATUS, 0), clock.t) == mib.AMP_FAULT
     world.apply(down, clock.t)
     count = len(events)
     restore, _ = build_action("amplifier-restore", speaker, {}, CONFIG)

@@ -80,7 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--mqtt", type=_host_port, metavar="HOST:PORT", help="publish to this MQTT broker"
     )
-    sim.add_argument("--mqtt-prefix", default="dienbien", help="topic prefix (default dienbien)")
+    sim.add_argument(
+        "--mqtt-prefix",
+        help="topic prefix (default: mqtt.topic_prefix of the configuration, as the daemon)",
+    )
     sim.add_argument(
         "--mqtt-interval",
         type=_speed,
@@ -96,7 +99,16 @@ def _parser() -> argparse.ArgumentParser:
         help="relay to the --mqtt broker here; a broker-outage cuts it (connect the daemon here)",
     )
     sim.add_argument(
-        "--traps", type=_host_port, metavar="HOST:PORT", help="send SNMPv2c traps there"
+        "--traps",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="send SNMPv2c traps there, with the trap community of snmp.traps.credentials",
+    )
+    sim.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE",
+        help="append the ground truth there, one JSON record a line (also GET /truth)",
     )
     sim.add_argument(
         "--bind",
@@ -196,6 +208,7 @@ def simulate_main(args: argparse.Namespace, config: Config) -> int:
         broker_relay=args.broker_relay,
         traps=args.traps,
         bind=args.bind,
+        truth=args.truth,
     )
     if options.broker_relay is not None and options.mqtt is None:
         print("districtmon: --broker-relay needs --mqtt (the broker to relay to)", file=sys.stderr)

@@ -4,6 +4,7 @@
     POST /communes/<commune>/<action>[?...]          power-cut?battery_minutes=20, fibre-cut ...
     POST /<action>                                   restore, broker-outage, broker-restore
     GET  /sites/<site>                               the site's simulated state
+    GET  /truth[?after=N]                            the ground truth's records (seq > N)
     GET  /stats, /healthz, /                          counters, liveness, this list
 
 Actions are the scenario vocabulary (actions.py), checked the same way. The server runs in a
@@ -38,6 +39,9 @@ def site_state(sim: SiteSim, now: float) -> dict[str, object]:
         "site": sim.id,
         "kind": sim.site.kind,
         "commune": sim.site.commune,
+        "probe": sim.probe_type,
+        "answering": sim.reachable,
+        "why": sim.why,
         "reachable": sim.reachable,
         "alive": sim.alive,
         "failed": sim.failed,
@@ -62,7 +66,7 @@ def help_text() -> dict[str, object]:
             + ("?" + "&".join(f"{p}=..." for p in spec.params) if spec.params else ""): spec.help
             for spec in SPECS.values()
         },
-        "read": ["GET /sites/<site>", "GET /stats", "GET /healthz"],
+        "read": ["GET /sites/<site>", "GET /truth?after=N", "GET /stats", "GET /healthz"],
     }
 
 
@@ -129,7 +133,9 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("control %s", format % args)
 
     def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body, ensure_ascii=False, indent=1).encode()
+        self._send(status, json.dumps(body, ensure_ascii=False, indent=1).encode())
+
+    def _send(self, status: int, data: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -146,6 +152,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"status": "ok", "sites": len(control.world.sites)})
         elif parts == ["stats"]:
             self._reply(200, control.in_loop(control.stats))
+        elif parts == ["truth"]:
+            after = dict(urllib.parse.parse_qsl(url.query)).get("after", "0")
+            if not after.isdigit():
+                self._reply(400, {"error": f"after must be a record number (seq), got {after!r}"})
+            else:
+                self._send(200, control.world.truth.body(int(after)))
         elif len(parts) == 2 and parts[0] == "sites":
             sim = control.world.sites.get(parts[1])
             if sim is None:

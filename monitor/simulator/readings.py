@@ -75,12 +75,18 @@ def shelter_celsius(sim: SiteSim, now: float) -> float:
     return base + min(14.0, minutes_on_battery(sim, now) * 0.4)
 
 
+def shelter_humidity_percent(sim: SiteSim, now: float) -> float:
+    """Relative humidity: highest before dawn, lowest in the afternoon; drier air-conditioned."""
+    base = 62.0 - 8.0 * _daily(now, 15) + _spread(sim, 6, 2)
+    return base + (6.0 if not sim.mains else 0.0)
+
+
 def transmitter_watts(sim: SiteSim) -> float:
     return 0.0 if not sim.transmitter_ok else 500.0 + _spread(sim, 30)
 
 
 def transmitter_reflected_watts(sim: SiteSim) -> float:
-    """A failed antenna or feeder reflects most of the power back: the transmitter folds back."""
+    """A healthy antenna sends a few watts back; an amplifier in fault sends nothing at all."""
     return 6.0 + _spread(sim, 4, 3) if sim.transmitter_ok else 0.0
 
 
