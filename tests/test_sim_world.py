@@ -180,7 +180,7 @@ def test_every_shipped_scenario_is_valid() -> None:
     files = sorted((SHIPPED / "scenarios").glob("*.yaml"))
     assert {f.stem for f in files} >= {
         "power-cut", "fibre-cut", "amplifier-fault", "flapping-link", "slow-agent",
-        "broker-outage", "demo",
+        "broker-outage", "demo", "day",
     }  # fmt: skip
     for path in files:
         assert load_scenario(path, CONFIG).events, path
