@@ -187,7 +187,11 @@ class Observation:
     word (a trap): the evaluator applies it at once instead of waiting for a run of polls.
 
     `decisive` marks a failure that settles the state on its own: a device's last will says
-    it is gone, so there is nothing to confirm by waiting for more failures."""
+    it is gone, so there is nothing to confirm by waiting for more failures.
+
+    `codes` are the bounded reason codes (monitor/core/reasons.py) of what was found: one per
+    failing health rule or probe threshold of an unhealthy answer, or the code of a down
+    trap; empty for a failed poll means its `error_reason`."""
 
     site: str
     time: float
@@ -201,18 +205,21 @@ class Observation:
     degraded_reason: str | None = None
     confirmed: bool = False
     decisive: bool = False
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     """A confirmed change of state, dated at the first observation of the run that confirmed
-    it (an outage starts at the first failed poll, not at the Nth)."""
+    it (an outage starts at the first failed poll, not at the Nth). `reason` is for people;
+    `codes` say the same in bounded words (monitor/core/reasons.py), empty when up."""
 
     site: str
     state: State
     since: float
     previous: State
     reason: str = ""
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,11 @@ from monitor.config.profiles import SYS_NAME, SYS_UPTIME, SYSTEM_PROFILE, Profil
 from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Sample, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
+from monitor.probes.health import findings
 from monitor.probes.measure import Poll, ProbePoller
 from monitor.probes.snmp.counters import CounterKey, DeviceState
 from monitor.probes.snmp.decode import Problems, Row, decode, decode_table, text_of
 from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
-from monitor.probes.snmp.health import degraded_reasons
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,7 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             values["snmp_values_missing"] = float(len(problems.missing))
             values["snmp_values_malformed"] = float(len(problems.malformed))
         self._report(site.id, problems)
-        reasons = degraded_reasons(profile, values, tables)
-        return poll.answered(
-            degraded_reason="; ".join(reasons) if reasons else None, samples=samples
-        )
+        return poll.answered(findings=findings(profile.health, values, tables), samples=samples)
 
     def _report(self, site_id: str, problems: Problems) -> None:
         """Log a site's value problems when they change, not on every poll."""
