@@ -129,7 +129,7 @@ def test_mqtt_sites_live_die_and_survive_a_broker_outage_in_metrics_and_ledger(
         wait_for(
             "will up", lambda: daemon.metric("districtmon_site_up", site="loa-will") == 1, daemon
         )
-        assert daemon.metric("districtmon_device_battery_volts", site="loa-alive") == 12.6
+        assert daemon.metric("districtmon_device_battery_volts", site="loa-alive") == 13.6
         volume = daemon.metric("districtmon_device_volume_ratio", site="loa-alive")
         assert volume == pytest.approx(0.7)
         assert daemon.metric("districtmon_device_amplifier_ok", site="loa-alive") == 1
