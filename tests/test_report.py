@@ -187,7 +187,9 @@ def test_gauges_weigh_sites_by_time_and_leave_out_what_was_not_counted(tmp_path:
 def test_a_ledger_of_the_first_schema_is_migrated_and_reported_on(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.executescript(MIGRATIONS[0])
+        first = MIGRATIONS[0]
+        assert isinstance(first, str)
+        conn.executescript(first)
         conn.execute("PRAGMA user_version = 1")
         conn.execute(
             "INSERT INTO sites VALUES ('a', 'bts', 'Trạm A', 'thanh-nua', 'viettel', NULL, ?, ?)",

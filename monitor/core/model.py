@@ -228,3 +228,14 @@ class SiteRetired:
 
     site: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBoot:
+    """When a device last booted, as its uptime says (`at` minus the uptime it answered at
+    `at`, UTC wall-clock seconds): kept so that a reboot while the monitor was stopped is
+    still seen at the first poll after the start."""
+
+    site: str
+    boot: float
+    at: float
