@@ -230,6 +230,11 @@ class SiteRetired:
     at: float
 
 
+#: How much later than the kept boot time a device's boot may seem without having rebooted:
+#: poll latency, clock jitter, a device clock that runs slow.
+BOOT_TOLERANCE_SECONDS = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceBoot:
     """When a device last booted, as its uptime says (`at` minus the uptime it answered at

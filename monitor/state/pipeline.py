@@ -14,7 +14,8 @@ import logging
 from dataclasses import replace
 from typing import Protocol
 
-from monitor.core.model import Observation, SiteRetired, State, Transition
+from monitor.core.model import DeviceBoot, Observation, SiteRetired, State, Transition
+from monitor.state.boots import BootBook
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
 from monitor.state.overlay import MaintenanceOverlay
@@ -39,7 +40,7 @@ class PipelineMeter(Protocol):
 class Recorder(Protocol):
     """Where recorded changes go: the ledger's queue."""
 
-    def record(self, entry: Transition | SiteRetired) -> None: ...
+    def record(self, entry: Transition | SiteRetired | DeviceBoot) -> None: ...
 
     @property
     def pending(self) -> int: ...
@@ -75,6 +76,7 @@ class Pipeline:
         self.meter = meter
         self.schedule = schedule or Schedule((), ())
         self.overlay = MaintenanceOverlay()
+        self.boots = BootBook()
         self._advanced_to: float | None = None
         self._next_boundary = 0.0
         self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
@@ -91,6 +93,7 @@ class Pipeline:
         for site_id in site_ids:
             self.evaluator.forget(site_id)
             self.overlay.forget(site_id)
+            self.boots.forget(site_id)
             self.recorder.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
@@ -104,6 +107,9 @@ class Pipeline:
         for transition in self.evaluator.step(obs):
             self._observed(transition)
         self._cause(obs.site)
+        boot = self.boots.seen(obs)
+        if boot is not None:
+            self.recorder.record(boot)
 
     def _cause(self, site_id: str) -> None:
         """Show a new cause of an unchanged state (a second rule fails, a down site now refuses
