@@ -182,6 +182,11 @@ def test_gauges_weigh_sites_by_time_and_leave_out_what_was_not_counted(tmp_path:
     assert snap.sites["a"]["30d"] == 3000 / 3600  # the rest of 30 days is unknown
     assert snap.groups[("owner", "viettel")]["24h"] == (3000 + 3600) / 7200
     assert ("owner", "vnpt") not in snap.groups or "1h" not in snap.groups[("owner", "vnpt")]
+    # beside each ratio, the time it was computed from: an hour, not 30 days
+    assert snap.counted["a"]["30d"] == 3600 and snap.counted["b"]["1h"] == 3600
+    assert "1h" not in snap.counted["c"]
+    assert snap.group_counted[("owner", "viettel")]["30d"] == 7200
+    assert snap.group_counted[("kind", "bts")]["24h"] == 7200  # c counted nothing
 
 
 def test_a_ledger_of_the_first_schema_is_migrated_and_reported_on(tmp_path: Path) -> None:
