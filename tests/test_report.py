@@ -117,6 +117,7 @@ def test_the_command_line_writes_table_csv_and_json(
     table = capsysbinary.readouterr().out.decode()
     assert "Trạm Mường Phăng" in table and "00:01:40" in table  # a's 100 s outage
     assert "Availability 2025-02-19 21:20:00 .. 2025-02-19 21:36:40 (UTC)" in table
+    assert "a monitor gap) does not split it" in table  # the outage rule, said where it is read
 
     out = tmp_path / "thang.csv"
     assert (
