@@ -98,6 +98,7 @@ def test_loss_over_the_threshold_is_degraded(netns: NetNs) -> None:
     assert obs.ok  # it answers...
     assert obs.values["loss_ratio"] == pytest.approx(2 / 3)
     assert obs.degraded_reason == "icmp loss 67% > 50%"  # ...but not well
+    assert obs.codes == ("loss",)
 
 
 def test_loss_within_the_threshold_is_healthy(netns: NetNs) -> None:
@@ -114,6 +115,7 @@ def test_a_round_trip_over_slow_seconds_is_degraded(netns: NetNs) -> None:
     assert obs.degraded_reason is not None
     assert obs.degraded_reason.startswith("icmp round trip ")
     assert obs.degraded_reason.endswith("ms > 0.0 ms")
+    assert obs.codes == ("slow",)
 
 
 def test_an_unknown_host_name_fails_to_resolve(netns: NetNs) -> None:

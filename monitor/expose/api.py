@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from monitor.core.model import Site
+from monitor.expose.site_metrics import reason_codes
 from monitor.state.live import Inventory, LiveState, SiteView
 
 
@@ -51,6 +52,7 @@ def site_record(site: Site, view: SiteView, inventory: Inventory) -> dict[str, o
         "covers": list(site.covers),
         "state": view.state.value,
         "reason": view.reason,
+        "reason_codes": list(reason_codes(view)),
         "since": view.since,
         "last_poll": view.last_poll,
         "last_poll_ok": view.last_ok,

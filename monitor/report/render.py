@@ -98,6 +98,10 @@ def render_table(report: Report) -> str:
     out += [fmt(["-" * w for w in widths]), fmt(lines[-1])]
     out.append("")
     out.append("availability = (up + degraded) / (window - unknown - maintenance - unreachable)")
+    out.append(
+        "outages: stretches of down time; unknown time inside one (a monitor gap) does not "
+        "split it and is not counted as down"
+    )
     if report.gaps:
         out.append("")
         out.append("Monitor not running (every site of that ledger unknown):")

@@ -19,6 +19,7 @@ class SiteView:
     state: State = State.UNKNOWN
     since: float | None = None
     reason: str = ""
+    codes: tuple[str, ...] = ()  # the reason's bounded codes (monitor/core/reasons.py)
     last_poll: float | None = None
     last_ok: bool | None = None
     last_duration: float | None = None
@@ -106,6 +107,7 @@ class LiveState:
             old.state,
             old.since,
             old.reason,
+            old.codes,
             last_poll=obs.time,
             last_ok=obs.ok,
             last_duration=obs.duration,
@@ -119,7 +121,14 @@ class LiveState:
         old = views.get(t.site)
         if old is None:
             return
-        views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason)
+        views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason, codes=t.codes)
+
+    def apply_cause(self, site: str, reason: str, codes: tuple[str, ...]) -> None:
+        """A new cause of the same state (a second health rule fails): no transition."""
+        views = self.views
+        old = views.get(site)
+        if old is not None:
+            views[site] = replace(old, reason=reason, codes=codes)
 
     def items(self) -> list[tuple[Site, SiteView]]:
         """A consistent copy for one scrape: the table is read once, each view is immutable."""

@@ -34,6 +34,7 @@ from icmplib.utils import unique_identifier
 
 from monitor.config.settings import PollSettings
 from monitor.core.model import IcmpProbe, Observation, Site
+from monitor.core.reasons import Finding
 from monitor.probes.measure import Poll, ProbeFailed, ProbePoller, resolve
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,7 @@ class IcmpPoller(ProbePoller[IcmpProbe]):
             raise ProbeFailed(reason, detail)
         rtt = sum(burst.rtts) / len(burst.rtts)
         poll.values["rtt_seconds"] = rtt
-        degraded = _degraded(probe, burst.loss_ratio, rtt)
-        return poll.answered(degraded_reason=degraded, duration=duration)
+        return poll.answered(findings=_degraded(probe, burst.loss_ratio, rtt), duration=duration)
 
     async def _burst(self, address: str, probe: IcmpProbe, timeout_seconds: float) -> Burst:
         if self.privileged is None:
@@ -135,9 +135,10 @@ async def _send_burst(
     return burst
 
 
-def _degraded(probe: IcmpProbe, loss: float, rtt: float) -> str | None:
+def _degraded(probe: IcmpProbe, loss: float, rtt: float) -> list[Finding]:
     if probe.max_loss_ratio is not None and loss > probe.max_loss_ratio:
-        return f"icmp loss {loss:.0%} > {probe.max_loss_ratio:.0%}"
+        return [Finding("loss", f"icmp loss {loss:.0%} > {probe.max_loss_ratio:.0%}")]
     if probe.slow_seconds is not None and rtt > probe.slow_seconds:
-        return f"icmp round trip {rtt * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
-    return None
+        text = f"icmp round trip {rtt * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
+        return [Finding("slow", text)]
+    return []
