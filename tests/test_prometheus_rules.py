@@ -60,7 +60,15 @@ def test_rule_files_pass_promtool_check_rules() -> None:
 def test_example_prometheus_config_passes_promtool_check_config() -> None:
     result = promtool("check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
+    assert "3 rule files found" in result.stdout
+
+
+def test_example_prometheus_config_loads_every_rule_file_shipped() -> None:
+    """The dashboards read recording rules of their own (dashboards.rules.yml): a
+    Prometheus set up from the example must evaluate them too."""
+    shipped = sorted(p.name for p in PROMETHEUS_DIR.glob("*.yml") if p.name != "prometheus.yml")
+    loaded = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["rule_files"]
+    assert sorted(loaded) == shipped
 
 
 @pytest.mark.parametrize("tests_file", RULE_TESTS, ids=[p.stem for p in RULE_TESTS])
