@@ -1,6 +1,7 @@
 """The runbooks the daemon serves: the page at /runbooks, a section per alert anchored by its
 name lower-cased, /runbooks/<alertname> leading there, the file shipped in the package being
-config/prometheus/runbooks.md."""
+config/prometheus/runbooks.md; and every rule's runbook link, as promtool renders it in the
+rule tests, resolving on a running daemon to a section that names the alert."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import re
 import urllib.parse
 from collections.abc import Iterator
 from importlib import resources
+from typing import Any
 
 import pytest
-from alerting import RUNBOOKS, alert_rules
+from alerting import RULE_TESTS, RUNBOOKS, alert_rules, load_yaml
 from harness import Daemon, free_tcp_port, wait_for, write_settings
 
 from monitor.expose.runbooks import Runbooks, load_packaged
@@ -118,3 +120,37 @@ def test_an_unknown_alert_is_a_clear_404(daemon: Daemon) -> None:
     status, headers, body = request(daemon, "/runbooks/NoSuchAlert")
     assert status == 404 and headers["content-type"].startswith("application/json")
     assert "no runbook for NoSuchAlert" in body
+
+
+def rendered_links() -> list[tuple[str, dict[str, Any], str]]:
+    """(alertname, expected labels, runbook_url) of every firing alert the rule tests
+    expect: the link as promtool rendered it from the rule's template, since each test
+    asserts every annotation."""
+    found = []
+    for path in RULE_TESTS:
+        for group in load_yaml(path)["tests"]:
+            for case in group.get("alert_rule_test", []):
+                for alert in case.get("exp_alerts") or []:
+                    url = alert["exp_annotations"]["runbook_url"]
+                    found.append((case["alertname"], alert.get("exp_labels", {}), url))
+    return found
+
+
+def test_every_rules_runbook_link_resolves_on_the_daemon(daemon: Daemon) -> None:
+    links = rendered_links()
+    assert {name for name, _, _ in links} == {rule["alert"] for rule in alert_rules()}
+    _, _, page = request(daemon, "/runbooks")
+    sections = sections_of(page)
+    for name, labels, url in links:
+        if url.startswith("file://"):  # DistrictmonDown when Prometheus knows no daemon
+            assert url == "file:///opt/districtmon/share/prometheus/runbooks.md", name
+            continue
+        link = urllib.parse.urlsplit(url)
+        assert link.scheme == "http" and link.path == f"/runbooks/{name.lower()}", url
+        if "instance" in labels:  # the daemon that raised it
+            assert link.netloc == labels["instance"], (name, url)
+        # the link's host is the daemon's listener: ask this daemon for the same path
+        status, headers, _ = request(daemon, link.path)
+        assert status == 302, (name, url)
+        anchor = headers["location"].removeprefix("/runbooks#")
+        assert sections[anchor].startswith(f"## {name}\n"), (name, url)
