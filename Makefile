@@ -40,10 +40,11 @@ install:
 	fi
 	@case "$(PREFIX)" in /?*) ;; *) echo "PREFIX must be an absolute path" >&2; exit 1;; esac
 	# 1. The program: a venv from the system Python, the project installed from this checkout
-	#    (built from a copy, so no build/ leftovers in the checkout end up in the wheel).
+	#    (built from a copy, so no build/ leftovers in the checkout end up in the wheel; -L
+	#    copies what links point at: monitor/expose/runbooks.md is config/prometheus's).
 	$(PYTHON) -m venv "$(DESTDIR)$(PREFIX)"
 	set -e; src="$$(mktemp -d)"; trap 'rm -rf "$$src"' EXIT; \
-		cp -R $(SOURCES) "$$src/"; \
+		cp -RL $(SOURCES) "$$src/"; \
 		PIP_NO_INPUT=1 "$(DESTDIR)$(PREFIX)/bin/python" -m pip install --quiet \
 			--disable-pip-version-check --no-warn-script-location $(PIP_ARGS) "$$src"
 	@# A staged venv names its staging path in scripts; point them at the final one.
@@ -55,17 +56,23 @@ install:
 	install -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 	install -m 0644 config/README.md "$(DESTDIR)$(DOCDIR)/configuration.md"
 	install -m 0644 systemd/README.md "$(DESTDIR)$(DOCDIR)/service.md"
-	# Grafana dashboards and their provisioning examples, and the Prometheus rules they read.
+	# Grafana dashboards and their provisioning examples; the Prometheus configuration, rules
+	# and runbooks; the Alertmanager example and its notification templates.
 	install -d -m 0755 "$(DESTDIR)$(PREFIX)/share/grafana/dashboards" \
 		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/datasources" \
 		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/dashboards" \
-		"$(DESTDIR)$(PREFIX)/share/prometheus"
+		"$(DESTDIR)$(PREFIX)/share/prometheus" \
+		"$(DESTDIR)$(PREFIX)/share/alertmanager/templates"
 	install -m 0644 dashboards/*.json "$(DESTDIR)$(PREFIX)/share/grafana/dashboards/"
 	install -m 0644 dashboards/provisioning/datasources/*.yaml \
 		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/datasources/"
 	install -m 0644 dashboards/provisioning/dashboards/*.yaml \
 		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/dashboards/"
-	install -m 0644 config/prometheus/*.yml "$(DESTDIR)$(PREFIX)/share/prometheus/"
+	install -m 0644 config/prometheus/*.yml config/prometheus/runbooks.md \
+		"$(DESTDIR)$(PREFIX)/share/prometheus/"
+	install -m 0644 config/alertmanager/alertmanager.yml "$(DESTDIR)$(PREFIX)/share/alertmanager/"
+	install -m 0644 config/alertmanager/templates/*.tmpl \
+		"$(DESTDIR)$(PREFIX)/share/alertmanager/templates/"
 	# 2. The unit, with ExecStart and Documentation following PREFIX.
 	install -d -m 0755 "$(DESTDIR)$(UNITDIR)"
 	sed -e 's|/opt/districtmon/|$(PREFIX)/|g' systemd/$(UNIT) >"$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"

@@ -213,7 +213,7 @@ async def run_daemon(
             loop.add_signal_handler(signum, handler)
 
     live = LiveState(config.sites, config.communes, config.owners)
-    registry, metrics = build_registry()
+    registry, metrics = build_registry(config.timezone)
     metrics.start_time.set(live.health.started)
 
     def committed(seconds: float, _rows: int) -> None:
