@@ -14,13 +14,18 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.message
+import dns.query
+import dns.rcode
 import pytest
 from netns import NetNs
+from peers import free_udp_port
 from simpeers import SHIPPED, Simulator, wait_until
 
 from monitor.config.load import load_config
 from monitor.config.settings import PollSettings
 from monitor.core.model import IcmpProbe, Observation, Site
+from monitor.probes.reach.dns import DnsPoller
 from monitor.probes.reach.http import HttpPoller
 from monitor.probes.reach.icmp import IcmpPoller
 from monitor.probes.reach.tcp import TcpPoller
@@ -163,3 +168,51 @@ def test_without_nft_the_simulator_says_pings_cannot_be_cut(
     assert "ICMP sites cannot be cut" in warning.getMessage()
     assert "icmp_cut false" in warning.getMessage()
     cut.close()  # nothing to delete, nothing raised
+
+
+def test_dns_sites_answer_their_names_until_their_gateway_is_cut(tmp_path: Path) -> None:
+    dns_port, snmp_port = free_udp_port(), free_udp_port()
+    config = tmp_path / "config"
+    (config / "inventory").mkdir(parents=True)
+    (config / "districtmon.yaml").write_text("{}\n", encoding="utf-8")
+    (config / "credentials.yaml").write_bytes((SHIPPED / "credentials.yaml").read_bytes())
+    server = f"server: 127.0.0.1, port: {dns_port}"
+    agent = f"snmp: {{address: 127.3.0.1, port: {snmp_port}, credential: district-ro}}"
+    (config / "inventory" / "district.yaml").write_text(
+        f"""
+communes:
+  - {{id: thanh-xuong, name: Thanh Xương, lat: 21.346, lon: 103.03}}
+owners:
+  - {{id: district-it, name: Trung tâm Văn hóa - Thông tin huyện Điện Biên, kind: agency}}
+sites:
+  - {{id: gw-core, kind: gateway, name: Core, commune: thanh-xuong, owner: district-it, lat: 21.3,
+     lon: 103.0, probe: {{{agent}}}}}
+  - {{id: dns-portal, kind: portal, name: DNS portal, commune: thanh-xuong, owner: district-it,
+     lat: 21.3, lon: 103.0, parent: gw-core,
+     probe: {{dns: {{{server}, name: portal.dienbien.example, expect: [127.4.0.1]}}}}}}
+  - {{id: dns-mail, kind: portal, name: DNS mail, commune: thanh-xuong, owner: district-it,
+     lat: 21.3, lon: 103.0, probe: {{dns: {{{server}, name: mail.dienbien.example, type: AAAA}}}}}}
+""",
+        encoding="utf-8",
+    )
+    loaded = load_config(config, environ={})
+    poller = DnsPoller(SETTINGS)
+
+    def ask(site: str) -> Observation:
+        return asyncio.run(poller.poll(loaded.sites[site]))
+
+    with Simulator(config) as sim:
+        sim.wait_ready()
+        portal = ask("dns-portal")
+        assert portal.ok and portal.values["dns_answer"] == "127.4.0.1", portal
+        assert ask("dns-mail").values["dns_answer"] == "2001:db8::1"
+        sim.ctl("/sites/gw-core/link-down")
+        silent_portal = ask("dns-portal")
+        assert not silent_portal.ok and silent_portal.error_reason == "timeout", silent_portal
+        assert ask("dns-mail").ok, "the server answers for the site that is not behind the cut"
+        assert sim.state("dns-portal")["why"] == "behind:gw-core"
+        sim.ctl("/sites/gw-core/link-up")
+        assert ask("dns-portal").ok
+        query = dns.message.make_query("nowhere.dienbien.example", "A")
+        reply = dns.query.udp(query, "127.0.0.1", port=dns_port, timeout=2)
+        assert reply.rcode() == dns.rcode.NXDOMAIN

@@ -1,11 +1,12 @@
 """`districtmon simulate`: the simulated district's parts, started together and stopped cleanly.
 
 Everything runs in one event loop under one TaskGroup (the world's timers, the MQTT publishers,
-the trap sender, the broker relay, the TCP/HTTP listeners, the ICMP cut); the control server
-runs in a thread and hands its requests to the loop. The truth's start record is written once
-everything is bound, before the control or a scenario can change anything. SIGTERM/SIGINT stop
-it: sockets closed, the nftables table deleted, MQTT connections closed (cleanly: a stopped
-simulator's devices publish no will; `kill -9` shows what a crash looks like).
+the trap sender, the broker relay, the TCP/HTTP listeners, the name servers, the ICMP cut); the
+control server runs in a thread and hands its requests to the loop. The truth's start record is
+written once everything is bound, before the control or a scenario can change anything.
+SIGTERM/SIGINT stop it: sockets closed, the nftables table deleted, MQTT connections closed
+(cleanly: a stopped simulator's devices publish no will; `kill -9` shows what a crash looks
+like).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from monitor.simulator.clock import SimClock
 from monitor.simulator.control import ControlServer
 from monitor.simulator.icmpcut import IcmpCut
 from monitor.simulator.mqtt import MqttPublishers
+from monitor.simulator.nameserver import NameServers
 from monitor.simulator.relay import BrokerRelay
 from monitor.simulator.scenario import Scenario, schedule
 from monitor.simulator.services import Services
@@ -86,11 +88,14 @@ async def run_simulator(
     relay: BrokerRelay | None = None
     services: Services | None = None
     icmp: IcmpCut | None = None
+    names: NameServers | None = None
     try:
         services = Services(world)
         icmp = IcmpCut(world)
+        names = NameServers(world)
         agents.start()
         services.start()
+        names.start()
         icmp_cut = icmp.start()
         publishers = traps = None
         if options.broker_relay is not None and options.mqtt is not None:
@@ -171,6 +176,8 @@ async def run_simulator(
             await relay.close()
         if services is not None:
             await services.aclose()
+        if names is not None:
+            names.close()
         if icmp is not None:
             icmp.close()
         agents.close()

@@ -7,11 +7,11 @@ link) and tells its listeners what happened: an `Event` for each fault a device 
 reachability or telemetry changes (the MQTT publishers follow it).
 
 Every site of the inventory is a device here, whatever its probe: SNMP agents, MQTT
-publishers, and the sites that are only pinged, connected to or fetched (reach.py serves
-those). Reachability follows the inventory's parents: a site answers only if it is alive
-(powered, not failed), its uplink is up, and its parent is reachable. A gateway parent has one
-port per child; the port goes down when the child's link is cut or the child dies, and the
-gateway reports it (linkDown/linkUp) like a real router.
+publishers, and the sites that are only pinged, connected to, fetched or asked (services.py,
+nameserver.py and icmpcut.py serve those). Reachability follows the inventory's parents: a
+site answers only if it is alive (powered, not failed), its uplink is up, and its parent is
+reachable. A gateway parent has one port per child; the port goes down when the child's link
+is cut or the child dies, and the gateway reports it (linkDown/linkUp) like a real router.
 
 The world writes the ground truth (truth.py) as it changes: each action applied, before what it
 causes; each change of whether a site answers and why not; each change of a health fact. A
