@@ -33,7 +33,8 @@ from typing import Any, TypeVar
 DEGRADING: dict[str, dict[str, bool]] = {
     "bts": {"mains": False, "battery_low": True, "door_open": True},  # bts-power (UPS-MIB)
     "radio_station": {"transmitter_ok": False},  # radio-transmitter
-    "loudspeaker": {"amplifier_ok": False},  # telemetry mapping, amplifier_ok
+    # telemetry mapping: amplifier_ok, and battery_volts under its charger's (on battery)
+    "loudspeaker": {"amplifier_ok": False, "mains": False},
 }
 STATES = ("up", "degraded", "down", "unreachable", "maintenance", "unknown")
 

@@ -1,0 +1,308 @@
+"""What the people on duty see is what happened: a scripted district day played by the
+simulator through the daemon, a real Prometheus and a real Alertmanager (all on the shipped
+files, every timer divided by one factor), compared with the simulator's own record.
+
+The expected states, pages and figures are decided by tests/oracle.py from the record and the
+rules of DESIGN.md, never from what the code under test computed. The allowances are the
+daemon's own timings: an edge may be dated up to one observation late, and a stretch too short
+to be confirmed may or may not show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from alerting import Notification, alert_rules, parse_duration
+from netns import NetNs
+from oracle import STATES, Expected, expected, ledger_seconds, raw_state
+from simpeers import SHIPPED
+from stack import District, Run
+
+from monitor.config.load import load_config
+from monitor.ledger.records import Interval, read_intervals
+
+# The day plays in about seven minutes (its three simulated hours at x30, after a lead-in).
+pytestmark = pytest.mark.timeout(900)
+
+FACTOR = 30.0
+# The communes the day happens in, and the district town (its core router): a third of the
+# shipped district, every site as shipped. The whole district at this speed is more than two
+# cores carry (Prometheus evaluates the shipped rules every 0.5 s).
+COMMUNES = (
+    "thanh-xuong", "thanh-nua", "thanh-luong", "thanh-hung", "muong-phang", "noong-het",
+    "muong-nha", "na-u",
+)  # fmt: skip
+DAY = SHIPPED / "scenarios" / "day.yaml"
+# Scenario time (simulated seconds) at which the daemon is restarted: inside the first
+# outage (bts-vtl-thanh-nua-03 dies at 5m and comes back at 20m).
+RESTART_AT = 12 * 60
+SETTLE = 15.0  # after the last event: recoveries confirmed, alerts resolved
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """The day, played once for every check of this module, in a network namespace of its
+    own: the shipped district binds fixed addresses and ports, and cuts pings with nftables."""
+    root = tmp_path_factory.mktemp("day")
+    with NetNs() as ns, ns.entered(), District(root, DAY, FACTOR, communes=COMMUNES) as district:
+        run = district.start()
+        district.wait_known()
+        district.wait_monitor_settled()
+        wait = district.scenario_time(RESTART_AT) - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        run.restart_daemon(pause=1.0)
+        district.wait_known()
+        district.wait_scenario_end(limit=600)
+        time.sleep(SETTLE)
+        run.ended_at = time.time()
+        run.fetch_runbooks()  # while the daemon that serves them runs
+        district.stop_daemon()
+        _keep_for_reading(root, run)
+        yield run
+
+
+def _keep_for_reading(root: Path, run: Run) -> None:
+    """What the checks read, kept beside the run for whoever reads a failure."""
+    pages = [
+        {"receiver": n.receiver, "at": n.at, "payload": n.payload} for n in run.webhook.received
+    ]
+    (root / "pages.json").write_text(json.dumps(pages, ensure_ascii=False, indent=1))
+    (root / "run.json").write_text(
+        json.dumps(
+            {
+                "known_at": run.known_at,
+                "ended_at": run.ended_at,
+                "gaps": [[g.start, g.end] for g in run.gaps],
+                "maintenance": [[w.start, w.end, sorted(w.sites or ())] for w in run.maintenance],
+                "settings": dataclasses.asdict(run.settings),
+            }
+        )
+    )
+
+
+def _by_site(intervals: list[Interval]) -> dict[str, list[tuple[str, float, float | None]]]:
+    found: dict[str, list[tuple[str, float, float | None]]] = defaultdict(list)
+    for i in intervals:
+        found[i.site].append((i.state.value, i.start, i.end))
+    return found
+
+
+def test_the_ledger_holds_what_each_site_went_through(day: Run) -> None:
+    truth = day.truth()
+    assert truth.records[0].get("icmp_cut", True), "ICMP sites cannot be cut: is nft there?"
+    intervals = _by_site(read_intervals(day.config / "ledger.sqlite"))
+    start, end = day.known_at, day.ended_at
+    timing = day.settings.timing()
+    wrong: list[str] = []
+    for site in truth.sites:
+        want: Expected = expected(truth, site, start, end, timing, day.maintenance, day.gaps)
+        got = ledger_seconds(intervals.get(site, []), start, end)
+        seconds = want.seconds()
+        off = {
+            s: round(got[s] - seconds[s], 2)
+            for s in STATES
+            if abs(got[s] - seconds[s]) > want.tolerance
+        }
+        if off:
+            spans = ", ".join(
+                f"{s.state} {s.start - start:.1f}..{s.end - start:.1f}" for s in want.spans
+            )
+            wrong.append(
+                f"{site}: off by {off} (tolerance {want.tolerance:.1f} s); expected {spans}"
+            )
+    assert not wrong, f"{len(wrong)} of {len(truth.sites)} sites:\n" + "\n".join(wrong[:60])
+
+
+# --- pages -----------------------------------------------------------------------------------
+#
+# Which alert pages for a site that is down, by kind, as alerts.yml names them; a rule's own
+# `for:` is read from the shipped file. An outage pages when the daemon's confirmed down state
+# outlasts that `for:`: it is confirmed `down_after` polls after it began and ends `up_after`
+# polls after the site is back, so it pages when it lasts `for:` + (down_after - up_after)
+# polls, give or take an observation at each end.
+DOWN_ALERTS = {
+    "bts": "BtsDown",
+    "gateway": "GatewayDown",
+    "radio_station": "RadioStationDown",
+    "loudspeaker": "LoudspeakerDown",
+}
+DEGRADED_ALERTS = {"BtsOnBattery", "BatteryLow", "AmplifierFault", "WanDown", "SiteDegraded"}
+# What a down site's page gives as its reason, by probe: what the device's silence looks like
+MISSING_REASONS = {"snmp": "timeout", "icmp": "timeout", "tcp": "refused", "http": "refused",
+                   "mqtt": "offline"}  # fmt: skip
+
+
+def _for_seconds(alertname: str) -> float:
+    for rule in alert_rules():
+        if rule["alert"] == alertname:
+            return parse_duration(str(rule.get("for", "0s"))) / FACTOR
+    raise AssertionError(f"no rule {alertname} in alerts.yml")
+
+
+def _firing(day: Run) -> list[tuple[Notification, dict[str, Any]]]:
+    return [
+        (n, alert)
+        for n in day.webhook.received
+        for alert in n.alerts
+        if alert["status"] == "firing"
+    ]
+
+
+def _when(alert: dict[str, Any]) -> float:
+    text = str(alert["startsAt"])
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_every_outage_long_enough_pages_its_owner_and_resolves(day: Run) -> None:
+    truth = day.truth()
+    timing = day.settings.timing()
+    inventory = load_config(day.config)
+    routes = Receivers(day.alertmanager)
+    late = max(timing.late("snmp"), timing.late("mqtt"))
+    firing = _firing(day)
+    resolved = {
+        (a["labels"]["alertname"], a["labels"].get("site"), a["startsAt"])
+        for n in day.webhook.received
+        for a in n.alerts
+        if a["status"] == "resolved"
+    }
+    missing: list[str] = []
+    checked = 0
+    for site_id, site in inventory.sites.items():
+        want = expected(
+            truth, site_id, day.known_at, day.ended_at, timing, day.maintenance, day.gaps
+        )
+        alertname = DOWN_ALERTS.get(site.kind, "SiteDown")
+        threshold = _for_seconds(alertname) + (timing.down_after - timing.up_after) * timing.every(
+            truth.sites[site_id].probe
+        )
+        for span in want.spans:
+            if span.state != "down" or span.seconds < threshold + 2 * late:
+                continue
+            if span.end >= day.ended_at - late:  # still down when the run ended: no resolve
+                continue
+            checked += 1
+            receiver = routes.of({"owner": site.owner, "scope": "site", "severity": "critical"})
+            pages = [
+                (n, a)
+                for n, a in firing
+                if a["labels"]["alertname"] == alertname
+                and a["labels"].get("site") == site_id
+                and span.start - late <= _when(a) <= span.end + late
+            ]
+            where = (
+                f"{site_id} down {span.start - day.known_at:.0f}..{span.end - day.known_at:.0f} s"
+            )
+            if not pages:
+                missing.append(f"{where}: no {alertname} reached anyone")
+                continue
+            got = {n.receiver for n, _a in pages}
+            if got != {receiver}:
+                missing.append(f"{where}: {alertname} reached {sorted(got)}, not {receiver}")
+            keys = {(alertname, site_id, a["startsAt"]) for _n, a in pages}
+            if not keys & resolved:
+                missing.append(f"{where}: {alertname} was never resolved")
+    assert checked >= 5, f"the day should page for several outages, it did for {checked}"
+    assert not missing, "\n".join(missing)
+
+
+def test_nothing_pages_for_sites_behind_a_parent_in_maintenance_or_unseen(day: Run) -> None:
+    """A site-scope page must be about a site the oracle says was down (down alerts) or
+    degraded (degraded alerts) when the alert began: never about one that was unreachable (its
+    parent's fault), in maintenance, unknown (the broker lost, the monitor stopped) or up."""
+    truth = day.truth()
+    timing = day.settings.timing()
+    late = max(timing.late("snmp"), timing.late("mqtt"))
+    wrong: list[str] = []
+    for notification, alert in _firing(day):
+        labels = alert["labels"]
+        site = labels.get("site")
+        if labels.get("scope") != "site" or site not in truth.sites:
+            continue
+        name = labels["alertname"]
+        if name in DEGRADED_ALERTS:
+            allowed = {"degraded"}
+        elif name in (*DOWN_ALERTS.values(), "SiteDown"):
+            allowed = {"down"}
+        else:
+            continue
+        began = _when(alert) - _for_seconds(name)
+        # the state that made the alert: at some moment of its pending time, within an edge
+        seen = {
+            raw_state(truth, site, at, day.maintenance, day.gaps)
+            for at in (began - late, began, began + late, _when(alert))
+        }
+        if not seen & allowed:
+            wrong.append(
+                f"{notification.receiver}: {name} {site} from {began - day.known_at:.0f} s: "
+                f"the site was {sorted(seen)}"
+            )
+    assert not wrong, "\n".join(wrong)
+
+
+def test_each_page_names_site_commune_owner_reason_local_time_and_a_runbook(day: Run) -> None:
+    truth = day.truth()
+    inventory = load_config(day.config)
+    zone = ZoneInfo(inventory.timezone or "UTC")
+    wrong: list[str] = []
+    pages = [(n, a) for n, a in _firing(day) if a["labels"].get("site") in inventory.sites]
+    assert pages, "no site page at all"
+    for _notification, alert in pages:
+        labels, notes = alert["labels"], alert["annotations"]
+        site = inventory.sites[labels["site"]]
+        text = f"{notes.get('summary', '')} {notes.get('description', '')}"
+        commune = inventory.communes[site.commune].name
+        owner = inventory.owners[site.owner].name
+        problems = [
+            what
+            for what, needed in (("site name", site.name), ("commune", commune), ("owner", owner))
+            if needed not in text
+        ]
+        if labels["alertname"] in (*DOWN_ALERTS.values(), "SiteDown"):
+            reason = MISSING_REASONS[truth.sites[site.id].probe]
+            if reason not in text:
+                problems.append(f"reason {reason}")
+            # since when, in the district's local time, to the minute
+            began = _when(alert) - _for_seconds(labels["alertname"])
+            minutes = {
+                dt.datetime.fromtimestamp(began + shift, zone).strftime("%H:%M")
+                for shift in range(-15, 16)
+            }
+            if not any(minute in text for minute in minutes) or "UTC+7" not in text:
+                problems.append("local time of the outage's start")
+        status, body = day.runbooks.get(notes.get("runbook_url", ""), (0, ""))
+        if status != 200 or labels["alertname"].lower() not in body.lower():
+            problems.append(f"runbook {notes.get('runbook_url')} ({status})")
+        if problems:
+            wrong.append(f"{labels['alertname']} {site.id}: missing {', '.join(problems)}: {text}")
+    assert not wrong, "\n".join(wrong[:20])
+
+
+class Receivers:
+    """Who the shipped routes send an alert to, as Alertmanager's own amtool says."""
+
+    def __init__(self, alertmanager: Any) -> None:
+        self._config = alertmanager.dir / "alertmanager.yml"
+        self._known: dict[tuple[tuple[str, str], ...], str] = {}
+
+    def of(self, labels: dict[str, str]) -> str:
+        key = tuple(sorted(labels.items()))
+        if key not in self._known:
+            done = subprocess.run(
+                ["amtool", "config", "routes", "test", f"--config.file={self._config}",
+                 *(f"{k}={v}" for k, v in key)],
+                capture_output=True, text=True, timeout=30, check=True,
+            )  # fmt: skip
+            self._known[key] = done.stdout.strip()
+        return self._known[key]
