@@ -129,8 +129,8 @@ class Window:
         if not self.recurring:
             assert self.start is not None and self.end is not None
             zone = ZoneInfo(self.timezone)
-            a = dt.datetime.fromtimestamp(self.start, zone).isoformat(timespec="minutes")
-            b = dt.datetime.fromtimestamp(self.end, zone).isoformat(timespec="minutes")
+            a = dt.datetime.fromtimestamp(self.start, zone).isoformat(timespec="seconds")
+            b = dt.datetime.fromtimestamp(self.end, zone).isoformat(timespec="seconds")
             return f"{a} .. {b}"
         assert self.time_from is not None and self.time_to is not None
         days = "daily" if len(self.days) == 7 else ",".join(DAYS[d] for d in self.days)
