@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__
+from monitor.cli import init as initcli
 from monitor.cli import maintenance as maintenancecli
 from monitor.cli import report as reportcli
 from monitor.cli import status as statuscli
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     statuscli.add_parser(commands)
     reportcli.add_parser(commands)
     maintenancecli.add_parser(commands)
+    initcli.add_parser(commands)
     return parser
 
 

@@ -60,10 +60,13 @@ def _totals(config: Config) -> str:
 
 
 def _probes(config: Config) -> str:
-    counts = Counter(
-        "mqtt" if isinstance(site.probe, MqttProbe) else "snmp" for site in config.sites.values()
-    )
+    """Sites by probe type (`snmp`, `mqtt`, `icmp`, `tcp`, `http`, `dns`)."""
+    counts = Counter(_probe_name(site.probe) for site in config.sites.values())
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def _probe_name(probe: object) -> str:
+    return type(probe).__name__.removesuffix("Probe").lower()
 
 
 def _profiles(config: Config) -> str:
