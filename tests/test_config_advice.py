@@ -189,8 +189,7 @@ def test_a_line_indented_too_deep_is_explained_at_that_line(tmp_path: Path) -> N
     root = write_config(tmp_path, {"inventory/sites.yaml": shifted(SITES, 15, 2)})
     assert errors(root) == [
         "inventory/sites.yaml:15: mis-indented: 'name' is indented 6 spaces, deeper than "
-        "'kind' (line 14), which already has a value (so it reads as more of that value); "
-        "move 'name' to 4, beside 'kind' (line 14)"
+        "'kind' (line 14), which has a value already; move it to 4, beside 'kind'"
     ]
 
 
@@ -230,8 +229,7 @@ def test_in_a_file_of_secrets_lines_are_named_by_number_not_by_key(tmp_path: Pat
     root = write_config(tmp_path, {"credentials.yaml": credentials})
     assert errors(root) == [
         "credentials.yaml:4: mis-indented: this line is indented 6 spaces, deeper than line 3, "
-        "which already has a value (so it reads as more of that value); move this line to 4, "
-        "beside line 3"
+        "which has a value already; move it to 4, beside line 3"
     ]
 
 

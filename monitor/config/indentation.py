@@ -104,6 +104,12 @@ class _Words:
             return "this line"
         return f"'{line.key}'"
 
+    def short(self, line: _Line) -> str:
+        """A line named a second time in one message: its key alone, or its number."""
+        if self.sensitive or line.key is None:
+            return f"line {line.number}"
+        return f"'{line.key}'"
+
     def that(self, line: _Line) -> str:
         if self.sensitive or line.key is None:
             return f"line {line.number}"
@@ -160,8 +166,8 @@ def _deeper_than_a_value(
         )
     return here.number, (
         f"mis-indented: {words.this(here)} is {_depth(here)}, deeper than "
-        f"{words.that(above)}, which already has a value (so it reads as more of that value); "
-        f"move {words.this(here)} to {above.column}, beside {words.that(above)}"
+        f"{words.that(above)}, which has a value already; move it to {above.column}, beside "
+        f"{words.short(above)}"
     )
 
 

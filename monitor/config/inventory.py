@@ -293,15 +293,16 @@ def _unknown_ref(
         where = f" (no {name}.yaml among the profiles)"
     first = users[0]
     ref = first.refs[kind]
-    message = f"unknown {kind} '{name}'{where}{did_you_mean(name, known)}"
+    message = f"unknown {kind} '{name}'{where}"
+    hint = did_you_mean(name, known)
     if len(users) == 1:
-        return ConfigProblem(first.file, ref.line, ref.key, message + first.subject)
+        return ConfigProblem(first.file, ref.line, ref.key, message + hint + first.subject)
     named = [f"'{user.id}' ({user.file.name}:{user.refs[kind].line})" for user in users]
     shown = ", ".join(named[:NAMED_USERS])
     more = len(named) - NAMED_USERS
     if more > 0:
         shown += f" and {more} more"
-    message += f", named by {len(users)} sites: {shown}"
+    message += f", named by {len(users)} sites: {shown}{hint}"
     return ConfigProblem(first.file, ref.line, ref.key, message)
 
 
