@@ -20,7 +20,7 @@ import pytest
 from harness import INTERVAL, TIMEOUT, Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim
 
-from monitor.cli.status import Snapshot, duration, listen_url, render, watch
+from monitor.cli.status import Snapshot, duration, listen_url, render, show, watch
 from monitor.config.settings import HttpSettings
 from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
 from monitor.expose.http import HttpServer
@@ -234,3 +234,46 @@ def test_longest_first_whatever_the_order_of_the_api(seed: int) -> None:
     order = [row[3] for row in listed(text)]
     timed = [str(s["id"]) for s in sites if s["state"] != "up" and s["since"] is not None]
     assert order == [*sorted(timed), "never"]  # ids sort as their `since` does
+
+
+def test_an_unhealthy_daemon_says_so_and_a_stranger_is_not_taken_for_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sites = {"a": Site("a", "bts", "A", "c", "o", 0, 0, SnmpProbe("127.0.0.1"))}
+    live = LiveState(sites)
+    live.apply_transition(Transition("a", State.DOWN, time.time() - 90, State.UP, "timeout"))
+    live.health.loop_tick = time.monotonic() - 100  # a stuck event loop: /healthz says 503
+    server = HttpServer("127.0.0.1", 0, build_registry()[0], live)
+    server.start()
+    try:
+        out = io.StringIO()
+        assert show(f"http://127.0.0.1:{server.port}", {}, out) == 1
+    finally:
+        server.stop()
+    text = out.getvalue()
+    assert "daemon: UNHEALTHY, running since " in text and "event loop has not ticked" in text
+    assert re.search(r"down\s+\S+ \S+\s+1m 3\ds\s+a \(A\)", text), text
+
+    page = tmp_path / "index.html"
+    page.write_text("<html>not a monitor</html>")
+    stranger = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port := free_tcp_port())],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):  # bounded: until it listens
+            if show(url, {}, io.StringIO()) == 2 and "HTTP 404" in capsys.readouterr().err:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the stranger never answered")
+        (tmp_path / "api" / "v1").mkdir(parents=True)
+        (tmp_path / "api" / "v1" / "sites").write_text("<html>sites?</html>")
+        assert show(url, {}, io.StringIO()) == 2
+        assert "answered, but not with JSON: is it districtmon?" in capsys.readouterr().err
+    finally:
+        stranger.terminate()
+        stranger.wait(timeout=10)
