@@ -68,7 +68,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"refresh every SECONDS (default {DEFAULT_WATCH_SECONDS:g}) until Ctrl-C",
     )
     parser.add_argument(
-        "--count", type=int, metavar="N", help="with --watch: stop after N refreshes"
+        "--count", type=_count, metavar="N", help="with --watch: stop after N refreshes"
     )
     parser.set_defaults(handler=run_status)
 
@@ -81,6 +81,12 @@ def _seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return int(text)
 
 
 class Unreachable(Exception):
