@@ -77,6 +77,7 @@ class Scratch:
         return subprocess.run(
             [str(python), *args], capture_output=True, text=True, timeout=120,
             env={"PATH": "/usr/bin:/bin", "HOME": str(self.root)},
+            cwd=self.root,  # not the checkout: its own metadata (an egg-info) would be found
         )  # fmt: skip
 
 
