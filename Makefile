@@ -2,6 +2,7 @@
 #
 #   sudo make install      venv in $(PREFIX), unit, service user, config (first time only)
 #   sudo make uninstall    removes what install added; keeps config, ledger and the user
+#   make deb               a Debian package of the same tree (packaging/build-deb), in dist/
 #
 # DESTDIR=/some/dir stages the same tree under /some/dir without touching the running system
 # (no user creation, no chown, no systemctl): for packaging, and for tests.
@@ -22,13 +23,17 @@ SERVICE_USER  = districtmon
 SERVICE_GROUP = districtmon
 UNIT          = districtmon.service
 DOCDIR        = $(PREFIX)/share/doc/districtmon
-# What the wheel is built from (see pyproject.toml).
-SOURCES       = pyproject.toml README.md monitor
+# Dashboards, their provisioning examples and the Prometheus rules: shared data, for Grafana
+# and Prometheus to read (the Debian package puts them in /usr/share/districtmon).
+DATADIR      ?= $(PREFIX)/share
+# What the wheel is built from (see pyproject.toml); config/ because the package's example
+# district (monitor/examples/dienbien) is a link to it.
+SOURCES       = pyproject.toml README.md LICENSE MANIFEST.in monitor config
 
 # True (exit 0) when systemd is the running init: what sd_booted(3) checks.
 SYSTEMD_BOOTED = test -d /run/systemd/system
 
-.PHONY: help install uninstall
+.PHONY: help install uninstall deb
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -58,21 +63,25 @@ install:
 	install -m 0644 systemd/README.md "$(DESTDIR)$(DOCDIR)/service.md"
 	# Grafana dashboards and their provisioning examples; the Prometheus configuration, rules
 	# and runbooks; the Alertmanager example and its notification templates.
-	install -d -m 0755 "$(DESTDIR)$(PREFIX)/share/grafana/dashboards" \
-		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/datasources" \
-		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/dashboards" \
-		"$(DESTDIR)$(PREFIX)/share/prometheus" \
-		"$(DESTDIR)$(PREFIX)/share/alertmanager/templates"
-	install -m 0644 dashboards/*.json "$(DESTDIR)$(PREFIX)/share/grafana/dashboards/"
+	install -d -m 0755 "$(DESTDIR)$(DATADIR)/grafana/dashboards" \
+		"$(DESTDIR)$(DATADIR)/grafana/provisioning/datasources" \
+		"$(DESTDIR)$(DATADIR)/grafana/provisioning/dashboards" \
+		"$(DESTDIR)$(DATADIR)/prometheus" \
+		"$(DESTDIR)$(DATADIR)/alertmanager/templates"
+	install -m 0644 dashboards/*.json "$(DESTDIR)$(DATADIR)/grafana/dashboards/"
 	install -m 0644 dashboards/provisioning/datasources/*.yaml \
-		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/datasources/"
-	install -m 0644 dashboards/provisioning/dashboards/*.yaml \
-		"$(DESTDIR)$(PREFIX)/share/grafana/provisioning/dashboards/"
+		"$(DESTDIR)$(DATADIR)/grafana/provisioning/datasources/"
+	@# The dashboard provider names the folder it reads: where DATADIR put the dashboards.
+	set -e; for f in dashboards/provisioning/dashboards/*.yaml; do \
+		sed -e 's|/opt/districtmon/share/|$(DATADIR)/|g' "$$f" \
+			>"$(DESTDIR)$(DATADIR)/grafana/provisioning/dashboards/$${f##*/}"; \
+		chmod 0644 "$(DESTDIR)$(DATADIR)/grafana/provisioning/dashboards/$${f##*/}"; \
+	done
 	install -m 0644 config/prometheus/*.yml config/prometheus/runbooks.md \
-		"$(DESTDIR)$(PREFIX)/share/prometheus/"
-	install -m 0644 config/alertmanager/alertmanager.yml "$(DESTDIR)$(PREFIX)/share/alertmanager/"
+		"$(DESTDIR)$(DATADIR)/prometheus/"
+	install -m 0644 config/alertmanager/alertmanager.yml "$(DESTDIR)$(DATADIR)/alertmanager/"
 	install -m 0644 config/alertmanager/templates/*.tmpl \
-		"$(DESTDIR)$(PREFIX)/share/alertmanager/templates/"
+		"$(DESTDIR)$(DATADIR)/alertmanager/templates/"
 	# 2. The unit, with ExecStart and Documentation following PREFIX.
 	install -d -m 0755 "$(DESTDIR)$(UNITDIR)"
 	sed -e 's|/opt/districtmon/|$(PREFIX)/|g' systemd/$(UNIT) >"$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"
@@ -130,7 +139,17 @@ uninstall:
 	elif [ -e "$(DESTDIR)$(PREFIX)" ]; then \
 		echo "$(DESTDIR)$(PREFIX) is not a venv made by make install: left alone" >&2; \
 	fi
+	@# A DATADIR outside the venv: only the folders install made there.
+	@case "$(DATADIR)" in $(PREFIX)/*) ;; *) \
+		rm -rf "$(DESTDIR)$(DATADIR)/grafana" "$(DESTDIR)$(DATADIR)/prometheus" \
+			"$(DESTDIR)$(DATADIR)/alertmanager"; \
+		rmdir "$(DESTDIR)$(DATADIR)" 2>/dev/null || true;; \
+	esac
 	@if [ -z "$(DESTDIR)" ] && $(SYSTEMD_BOOTED); then \
 		echo "systemctl daemon-reload"; systemctl daemon-reload; \
 	fi
 	@echo "kept: $(CONFDIR) (configuration), /var/lib/districtmon (ledger), user $(SERVICE_USER)"
+
+# The Debian package: `make install DESTDIR=<staging>` with the Debian places, then dpkg-deb.
+deb:
+	packaging/build-deb dist

@@ -206,7 +206,7 @@ def test_every_setting_is_optional_and_the_ledger_defaults_to_the_working_direct
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    config = load(write_config(tmp_path / "cfg", {"districtmon.yaml": ""}))
+    config = load(write_config(tmp_path / "cfg", {"districtmon.yaml": "{}  # every default\n"}))
     assert config.http == HttpSettings()
     assert config.poll == PollSettings()
     assert config.state == StateSettings()
@@ -232,13 +232,47 @@ def test_http_listen_accepts_ipv6_in_brackets(tmp_path: Path) -> None:
     assert load(root).http == HttpSettings("::1", 9000)
 
 
-def test_an_inventory_without_sites_is_allowed(tmp_path: Path) -> None:
+def test_an_inventory_without_sites_is_allowed_when_it_says_so(tmp_path: Path) -> None:
     root = write_config(tmp_path)
-    (root / "inventory/sites.yaml").unlink()
-    (root / "inventory/empty.yaml").write_text("# nothing yet\n", encoding="utf-8")
+    (root / "inventory/sites.yaml").write_text("sites: []  # none yet\n", encoding="utf-8")
     config = load(root)
     assert config.sites == {}
     assert len(config.communes) == 2
+
+
+def test_an_emptied_inventory_file_is_refused_not_read_as_no_sites(tmp_path: Path) -> None:
+    root = write_config(tmp_path, {"inventory/sites.yaml": "# the sites moved to bts.yaml\n"})
+    assert errors(root) == [
+        "inventory/sites.yaml: the file is empty; if it is meant to hold nothing, say so: sites: []"
+    ]
+
+
+def test_an_emptied_communes_file_gives_one_message_not_one_per_site(tmp_path: Path) -> None:
+    root = write_config(tmp_path, {"inventory/communes.yaml": ""})
+    assert errors(root) == [
+        "inventory/communes.yaml: the file is empty; if it is meant to hold nothing, say so: "
+        "sites: []"
+    ]
+
+
+def test_an_inventory_directory_without_files_is_refused(tmp_path: Path) -> None:
+    root = write_config(tmp_path)
+    for path in (root / "inventory").iterdir():
+        path.unlink()
+    [problem] = errors(root)
+    assert problem.startswith("inventory: no *.yaml file in the inventory directory; ")
+    assert "sites: []" in problem
+
+
+@pytest.mark.parametrize("text", ["", "# tuned later\n", "---\n"])
+def test_an_empty_settings_file_is_refused_with_how_to_take_the_defaults(
+    tmp_path: Path, text: str
+) -> None:
+    root = write_config(tmp_path, {"districtmon.yaml": text})
+    assert errors(root) == [
+        "districtmon.yaml: the file is empty; write {} in it to take every default "
+        "(see config/README.md)"
+    ]
 
 
 def test_inventory_files_are_read_in_name_order(tmp_path: Path) -> None:
@@ -280,14 +314,15 @@ def test_unknown_key_in_a_site_names_file_line_path_and_site(tmp_path: Path) -> 
         "profile"
     )
     assert errors(root) == [
-        f"inventory/sites.yaml:24: sites[1].probe.snmp.prot: unknown key ({expected}){BTS}"
+        f"inventory/sites.yaml:24: sites[1].probe.snmp.prot: unknown key; did you mean 'port'? "
+        f"({expected}){BTS}"
     ]
 
 
 def test_unknown_key_in_settings(tmp_path: Path) -> None:
     root = broken(tmp_path, "districtmon.yaml", "  retries: 1", "  retry: 1")
     assert errors(root) == [
-        "districtmon.yaml:8: poll.retry: unknown key "
+        "districtmon.yaml:8: poll.retry: unknown key; did you mean 'retries'? "
         "(expected one of: interval_seconds, timeout_seconds, retries, max_in_flight)"
     ]
 
@@ -295,7 +330,8 @@ def test_unknown_key_in_settings(tmp_path: Path) -> None:
 def test_unknown_top_level_key_in_an_inventory_file(tmp_path: Path) -> None:
     root = broken(tmp_path, "inventory/owners.yaml", "owners:", "owner:")
     assert errors(root)[0] == (
-        "inventory/owners.yaml:1: owner: unknown key (expected one of: communes, owners, sites)"
+        "inventory/owners.yaml:1: owner: unknown key; did you mean 'owners'? "
+        "(expected one of: communes, owners, sites)"
     )
 
 
@@ -383,7 +419,8 @@ def test_unknown_commune(tmp_path: Path) -> None:
         "commune: thanh-nu\n    owner: viettel\n    lat: 21.4502",
     )
     assert errors(root) == [
-        f"inventory/sites.yaml:16: sites[1].commune: unknown commune 'thanh-nu'{BTS}"
+        f"inventory/sites.yaml:16: sites[1].commune: unknown commune 'thanh-nu'; "
+        f"did you mean 'thanh-nua'?{BTS}"
     ]
 
 
@@ -400,7 +437,8 @@ def test_unknown_parent(tmp_path: Path) -> None:
         "    parent: gw-thanh-nau\n    probe",
     )
     assert errors(root) == [
-        f"inventory/sites.yaml:20: sites[1].parent: unknown parent 'gw-thanh-nau'{BTS}"
+        f"inventory/sites.yaml:20: sites[1].parent: unknown parent 'gw-thanh-nau'; "
+        f"did you mean 'gw-thanh-nua'?{BTS}"
     ]
 
 
@@ -551,7 +589,7 @@ def test_missing_credential_reference(tmp_path: Path) -> None:
     )
     assert errors(root) == [
         "inventory/sites.yaml:25: sites[1].probe.snmp.credential: unknown credential 'district-rw' "
-        f"(not in credentials.yaml){BTS}"
+        f"(not in credentials.yaml); did you mean 'district-ro'?{BTS}"
     ]
 
 
@@ -666,10 +704,10 @@ def test_missing_settings_file(tmp_path: Path) -> None:
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     root = broken(
-        tmp_path, "inventory/owners.yaml", "    name: Viettel\n", "    name: Viettel\n   kind: [x\n"
+        tmp_path, "inventory/owners.yaml", "    kind: operator\n", "    kind: [operator\n"
     )
     [problem] = errors(root)
-    assert problem.startswith("inventory/owners.yaml:4: invalid YAML: ")
+    assert problem.startswith("inventory/owners.yaml:5: invalid YAML: ")
 
 
 def test_a_syntax_error_does_not_cascade_into_unknown_references(tmp_path: Path) -> None:

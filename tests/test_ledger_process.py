@@ -258,8 +258,8 @@ def test_gauges_maintenance_from_the_command_line_and_reports_beside_the_daemon(
     columns = header.split(",")
     found = {r.split(",")[0]: dict(zip(columns, r.split(","), strict=True)) for r in rows}
     snmpd_row, ups_row = found["bts-snmpd"], found["bts-ups"]
-    assert float(snmpd_row["down_seconds"]) > 0 and snmpd_row["outages"] == "1"
-    assert float(ups_row["maintenance_seconds"]) > 0 and ups_row["outages"] == "0"
+    assert float(snmpd_row["down_site_seconds"]) > 0 and snmpd_row["outages"] == "1"
+    assert float(ups_row["maintenance_site_seconds"]) > 0 and ups_row["outages"] == "0"
 
     out = cli(config, "report", "--from", since, "--by", "commune", "--format", "json")
     body = json.loads(out.stdout)

@@ -4,7 +4,9 @@ command line, and the pipeline holding sites exactly from a window's start to it
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -231,3 +233,70 @@ def test_the_command_line_adds_lists_and_removes_windows_in_the_ledger(
     assert run_cli("maintenance", "remove", "weekly", "-c", c) == 0
     assert read_ledger_windows(ledger) == []
     assert run_cli("maintenance", "remove", "weekly", "-c", c) == 2
+
+
+def test_a_window_from_now_for_two_hours_is_confirmed_to_the_second(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = load_config(config_dir).ledger_path
+    before = int(time.time())
+    assert run_cli("maintenance", "add", "ups-swap", "--site", "bts-vtl-thanh-nua-01",
+                   "--start", "now", "--for", "2h", "--tz", "Asia/Ho_Chi_Minh",
+                   "-c", str(config_dir)) == 0  # fmt: skip
+    after = time.time()
+    out = capsys.readouterr().out
+    [stored] = read_ledger_windows(ledger)
+    assert stored.start is not None and stored.end is not None
+    assert before <= stored.start <= after and stored.start == int(stored.start)
+    assert stored.end - stored.start == 7200
+    start = dt.datetime.fromtimestamp(stored.start, HCM).isoformat()
+    end = dt.datetime.fromtimestamp(stored.end, HCM).isoformat()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", start)  # seconds kept
+    assert out == (
+        f"added ups-swap: {start} .. {end} (02:00:00), holding site bts-vtl-thanh-nua-01\n"
+    )
+    assert run_cli("maintenance", "list", "-c", str(config_dir)) == 0
+    listing = capsys.readouterr().out
+    until = dt.datetime.fromtimestamp(stored.end, HCM).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"now, until {until}" in listing
+
+
+def test_for_takes_durations_and_works_with_recurring_windows(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ledger = load_config(config_dir).ledger_path
+    c = str(config_dir)
+    assert run_cli("maintenance", "add", "night", "--kind", "loudspeaker", "--daily", "23:30",
+                   "--for", "1h15m", "--tz", "Asia/Ho_Chi_Minh", "-c", c) == 0  # fmt: skip
+    assert "daily 23:30-00:45 Asia/Ho_Chi_Minh" in capsys.readouterr().out
+    assert run_cli("maintenance", "add", "w", "--owner", "viettel", "--weekly", "tue", "02:00",
+                   "--for", "90m", "--tz", "UTC", "-c", c) == 0  # fmt: skip
+    assert "tue 02:00-03:30 UTC" in capsys.readouterr().out
+    assert run_cli("maintenance", "add", "d", "--owner", "viettel", "--start",
+                   "2025-03-04T01:00:30+07:00", "--for", "1d", "--tz", "Asia/Ho_Chi_Minh",
+                   "-c", c) == 0  # fmt: skip
+    assert "2025-03-04T01:00:30+07:00 .. 2025-03-05T01:00:30+07:00 (1d 00:00:00)" in (
+        capsys.readouterr().out
+    )
+    assert len(read_ledger_windows(ledger)) == 3
+    refusals = [
+        (["--daily", "01:00-02:00", "--for", "1h"], "give an end (01:00-02:00) or --for"),
+        (["--daily", "01:00", "--for", "25h"], "whole minutes, under a day"),
+        (["--for", "2h"], "--for needs a --start"),
+    ]
+    for extra, words in refusals:
+        assert run_cli("maintenance", "add", "x", "--kind", "bts", "--tz", "UTC", *extra,
+                       "-c", c) == 2  # fmt: skip
+        assert words in capsys.readouterr().err
+    for bad in (["--for", "2 hours"], ["--for", "0m"], ["--end", "now", "--for", "1h"]):
+        with pytest.raises(SystemExit):
+            run_cli("maintenance", "add", "x", "--kind", "bts", "--start", "now", *bad, "-c", c)
+        capsys.readouterr()
+
+
+def test_an_unknown_target_is_refused_with_a_suggestion(
+    config_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("maintenance", "add", "x", "--owner", "vietel", "--start", "now",
+                   "--for", "1h", "-c", str(config_dir)) == 2  # fmt: skip
+    assert "unknown owner 'vietel'; did you mean 'viettel'?" in capsys.readouterr().err

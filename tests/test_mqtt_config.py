@@ -250,7 +250,7 @@ def test_a_broken_mapping_gives_every_problem_at_its_line(tmp_path: Path) -> Non
         "mqtt/mappings.yaml:3: profiles.loudspeaker.alive: must name one of the profile's "
         f"values, got 'playing'{profile}",
         "mqtt/mappings.yaml:5: profiles.loudspeaker.values[0].type: "
-        f"must be one of {kinds}; got 'boolean'{profile}",
+        f"must be one of {kinds}; got 'boolean'; did you mean 'bool'?{profile}",
         "mqtt/mappings.yaml:6: profiles.loudspeaker.values[1].name: "
         f"'up' is taken by a series districtmon renders itself{profile}",
         "mqtt/mappings.yaml:7: profiles.loudspeaker.values[2].name: must be a metric name part "

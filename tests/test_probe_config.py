@@ -168,8 +168,7 @@ def test_icmp_needs_an_address_and_knows_its_keys(tmp_path: Path) -> None:
     )
     assert errors(root) == [
         f"inventory/sites.yaml:37: sites[2].probe.icmp.adress: "
-        f"unknown key (expected one of: {expected}){LOA}",
-        f"inventory/sites.yaml:37: sites[2].probe.icmp.address: is required{LOA}",
+        f"unknown key; did you mean 'address'? (expected one of: {expected}){LOA}",
     ]
 
 

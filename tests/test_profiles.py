@@ -134,7 +134,7 @@ def test_an_unknown_profile_is_refused_where_the_site_names_it(tmp_path: Path) -
     edit(root / "inventory/sites.yaml", "profile: test-power", "profile: bts-powr")
     assert errors(root) == [
         "inventory/sites.yaml:26: sites[1].probe.snmp.profile: unknown profile 'bts-powr' "
-        f"(no bts-powr.yaml among the profiles){BTS}"
+        f"(no bts-powr.yaml among the profiles); did you mean 'test-power'?{BTS}"
     ]
 
 
@@ -271,11 +271,12 @@ def test_snmp_settings_mistakes_are_placed(tmp_path: Path) -> None:
             "  traps:\n    listen: 127.0.0.1\n    credentials: [district-rw]\n"
         )
     assert errors(root) == [
-        "districtmon.yaml:14: snmp.engine: must be one of gufo, pysnmp; got 'netsnmp'",
+        "districtmon.yaml:14: snmp.engine: must be one of gufo, pysnmp; got 'netsnmp'; "
+        "did you mean 'pysnmp'?",
         "districtmon.yaml:16: snmp.traps.listen: must be host:port (port 1..65535), "
         "got '127.0.0.1'",
         "districtmon.yaml:17: snmp.traps.credentials[0]: unknown credential 'district-rw' "
-        "(not in credentials.yaml)",
+        "(not in credentials.yaml); did you mean 'district-ro'?",
     ]
 
 
@@ -356,7 +357,7 @@ def test_authnopriv_is_a_v3_credential_without_privacy(tmp_path: Path) -> None:
             "auth_protocol: SHA-256",
             "auth_protocol: SHA3",
             "credentials.yaml:8: snmp.bts-v3.auth_protocol: must be one of MD5, SHA, SHA-224, "
-            "SHA-256, SHA-384, SHA-512; got text",
+            "SHA-256, SHA-384, SHA-512; got text; did you mean 'SHA'?",
         ),
         (
             "    auth_protocol: SHA-256\n    auth_key: auth-Zq7-very-secret\n",

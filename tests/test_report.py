@@ -14,10 +14,11 @@ import pytest
 from monitor.cli.main import main
 from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
 from monitor.ledger.recent import compute
+from monitor.ledger.records import read_runs
 from monitor.ledger.schema import MIGRATIONS, SCHEMA_VERSION
 from monitor.ledger.writer import Ledger
 from monitor.report.build import build_report, month_window, parse_moment
-from monitor.report.render import duration
+from monitor.report.render import duration, render
 
 T0 = 1_740_000_000.0  # 2025-02-19 21:20 UTC
 
@@ -135,7 +136,7 @@ def test_the_command_line_writes_table_csv_and_json(
         "thanh-nua": "Thanh Nưa",
         "na-tau": "Nà Tấu",
     }
-    assert body["total"]["down_seconds"] == 160
+    assert body["total"]["down_site_seconds"] == 160
 
 
 def test_the_command_line_refuses_what_it_cannot_answer(
@@ -228,3 +229,71 @@ def test_a_ledger_of_the_first_schema_is_migrated_and_reported_on(tmp_path: Path
         assert conn.execute("SELECT COUNT(*) FROM rollup_days").fetchone()[0] >= 1
     [row] = build_report([path], T0, T0 + 7500, "site").rows
     assert (row.figures.up, row.figures.down, row.figures.outages) == (7200, 300, 1)
+
+
+def test_by_kind_names_the_kind(shards: tuple[Path, Path]) -> None:
+    report = build_report(list(shards), T0, T0 + 1000, "kind", now=T0 + 5000)
+    [row] = report.rows
+    assert (row.key, row.name, row.sites) == ("bts", "Mobile base stations (BTS)", 3)
+    table = render(report, "table")
+    assert "bts   Mobile base stations (BTS)" in table and "bts bts" not in table
+
+
+def test_the_table_says_which_columns_are_site_time(shards: tuple[Path, Path]) -> None:
+    """Three sites over 1000 s: the durations of the total add up 3000 s of site-time, and
+    the lines above and below the columns say so."""
+    report = build_report(list(shards), T0, T0 + 1000, "commune", now=T0 + 5000)
+    assert report.total.figures.window == 3000
+    lines = render(report, "table").splitlines()
+    assert lines[1] == "window: 00:16:40 of wall time; 3 sites: 00:50:00 of site-time"
+    group, head = lines[3], lines[4]
+    label = " site-time, summed over sites "
+    a = group.index("-")
+    b = group.index(label) + len(label)
+    b = b + len(group[b:]) - len(group[b:].lstrip("-"))  # through its trailing dashes
+    inside = {title: a <= head.index(title) < b for title in ("avail %", "down", "unknown")}
+    assert inside == {"avail %": False, "down": True, "unknown": True}
+    assert head.index("outages") >= b
+    assert "per outage" in group[head.index("longest") :]
+    assert any(line.startswith("site-time: each site's time added up") for line in lines)
+
+
+def test_csv_and_json_name_site_seconds_and_wall_seconds(shards: tuple[Path, Path]) -> None:
+    report = build_report(list(shards), T0, T0 + 1000, "owner", now=T0 + 5000)
+    header = render(report, "csv").splitlines()[0].split(",")
+    assert "unknown_site_seconds" in header and "window_site_seconds" in header
+    assert "longest_outage_seconds" in header and "unknown_seconds" not in header
+    body = json.loads(render(report, "json"))
+    assert body["window_seconds"] == 1000
+    assert body["total"]["window_site_seconds"] == 3000
+
+
+async def test_a_running_daemon_s_last_seconds_are_no_gap(tmp_path: Path) -> None:
+    """Read while the writer runs: the seconds since its last heartbeat are not a "no
+    heartbeat" gap; a run whose heartbeat stopped long ago (a hung or killed daemon) is."""
+    path = tmp_path / "ledger.sqlite"
+    clock = Clock(T0)
+    ledger = await Ledger.open(path, clock=clock)
+    writer = asyncio.create_task(ledger.run())
+    try:
+        await ledger.sync_sites([site("a")], [], [])
+        ledger.record(Transition("a", State.UP, T0, State.UNKNOWN))
+        clock.now = T0 + 600
+        await asyncio.wait_for(ledger.flushed(), 10)
+        [run] = await asyncio.to_thread(lambda: read_runs(path))
+        assert run.stopped is None and run.heartbeat == T0 + 600
+
+        live = build_report([path], T0, T0 + 620, "site", now=T0 + 620)
+        assert live.gaps == [] and live.running == [(path, T0 + 600)]
+        text = render(live, "table")
+        assert "no heartbeat" not in text and "running: the daemon of ledger.sqlite" in text
+
+        stale = build_report([path], T0, T0 + 900, "site", now=T0 + 900)
+        assert [(g.start, g.end, g.cause) for g in stale.gaps] == [
+            (T0 + 600, T0 + 900, "no heartbeat")
+        ]
+        assert stale.running == []
+    finally:
+        ledger.stop()
+        await writer
+        await ledger.close(at=T0 + 900)

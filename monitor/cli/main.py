@@ -1,5 +1,6 @@
-"""Command line: `districtmon run` (the daemon), `check-config`, `report`, `maintenance` and
-`simulate` (the simulated district, monitor/simulator/, imported only when that command runs)."""
+"""Command line: `districtmon run` (the daemon), `check-config`, `status`, `report`,
+`maintenance`, `init` and `simulate` (the simulated district, monitor/simulator/, imported
+only when that command runs)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from monitor import __version__
+from monitor.cli import init as initcli
 from monitor.cli import maintenance as maintenancecli
 from monitor.cli import report as reportcli
+from monitor.cli import status as statuscli
 from monitor.cli.common import CONFIG_HELP
 from monitor.cli.summary import summarize
 from monitor.config.load import Config, find_config_dir, load_config
@@ -55,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
 
     # Commands with their own handler read the configuration themselves (it is optional for
     # them: a report can read ledger files alone).
+    statuscli.add_parser(commands)
     reportcli.add_parser(commands)
     maintenancecli.add_parser(commands)
+    initcli.add_parser(commands)
     return parser
 
 

@@ -7,10 +7,9 @@ commune. Nothing here reads credentials beyond their names: a summary is pasted 
 
 from __future__ import annotations
 
-import unicodedata
 from collections import Counter
-from collections.abc import Sequence
 
+from monitor.cli.table import table
 from monitor.config.load import Config
 from monitor.core.model import SITE_KINDS, MqttProbe
 
@@ -61,10 +60,13 @@ def _totals(config: Config) -> str:
 
 
 def _probes(config: Config) -> str:
-    counts = Counter(
-        "mqtt" if isinstance(site.probe, MqttProbe) else "snmp" for site in config.sites.values()
-    )
+    """Sites by probe type (`snmp`, `mqtt`, `icmp`, `tcp`, `http`, `dns`)."""
+    counts = Counter(_probe_name(site.probe) for site in config.sites.values())
     return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
+def _probe_name(probe: object) -> str:
+    return type(probe).__name__.removesuffix("Probe").lower()
 
 
 def _profiles(config: Config) -> str:
@@ -99,7 +101,7 @@ def _by_owner(config: Config) -> str:
         [owner.id, owner.name, owner.kind, str(counts[owner.id])]
         for owner in config.owners.values()
     ]
-    return "sites by owner:\n" + _table(["owner", "name", "kind", "sites"], rows, numeric=1)
+    return "sites by owner:\n" + table(["owner", "name", "kind", "sites"], rows, numeric=1)
 
 
 def _by_commune(config: Config) -> str:
@@ -110,29 +112,4 @@ def _by_commune(config: Config) -> str:
         row = [counts[commune.id, kind] for kind in kinds]
         rows.append([commune.id, commune.name, *map(str, row), str(sum(row))])
     header = ["commune", "name", *(_SHORT_KIND.get(kind, kind) for kind in kinds), "total"]
-    return "sites by commune:\n" + _table(header, rows, numeric=len(kinds) + 1)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: int) -> str:
-    """Aligned columns; the last `numeric` columns right-aligned. Widths count what a terminal
-    shows, so Vietnamese names typed with combining accents still line up."""
-    columns = list(zip(header, *rows, strict=False))
-    widths = [max(_width(cell) for cell in column) for column in columns]
-    first_numeric = len(header) - numeric
-    lines = []
-    for row in [header, *rows]:
-        cells = [
-            _pad(cell, width, right=index >= first_numeric)
-            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  " + "  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def _width(text: str) -> int:
-    return sum(1 for char in text if not unicodedata.combining(char))
-
-
-def _pad(text: str, width: int, *, right: bool) -> str:
-    fill = " " * (width - _width(text))
-    return fill + text if right else text + fill
+    return "sites by commune:\n" + table(header, rows, numeric=len(kinds) + 1)

@@ -36,6 +36,10 @@ MIN_KEY_LENGTH = 8
 _COMMON_KEYS = ("version",)
 _COMMUNITY_KEYS = ("community",)
 _V3_KEYS = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key", "engine_id")
+_MQTT_KEYS = ("username", "password")
+# Every key of the file's schema: a key in the wrong place may be named, anything else typed
+# as a key may be a secret on the wrong line and is not shown.
+_PUBLIC_WORDS = frozenset(("snmp", "mqtt", *_COMMON_KEYS, *_COMMUNITY_KEYS, *_V3_KEYS, *_MQTT_KEYS))
 
 
 class Secret:
@@ -134,6 +138,7 @@ def load_credentials(
     top = open_document(path, problems, sensitive=True)
     if top is None:
         return None
+    top.sink.public = _PUBLIC_WORDS
     top.expect(("snmp", "mqtt"))
     mqtt, mqtt_declared = _read_mqtt_credentials(top, environ)
     snmp = top.mapping("snmp", null_is_empty=True)
@@ -163,7 +168,7 @@ def _read_mqtt_credentials(
         if not is_slug(name):
             section.problem(name, f"a credential name {SLUG_RULE}")
             continue
-        entry.expect(("username", "password"), required=("username",))
+        entry.expect(_MQTT_KEYS, required=("username",))
         username = entry.text("username")
         variable = mqtt_env_var(name)
         password = _read_secret(entry, "password", section.line(name), variable, environ)
@@ -283,7 +288,7 @@ def _read_secret(
     from_env = environ.get(variable, "")
     value = from_env or in_file
     if value is None:
-        if key not in entry.node:
+        if key not in entry.node and key not in entry.misspelt:
             message = f"no {key}: set it here or in the environment variable {variable}"
             entry.sink.add(line, entry.key(key), message)
         return None

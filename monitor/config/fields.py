@@ -18,6 +18,7 @@ from typing import Generic, TypeVar
 
 from monitor.config.located import BROKEN, YamlList, YamlMap, child_key, item_key, load_yaml
 from monitor.config.problems import ConfigProblem, YamlReadError
+from monitor.config.suggest import CUTOFF, SENSITIVE_CUTOFF, closest, did_you_mean
 from monitor.core.kinds import kind_of
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -51,6 +52,8 @@ class Sink:
     file: Path
     problems: list[ConfigProblem]
     sensitive: bool = False  # the file holds secrets: messages name kinds of values, not values
+    # Words of a sensitive file's schema: a key that is one of them may be shown all the same.
+    public: frozenset[str] = frozenset()
 
     def show(self, value: object) -> str:
         return kind_of(value) if self.sensitive else describe(value)
@@ -81,6 +84,9 @@ class Fields:
         self.node = node
         self.path = path
         self.subject = subject
+        # Known keys that an unknown key of this mapping most likely misspells: a reader
+        # does not report them missing as well (see expect).
+        self.misspelt: set[str] = set()
 
     @classmethod
     def of(
@@ -105,12 +111,29 @@ class Fields:
         self.sink.add(self.node.line, self.path, message + self.subject)
 
     def expect(self, known: Collection[str], required: Collection[str] = ()) -> None:
-        """Unknown keys are errors (a typo must not silently mean 'use the default')."""
+        """Unknown keys are errors (a typo must not silently mean 'use the default'), each
+        with the known key it most likely misspells. A required key so misspelt is not also
+        reported missing: one slip, one message. In a file of secrets, a key like no known
+        one is not shown at all: it may be a community pasted on the wrong line."""
+        missing = [key for key in required if key not in self.node]
+        explained = self.misspelt
+        expected = f"(expected one of: {', '.join(known)})"
+        cutoff = SENSITIVE_CUTOFF if self.sink.sensitive else CUTOFF
+        absent = [key for key in known if key not in self.node]
         for key in self.node:
-            if key not in known:
-                self.problem(key, f"unknown key (expected one of: {', '.join(known)})")
-        for key in required:
-            if key not in self.node:
+            if key in known:
+                continue
+            match = closest(key, absent, cutoff) or closest(key, known, cutoff)
+            if match is None and self.sink.sensitive and key not in self.sink.public:
+                message = f"unknown key, not shown (this file holds secrets) {expected}"
+                self.sink.add(self.line(key), self.key("***"), message + self.subject)
+                continue
+            hint = "" if match is None else f"; did you mean '{match}'?"
+            self.problem(key, f"unknown key{hint} {expected}")
+            if match is not None:
+                explained.add(match)
+        for key in missing:
+            if key not in explained:
                 self.sink.add(self.node.line, self.key(key), "is required" + self.subject)
 
     def has(self, key: str) -> bool:
@@ -147,7 +170,8 @@ class Fields:
         value = self.text(key)
         if value is None or value in options:
             return value
-        self.problem(key, f"must be one of {', '.join(options)}; got {self.sink.show(value)}")
+        hint = did_you_mean(value, options)
+        self.problem(key, f"must be one of {', '.join(options)}; got {self.sink.show(value)}{hint}")
         return None
 
     def number(
@@ -241,16 +265,26 @@ class Fields:
 
 
 def open_document(
-    path: Path, problems: list[ConfigProblem], *, sensitive: bool = False
+    path: Path,
+    problems: list[ConfigProblem],
+    *,
+    sensitive: bool = False,
+    if_empty: str | None = None,
 ) -> Fields | None:
-    """The top mapping of one YAML file, ready for typed reading (an empty file is an empty
-    mapping). None when the file cannot be read or parsed, or its top is not a mapping: each
-    is reported in `problems`, at its line. With `sensitive` (the file holds secrets) no
-    message ever quotes a value."""
+    """The top mapping of one YAML file, ready for typed reading. None when the file cannot
+    be read or parsed, or its top is not a mapping: each is reported in `problems`, at its
+    line. With `sensitive` (the file holds secrets) no message ever quotes a value.
+
+    An empty file (nothing, or only comments) is an empty mapping, unless `if_empty` says how
+    to write one on purpose: then it is refused with that advice. A file emptied by accident
+    must not quietly mean "no sites" or "every default"."""
     try:
         root = load_yaml(path, problems, sensitive=sensitive)
     except YamlReadError as error:
         problems.append(error.problem)
+        return None
+    if root is None and if_empty is not None:
+        problems.append(ConfigProblem(path, None, "", f"the file is empty; {if_empty}"))
         return None
     top = YamlMap(1) if root is None else root
     return Fields.of(Sink(path, problems, sensitive), top, 1, "")

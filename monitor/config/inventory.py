@@ -18,6 +18,7 @@ from monitor.config.fields import Fields, Located, Sink, open_document, or_defau
 from monitor.config.located import YamlMap
 from monitor.config.probe_sections import PROBE_READERS
 from monitor.config.problems import ConfigProblem
+from monitor.config.suggest import did_you_mean
 from monitor.core.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Probe, Site, SnmpProbe
 
 T = TypeVar("T")
@@ -73,13 +74,21 @@ def read_inventory(directory: Path, problems: list[ConfigProblem]) -> Inventory:
         inventory.complete = False
         return inventory
     files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+    if not files:
+        message = (
+            "no *.yaml file in the inventory directory; if the district is meant to have "
+            "no sites yet, say so in a file (e.g. inventory/sites.yaml) holding: sites: []"
+        )
+        problems.append(ConfigProblem(directory, None, "", message))
     for path in files:
         _read_inventory_file(path, inventory, problems)
     return inventory
 
 
 def _read_inventory_file(path: Path, inventory: Inventory, problems: list[ConfigProblem]) -> None:
-    top = open_document(path, problems)
+    top = open_document(
+        path, problems, if_empty="if it is meant to hold nothing, say so: sites: []"
+    )
     if top is None:
         inventory.complete = False
         return
@@ -195,7 +204,8 @@ def _read_probe(site: Fields) -> tuple[Probe, Located[str] | None]:
         probe.problem_here(f"must name exactly one probe type ({supported}), got {len(types)}")
     for name in types:
         if name not in PROBE_READERS:
-            probe.problem(name, f"unknown probe type '{name}' (supported: {supported})")
+            hint = did_you_mean(name, PROBE_READERS)
+            probe.problem(name, f"unknown probe type '{name}'{hint} (supported: {supported})")
     for name, reader in PROBE_READERS.items():
         fields = probe.mapping(name) if name in types else None
         if fields is not None:
@@ -227,10 +237,17 @@ def check_inventory(
         ("credential", credentials.declared if credentials else None),
         ("profile", profiles),
     ]
+    unknown: dict[tuple[str, str], list[Entry[Site]]] = {}
     for entry in inventory.sites:
         for kind, known in checks:
-            _check_ref(entry, kind, known, credentials_file, problems)
+            ref = entry.refs.get(kind)
+            if ref is not None and known is not None and ref.value not in known:
+                unknown.setdefault((kind, ref.value), []).append(entry)
         _check_covers(entry, communes, problems)
+    for (kind, name), users in unknown.items():
+        known = dict(checks)[kind]
+        assert known is not None
+        problems.append(_unknown_ref(kind, name, users, known, credentials_file))
     _check_cycles(inventory.sites, sites, problems)
     return _Checked(
         communes={key: entry.value for key, entry in communes.items()},
@@ -257,21 +274,36 @@ def _unique(
     return first
 
 
-def _check_ref(
-    entry: Entry[Site],
+#: Sites named in a message about a reference many sites share; the rest are counted.
+NAMED_USERS = 5
+
+
+def _unknown_ref(
     kind: str,
-    known: Collection[str] | None,
+    name: str,
+    users: list[Entry[Site]],
+    known: Collection[str],
     credentials_file: Path,
-    problems: list[ConfigProblem],
-) -> None:
-    ref = entry.refs.get(kind)
-    if ref is None or known is None or ref.value in known:
-        return
+) -> ConfigProblem:
+    """One message per unknown name, however many sites use it: a credential removed from
+    credentials.yaml is one mistake, not seventy. Placed at the first site that names it; the
+    others are named (up to NAMED_USERS) and counted, so the size of the damage shows."""
     where = f" (not in {credentials_file.name})" if kind == "credential" else ""
     if kind == "profile":
-        where = f" (no {ref.value}.yaml among the profiles)"
-    message = f"unknown {kind} '{ref.value}'{where}{entry.subject}"
-    problems.append(ConfigProblem(entry.file, ref.line, ref.key, message))
+        where = f" (no {name}.yaml among the profiles)"
+    first = users[0]
+    ref = first.refs[kind]
+    message = f"unknown {kind} '{name}'{where}"
+    hint = did_you_mean(name, known)
+    if len(users) == 1:
+        return ConfigProblem(first.file, ref.line, ref.key, message + hint + first.subject)
+    named = [f"'{user.id}' ({user.file.name}:{user.refs[kind].line})" for user in users]
+    shown = ", ".join(named[:NAMED_USERS])
+    more = len(named) - NAMED_USERS
+    if more > 0:
+        shown += f" and {more} more"
+    message += f", named by {len(users)} sites: {shown}{hint}"
+    return ConfigProblem(first.file, ref.line, ref.key, message)
 
 
 def _check_covers(

@@ -38,6 +38,7 @@ from monitor.config.settings import (
     default_ledger_path,
     read_settings,
 )
+from monitor.config.suggest import did_you_mean
 from monitor.config.telemetry import load_profiles as load_telemetry_profiles
 from monitor.core.model import Commune, MqttProbe, Owner, Site
 
@@ -153,7 +154,10 @@ def _check_trap_credentials(
         return
     for ref in settings.snmp.trap_refs:
         if ref.value not in credentials.declared:
-            message = f"unknown credential '{ref.value}' (not in {settings.credentials_file.name})"
+            message = (
+                f"unknown credential '{ref.value}' (not in {settings.credentials_file.name})"
+                f"{did_you_mean(ref.value, credentials.declared)}"
+            )
             problems.append(ConfigProblem(settings.snmp.file, ref.line, ref.key, message))
 
 
@@ -185,9 +189,10 @@ def _check_mqtt(
                 mqtt, credential=account.name, username=account.username, password=account.password
             )
         elif ref.value not in credentials.mqtt_declared:
+            hint = did_you_mean(ref.value, credentials.mqtt_declared)
             message = (
                 f"unknown credential '{ref.value}' (not in the mqtt section of "
-                f"{settings.credentials_file.name})"
+                f"{settings.credentials_file.name}){hint}"
             )
             problems.append(ConfigProblem(settings_file, ref.line, ref.key, message))
     entries = [e for e in inventory.sites if isinstance(e.value.probe, MqttProbe)]
@@ -202,7 +207,10 @@ def _check_mqtt(
         where = f"{entry.probe_key}.mqtt"
         name = mqtt.profile_name(site)
         if profiles is not None and site.kind and name not in profiles:
-            message = f"no telemetry profile '{name}' in {mqtt.mappings_file.name}{entry.subject}"
+            hint = did_you_mean(name, profiles)
+            message = (
+                f"no telemetry profile '{name}' in {mqtt.mappings_file.name}{hint}{entry.subject}"
+            )
             problems.append(ConfigProblem(entry.file, entry.probe_line, where, message))
         if entry.id is None or not site.commune:
             continue

@@ -17,6 +17,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
+from monitor.config.indentation import explain
 from monitor.config.problems import ConfigProblem, YamlReadError
 
 # libyaml when PyYAML was built with it (much faster); both compose the same node tree.
@@ -118,6 +119,10 @@ def _syntax_problem(path: Path, text: str, error: yaml.YAMLError, sensitive: boo
         message = error.problem or "invalid YAML"
         if error.problem_mark is not None:
             line = error.problem_mark.line + 1
+            mark = error.problem_mark
+            explained = explain(text, line, mark.column, message, sensitive=sensitive)
+            if explained is not None:
+                return ConfigProblem(path, explained[0], "", explained[1])
         if error.context:
             where = error.context_mark
             at = (

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from monitor.config.fields import Fields, Located, Sink, open_document
 from monitor.config.located import BROKEN, YamlList, YamlMap
 from monitor.config.problems import ConfigProblem
+from monitor.config.suggest import did_you_mean
 from monitor.core.model import SITE_KINDS
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,8 @@ class Window:
         if not self.recurring:
             assert self.start is not None and self.end is not None
             zone = ZoneInfo(self.timezone)
-            a = dt.datetime.fromtimestamp(self.start, zone).isoformat(timespec="minutes")
-            b = dt.datetime.fromtimestamp(self.end, zone).isoformat(timespec="minutes")
+            a = dt.datetime.fromtimestamp(self.start, zone).isoformat(timespec="seconds")
+            b = dt.datetime.fromtimestamp(self.end, zone).isoformat(timespec="seconds")
             return f"{a} .. {b}"
         assert self.time_from is not None and self.time_to is not None
         days = "daily" if len(self.days) == 7 else ",".join(DAYS[d] for d in self.days)
@@ -201,7 +202,8 @@ def _read_targets(fields: Fields) -> tuple[str | None, tuple[str, ...]]:
     if key == "kinds":
         for item in items:
             if item.value not in SITE_KINDS:
-                message = f"unknown kind '{item.value}' ({', '.join(SITE_KINDS)})"
+                hint = did_you_mean(item.value, SITE_KINDS)
+                message = f"unknown kind '{item.value}'{hint} ({', '.join(SITE_KINDS)})"
                 fields.sink.add(item.line, item.key, message + fields.subject)
     if not items:
         return None, ()
@@ -398,8 +400,10 @@ def check_targets(
         if window.selector == "kind":
             continue
         for target in window.targets:
-            if target not in sets.get(window.selector, set()):
-                message = f"unknown {window.selector} '{target}' (window '{window.id}')"
+            ids = sets.get(window.selector, set())
+            if target not in ids:
+                hint = did_you_mean(target, ids)
+                message = f"unknown {window.selector} '{target}'{hint} (window '{window.id}')"
                 key = f"windows[{window.id}].{window.selector}s"
                 problems.append(ConfigProblem(path, window.line, key, message))
 

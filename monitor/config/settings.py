@@ -136,7 +136,9 @@ def default_ledger_path(environ: Mapping[str, str]) -> Path:
 
 def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default: Path) -> Settings:
     path = directory / SETTINGS_FILE
-    opened = open_document(path, problems)
+    opened = open_document(
+        path, problems, if_empty="write {} in it to take every default (see config/README.md)"
+    )
     top = opened or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
     ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)

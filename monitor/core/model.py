@@ -34,6 +34,18 @@ SITE_KINDS = (
 
 OWNER_KINDS = ("operator", "agency", "broadcaster")
 
+# What each kind of site is called where people read a kind as a row of its own (a report by
+# kind): the id is for configuration files and labels.
+KIND_NAMES = {
+    "bts": "Mobile base stations (BTS)",
+    "radio_station": "Radio stations",
+    "loudspeaker": "Loudspeaker clusters",
+    "gateway": "LAN gateways",
+    "video_endpoint": "Video meeting endpoints",
+    "post_point": "Post points",
+    "portal": "Online services",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Commune:

@@ -1,15 +1,32 @@
 """The JSON API and the health report: the same in-memory snapshot as /metrics, for scripts.
 
-Names and reasons as people read them (UTF-8, Vietnamese intact). Times are Unix seconds (UTC).
+Names and reasons as people read them (UTF-8, Vietnamese intact). Times are Unix seconds, for
+programs; beside each `x` is `x_local`, the same moment in ISO 8601 in the configuration's
+timezone (`2026-12-01T14:03:07.123+07:00`), for the engineer reading it over SSH.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from zoneinfo import ZoneInfo
 
 from monitor.core.model import Site
 from monitor.expose.site_metrics import reason_codes
 from monitor.state.live import Inventory, LiveState, SiteView
+
+
+def local_time(seconds: float | None, timezone: str | None) -> str | None:
+    """ISO 8601 to the millisecond with the offset, in `timezone` (None: the machine's)."""
+    if seconds is None:
+        return None
+    zone = ZoneInfo(timezone) if timezone else None
+    moment = (
+        dt.datetime.fromtimestamp(seconds, zone)
+        if zone
+        else dt.datetime.fromtimestamp(seconds).astimezone()
+    )
+    return moment.isoformat(timespec="milliseconds")
 
 
 def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str, object]]:
@@ -28,6 +45,7 @@ def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str
         "problems": problems,
         "sites": len(live.sites),
         "started": health.started,
+        "started_local": local_time(health.started, live.timezone),
     }
     return not problems, body
 
@@ -35,7 +53,9 @@ def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str
 FILTERS = ("commune", "owner", "kind", "state")
 
 
-def site_record(site: Site, view: SiteView, inventory: Inventory) -> dict[str, object]:
+def site_record(
+    site: Site, view: SiteView, inventory: Inventory, timezone: str | None = None
+) -> dict[str, object]:
     commune = inventory.communes.get(site.commune)
     owner = inventory.owners.get(site.owner)
     return {
@@ -54,7 +74,9 @@ def site_record(site: Site, view: SiteView, inventory: Inventory) -> dict[str, o
         "reason": view.reason,
         "reason_codes": list(reason_codes(view)),
         "since": view.since,
+        "since_local": local_time(view.since, timezone),
         "last_poll": view.last_poll,
+        "last_poll_local": local_time(view.last_poll, timezone),
         "last_poll_ok": view.last_ok,
         "last_poll_duration_seconds": view.last_duration,
         "device_uptime_seconds": view.device_uptime,
@@ -67,11 +89,26 @@ def sites_report(live: LiveState, query: dict[str, list[str]]) -> dict[str, obje
     wanted = {key: set(query[key]) for key in FILTERS if key in query}
     inventory = live.inventory
     records = []
+    zone = live.timezone
     for site, view in live.items():
-        record = site_record(site, view, inventory)
+        record = site_record(site, view, inventory, zone)
         if all(record[key] in values for key, values in wanted.items()):
             records.append(record)
-    return {"time": time.time(), "count": len(records), "sites": records}
+    now = time.time()
+    return {
+        "time": now,
+        "time_local": local_time(now, zone),
+        "timezone": _zone_name(zone),
+        "count": len(records),
+        "sites": records,
+    }
+
+
+def _zone_name(timezone: str | None) -> str:
+    """The IANA name the local times are in; the machine's own when none is configured."""
+    if timezone:
+        return timezone
+    return dt.datetime.now().astimezone().tzname() or "local"
 
 
 def site_report(live: LiveState, site_id: str) -> dict[str, object] | None:
@@ -79,4 +116,10 @@ def site_report(live: LiveState, site_id: str) -> dict[str, object] | None:
     site = sites.get(site_id)
     if site is None:
         return None
-    return {"time": time.time(), "site": site_record(site, views[site_id], live.inventory)}
+    now = time.time()
+    zone = live.timezone
+    return {
+        "time": now,
+        "time_local": local_time(now, zone),
+        "site": site_record(site, views[site_id], live.inventory, zone),
+    }

@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.core.availability import Figures, Tally, add, figures, group_figures, to_ms
+from monitor.core.model import KIND_NAMES
 from monitor.ledger.records import MonitorRun, runs_of
 from monitor.ledger.views import (
     SiteInfo,
@@ -28,6 +29,9 @@ from monitor.ledger.views import (
 )
 
 BY = ("site", "commune", "owner", "kind")
+#: A run that has not stopped and whose last heartbeat is this recent (seconds before now) is
+#: running: the daemon beats every 5 s, so its last seconds are not yet written, not a gap.
+RUNNING_WITHIN = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,8 @@ class Report:
     gaps: list[Gap]
     ledgers: list[Path]
     warnings: list[str] = field(default_factory=list)
+    # ledgers whose daemon is running, with its last heartbeat: figures reach that far
+    running: list[tuple[Path, float]] = field(default_factory=list)
 
 
 def build_report(
@@ -82,16 +88,19 @@ def build_report(
     a, b = to_ms(start), to_ms(end)
     tallies: dict[str, Tally] = {}
     infos: dict[str, SiteInfo] = {}
-    names: dict[str, dict[str, str]] = {"commune": {}, "owner": {}}
+    names: dict[str, dict[str, str]] = {"commune": {}, "owner": {}, "kind": dict(KIND_NAMES)}
     gaps: list[Gap] = []
     warnings: list[str] = []
+    running: list[tuple[Path, float]] = []
     for path in ledgers:
         with open_readonly(path) as conn:
             found = window_tallies(conn, a, b)
             sites = read_sites(conn)
             names["commune"].update(read_names(conn, "communes"))
             names["owner"].update(read_names(conn, "owners"))
-            gaps.extend(_gaps(runs_of(conn), path, start, end))
+            runs = runs_of(conn)
+            gaps.extend(_gaps(runs, path, start, end, now))
+            running.extend((path, run.heartbeat) for run in runs if _is_running(run, now))
         for site_id, info in sites.items():
             if info.first_seen < end and (site_id in found or info.last_seen >= start):
                 known = infos.get(site_id)
@@ -111,7 +120,7 @@ def build_report(
     else:
         rows = _group_rows(by, infos, per_site, names)
     total = Row("*", "all sites", len(per_site), group_figures(per_site.values()))
-    return Report(start, end, by, timezone, rows, total, gaps, list(ledgers), warnings)
+    return Report(start, end, by, timezone, rows, total, gaps, list(ledgers), warnings, running)
 
 
 def _site_row(info: SiteInfo, tally: Tally) -> Row:
@@ -134,16 +143,25 @@ def _group_rows(
     ]
 
 
-def _gaps(runs: list[MonitorRun], path: Path, start: float, end: float) -> list[Gap]:
+def _is_running(run: MonitorRun, now: float) -> bool:
+    return run.stopped is None and now - run.heartbeat <= RUNNING_WITHIN
+
+
+def _gaps(runs: list[MonitorRun], path: Path, start: float, end: float, now: float) -> list[Gap]:
     """Where no run of this ledger's daemon covers the window: before the first run, between
-    runs (a clean stop or a crash, whose run ends at its last heartbeat), after the last."""
+    runs (a clean stop or a crash, whose run ends at its last heartbeat), after the last. A
+    run that is running covers the window to its end: the seconds since its last heartbeat
+    are not yet written, they are no gap."""
     gaps: list[Gap] = []
     cursor, cause = start, "not running"
     for run in runs:
         if run.started > cursor:
             _clip(gaps, path, cursor, min(run.started, end), cause)
         running = run.stopped is None
-        cursor = max(cursor, run.heartbeat if run.stopped is None else run.stopped)
+        if _is_running(run, now):
+            cursor = max(cursor, end)
+        else:
+            cursor = max(cursor, run.heartbeat if run.stopped is None else run.stopped)
         cause = "stopped" if run.clean else ("no heartbeat" if running else "crashed")
         if cursor >= end:
             break

@@ -53,16 +53,37 @@ def percent(ratio: float | None) -> str:
 Column = tuple[str, Callable[[Figures], str]]
 
 
-_TABLE_FIGURES: tuple[Column, ...] = (
-    ("avail %", lambda f: percent(f.availability)),
+# Durations of a row add up its sites' time (site-time: two sites down for an hour each are
+# 02:00:00 down), which a 15-hour window of 378 sites turns into 236 days of "unknown"; the
+# columns are grouped under what they count so that nobody reads them as a clock.
+_SITE_TIME: tuple[Column, ...] = (
     ("down", lambda f: duration(f.down)),
-    ("outages", lambda f: str(f.outages)),
-    ("longest", lambda f: duration(f.longest_outage)),
-    ("MTTR", lambda f: duration(f.mttr)),
-    ("MTBF", lambda f: duration(f.mtbf)),
     ("unreach.", lambda f: duration(f.unreachable)),
     ("maint.", lambda f: duration(f.maintenance)),
     ("unknown", lambda f: duration(f.unknown)),
+)
+_PER_OUTAGE: tuple[Column, ...] = (
+    ("longest", lambda f: duration(f.longest_outage)),
+    ("MTTR", lambda f: duration(f.mttr)),
+    ("MTBF", lambda f: duration(f.mtbf)),
+)
+_TABLE_FIGURES: tuple[Column, ...] = (
+    ("avail %", lambda f: percent(f.availability)),
+    *_SITE_TIME,
+    ("outages", lambda f: str(f.outages)),
+    *_PER_OUTAGE,
+)
+_GROUPS = (
+    ("site-time, summed over sites", [title for title, _ in _SITE_TIME]),
+    ("per outage", [title for title, _ in _PER_OUTAGE]),
+)
+LEGEND = (
+    "site-time: each site's time added up (2 sites down for 1 h each: 02:00:00 down)",
+    "longest: the longest outage, wall time; MTTR: down site-time per outage (the mean "
+    "outage); MTBF: up site-time per outage",
+    "availability = (up + degraded) / (window - unknown - maintenance - unreachable)",
+    "outages: stretches of down time; unknown time inside one (a monitor gap) does not split "
+    "it and is not counted as down",
 )
 
 
@@ -80,7 +101,7 @@ def render_table(report: Report) -> str:
             cells = [row.key, row.name, str(row.sites)]
         cells += [show(row.figures) for _, show in _TABLE_FIGURES]
         lines.append(cells)
-    widths = [max(len(c[i]) for c in [head, *lines]) for i in range(len(head))]
+    widths = _fit_groups(head, [max(len(c[i]) for c in [head, *lines]) for i in range(len(head))])
     numeric = len(head) - len(_TABLE_FIGURES)
 
     def fmt(cells: list[str]) -> str:
@@ -93,15 +114,22 @@ def render_table(report: Report) -> str:
         f"Availability {_when(report, report.start)} .. {_when(report, report.end)} "
         f"({report.timezone}), by {by}"
     )
-    out = [title, "", fmt(head), fmt(["-" * w for w in widths])]
+    window = report.end - report.start
+    sites = report.total.sites
+    scope = (
+        f"window: {duration(window)} of wall time; {sites} site{'s' if sites != 1 else ''}: "
+        f"{duration(report.total.figures.window)} of site-time"
+    )
+    out = [title, scope, "", _group_line(head, widths), fmt(head), fmt(["-" * w for w in widths])]
     out += [fmt(cells) for cells in lines[:-1]]
     out += [fmt(["-" * w for w in widths]), fmt(lines[-1])]
     out.append("")
-    out.append("availability = (up + degraded) / (window - unknown - maintenance - unreachable)")
-    out.append(
-        "outages: stretches of down time; unknown time inside one (a monitor gap) does not "
-        "split it and is not counted as down"
-    )
+    out.extend(LEGEND)
+    for path, heartbeat in report.running:
+        out.append(
+            f"running: the daemon of {path.name} (last heartbeat {_when(report, heartbeat)}); "
+            "its last seconds are not written yet"
+        )
     if report.gaps:
         out.append("")
         out.append("Monitor not running (every site of that ledger unknown):")
@@ -113,6 +141,39 @@ def render_table(report: Report) -> str:
     for warning in report.warnings:
         out.append(f"warning: {warning}")
     return "\n".join(out) + "\n"
+
+
+def _fit_groups(head: list[str], widths: list[int]) -> list[int]:
+    """Widen the columns of a group whose label is wider than they are, evenly."""
+    widths = list(widths)
+    for label, titles in _GROUPS:
+        members = [head.index(title) for title in titles]
+        span = sum(widths[i] for i in members) + 2 * (len(members) - 1)
+        short = len(label) + 2 - span
+        if short <= 0:
+            continue
+        for n, index in enumerate(members):
+            widths[index] += short // len(members) + (1 if n < short % len(members) else 0)
+    return widths
+
+
+def _group_line(head: list[str], widths: list[int]) -> str:
+    """A line above the column titles naming what each group of columns counts, drawn over
+    exactly those columns: `---- site-time, summed over the row's sites ----`."""
+    starts = []
+    column = 0
+    for size in widths:
+        starts.append(column)
+        column += size + 2
+    line = [" "] * column
+    for label, titles in _GROUPS:
+        first, last = head.index(titles[0]), head.index(titles[-1])
+        a, b = starts[first], starts[last] + widths[last]
+        text = f" {label} "
+        fill = b - a - len(text)
+        drawn = "-" * (fill // 2) + text + "-" * (fill - fill // 2)
+        line[a:b] = drawn
+    return "".join(line).rstrip()
 
 
 def _seconds(value: float | None) -> str:
@@ -127,23 +188,25 @@ _CSV_FIGURES: tuple[Column, ...] = (
         "availability_percent",
         lambda f: "" if f.availability is None else f"{f.availability * 100:.4f}",
     ),
-    ("window_seconds", lambda f: _seconds(f.window)),
-    ("up_seconds", lambda f: _seconds(f.up)),
-    ("degraded_seconds", lambda f: _seconds(f.degraded)),
-    ("down_seconds", lambda f: _seconds(f.down)),
-    ("unreachable_seconds", lambda f: _seconds(f.unreachable)),
-    ("maintenance_seconds", lambda f: _seconds(f.maintenance)),
-    ("unknown_seconds", lambda f: _seconds(f.unknown)),
+    ("window_site_seconds", lambda f: _seconds(f.window)),
+    ("up_site_seconds", lambda f: _seconds(f.up)),
+    ("degraded_site_seconds", lambda f: _seconds(f.degraded)),
+    ("down_site_seconds", lambda f: _seconds(f.down)),
+    ("unreachable_site_seconds", lambda f: _seconds(f.unreachable)),
+    ("maintenance_site_seconds", lambda f: _seconds(f.maintenance)),
+    ("unknown_site_seconds", lambda f: _seconds(f.unknown)),
     ("outages", lambda f: str(f.outages)),
     ("longest_outage_seconds", lambda f: _seconds(f.longest_outage)),
     ("mttr_seconds", lambda f: _seconds(f.mttr)),
-    ("mtbf_seconds", lambda f: _seconds(f.mtbf)),
+    ("mtbf_site_seconds", lambda f: _seconds(f.mtbf)),
 )
 
 
 def render_csv(report: Report) -> str:
     """Plain seconds and a percentage, one row per site or group, then the total. Written with
-    a UTF-8 byte order mark by the command line, so that spreadsheets read the names right."""
+    a UTF-8 byte order mark by the command line, so that spreadsheets read the names right.
+    Columns named `_site_seconds` add up the row's sites (site-time); longest_outage_seconds
+    and mttr_seconds are the length of one outage (wall time)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     by = report.by
@@ -163,17 +226,17 @@ def render_csv(report: Report) -> str:
 def _figures_json(f: Figures) -> dict[str, object]:
     return {
         "availability": f.availability,
-        "window_seconds": f.window,
-        "up_seconds": f.up,
-        "degraded_seconds": f.degraded,
-        "down_seconds": f.down,
-        "unreachable_seconds": f.unreachable,
-        "maintenance_seconds": f.maintenance,
-        "unknown_seconds": f.unknown,
+        "window_site_seconds": f.window,
+        "up_site_seconds": f.up,
+        "degraded_site_seconds": f.degraded,
+        "down_site_seconds": f.down,
+        "unreachable_site_seconds": f.unreachable,
+        "maintenance_site_seconds": f.maintenance,
+        "unknown_site_seconds": f.unknown,
         "outages": f.outages,
         "longest_outage_seconds": f.longest_outage,
         "mttr_seconds": f.mttr,
-        "mtbf_seconds": f.mtbf,
+        "mtbf_site_seconds": f.mtbf,
     }
 
 
@@ -190,6 +253,9 @@ def render_json(report: Report) -> str:
         "to": report.end,
         "timezone": report.timezone,
         "by": report.by,
+        "window_seconds": report.end - report.start,
+        "time": "*_site_seconds add up the sites of a row (site-time); longest_outage_seconds "
+        "and mttr_seconds are the length of one outage (wall time)",
         "formula": "(up + degraded) / (window - unknown - maintenance - unreachable)",
         "rows": [row_json(row) for row in report.rows],
         "total": row_json(report.total),
@@ -198,6 +264,7 @@ def render_json(report: Report) -> str:
             for g in report.gaps
         ],
         "ledgers": [str(p) for p in report.ledgers],
+        "running": [{"ledger": str(p), "heartbeat": beat} for p, beat in report.running],
         "warnings": report.warnings,
     }
     return json.dumps(body, ensure_ascii=False, indent=2) + "\n"

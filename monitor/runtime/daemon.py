@@ -166,6 +166,7 @@ class Daemon:
         self.probes.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         self.live.value_help = value_help(new.mqtt.profiles)
+        self.live.timezone = new.timezone
         self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
@@ -213,6 +214,7 @@ async def run_daemon(
             loop.add_signal_handler(signum, handler)
 
     live = LiveState(config.sites, config.communes, config.owners)
+    live.timezone = config.timezone
     registry, metrics = build_registry(config.timezone)
     metrics.start_time.set(live.health.started)
 

@@ -66,6 +66,9 @@ class LiveState:
         # named values rendered as districtmon_site_<name>, with their help (from the
         # telemetry profiles); others stay in observations only
         self.value_help: dict[str, str] = {}
+        # the configuration's timezone (IANA name; None: the machine's), for the local times
+        # the JSON API gives beside Unix seconds
+        self.timezone: str | None = None
 
     @property
     def sites(self) -> dict[str, Site]:
