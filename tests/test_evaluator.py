@@ -424,3 +424,73 @@ def test_each_state_carries_its_reason_codes() -> None:
     ev.start("s", 0.0)
     [odd] = ev.step(Observation("s", 1.0, False, error_reason="no such word"))
     assert odd.codes == ("failed",)  # a word from elsewhere never reaches a label
+
+
+def test_a_site_down_when_the_daemon_stopped_is_down_again_at_its_first_failure() -> None:
+    """A restart in the middle of an outage continues it: the first failed poll confirms it,
+    instead of an unknown gap of `down_after` polls followed by a new outage (a second page)."""
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.DOWN)
+    [t] = feed(ev, "-", start=1001.0)
+    assert (t.state, t.previous, t.since) == (State.DOWN, State.UNKNOWN, 1001.0)
+
+
+def test_a_carried_outage_needs_no_answers_to_end_and_is_forgotten_by_any_answer() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.DOWN)
+    transitions = feed(ev, "+--", start=1001.0)
+    # the first answer decides as for any start; later failures are a new run to confirm
+    assert [t.state for t in transitions] == [State.UP]
+    assert ev.sites["s"].state is State.UP
+
+
+def test_a_site_up_when_the_daemon_stopped_still_needs_n_failures() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.UP)
+    assert feed(ev, "--", start=1001.0) == []
+    [t] = feed(ev, "-", start=1121.0)
+    assert (t.state, t.since) == (State.DOWN, 1001.0)
+
+
+def test_a_carried_outage_does_not_turn_the_monitors_own_failure_into_down() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.DOWN)
+    own = Observation("s", 1001.0, False, error="authentication failed", error_reason="auth")
+    assert ev.observe(own) is None  # the monitor's fault still needs confirming, then unknown
+    assert ev.sites["s"].state is State.UNKNOWN
+
+
+def test_a_child_unreachable_when_the_daemon_stopped_is_unreachable_again_behind_its_parent() -> (
+    None
+):
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    ev.start("gw", 1000.0, State.DOWN)
+    ev.start("bts", 1000.0, State.UNREACHABLE)
+    out = ev.step(obs(1001.0, False, "gw")) + ev.step(obs(1002.0, False, "bts"))
+    assert [(t.site, t.state, t.since) for t in out] == [
+        ("gw", State.DOWN, 1001.0),
+        ("bts", State.UNREACHABLE, 1002.0),
+    ]
+
+
+def test_a_carried_unreachable_child_polled_before_its_parent_waits_for_the_parent() -> None:
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    ev.start("gw", 1000.0, State.DOWN)
+    ev.start("bts", 1000.0, State.UNREACHABLE)
+    out = ev.step(obs(1001.0, False, "bts"))
+    out += ev.step(obs(1002.0, False, "gw"))
+    out += ev.step(obs(1011.0, False, "bts"))
+    assert [(t.site, t.state, t.since) for t in out] == [
+        ("gw", State.DOWN, 1002.0),
+        ("bts", State.UNREACHABLE, 1001.0),
+    ]
+
+
+def test_a_carried_unreachable_child_whose_parent_is_back_confirms_its_own_failures() -> None:
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    ev.start("gw", 1000.0, State.DOWN)
+    ev.start("bts", 1000.0, State.UNREACHABLE)
+    ev.step(obs(1001.0, True, "gw"))
+    assert ev.step(obs(1002.0, False, "bts")) + ev.step(obs(1012.0, False, "bts")) == []
+    [down] = ev.step(obs(1022.0, False, "bts"))
+    assert (down.site, down.state, down.since) == ("bts", State.DOWN, 1002.0)

@@ -79,6 +79,20 @@ def read_boots(path: Path) -> dict[str, float]:
             return {}
 
 
+def read_final_states(path: Path) -> dict[str, State]:
+    """Each site's last recorded state, as the previous run left it (read before this run
+    records anything): what the evaluator carries across a restart."""
+    if not path.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            """SELECT i.site, i.state FROM intervals AS i
+               WHERE i.id = (SELECT j.id FROM intervals AS j WHERE j.site = i.site
+                             ORDER BY j.start DESC, j.id DESC LIMIT 1)"""
+        ).fetchall()
+    return {str(site): State(state) for site, state in rows}
+
+
 def runs_of(conn: sqlite3.Connection) -> list[MonitorRun]:
     """The daemon's runs recorded in a ledger, in the order they started."""
     rows = conn.execute(

@@ -96,6 +96,10 @@ class SiteHealth:
     answered_at: float = 0.0
     answered_before_bad: float | None = None
     blind: bool = False
+    # down or unreachable when the previous run stopped: a failure right after the start
+    # continues that outage instead of beginning a new one to confirm (cleared by the first
+    # observation, whatever it says)
+    carried: State | None = None
 
 
 class Evaluator:
@@ -124,11 +128,19 @@ class Evaluator:
             children[parent].append(site)
         self._children = dict(children)
 
-    def start(self, site: str, at: float) -> Transition:
-        """Begin watching a site: it is unknown until observed."""
+    def start(self, site: str, at: float, carried: State | None = None) -> Transition:
+        """Begin watching a site: it is unknown until observed. `carried` is its state when
+        the previous run of the daemon stopped: a site that was down or unreachable then and
+        fails its first poll now is still in the same outage, confirmed by that one failure
+        (it was confirmed before the stop), not after `down_after` new ones."""
         codes = ("no_data",)
         self.sites[site] = SiteHealth(
-            state=State.UNKNOWN, since=at, reason=NO_DATA, codes=codes, answered_at=at
+            state=State.UNKNOWN,
+            since=at,
+            reason=NO_DATA,
+            codes=codes,
+            answered_at=at,
+            carried=carried if carried in BAD else None,
         )
         return Transition(site, State.UNKNOWN, at, State.UNKNOWN, NO_DATA, codes)
 
@@ -197,6 +209,7 @@ class Evaluator:
     # --- decisions --------------------------------------------------------------------------
 
     def _answered(self, health: SiteHealth, obs: Observation) -> list[Change]:
+        health.carried = None  # an answer: whatever was carried is over
         problem = obs.degraded_reason or (self.degraded_by(obs) if self.degraded_by else None)
         unhealthy = problem is not None
         if health.answers_degraded is unhealthy and health.run_length > 1:
@@ -225,7 +238,8 @@ class Evaluator:
         return [(target, health.run_start, reason, codes)]  # unknown: the first answer decides
 
     def _failed(self, health: SiteHealth, obs: Observation) -> list[Change]:
-        if health.run_length < self.down_after and not (obs.decisive or obs.confirmed):
+        carried = self._continues_carried(health, obs.site)
+        if health.run_length < self.down_after and not (obs.decisive or obs.confirmed or carried):
             return []
         if health.run_ours:
             return self._monitor_fault(health, obs)
@@ -261,6 +275,28 @@ class Evaluator:
             health.reason = reason
             return []
         return [(State.UNKNOWN, health.run_start, reason, (code,))]
+
+    def _continues_carried(self, health: SiteHealth, site: str) -> bool:
+        """Whether this failure continues the outage the previous run left (and so confirms
+        at once). Down: yes. Unreachable: only while the parent is down again; while the
+        parent is still to be polled, wait for it (keeping the carry) rather than show a child
+        of a dead gateway as down for the moment in between; once the parent answers, a
+        failure of the child is its own and is confirmed like any other."""
+        carried, health.carried = health.carried, None
+        if carried is None or health.run_ours:
+            return False
+        if carried is State.DOWN:
+            return True
+        if self._parent_carried(site):
+            health.carried = carried
+            return False
+        return self.blocked_since(site) is not None
+
+    def _parent_carried(self, site: str) -> bool:
+        """Whether the site's parent still carries an outage from the previous run."""
+        parent = self._parents.get(site)
+        health = self.sites.get(parent) if parent else None
+        return health is not None and health.carried is not None
 
     def _parent_answered(self, site: str) -> float | None:
         """The parent's last answer before its current outage (or the start of watching)."""

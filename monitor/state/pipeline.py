@@ -11,6 +11,7 @@ ledger's: data flows one way, and nothing here knows SQLite or Prometheus.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
@@ -81,12 +82,16 @@ class Pipeline:
         self._next_boundary = 0.0
         self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
 
-    def start(self, site_ids: list[str], at: float) -> None:
+    def start(
+        self, site_ids: list[str], at: float, carried: Mapping[str, State] | None = None
+    ) -> None:
+        """Begin watching sites; `carried`: their states when the previous run stopped."""
         if self._advanced_to is None:
             self._advanced_to = at
             self._next_boundary = self.schedule.next_boundary(at)
+        carried = carried or {}
         for site_id in site_ids:
-            first = self.evaluator.start(site_id, at)
+            first = self.evaluator.start(site_id, at, carried.get(site_id))
             self._record(self.overlay.start(first, self.schedule.covering(site_id, at)))
 
     def retire(self, site_ids: list[str], at: float) -> None:
