@@ -5,6 +5,7 @@ appended to a file."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,21 @@ def test_a_power_cut_records_mains_battery_low_exhaustion_and_return_at_their_ti
     restore = next(r for r in records if r["type"] == "action" and r["action"] == "power-restore")
     after = records[records.index(restore) + 1 :]
     assert facts(after, bts, "mains") == [(start + 40 * 60, True)], "the action comes first"
+    boots = [r for r in records if r["type"] == "boot" and r["site"] == bts]
+    assert [r["sim"] for r in boots] == [start + 40 * 60], "powered again: it boots, once"
+    assert records.index(boots[0]) > records.index(restore)
+
+
+def test_a_dead_device_that_comes_back_boots_and_a_cut_link_does_not_reboot_it() -> None:
+    world, clock, truth = started()
+    mark = len(truth)
+    act(world, "down", "bts-vtl-thanh-nua-01")
+    act(world, "link-down", "gw-ubnd-muong-nha")
+    clock.advance(300)
+    act(world, "up", "bts-vtl-thanh-nua-01")
+    act(world, "link-up", "gw-ubnd-muong-nha")
+    boots = [r["site"] for r in truth.records(mark) if r["type"] == "boot"]
+    assert boots == ["bts-vtl-thanh-nua-01"], "a link cut leaves the devices powered"
 
 
 def test_flaps_broker_loss_and_health_faults_are_each_recorded() -> None:
@@ -181,6 +197,15 @@ def test_the_control_serves_the_truth_and_the_file_holds_the_same_lines(tmp_path
         assert body["records"][1]["why"] == "failed"
         assert sim.get("/truth?after=soon")[0] == 400
         assert sim.get("/sites/bts-vtl-thanh-nua-01")[1]["why"] == "failed"
+        status, snapshot = sim.get("/sites")
+        assert status == 200 and abs(snapshot["wall"] - time.time()) < 5
+        by_id = {s["site"]: s for s in snapshot["sites"]}
+        assert set(by_id) == {r["site"] for r in first if r["type"] == "serves"}
+        alive = by_id["bts-vtl-thanh-nua-02"]["measured"]
+        assert 48.0 <= alive["battery_volts"] <= 56.0, "a floating 48 V string on mains"
+        assert 5.0 <= alive["cabinet_celsius"] <= 50.0
+        assert alive["uplink"]["name"] == "ge-0/0/0" and alive["uplink"]["in_octets"] > 0
+        assert "uplink" not in by_id["bts-vtl-thanh-nua-01"]["measured"], "dead: nothing moves"
         every = sim.get("/truth")[1]["records"]
     lines = truth_file.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == every

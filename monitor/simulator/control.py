@@ -4,6 +4,7 @@
     POST /communes/<commune>/<action>[?...]          power-cut?battery_minutes=20, fibre-cut ...
     POST /<action>                                   restore, broker-outage, broker-restore
     GET  /sites/<site>                               the site's simulated state
+    GET  /sites                                      every site's, at one instant
     GET  /truth[?after=N]                            the ground truth's records (seq > N)
     GET  /stats, /healthz, /                          counters, liveness, this list
 
@@ -18,6 +19,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from monitor.simulator.actions import SPECS, Action, build_action
+from monitor.simulator.readings import measured
 from monitor.simulator.world import SiteSim, World
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,17 @@ def site_state(sim: SiteSim, now: float) -> dict[str, object]:
         "amplifier_ok": sim.amplifier_ok,
         "transmitter_ok": sim.transmitter_ok,
         "door_open": sim.door_open,
+        "measured": measured(sim, now),
+    }
+
+
+def every_site(world: World) -> dict[str, object]:
+    """Every site's state at one simulated instant, with the wall clock it was taken at."""
+    now = world.clock.now()
+    return {
+        "wall": time.time(),
+        "sim": now,
+        "sites": [site_state(sim, now) for sim in world.sites.values()],
     }
 
 
@@ -66,7 +80,13 @@ def help_text() -> dict[str, object]:
             + ("?" + "&".join(f"{p}=..." for p in spec.params) if spec.params else ""): spec.help
             for spec in SPECS.values()
         },
-        "read": ["GET /sites/<site>", "GET /truth?after=N", "GET /stats", "GET /healthz"],
+        "read": [
+            "GET /sites",
+            "GET /sites/<site>",
+            "GET /truth?after=N",
+            "GET /stats",
+            "GET /healthz",
+        ],
     }
 
 
@@ -158,6 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(400, {"error": f"after must be a record number (seq), got {after!r}"})
             else:
                 self._send(200, control.world.truth.body(int(after)))
+        elif parts == ["sites"]:
+            self._reply(200, control.in_loop(lambda: every_site(control.world)))
         elif len(parts) == 2 and parts[0] == "sites":
             sim = control.world.sites.get(parts[1])
             if sim is None:

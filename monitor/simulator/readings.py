@@ -127,3 +127,28 @@ def speaker_celsius(sim: SiteSim, now: float) -> float:
 
 def rssi_dbm(sim: SiteSim, now: float) -> int:
     return round(-62 - sim.seed % 25 + 2 * math.sin(now / 97 + sim.seed % 13))
+
+
+def measured(sim: SiteSim, now: float) -> dict[str, object]:
+    """What the device reports now, as a person reading its display would: the figures a
+    dashboard shows (battery and cabinet of a BTS, a cluster's signal and whether it plays,
+    the octets its uplink carried since boot). The control serves it beside the site's state,
+    so a test can compare a panel with what was served, not with what the daemon made of it."""
+    found: dict[str, object] = {}
+    kind = sim.site.kind
+    if kind == "bts":
+        found["battery_volts"] = round(ups_battery_volts(sim, now), 1)  # upsBatteryVoltage
+        found["cabinet_celsius"] = round(shelter_celsius(sim, now), 1)  # envTemperature
+    elif kind == "loudspeaker":
+        found["battery_volts"] = round(speaker_battery_volts(sim, now), 2)
+        found["rssi_dbm"] = rssi_dbm(sim, now)
+        found["playing"] = speaker_playing(sim, now)
+    uplink = next((i for i in sim.interfaces if i.uplink), None)
+    if uplink is not None and sim.alive:
+        found["uplink"] = {
+            "name": uplink.name,
+            "oper_up": uplink.oper_up,
+            "in_octets": uplink.octets(uplink.rate_in, uplink.lost_in, sim.boot_at, now),
+            "out_octets": uplink.octets(uplink.rate_out, uplink.lost_out, sim.boot_at, now),
+        }
+    return found

@@ -514,6 +514,7 @@ class World:
             if changed or sim in booted:
                 self._changed(sim)
         for sim in booted:
+            self.truth.record(now, "boot", site=sim.id)
             self._emit(sim, Event.COLD_START, now)
 
     def _emit(self, sim: SiteSim, event: Event, now: float, if_index: int | None = None) -> None:
