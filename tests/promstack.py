@@ -151,9 +151,13 @@ class Prometheus(_Server):
             *self._flags,
         ]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query; raises on a parse or evaluation error."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or at `at` (Unix seconds); raises on a parse or evaluation
+        error."""
+        params: dict[str, str | float] = {"query": expr}
+        if at is not None:
+            params["time"] = at
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         try:
             body = http_json(url)
         except urllib.error.HTTPError as exc:
