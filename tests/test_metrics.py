@@ -365,3 +365,37 @@ def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges
         ("bts-1", 54.5),
         ("loa-1", 12.6),
     ]
+
+
+def test_a_cluster_gone_offline_or_silent_no_longer_shows_what_it_last_reported() -> None:
+    """A telemetry report may carry a few fields only, the others standing as last reported;
+    but once the device is offline (its will) or silent past its heartbeat, its last signal
+    strength and battery are not what it reports now: a panel must not show them as live,
+    as none is shown for a device whose poll failed."""
+    from monitor.core.model import MqttProbe, Observation, Site
+    from monitor.expose.device_metrics import DeviceValueCollector
+    from monitor.state.live import LiveState
+
+    loa = Site("loa-1", "loudspeaker", "Loa 1", "c", "o", 0.0, 0.0, MqttProbe())
+    live = LiveState({"loa-1": loa})
+    report: dict[str, float | str] = {"battery_volts": 12.6, "rssi_dbm": -71.0}
+    live.apply_observation(Observation("loa-1", 1.0, True, values=report, probe="mqtt"))
+    live.apply_observation(
+        Observation("loa-1", 2.0, True, values={"rssi_dbm": -73.0}, probe="mqtt")
+    )
+
+    def shown() -> dict[str, float]:
+        return {f.name: f.samples[0].value for f in DeviceValueCollector(live).collect()}
+
+    assert shown() == {
+        "districtmon_device_battery_volts": 12.6,
+        "districtmon_device_rssi_dbm": -73.0,
+    }
+    live.apply_observation(
+        Observation("loa-1", 3.0, False, error="offline", error_reason="offline", probe="mqtt")
+    )
+    assert shown() == {}
+    live.apply_observation(Observation("loa-1", 4.0, True, values=report, probe="mqtt"))
+    assert shown()["districtmon_device_rssi_dbm"] == -71.0, "online again: its report shows"
+    live.forget_values("loa-1")  # the monitor lost its broker: it cannot tell any more
+    assert shown() == {}

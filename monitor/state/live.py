@@ -27,7 +27,9 @@ class SiteView:
     # The values of the last observation (rtt_seconds, battery_volts...), replaced whole by the
     # next poll, failed or not: a value the last poll could not measure is absent, not stale
     # (a battery voltage from an hour ago would be read as today's). Pushed
-    # telemetry (MQTT) is merged instead: a report may carry only some of its fields.
+    # telemetry (MQTT) is merged instead: a report may carry only some of its fields; a
+    # device gone offline or silent, or one the monitor cannot see (its broker lost), shows
+    # none.
     values: Mapping[str, float | str] = field(default_factory=dict)
     samples: tuple[Sample, ...] = ()  # labelled values (table rows) of the last poll
 
@@ -101,7 +103,9 @@ class LiveState:
             return
         uptime = obs.values.get("uptime_seconds")
         measured = obs.values  # a failed poll carries only what it measured (ICMP loss 1)
-        if obs.probe == "mqtt":
+        if obs.probe == "mqtt" and obs.ok:
+            # a report may carry some fields only: the others stand as last reported; but
+            # a device gone offline or silent says nothing now, as a failed poll does not
             values = {**old.values, **measured} if measured else old.values
         else:
             values = measured
@@ -118,6 +122,13 @@ class LiveState:
             values=values,
             samples=obs.samples,
         )
+
+    def forget_values(self, site: str) -> None:
+        """What the device last reported is no longer known to be current: the monitor lost
+        sight of it (its broker). Its next report brings them back."""
+        view = self.views.get(site)
+        if view is not None and (view.values or view.samples):
+            self.views[site] = replace(view, values={}, samples=())
 
     def apply_transition(self, t: Transition) -> None:
         views = self.views

@@ -135,6 +135,7 @@ class Pipeline:
         for site_id in site_ids:
             for transition in self.evaluator.blind(site_id, at, reason, code):
                 self._observed(transition)
+            self.live.forget_values(site_id)
 
     def sight_restored(self, site_ids: list[str], at: float) -> None:
         self.advance(at)
