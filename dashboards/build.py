@@ -176,6 +176,9 @@ class Panel:
     overrides: list[dict[str, Any]] = field(default_factory=list)
     min: float | None = None
     max: float | None = None
+    # The shortest step Grafana may query at: it sizes $__rate_interval, so a rate over a
+    # counter that moves once a poll sees several polls, not a stair of zeros and doubles.
+    interval: str | None = None
     # Stable: dashboards/README.md lists each panel by it, and the whole-stack test names
     # panels by (dashboard uid, id). Never reuse the id of a removed panel.
     panel_id: int = 0
@@ -188,6 +191,7 @@ class Panel:
         for key in ("decimals", "min", "max"):
             if getattr(self, key) is not None:
                 defaults[key] = getattr(self, key)
+        extra = {"interval": self.interval} if self.interval else {}
         return {
             "id": self.panel_id,
             "type": self.kind,
@@ -199,7 +203,12 @@ class Panel:
             "fieldConfig": {"defaults": defaults, "overrides": self.overrides},
             "options": self.options,
             "transformations": self.transformations,
+            **extra,
         }
+
+
+# Device counters move once a poll (60 s as shipped): a rate over them needs several polls.
+DEVICE_RATE_INTERVAL = "5m"
 
 
 def stat(title: str, description: str, expr: str, **kw: Any) -> Panel:
@@ -935,25 +944,27 @@ def agency() -> dict[str, Any]:
                 timeseries(
                     "WAN traffic in",
                     "Bits per second received on each gateway's WAN interfaces (ifAlias "
-                    "naming WAN, uplink or internet).",
+                    "naming WAN, uplink or internet), over at least five polls.",
                     Target(
                         "8 * sum by (site) (rate(districtmon_device_if_in_octets_total"
                         f"{{{WAN},{gateways}}}[$__rate_interval]))",
                         "{{site}}",
                     ),
                     unit="bps",
+                    interval=DEVICE_RATE_INTERVAL,
                     panel_id=6,
                 ),
                 timeseries(
                     "WAN traffic out",
                     "Bits per second sent on each gateway's WAN interfaces (ifAlias naming "
-                    "WAN, uplink or internet).",
+                    "WAN, uplink or internet), over at least five polls.",
                     Target(
                         "8 * sum by (site) (rate(districtmon_device_if_out_octets_total"
                         f"{{{WAN},{gateways}}}[$__rate_interval]))",
                         "{{site}}",
                     ),
                     unit="bps",
+                    interval=DEVICE_RATE_INTERVAL,
                     panel_id=7,
                 ),
             ],
