@@ -58,6 +58,7 @@ class Truth:
     conditions: dict[tuple[str, str], list[tuple[float, bool]]] = field(default_factory=dict)
     broker: list[tuple[float, bool]] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
+    boots: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, records: Iterable[dict[str, Any]]) -> Truth:
@@ -83,6 +84,8 @@ class Truth:
                 truth.broker.append((wall, bool(record["up"])))
             elif kind == "action":
                 truth.actions.append(record)
+            elif kind == "boot":
+                truth.boots.setdefault(record["site"], []).append(wall)
         return truth
 
     @classmethod

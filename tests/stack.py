@@ -18,7 +18,12 @@ Receivers keep their names and routes; each one's integrations become one webhoo
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
+import os
 import shutil
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +36,7 @@ from typing import Any, Self
 
 import yaml
 from alerting import (
+    PROMETHEUS_CONFIG,
     WebhookReceiver,
     alertmanager_test_config,
     load_yaml,
@@ -39,6 +45,7 @@ from alerting import (
 )
 from harness import Daemon, free_tcp_port
 from oracle import Timing, Truth, Window
+from panel_truth import Played, Sample, load
 from peers import free_udp_port
 from promstack import Alertmanager, Prometheus
 from simpeers import SHIPPED, Mosquitto, Simulator, wait_until
@@ -92,6 +99,36 @@ def daemon_settings(
     )
 
 
+class Sampler:
+    """Reads the simulator's devices twice a second while the day plays, in a thread: the
+    figures a panel shows (a battery draining, a cabinet's temperature, a link's octets) are
+    checked against what the devices reported around the panel's instant."""
+
+    def __init__(self, simulator: Simulator, every: float = 0.5) -> None:
+        self.samples: list[Sample] = []
+        self._simulator = simulator
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = self._simulator.get("/sites")
+            except OSError:
+                status, body = 0, None
+            if status == 200:
+                sites = body["sites"]
+                measured = {s["site"]: s["measured"] for s in sites if s["measured"]}
+                self.samples.append(Sample(float(body["wall"]), measured))
+            self._stop.wait(self._every)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 @dataclass
 class Run:
     """What a test reads after (and during) a run."""
@@ -109,9 +146,29 @@ class Run:
     known_at: float = 0.0  # when the daemon had seen every site
     ended_at: float = 0.0
     runbooks: dict[str, tuple[int, str]] = field(default_factory=dict)  # url -> status, text
+    started_at: float = 0.0  # when the daemon was first started
+    sampler: Sampler | None = None
 
     def truth(self) -> Truth:
         return Truth.load(self.truth_file)
+
+    def played(self) -> Played:
+        """What the panel check reads of the run."""
+        scrape = float(
+            parse_duration(str(load_yaml(PROMETHEUS_CONFIG)["global"]["scrape_interval"]))
+        )
+        return Played(
+            self.truth(),
+            load(self.config),
+            list(self.sampler.samples) if self.sampler is not None else [],
+            self.settings.timing(),
+            self.started_at,
+            self.known_at,
+            self.ended_at,
+            list(self.gaps),
+            list(self.maintenance),
+            scrape / self.settings.factor,
+        )
 
     def fetch_runbooks(self) -> None:
         """GET every runbook link the pages carry, as the person paged would follow it."""
@@ -178,6 +235,8 @@ class District:
     ) -> None:
         if self.run is not None:
             self.run.daemon.kill()
+            if self.run.sampler is not None:
+                self.run.sampler.close()
         self._stack.close()
 
     def start(self) -> Run:
@@ -215,6 +274,7 @@ class District:
             for site, start, end in self.planned
         ]
         _write_maintenance(config / "maintenance.yaml", self.planned, windows)
+        started_at = time.time()
         daemon = Daemon(config, http)
         rules = self.root / "rules"
         rules.mkdir(exist_ok=True)
@@ -223,7 +283,7 @@ class District:
         prometheus.start()
         self.run = Run(
             config, truth_file, settings, daemon, simulator, prometheus, alertmanager, webhook,
-            maintenance=windows,
+            maintenance=windows, started_at=started_at, sampler=Sampler(simulator),
         )  # fmt: skip
         return self.run
 
@@ -278,7 +338,24 @@ class District:
 
     def stop_daemon(self) -> None:
         assert self.run is not None
+        if self.run.sampler is not None:
+            self.run.sampler.close()
         assert self.run.daemon.stop() == 0, self.run.daemon.log.read_text()[-3000:]
+
+
+@contextlib.contextmanager
+def unmeasured() -> Iterator[None]:
+    """The processes started meanwhile run without coverage measurement (`./dev test` runs
+    the suite under coverage, which measures every Python subprocess too). The whole stack is
+    timed like production: the simulator and the daemon traced line by line run several
+    times slower, and at the run's speed the machine, not the code, would then decide what
+    the operator sees. Their code is measured by the other tests."""
+    saved = os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["COVERAGE_PROCESS_CONFIG"] = saved
 
 
 def _keep_communes(inventory: Path, communes: set[str]) -> None:
@@ -336,3 +413,30 @@ def sites_with(truth: Truth, kind: str | None = None) -> Iterator[str]:
     for site, info in truth.sites.items():
         if kind is None or info.kind == kind:
             yield site
+
+
+def save(run: Run, target: Path) -> None:
+    """Copy what the panel check reads of a run to `target`: the configuration, the truth,
+    the samples, the run's times and Prometheus' data (`python tests/panel_truth.py target`
+    replays the check on it)."""
+    played = run.played()
+    shutil.copytree(run.config, target / "config", dirs_exist_ok=True)
+    shutil.copy(run.truth_file, target / "truth.jsonl")
+    shutil.copytree(run.prometheus.dir / "data", target / "prometheus", dirs_exist_ok=True)
+    (target / "played.json").write_text(
+        json.dumps(
+            {
+                "samples": [[s.wall, s.measured] for s in played.samples],
+                "timing": dataclasses.asdict(played.timing),
+                "factor": run.settings.factor,
+                "started_at": played.started_at,
+                "known_at": played.known_at,
+                "ended_at": played.ended_at,
+                "gaps": [[g.start, g.end] for g in played.gaps],
+                "maintenance": [
+                    [w.start, w.end, sorted(w.sites or ())] for w in played.maintenance
+                ],
+                "scrape": played.scrape,
+            }
+        )
+    )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,8 +28,9 @@ import pytest
 from alerting import Notification, alert_rules, parse_duration
 from netns import NetNs
 from oracle import STATES, Expected, expected, ledger_seconds, raw_state
+from panel_truth import check_panels
 from simpeers import SHIPPED
-from stack import District, Run
+from stack import District, Run, save, unmeasured
 
 from monitor.config.load import load_config
 from monitor.ledger.records import Interval, read_intervals
@@ -60,7 +63,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     own: the shipped district binds fixed addresses and ports, and cuts pings with nftables."""
     root = tmp_path_factory.mktemp("day")
     district = District(root, DAY, FACTOR, maintenance=MAINTENANCE, communes=COMMUNES)
-    with NetNs() as ns, ns.entered(), district:
+    with unmeasured(), NetNs() as ns, ns.entered(), district:
         run = district.start()
         district.wait_known()
         district.wait_monitor_settled()
@@ -75,6 +78,9 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         run.fetch_runbooks()  # while the daemon that serves them runs
         district.stop_daemon()
         _keep_for_reading(root, run)
+        keep = os.environ.get("DISTRICTMON_DAY_KEEP")
+        if keep:  # a copy of the run to replay the panel check on (tests/panel_truth.py)
+            save(run, Path(keep))
         yield run
 
 
@@ -230,10 +236,114 @@ def test_every_outage_long_enough_pages_its_owner_and_resolves(day: Run) -> None
     assert not missing, "\n".join(missing)
 
 
+# A health fact gone bad pages with its own alert (alerts.yml): the specific ones for power and
+# amplifiers, SiteDegraded for the others (a cabinet door, a transmitter off air).
+FAULT_ALERTS = {
+    ("bts", "mains"): "BtsOnBattery",
+    ("loudspeaker", "amplifier_ok"): "AmplifierFault",
+    ("bts", "door_open"): "SiteDegraded",
+    ("radio_station", "transmitter_ok"): "SiteDegraded",
+}
+
+
+def _rule(alertname: str) -> dict[str, Any]:
+    return next(rule for rule in alert_rules() if rule["alert"] == alertname)
+
+
+def _told_once(day: Run, alertname: str, match: dict[str, str], start: float, end: float,
+               late: float) -> tuple[set[str], list[str], list[str]]:  # fmt: skip
+    """Who was paged about `alertname` for the labels `match`, for a stretch from `start` to
+    `end`: the receivers, the distinct starts, and what each was told, folded."""
+    pages = [
+        (n, a)
+        for n, a in _firing(day)
+        if a["labels"]["alertname"] == alertname
+        and all(a["labels"].get(k) == v for k, v in match.items())
+        and start - late <= _when(a) <= end + late
+    ]
+    starts = sorted({a["startsAt"] for _n, a in pages})
+    told = [
+        a["status"]
+        for n in day.webhook.received
+        for a in n.alerts
+        if a["labels"]["alertname"] == alertname
+        and all(a["labels"].get(k) == v for k, v in match.items())
+        and a["startsAt"] in starts
+    ]
+    folded = [s for i, s in enumerate(told) if i == 0 or s != told[i - 1]]
+    return {n.receiver for n, _a in pages}, starts, folded
+
+
+def test_every_fault_long_enough_pages_once_with_its_own_alert(day: Run) -> None:
+    """A site degraded by a health fact (on battery, an amplifier, a door, a transmitter) for
+    longer than its alert's `for:` pages its owner once, firing then resolved, with the
+    alert made for that fact; a broker lost longer than DistrictmonBrokerDisconnected's
+    `for:` pages the monitor's keepers once."""
+    truth = day.truth()
+    timing = day.settings.timing()
+    inventory = load_config(day.config)
+    routes = Receivers(day.alertmanager)
+    late = max(timing.late("snmp"), timing.late("mqtt"))
+    wrong: list[str] = []
+    checked: set[str] = set()
+    for site_id, site in inventory.sites.items():
+        want = expected(
+            truth, site_id, day.known_at, day.ended_at, timing, day.maintenance, day.gaps
+        )
+        for span in want.spans:
+            if span.state != "degraded" or span.end >= day.ended_at - late:
+                continue
+            middle = (span.start + span.end) / 2
+            bad = [
+                name
+                for (kind, fact), name in FAULT_ALERTS.items()
+                if kind == site.kind
+                and truth.condition(site_id, fact, middle) is (fact == "door_open")
+            ]
+            for alertname in bad:
+                rule = _rule(alertname)
+                if span.seconds < _for_seconds(alertname) + 2 * late:
+                    continue
+                checked.add(alertname)
+                labels = {
+                    "owner": site.owner,
+                    "scope": "site",
+                    "severity": rule["labels"]["severity"],
+                }
+                receiver = routes.of(labels)
+                got, starts, folded = _told_once(
+                    day, alertname, {"site": site_id}, span.start, span.end, late
+                )
+                begun, ended = span.start - day.known_at, span.end - day.known_at
+                where = f"{site_id} degraded {begun:.0f}..{ended:.0f} s"
+                if got != {receiver} or len(starts) != 1 or folded != ["firing", "resolved"]:
+                    wrong.append(
+                        f"{where}: {alertname} reached {sorted(got)} (not {receiver}), began "
+                        f"{len(starts)} times, told {folded}"
+                    )
+    lost = [(a, b) for (a, up), (b, _) in itertools.pairwise(truth.broker) if not up]
+    for start, end in lost:
+        if end - start < _for_seconds("DistrictmonBrokerDisconnected") + 2 * late:
+            continue
+        checked.add("DistrictmonBrokerDisconnected")
+        receiver = routes.of({"scope": "monitor", "severity": "critical", "blind": "mqtt"})
+        got, starts, folded = _told_once(day, "DistrictmonBrokerDisconnected", {}, start, end, late)
+        if got != {receiver} or len(starts) != 1 or folded != ["firing", "resolved"]:
+            wrong.append(
+                f"broker lost {start - day.known_at:.0f}..{end - day.known_at:.0f} s: reached "
+                f"{sorted(got)} (not {receiver}), began {len(starts)} times, told {folded}"
+            )
+    assert checked == {*FAULT_ALERTS.values(), "DistrictmonBrokerDisconnected"}, checked
+    assert not wrong, "\n".join(wrong)
+
+
 def test_nothing_pages_for_sites_behind_a_parent_in_maintenance_or_unseen(day: Run) -> None:
     """A site-scope page must be about a site the oracle says was down (down alerts) or
     degraded (degraded alerts) when the alert began: never about one that was unreachable (its
-    parent's fault), in maintenance, unknown (the broker lost, the monitor stopped) or up."""
+    parent's fault), in maintenance, unknown (the broker lost, the monitor stopped) or up.
+    The monitor's own alerts stay silent once it runs, but for the broker it lost; and no
+    objective alert fires on a ledger that holds a day, not the quarter of a month the rule
+    asks for."""
     truth = day.truth()
     timing = day.settings.timing()
     late = max(timing.late("snmp"), timing.late("mqtt"))
@@ -241,9 +351,14 @@ def test_nothing_pages_for_sites_behind_a_parent_in_maintenance_or_unseen(day: R
     for notification, alert in _firing(day):
         labels = alert["labels"]
         site = labels.get("site")
+        name = labels["alertname"]
+        own = labels.get("scope") == "monitor" and name != "DistrictmonBrokerDisconnected"
+        watched = day.known_at <= _when(alert) < day.ended_at  # before the test stops it
+        if (own and watched) or name == "AvailabilityBelowObjective":
+            wrong.append(f"{notification.receiver}: {name} at {_when(alert) - day.known_at:.0f} s")
+            continue
         if labels.get("scope") != "site" or site not in truth.sites:
             continue
-        name = labels["alertname"]
         if name in DEGRADED_ALERTS:
             allowed = {"degraded"}
         elif name in (*DOWN_ALERTS.values(), "SiteDown"):
@@ -319,6 +434,22 @@ class Receivers:
             )  # fmt: skip
             self._known[key] = done.stdout.strip()
         return self._known[key]
+
+
+# --- panels ----------------------------------------------------------------------------------
+
+
+def test_every_panel_shows_what_the_oracle_says_at_quiet_instants(day: Run) -> None:
+    """Every target of every dashboard, queried from the run's Prometheus at instants of the
+    day when nothing had just changed, at All and at one commune, owner and kind: the states,
+    counts, coverage, times in state, availability, reboots, readings and reasons it shows
+    are the oracle's (tests/panel_truth.py; panels.UNSTATED lists what it cannot state)."""
+    problems, seen = check_panels(day.played(), day.prometheus.query, FACTOR)
+    assert len(seen) >= 6, f"only {len(seen)} quiet instants in the day"
+    assert sum(rates for _, _, rates in seen) >= 3, "rates stated at fewer than 3 instants"
+    shown = {state for _, states, _ in seen for state in states.values()}
+    assert shown == set(STATES), f"the instants checked show only {sorted(shown)}"
+    assert not problems, f"{len(problems)} wrong:\n" + "\n".join(problems[:40])
 
 
 # --- what the day is, and the report --------------------------------------------------------
