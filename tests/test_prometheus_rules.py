@@ -182,6 +182,10 @@ def _exported_metric_names() -> set[str]:
         Observation(speaker, 1.0, True, values={"amplifier_ok": 1.0}, probe="mqtt")
     )
     live.apply_transition(Transition(bts, State.UP, 1.0, State.UNKNOWN))
+    # a site not up, so that its reason code is served too
+    live.apply_transition(
+        Transition(gateway, State.DOWN, 1.0, State.UNKNOWN, "snmp timeout", ("timeout",))
+    )
     registry, _ = build_registry()
     registry.register(SiteCollector(live))
     registry.register(DeviceValueCollector(live))
