@@ -45,10 +45,11 @@ install:
 	fi
 	@case "$(PREFIX)" in /?*) ;; *) echo "PREFIX must be an absolute path" >&2; exit 1;; esac
 	# 1. The program: a venv from the system Python, the project installed from this checkout
-	#    (built from a copy, so no build/ leftovers in the checkout end up in the wheel).
+	#    (built from a copy, so no build/ leftovers in the checkout end up in the wheel; -L
+	#    copies what links point at: monitor/expose/runbooks.md is config/prometheus's).
 	$(PYTHON) -m venv "$(DESTDIR)$(PREFIX)"
 	set -e; src="$$(mktemp -d)"; trap 'rm -rf "$$src"' EXIT; \
-		cp -R $(SOURCES) "$$src/"; \
+		cp -RL $(SOURCES) "$$src/"; \
 		PIP_NO_INPUT=1 "$(DESTDIR)$(PREFIX)/bin/python" -m pip install --quiet \
 			--disable-pip-version-check --no-warn-script-location $(PIP_ARGS) "$$src"
 	@# A staged venv names its staging path in scripts; point them at the final one.
@@ -60,11 +61,13 @@ install:
 	install -m 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 	install -m 0644 config/README.md "$(DESTDIR)$(DOCDIR)/configuration.md"
 	install -m 0644 systemd/README.md "$(DESTDIR)$(DOCDIR)/service.md"
-	# Grafana dashboards and their provisioning examples, and the Prometheus rules they read.
+	# Grafana dashboards and their provisioning examples; the Prometheus configuration, rules
+	# and runbooks; the Alertmanager example and its notification templates.
 	install -d -m 0755 "$(DESTDIR)$(DATADIR)/grafana/dashboards" \
 		"$(DESTDIR)$(DATADIR)/grafana/provisioning/datasources" \
 		"$(DESTDIR)$(DATADIR)/grafana/provisioning/dashboards" \
-		"$(DESTDIR)$(DATADIR)/prometheus"
+		"$(DESTDIR)$(DATADIR)/prometheus" \
+		"$(DESTDIR)$(DATADIR)/alertmanager/templates"
 	install -m 0644 dashboards/*.json "$(DESTDIR)$(DATADIR)/grafana/dashboards/"
 	install -m 0644 dashboards/provisioning/datasources/*.yaml \
 		"$(DESTDIR)$(DATADIR)/grafana/provisioning/datasources/"
@@ -74,7 +77,11 @@ install:
 			>"$(DESTDIR)$(DATADIR)/grafana/provisioning/dashboards/$${f##*/}"; \
 		chmod 0644 "$(DESTDIR)$(DATADIR)/grafana/provisioning/dashboards/$${f##*/}"; \
 	done
-	install -m 0644 config/prometheus/*.yml "$(DESTDIR)$(DATADIR)/prometheus/"
+	install -m 0644 config/prometheus/*.yml config/prometheus/runbooks.md \
+		"$(DESTDIR)$(DATADIR)/prometheus/"
+	install -m 0644 config/alertmanager/alertmanager.yml "$(DESTDIR)$(DATADIR)/alertmanager/"
+	install -m 0644 config/alertmanager/templates/*.tmpl \
+		"$(DESTDIR)$(DATADIR)/alertmanager/templates/"
 	# 2. The unit, with ExecStart and Documentation following PREFIX.
 	install -d -m 0755 "$(DESTDIR)$(UNITDIR)"
 	sed -e 's|/opt/districtmon/|$(PREFIX)/|g' systemd/$(UNIT) >"$(DESTDIR)$(UNITDIR)/$(UNIT).tmp"
@@ -134,7 +141,8 @@ uninstall:
 	fi
 	@# A DATADIR outside the venv: only the folders install made there.
 	@case "$(DATADIR)" in $(PREFIX)/*) ;; *) \
-		rm -rf "$(DESTDIR)$(DATADIR)/grafana" "$(DESTDIR)$(DATADIR)/prometheus"; \
+		rm -rf "$(DESTDIR)$(DATADIR)/grafana" "$(DESTDIR)$(DATADIR)/prometheus" \
+			"$(DESTDIR)$(DATADIR)/alertmanager"; \
 		rmdir "$(DESTDIR)$(DATADIR)" 2>/dev/null || true;; \
 	esac
 	@if [ -z "$(DESTDIR)" ] && $(SYSTEMD_BOOTED); then \

@@ -167,9 +167,8 @@ def build_live(
             continue
         ok = roll > 0.04
         since = now - rng.uniform(60, 30 * 86400)
-        live.apply_transition(
-            Transition(site_id, State.UP if ok else State.DOWN, since, State.UNKNOWN)
-        )
+        state, codes = (State.UP, ()) if ok else (State.DOWN, ("timeout",))
+        live.apply_transition(Transition(site_id, state, since, State.UNKNOWN, "", codes))
         poll(live, rng, site_id, ok, now - rng.uniform(0, 60))
     return live
 

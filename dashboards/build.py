@@ -126,6 +126,16 @@ def site_variables(kinds: str = ".*") -> list[dict[str, Any]]:
 SEL = 'commune=~"$commune",owner=~"$owner",kind=~"$kind"'
 
 
+def selection(kinds: str) -> str:
+    """The matchers of a panel on a dashboard about `kinds`: the dashboard's own kind filter,
+    then the variables. The filter is repeated because a variable at All expands to its
+    allValue `.*`, which would drop the kind filter of the variable's own query (a BTS
+    dashboard at All would count every kind of site)."""
+    if kinds == ".*":
+        return SEL
+    return f'kind=~"{kinds}",{SEL}'
+
+
 # --- panels -------------------------------------------------------------------------------
 
 
@@ -166,8 +176,14 @@ class Panel:
     overrides: list[dict[str, Any]] = field(default_factory=list)
     min: float | None = None
     max: float | None = None
+    # The shortest step Grafana may query at: it sizes $__rate_interval, so a rate over a
+    # counter that moves once a poll sees several polls, not a stair of zeros and doubles.
+    interval: str | None = None
+    # Stable: dashboards/README.md lists each panel by it, and the whole-stack test names
+    # panels by (dashboard uid, id). Never reuse the id of a removed panel.
+    panel_id: int = 0
 
-    def json(self, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    def json(self, x: int, y: int) -> dict[str, Any]:
         defaults: dict[str, Any] = {"unit": self.unit, "mappings": self.mappings}
         if self.thresholds is not None:
             defaults["thresholds"] = self.thresholds
@@ -175,8 +191,9 @@ class Panel:
         for key in ("decimals", "min", "max"):
             if getattr(self, key) is not None:
                 defaults[key] = getattr(self, key)
+        extra = {"interval": self.interval} if self.interval else {}
         return {
-            "id": panel_id,
+            "id": self.panel_id,
             "type": self.kind,
             "title": self.title,
             "description": self.description,
@@ -186,7 +203,12 @@ class Panel:
             "fieldConfig": {"defaults": defaults, "overrides": self.overrides},
             "options": self.options,
             "transformations": self.transformations,
+            **extra,
         }
+
+
+# Device counters move once a poll (60 s as shipped): a rate over them needs several polls.
+DEVICE_RATE_INTERVAL = "5m"
 
 
 def stat(title: str, description: str, expr: str, **kw: Any) -> Panel:
@@ -274,15 +296,17 @@ def dashboard(uid: str, title: str, description: str, variables: list[dict[str, 
               rows: list[list[Panel]], tags: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
     panels = []
     y = 0
-    panel_id = 1
+    ids: set[int] = set()
     for row in rows:
         x = 0
         height = 0
         for panel in row:
             if x + panel.width > GRID_WIDTH:
                 raise ValueError(f"{uid}: row starting with {row[0].title!r} is too wide")
-            panels.append(panel.json(panel_id, x, y))
-            panel_id += 1
+            if panel.panel_id <= 0 or panel.panel_id in ids:
+                raise ValueError(f"{uid}: {panel.title!r} needs an id of its own")
+            ids.add(panel.panel_id)
+            panels.append(panel.json(x, y))
             x += panel.width
             height = max(height, panel.height)
         y += height
@@ -349,6 +373,29 @@ def in_state_for(states: str, sel: str = SEL) -> str:
     )
 
 
+def weighted_availability(by: str, window: str, sel: str) -> str:
+    """Availability of a group as the ledger and the monthly report count it: the sites'
+    up+degraded seconds over their counted seconds, summed (a site weighs by the time it was
+    watched), not a mean of the sites' ratios."""
+    ratio = f'districtmon_site_availability_ratio{{window="{window}",{sel}}}'
+    counted = f'districtmon_site_availability_counted_seconds{{window="{window}",{sel}}}'
+    return f"sum by ({by}) ({ratio} * {counted})\n/ sum by ({by}) ({counted})"
+
+
+REASON_COLUMNS = {
+    "id": "organize",
+    "options": {
+        "excludeByName": {
+            "Time": True,
+            "Value": True,
+            "instance": True,
+            "job": True,
+            "__name__": True,
+        },
+        "indexByName": {"name": 0, "site": 1, "reason": 2, "commune": 3, "kind": 4, "owner": 5},
+        "renameByName": {},
+    },
+}
 OUTAGE_COLUMNS = {
     "id": "organize",
     "options": {
@@ -392,6 +439,7 @@ STATE_CELLS = [
 
 
 def overview() -> dict[str, Any]:
+    sel = selection(".*")
     commune_map = Panel(
         "geomap",
         "Communes, coloured by their worst site state",
@@ -400,7 +448,7 @@ def overview() -> dict[str, Any]:
         "unknown, blue maintenance, green all up.",
         [
             instant_table(
-                f"max by (commune) ({SEVERITY}{{{SEL}}})\n"
+                f"max by (commune) ({SEVERITY}{{{sel}}})\n"
                 "* on (commune) group_left (name, lat, lon)\n"
                 "  max by (commune, name, lat, lon) (districtmon_commune_info)"
             )
@@ -446,14 +494,16 @@ def overview() -> dict[str, Any]:
             ],
             "tooltip": {"mode": "details"},
         },
+        panel_id=5,
     )
     by_state = stat(
         "Sites by state",
         "How many sites of the selection are in each state now.",
-        f"sum by (state) ({COUNTS}{{{SEL}}})",
+        f"sum by (state) ({COUNTS}{{{sel}}})",
         legend="{{state}}",
         width=12,
         height=5,
+        panel_id=4,
     )
     by_state.overrides = [
         {
@@ -466,30 +516,48 @@ def overview() -> dict[str, Any]:
     kinds = table(
         "Sites by kind and state",
         "Counts of the selection, one row per kind of site.",
-        instant_table(f"sum by (kind, state) ({COUNTS}{{{SEL}}})"),
+        instant_table(f"sum by (kind, state) ({COUNTS}{{{sel}}})"),
         transformations=[matrix("kind", "state")],
         width=12,
         height=14,
         hide=(),
+        panel_id=6,
     )
     outages = table(
         "Current outages",
         "Sites down, unreachable or degraded now: for how long, and whose they are. Empty when "
         "every site of the selection is up.",
-        instant_table(in_state_for("down|unreachable|degraded")),
+        instant_table(in_state_for("down|unreachable|degraded", sel)),
         transformations=[OUTAGE_COLUMNS],
         overrides=STATE_CELLS,
         unit="dtdurations",
-        width=24,
+        width=16,
         height=10,
         sort="for",
         hide=(),
+        panel_id=7,
+    )
+    reasons = table(
+        "Why: reason codes of the sites not up",
+        "One row per reason the daemon gives for a site that is not up (timeout, on_battery, "
+        "wan_down, behind_parent, maintenance, auth...): the bounded codes of "
+        "districtmon_site_reason; the full text is in the JSON API and the log.",
+        instant_table(
+            f"(districtmon_site_reason{{{sel}}} == 1)\n"
+            "* on (site) group_left (name) max by (site, name) (districtmon_site_info)"
+        ),
+        transformations=[REASON_COLUMNS],
+        width=8,
+        height=10,
+        hide=(),
+        panel_id=9,
     )
     down_over_time = timeseries(
         "Sites down or unreachable, by kind",
         "How the outage count moved over the time range.",
-        Target(f'sum by (kind) ({COUNTS}{{state=~"down|unreachable",{SEL}}})', "{{kind}}"),
+        Target(f'sum by (kind) ({COUNTS}{{state=~"down|unreachable",{sel}}})', "{{kind}}"),
         width=24,
+        panel_id=8,
     )
     return dashboard(
         "districtmon-overview",
@@ -501,27 +569,31 @@ def overview() -> dict[str, Any]:
                 stat(
                     "Down",
                     "Sites down now (N failed polls in a row).",
-                    count("down"),
+                    count("down", sel),
                     thresholds=BAD_ABOVE_ZERO,
+                    panel_id=1,
                 ),
                 stat(
                     "Unreachable",
                     "Sites whose parent link is down: not their own fault.",
-                    count("unreachable"),
+                    count("unreachable", sel),
                     thresholds=thresholds(("green", None), ("orange", 1)),
+                    panel_id=2,
                 ),
                 stat(
                     "Up",
-                    "Share of the selection up or degraded now.",
-                    f"{count('up|degraded')} / {count('.*')}",
+                    "Share of the selection up or degraded now (unknown and maintenance "
+                    "count as not up).",
+                    f"{count('up|degraded', sel)} / {count('.*', sel)}",
                     unit="percentunit",
                     decimals=1,
                     thresholds=GOOD_HIGH,
+                    panel_id=3,
                 ),
                 by_state,
             ],
             [commune_map, kinds],
-            [outages],
+            [outages, reasons],
             [down_over_time],
         ],
         tags=("overview",),
@@ -529,7 +601,8 @@ def overview() -> dict[str, Any]:
 
 
 def bts() -> dict[str, Any]:
-    sel = SEL
+    sel = selection("bts")
+    answering = "on (site) (districtmon_site_up == 1)"
     return dashboard(
         "districtmon-bts",
         "districtmon: BTS by operator and commune",
@@ -539,7 +612,8 @@ def bts() -> dict[str, Any]:
             [
                 bargauge(
                     "BTS up now, by operator",
-                    "Share of each operator's BTS in the selection that answer now.",
+                    "Share of each operator's BTS in the selection that answer now (up or "
+                    "degraded).",
                     share_up("owner", sel),
                     "{{owner}}",
                     unit="percentunit",
@@ -547,12 +621,15 @@ def bts() -> dict[str, Any]:
                     min=0,
                     max=1,
                     width=8,
+                    panel_id=1,
                 ),
                 bargauge(
                     "BTS availability, 30 days, by operator",
-                    "Time-weighted availability from the ledger (up+degraded over the time the "
-                    "monitor could see, maintenance excluded), mean over the operator's BTS.",
-                    f'avg by (owner) (districtmon_site_availability_ratio{{window="30d",{sel}}})',
+                    "Time-weighted availability from the ledger over the selected BTS of each "
+                    "operator: up+degraded seconds over the seconds the monitor could count "
+                    "(unknown, maintenance and unreachable time excluded), the monthly "
+                    "report's figure.",
+                    weighted_availability("owner", "30d", sel),
                     "{{owner}}",
                     unit="percentunit",
                     decimals=2,
@@ -560,14 +637,17 @@ def bts() -> dict[str, Any]:
                     min=0.9,
                     max=1,
                     width=8,
+                    panel_id=2,
                 ),
                 stat(
                     "BTS on battery",
-                    "BTS whose power system runs on battery now (mains lost).",
-                    f"count(districtmon_device_mains_ok{{{sel}}} == 0) or vector(0)",
+                    "BTS answering now whose power system runs on battery (mains lost).",
+                    f"count(districtmon_device_mains_ok{{{sel}}} == 0 and {answering}) "
+                    "or vector(0)",
                     thresholds=thresholds(("green", None), ("orange", 1)),
                     width=8,
                     height=8,
+                    panel_id=3,
                 ),
             ],
             [
@@ -579,30 +659,33 @@ def bts() -> dict[str, Any]:
                     ),
                     transformations=[matrix("commune", "owner")],
                     hide=(),
+                    panel_id=4,
                 ),
                 table(
                     "BTS availability, 24 hours, by commune and operator",
-                    "Ledger availability over the last 24 hours, mean per commune and operator.",
-                    instant_table(
-                        "avg by (commune, owner) "
-                        f'(districtmon_site_availability_ratio{{window="24h",{sel}}})'
-                    ),
+                    "Ledger availability over the last 24 hours, time-weighted over the BTS of "
+                    "each commune and operator.",
+                    instant_table(weighted_availability("commune, owner", "24h", sel)),
                     transformations=[matrix("commune", "owner")],
                     unit="percentunit",
                     decimals=2,
                     hide=(),
+                    panel_id=5,
                 ),
             ],
             [
                 table(
                     "BTS on battery: battery voltage",
-                    "Each BTS on battery now with its battery voltage; empty while mains hold.",
+                    "Each BTS answering now on battery, with its battery voltage; empty while "
+                    "mains hold.",
                     instant_table(
                         f"districtmon_device_battery_volts{{{sel}}}\n"
-                        f"* on (site) group_left () (districtmon_device_mains_ok{{{sel}}} == 0)"
+                        f"and on (site) (districtmon_device_mains_ok{{{sel}}} == 0)\n"
+                        f"and {answering}"
                     ),
                     unit="volt",
                     sort="Value",
+                    panel_id=6,
                 ),
                 table(
                     "Reboots in the time range",
@@ -614,6 +697,7 @@ def bts() -> dict[str, Any]:
                     ),
                     transformations=[matrix("commune", "owner")],
                     hide=(),
+                    panel_id=7,
                 ),
             ],
             [
@@ -624,15 +708,19 @@ def bts() -> dict[str, Any]:
                         f'sum by (owner) ({COUNTS}{{state=~"down|unreachable",{sel}}})',
                         "{{owner}}",
                     ),
+                    panel_id=8,
                 ),
                 timeseries(
                     "Hottest BTS cabinet, by commune",
-                    "Highest cabinet temperature reported by the BTS of each commune.",
+                    "Highest cabinet temperature reported by the BTS power systems of each "
+                    "commune (the bts-power profile's cabinet_temperature_celsius).",
                     Target(
-                        f"max by (commune) (districtmon_device_temperature_celsius{{{sel}}})",
+                        "max by (commune) "
+                        f"(districtmon_device_cabinet_temperature_celsius{{{sel}}})",
                         "{{commune}}",
                     ),
                     unit="celsius",
+                    panel_id=9,
                 ),
             ],
         ],
@@ -641,14 +729,18 @@ def bts() -> dict[str, Any]:
 
 
 def broadcast() -> dict[str, Any]:
-    sel = SEL
+    sel = selection("radio_station|loudspeaker")
     communes = 'commune=~"$commune"'
     # panels about one kind ignore the kind variable: they would be empty otherwise
     radio = 'commune=~"$commune",owner=~"$owner",kind="radio_station"'
     speakers = 'commune=~"$commune",owner=~"$owner",kind="loudspeaker"'
+    answering = "on (site) (districtmon_site_up == 1)"
+    areas = f"max by (commune) (districtmon_commune_areas{{{communes}}})"
     coverage_note = (
-        " An area counts as covered while its loudspeaker cluster is up (the inventory's "
-        "`covers`); areas reached by two clusters count twice, capped at 100%."
+        " An area counts as covered while a loudspeaker cluster that reaches it (the "
+        "inventory's `covers`) is up or degraded and reports no amplifier fault; a cluster "
+        "the monitor cannot see (unknown) covers nothing here. Areas reached by two clusters "
+        "count twice, capped at 100% per commune."
     )
     return dashboard(
         "districtmon-broadcast",
@@ -659,37 +751,43 @@ def broadcast() -> dict[str, Any]:
             [
                 stat(
                     "Radio stations up",
-                    "Share of the radio stations of the selection up now.",
+                    "Share of the radio stations of the selection up or degraded now.",
                     f"{count('up|degraded', radio)} / {count('.*', radio)}",
                     unit="percentunit",
                     thresholds=GOOD_HIGH,
+                    panel_id=1,
                 ),
                 stat(
                     "Loudspeaker clusters up",
-                    "Share of the loudspeaker clusters of the selection up now.",
+                    "Share of the loudspeaker clusters of the selection up or degraded now.",
                     f"{count('up|degraded', speakers)} / {count('.*', speakers)}",
                     unit="percentunit",
                     thresholds=GOOD_HIGH,
+                    panel_id=2,
                 ),
                 stat(
                     "Live coverage, district",
-                    "Share of the residential areas of the selected communes reached by a "
-                    "loudspeaker cluster that is up now." + coverage_note,
-                    f"sum({COVERED_UP}{{{communes}}})\n"
-                    f"/ sum(max by (commune) (districtmon_commune_areas{{{communes}}}))",
+                    "Share of the residential areas of the selected communes reached now by a "
+                    "working loudspeaker cluster." + coverage_note,
+                    f"sum({COVERAGE}{{{communes}}} * on (commune) {areas})\n/ sum({areas})",
                     unit="percentunit",
                     thresholds=thresholds(("red", None), ("orange", 0.4), ("green", 0.55)),
+                    panel_id=3,
                 ),
                 stat(
                     "Amplifier faults",
-                    "Loudspeaker clusters reporting an amplifier fault now (MQTT telemetry).",
-                    f"count(districtmon_device_amplifier_ok{{{speakers}}} == 0) or vector(0)",
+                    "Loudspeaker clusters answering now that report an amplifier fault.",
+                    f"count(districtmon_device_amplifier_ok{{{speakers}}} == 0 and {answering})"
+                    " or vector(0)",
                     thresholds=BAD_ABOVE_ZERO,
+                    panel_id=4,
                 ),
                 stat(
                     "Playing now",
-                    "Clusters playing a broadcast now (MQTT telemetry).",
-                    f"sum(districtmon_device_playing{{{speakers}}})",
+                    "Clusters answering now that report playing a broadcast.",
+                    f"count(districtmon_device_playing{{{speakers}}} == 1 and {answering})"
+                    " or vector(0)",
+                    panel_id=5,
                 ),
                 stat(
                     "Broker connection",
@@ -703,12 +801,13 @@ def broadcast() -> dict[str, Any]:
                             "options": {"0": {"text": "lost"}, "1": {"text": "connected"}},
                         }
                     ],
+                    panel_id=6,
                 ),
             ],
             [
                 bargauge(
                     "Live coverage by commune",
-                    "Per commune: residential areas reached by a cluster that is up now, over "
+                    "Per commune: residential areas reached by a working cluster now, over "
                     "all its residential areas." + coverage_note,
                     f"{COVERAGE}{{{communes}}}",
                     "{{commune}}",
@@ -717,6 +816,7 @@ def broadcast() -> dict[str, Any]:
                     max=1,
                     thresholds=thresholds(("red", None), ("orange", 0.4), ("green", 0.55)),
                     height=10,
+                    panel_id=7,
                 ),
                 timeseries(
                     "Live coverage over time",
@@ -726,6 +826,7 @@ def broadcast() -> dict[str, Any]:
                     min=0,
                     max=1,
                     height=10,
+                    panel_id=8,
                 ),
             ],
             [
@@ -738,23 +839,32 @@ def broadcast() -> dict[str, Any]:
                     unit="dtdurations",
                     sort="for",
                     hide=(),
+                    panel_id=9,
                 ),
                 table(
                     "Areas silent now, by cluster",
-                    "Each cluster down now and the number of residential areas it leaves "
+                    "Each cluster that reaches no one now (down, unreachable, or answering "
+                    "with an amplifier fault) and the number of residential areas it leaves "
                     "without the loudspeaker.",
                     instant_table(
                         f"districtmon_site_covered_areas{{{speakers}}}\n"
-                        "* on (site) group_left () (districtmon_site_up == 0)"
+                        "and on (site) (\n"
+                        "    districtmon_site_up == 0\n"
+                        f"  or on (site) (districtmon_device_amplifier_ok == 0 and {answering})\n"
+                        ")"
                     ),
                     sort="Value",
+                    panel_id=10,
                 ),
             ],
             [
                 table(
                     "Amplifier faults",
-                    "Clusters whose telemetry reports amplifier_ok false.",
-                    instant_table(f"districtmon_device_amplifier_ok{{{speakers}}} == 0"),
+                    "Clusters answering now whose telemetry reports amplifier_ok false.",
+                    instant_table(
+                        f"districtmon_device_amplifier_ok{{{speakers}}} == 0 and {answering}"
+                    ),
+                    panel_id=11,
                 ),
                 timeseries(
                     "Signal strength of the clusters' 4G links",
@@ -764,6 +874,7 @@ def broadcast() -> dict[str, Any]:
                         "{{commune}}",
                     ),
                     unit="dBm",
+                    panel_id=12,
                 ),
             ],
         ],
@@ -772,7 +883,10 @@ def broadcast() -> dict[str, Any]:
 
 
 def agency() -> dict[str, Any]:
-    sel = SEL
+    sel = selection("gateway|video_endpoint|portal")
+    # panels named for gateways read gateways only (and still follow the kind variable)
+    gateways = selection("gateway")
+    answering = "on (site) (districtmon_site_up == 1)"
     return dashboard(
         "districtmon-agency",
         "districtmon: agency networks",
@@ -780,76 +894,96 @@ def agency() -> dict[str, Any]:
         site_variables("gateway|video_endpoint|portal"),
         [
             [
-                stat("Gateways down", "Down now.", count("down", sel), thresholds=BAD_ABOVE_ZERO),
+                stat(
+                    "Gateways down",
+                    "Gateways of the selection down now.",
+                    count("down", gateways),
+                    thresholds=BAD_ABOVE_ZERO,
+                    panel_id=1,
+                ),
                 stat(
                     "Gateways up",
-                    "Share of the selection up now.",
-                    f"{count('up|degraded', sel)} / {count('.*', sel)}",
+                    "Share of the selection's gateways up or degraded now.",
+                    f"{count('up|degraded', gateways)} / {count('.*', gateways)}",
                     unit="percentunit",
                     thresholds=GOOD_HIGH,
+                    panel_id=2,
                 ),
                 stat(
                     "WAN links down",
-                    "Gateways answering but with their WAN interface down (degraded).",
-                    f"count(districtmon_device_if_oper_up{{{WAN},{sel}}} == 0) or vector(0)",
+                    "Gateways answering but with a WAN interface (ifAlias naming WAN, uplink "
+                    "or internet) down.",
+                    f"count(count by (site) (districtmon_device_if_oper_up{{{WAN},{gateways}}} "
+                    f"== 0) and {answering}) or vector(0)",
                     thresholds=BAD_ABOVE_ZERO,
+                    panel_id=3,
                 ),
                 stat(
                     "Slowest answer",
                     "Longest last-poll duration among the selection.",
                     f"max(districtmon_site_last_poll_duration_seconds{{{sel}}})",
                     unit="s",
+                    panel_id=4,
                 ),
             ],
             [
                 table(
                     "Every gateway: state and for how long",
                     "All gateways of the selection, worst first.",
-                    instant_table(in_state_for(".*", sel)),
+                    instant_table(in_state_for(".*", gateways)),
                     transformations=[OUTAGE_COLUMNS],
                     overrides=STATE_CELLS,
                     unit="dtdurations",
                     width=24,
                     height=10,
                     hide=(),
+                    panel_id=5,
                 ),
             ],
             [
                 timeseries(
                     "WAN traffic in",
-                    "Bits per second received on each gateway's WAN interface.",
+                    "Bits per second received on each gateway's WAN interfaces (ifAlias "
+                    "naming WAN, uplink or internet), over at least five polls.",
                     Target(
                         "8 * sum by (site) (rate(districtmon_device_if_in_octets_total"
-                        f'{{if="wan",{sel}}}[$__rate_interval]))',
+                        f"{{{WAN},{gateways}}}[$__rate_interval]))",
                         "{{site}}",
                     ),
                     unit="bps",
+                    interval=DEVICE_RATE_INTERVAL,
+                    panel_id=6,
                 ),
                 timeseries(
                     "WAN traffic out",
-                    "Bits per second sent on each gateway's WAN interface.",
+                    "Bits per second sent on each gateway's WAN interfaces (ifAlias naming "
+                    "WAN, uplink or internet), over at least five polls.",
                     Target(
                         "8 * sum by (site) (rate(districtmon_device_if_out_octets_total"
-                        f'{{if="wan",{sel}}}[$__rate_interval]))',
+                        f"{{{WAN},{gateways}}}[$__rate_interval]))",
                         "{{site}}",
                     ),
                     unit="bps",
+                    interval=DEVICE_RATE_INTERVAL,
+                    panel_id=7,
                 ),
             ],
             [
                 timeseries(
                     "Poll round trip, by commune",
-                    "Mean duration of the last SNMP poll of the commune's gateways: a slow "
-                    "link shows here first.",
+                    "Mean duration of the last poll of the selection's sites in each commune: "
+                    "a slow link shows here first.",
                     Target(
                         f"avg by (commune) (districtmon_site_last_poll_duration_seconds{{{sel}}})",
                         "{{commune}}",
                     ),
                     unit="s",
+                    panel_id=8,
                 ),
                 timeseries(
                     "Ping round trip and loss",
-                    "ICMP probes of gateways that speak no SNMP.",
+                    "ICMP probes of the selection's sites that speak no SNMP: mean round trip "
+                    "and worst loss per commune.",
                     Target(
                         f"avg by (commune) (districtmon_site_rtt_seconds{{{sel}}})",
                         "rtt {{commune}}",
@@ -859,6 +993,7 @@ def agency() -> dict[str, Any]:
                         "loss {{commune}}",
                     ),
                     unit="s",
+                    panel_id=9,
                 ),
             ],
         ],
@@ -867,17 +1002,16 @@ def agency() -> dict[str, Any]:
 
 
 def sla() -> dict[str, Any]:
-    sel = SEL
+    sel = selection(".*")
 
-    def availability(by: str, width: int = 8) -> Panel:
+    def availability(by: str, panel_id: int, width: int = 8) -> Panel:
         return table(
             f"30-day availability by {by}",
             "Time-weighted availability from the ledger: up+degraded seconds over the seconds "
-            "the monitor could see (unknown and maintenance excluded; unreachable charged to "
-            f"the parent), mean over the sites of each {by}.",
-            instant_table(
-                f'avg by ({by}) (districtmon_site_availability_ratio{{window="30d",{sel}}})'
-            ),
+            "the monitor could count (unknown and maintenance excluded; unreachable charged to "
+            f"the parent), summed over the selected sites of each {by}: the monthly report's "
+            "figure.",
+            instant_table(weighted_availability(by, "30d", sel)),
             unit="percentunit",
             decimals=3,
             thresholds=GOOD_HIGH,
@@ -893,6 +1027,7 @@ def sla() -> dict[str, Any]:
             width=width,
             height=10,
             hide=("Time",),
+            panel_id=panel_id,
         )
 
     return dashboard(
@@ -901,7 +1036,7 @@ def sla() -> dict[str, Any]:
         "Availability per commune, owner and kind: the monthly report's figures, live.",
         site_variables(),
         [
-            [availability("commune"), availability("owner"), availability("kind")],
+            [availability("commune", 1), availability("owner", 2), availability("kind", 3)],
             [
                 table(
                     "Least available sites, 30 days",
@@ -912,6 +1047,7 @@ def sla() -> dict[str, Any]:
                     unit="percentunit",
                     decimals=3,
                     sort=None,
+                    panel_id=4,
                 ),
                 table(
                     "Share of scrapes up, by commune (Prometheus' view)",
@@ -922,6 +1058,7 @@ def sla() -> dict[str, Any]:
                     ),
                     unit="percentunit",
                     decimals=3,
+                    panel_id=5,
                 ),
             ],
             [
@@ -935,6 +1072,7 @@ def sla() -> dict[str, Any]:
                     transformations=[matrix("commune", "kind")],
                     width=24,
                     hide=(),
+                    panel_id=6,
                 ),
             ],
         ],
@@ -968,12 +1106,14 @@ def monitor() -> dict[str, Any]:
                     "1 while Prometheus can scrape the daemon.",
                     f"min(up{{{job}}})",
                     thresholds=thresholds(("red", None), ("green", 1)),
+                    panel_id=1,
                 ),
                 stat(
                     "Polls per second",
                     "Polls completed per second, every probe.",
                     f"sum(rate(districtmon_polls_total{{{job}}}[$__rate_interval]))",
                     unit="reqps",
+                    panel_id=2,
                 ),
                 stat(
                     "Oldest poll",
@@ -981,18 +1121,21 @@ def monitor() -> dict[str, Any]:
                     "near the poll interval.",
                     f"time() - min(districtmon_site_last_poll_timestamp_seconds{{{SEL}}})",
                     unit="s",
+                    panel_id=3,
                 ),
                 stat(
                     "Broker connection",
                     "1 while connected to the MQTT broker.",
                     f"min(districtmon_mqtt_broker_connected{{{job}}})",
                     thresholds=thresholds(("red", None), ("green", 1)),
+                    panel_id=4,
                 ),
                 stat(
                     "Ledger errors in range",
                     "Ledger transactions that failed (and were retried).",
                     f"sum(increase(districtmon_ledger_write_errors_total{{{job}}}[$__range]))",
                     thresholds=BAD_ABOVE_ZERO,
+                    panel_id=5,
                 ),
                 stat(
                     "Scrape duration",
@@ -1000,6 +1143,7 @@ def monitor() -> dict[str, Any]:
                     f"max(scrape_duration_seconds{{{job}}})",
                     unit="s",
                     thresholds=thresholds(("green", None), ("orange", 0.25), ("red", 1)),
+                    panel_id=6,
                 ),
             ],
             [
@@ -1012,6 +1156,7 @@ def monitor() -> dict[str, Any]:
                         "{{probe}} {{result}}",
                     ),
                     unit="reqps",
+                    panel_id=7,
                 ),
                 timeseries(
                     "Poll errors by reason",
@@ -1022,6 +1167,7 @@ def monitor() -> dict[str, Any]:
                         "{{probe}} {{reason}}",
                     ),
                     unit="reqps",
+                    panel_id=8,
                 ),
             ],
             [
@@ -1037,6 +1183,7 @@ def monitor() -> dict[str, Any]:
                     ),
                     unit="s",
                     width=8,
+                    panel_id=9,
                 ),
                 timeseries(
                     "Schedule lag",
@@ -1050,6 +1197,7 @@ def monitor() -> dict[str, Any]:
                     ),
                     unit="s",
                     width=8,
+                    panel_id=10,
                 ),
                 timeseries(
                     "Ledger write latency",
@@ -1059,6 +1207,7 @@ def monitor() -> dict[str, Any]:
                     Target(f"max(districtmon_ledger_queue_length{{{job}}})", "queue"),
                     unit="s",
                     width=8,
+                    panel_id=11,
                 ),
             ],
             [
@@ -1071,6 +1220,7 @@ def monitor() -> dict[str, Any]:
                         "{{state}}",
                     ),
                     width=8,
+                    panel_id=12,
                 ),
                 timeseries(
                     "Daemon CPU and memory",
@@ -1080,6 +1230,7 @@ def monitor() -> dict[str, Any]:
                     ),
                     Target(f"process_resident_memory_bytes{{{job}}} / 2^30", "RSS GiB"),
                     width=8,
+                    panel_id=13,
                 ),
                 table(
                     "Daemons",
@@ -1090,6 +1241,7 @@ def monitor() -> dict[str, Any]:
                     ),
                     unit="dateTimeAsIso",
                     width=8,
+                    panel_id=14,
                 ),
             ],
         ],

@@ -1,8 +1,15 @@
 """Shared by the alerting tests: the shipped Prometheus and Alertmanager files, test copies of
-them with shorter timings, and a webhook receiver that records what Alertmanager sends.
+them with every timer divided by one factor, and a webhook receiver that records what
+Alertmanager sends.
 
 The copies change timings and destinations only; routes, groupings, inhibitions, rule
-expressions and labels are the shipped ones, so the tests exercise what an operator installs.
+expressions, texts and labels are the shipped ones, so the tests exercise what an operator
+installs. Dividing *every* timer by the same factor keeps their proportions, which is what
+decides whether an alert is lost between Prometheus and the receiver (NOTES.md): rule `for:`
+and `keep_firing_for:`, range selectors, group evaluation intervals, the scrape and
+evaluation intervals, Prometheus' resend delay and lookback, Alertmanager's group_wait,
+group_interval, repeat_interval and resolve_timeout. The daemon's poll interval is divided
+by the test that runs it (its poll timeout is not: it bounds an answer on loopback).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_DIR = ROOT / "config" / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 RECORDING_RULES = PROMETHEUS_DIR / "recording.yml"
 ALERT_RULES = PROMETHEUS_DIR / "alerts.yml"
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
@@ -69,44 +77,94 @@ def rule_groups() -> list[str]:
     return [g["name"] for path in (RECORDING_RULES, ALERT_RULES) for g in load_yaml(path)["groups"]]
 
 
-def shortened_rules(source: Path, target: Path, factor: float) -> Path:
-    """A copy of a rule file with every `for:` and `keep_firing_for:` divided by `factor`
-    (60 turns minutes into seconds). Their order, which the inhibitions rely on (an
-    inhibiting alert fires before those it mutes), is kept."""
+def scaled(duration: str, factor: float) -> str:
+    """A Prometheus/Alertmanager duration divided by `factor`, in milliseconds (both accept
+    `500ms`)."""
+    return f"{max(1, round(parse_duration(duration) * 1000 / factor))}ms"
+
+
+# a range selector or subquery: [10m], [1d], [30m:1m]
+_RANGE = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)(?::((?:\d+(?:ms|s|m|h|d|w|y))+))?\]")
+
+
+def scaled_ranges(expr: str, factor: float) -> str:
+    """An expression with its range selectors and subquery steps divided by `factor`."""
+
+    def one(match: re.Match[str]) -> str:
+        parts = [scaled(part, factor) for part in match.group(0)[1:-1].split(":") if part]
+        return "[" + ":".join(parts) + "]"
+
+    return _RANGE.sub(one, expr)
+
+
+def scaled_rules(source: Path, target: Path, factor: float) -> Path:
+    """A copy of a rule file with its timers divided by `factor`: every `for:` and
+    `keep_firing_for:`, each group's own `interval:`, and the range selectors of expressions
+    and of the queries in annotations. Their order, which the inhibitions rely on (an
+    inhibiting alert fires before those it mutes, and outlasts them), is kept."""
     doc = load_yaml(source)
     for group in doc["groups"]:
+        if "interval" in group:
+            group["interval"] = scaled(str(group["interval"]), factor)
         for rule in group["rules"]:
             for key in ("for", "keep_firing_for"):
                 if key in rule:
-                    millis = round(parse_duration(str(rule[key])) * 1000 / factor)
-                    rule[key] = f"{millis}ms"
+                    rule[key] = scaled(str(rule[key]), factor)
+            rule["expr"] = scaled_ranges(rule["expr"], factor)
+            for name, text in rule.get("annotations", {}).items():
+                rule["annotations"][name] = scaled_ranges(text, factor)
     target.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return target
 
 
-def alertmanager_test_config(
-    webhook_url: str | None,
-    *,
-    group_wait: str = "1s",
-    group_interval: str = "1s",
-    repeat_interval: str = "1h",
-) -> dict[str, Any]:
+# Prometheus' own timers that its configuration file does not hold, at their defaults.
+PROMETHEUS_TIMERS = {
+    "--rules.alert.resend-delay": "1m",
+    "--rules.alert.for-grace-period": "10m",
+    "--rules.alert.for-outage-tolerance": "1h",
+    "--query.lookback-delta": "5m",
+}
+
+
+def scaled_prometheus(
+    targets: list[str], alertmanager_url: str, directory: Path, factor: float
+) -> tuple[dict[str, Any], list[str]]:
+    """The shipped prometheus.yml with its timers divided by `factor`, scraping `targets`,
+    sending to `alertmanager_url` and loading its rule files as copies in `directory`
+    scaled the same way; and the command-line flags for Prometheus' other timers."""
+    config: dict[str, Any] = load_yaml(PROMETHEUS_CONFIG)
+    timers = config["global"]
+    for key in ("scrape_interval", "evaluation_interval"):
+        timers[key] = scaled(timers[key], factor)
+    config["rule_files"] = [
+        str(scaled_rules(PROMETHEUS_DIR / name, directory / name, factor))
+        for name in config["rule_files"]
+    ]
+    host = alertmanager_url.removeprefix("http://")
+    config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [host]}]}]}
+    [job] = config["scrape_configs"]
+    # a scrape may take at most its interval; divided, the timeout would bound a scrape of a
+    # small daemon on a loaded machine too tightly, so it is the whole interval
+    job["scrape_timeout"] = timers["scrape_interval"]
+    job["static_configs"] = [{"targets": targets}]
+    flags = [f"{flag}={scaled(value, factor)}" for flag, value in PROMETHEUS_TIMERS.items()]
+    return config, flags
+
+
+def alertmanager_test_config(webhook_url: str | None, factor: float = 1.0) -> dict[str, Any]:
     """The shipped Alertmanager configuration with its receivers rewritten: each receiver that
     has integrations gets a single webhook to `<webhook_url>/<receiver name>` instead (none at
     all when `webhook_url` is None), so nothing leaves the machine and the test sees who was
-    notified. Every route's timings are replaced by the given ones."""
+    notified. Every timer (each route's group_wait, group_interval, repeat_interval, and
+    resolve_timeout) is divided by `factor`."""
     config: dict[str, Any] = load_yaml(ALERTMANAGER_CONFIG)
     config.pop("templates", None)  # used by e-mail and Telegram only, both replaced
-    config["global"] = {"resolve_timeout": config["global"]["resolve_timeout"]}
+    config["global"] = {"resolve_timeout": scaled(config["global"]["resolve_timeout"], factor)}
 
     def retime(route: dict[str, Any]) -> None:
-        for key, value in (
-            ("group_wait", group_wait),
-            ("group_interval", group_interval),
-            ("repeat_interval", repeat_interval),
-        ):
-            if key in route or route is config["route"]:
-                route[key] = value
+        for key in ("group_wait", "group_interval", "repeat_interval"):
+            if key in route:
+                route[key] = scaled(route[key], factor)
         for child in route.get("routes", []):
             retime(child)
 
@@ -136,6 +194,7 @@ class Notification:
     status: str  # firing | resolved
     alerts: tuple[dict[str, Any], ...]
     payload: dict[str, Any]
+    at: float = 0.0  # when it was received, Unix seconds
 
     def alertnames(self) -> list[str]:
         return sorted(a["labels"]["alertname"] for a in self.alerts)
@@ -167,6 +226,7 @@ class WebhookReceiver:
                             status=payload["status"],
                             alerts=tuple(payload["alerts"]),
                             payload=payload,
+                            at=time.time(),
                         )
                     )
                 self.send_response(200)

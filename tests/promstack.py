@@ -100,7 +100,8 @@ class _Server:
 
 class Prometheus(_Server):
     """Scrapes the given targets every `scrape_interval`, evaluates `rule_files`, and sends
-    alerts to `alertmanager_url` when given."""
+    alerts to `alertmanager_url` when given; or runs a whole `config` (e.g. the shipped one,
+    scaled: alerting.scaled_prometheus) with extra command-line `flags`."""
 
     name = "prometheus"
 
@@ -111,14 +112,21 @@ class Prometheus(_Server):
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         alertmanager_url: str | None = None,
+        *,
+        config: dict[str, Any] | None = None,
+        flags: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
+        self._flags = flags
+        if config is not None:
+            (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config, allow_unicode=True))
+            return
         rules = []
         for i, path in enumerate(rule_files):
             copy = self.dir / f"rules-{i}-{path.name}"
             shutil.copy(path, copy)
             rules.append(str(copy))
-        config: dict[str, Any] = {
+        generated: dict[str, Any] = {
             "global": {
                 "scrape_interval": scrape_interval,
                 "evaluation_interval": evaluation_interval,
@@ -130,8 +138,8 @@ class Prometheus(_Server):
         }
         if alertmanager_url is not None:
             host = alertmanager_url.removeprefix("http://")
-            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [host]}]}]}
-        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+            generated["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [host]}]}]}
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(generated))
 
     def _command(self) -> list[str]:
         return [
@@ -140,11 +148,16 @@ class Prometheus(_Server):
             f"--storage.tsdb.path={self.dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
+            *self._flags,
         ]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query; raises on a parse or evaluation error."""
-        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query, now or at `at` (Unix seconds); raises on a parse or evaluation
+        error."""
+        params: dict[str, str | float] = {"query": expr}
+        if at is not None:
+            params["time"] = at
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode(params)
         try:
             body = http_json(url)
         except urllib.error.HTTPError as exc:

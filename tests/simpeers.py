@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,14 +18,14 @@ import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from harness import free_tcp_port
 from peers import free_udp_port
 
 from monitor.config.load import load_config
-from monitor.core.model import SnmpProbe
+from monitor.core.model import Site, SnmpProbe
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "config"
@@ -47,14 +48,18 @@ def write_district(
     kinds: Iterable[str] | None = None,
     port: int | None = None,
     settings: str = "",
+    profiles: bool = False,
+    speakers: Literal["snmp", "mqtt"] = "snmp",
 ) -> Path:
     """A configuration directory holding part of the shipped district (parents outside the part
-    are dropped), every site on UDP `port` (default: a free one) of its shipped address.
+        are dropped), every SNMP site on UDP `port` (default: a free one) of its shipped address.
 
-    Sites that speak no SNMP in the shipped inventory are left out, except the loudspeaker
-    clusters: they report over MQTT there, and here they also answer SNMP (the simulated
-    amplifier subtree) on 127.2.1.N, N their rank in the inventory, so that both sides can
-    be tested."""
+        Sites that speak no SNMP in the shipped inventory are left out, except the loudspeaker
+        clusters: with `speakers="mqtt"` they report over MQTT as shipped; with "snmp" they answer
+        SNMP instead (the simulated amplifier subtree) on 127.2.1.N, N their rank in the
+        inventory, so that both sides can be tested (MQTT sites come with the shipped telemetry
+    mappings). `profiles` keeps each site's device profile
+        and copies the shipped profiles beside the inventory."""
     shipped = load_config(SHIPPED, environ={})
     keep_communes = set(communes) if communes is not None else set(shipped.communes)
     keep_kinds = set(kinds) if kinds is not None else None
@@ -66,12 +71,12 @@ def write_district(
         and (keep_kinds is None or s.kind in keep_kinds)
         and (isinstance(s.probe, SnmpProbe) or s.kind == "loudspeaker")
     ]
-    speakers = [s.id for s in shipped.sites.values() if s.kind == "loudspeaker"]
+    speaker_ids = [s.id for s in shipped.sites.values() if s.kind == "loudspeaker"]
     addresses = {
         s.id: (
             (s.probe.address, s.probe.credential)
             if isinstance(s.probe, SnmpProbe)
-            else (f"127.2.1.{speakers.index(s.id) + 1}", "rtv-ro")
+            else (f"127.2.1.{speaker_ids.index(s.id) + 1}", "rtv-ro")
         )
         for s in sites
     }
@@ -96,19 +101,31 @@ def write_district(
                 "lon": s.lon,
                 **({"parent": s.parent} if s.parent in kept else {}),
                 **({"covers": list(s.covers)} if s.covers else {}),
-                "probe": {"snmp": _probe(*addresses[s.id], port)},
+                "probe": _probe_of(s, addresses[s.id], port, profiles, speakers),
             }
             for s in sites
         ],
     }
+    if profiles:
+        shutil.copytree(SHIPPED / "profiles", root / "profiles")
+    if speakers == "mqtt":  # the telemetry mappings MQTT sites are read with
+        shutil.copytree(SHIPPED / "mqtt", root / "mqtt")
     (root / "inventory" / "district.yaml").write_text(
         yaml.safe_dump(inventory, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
     return root
 
 
-def _probe(address: str, credential: str, port: int) -> dict[str, object]:
-    return {"address": address, "port": port, "credential": credential}
+def _probe_of(
+    site: Site, where: tuple[str, str], port: int, profiles: bool, speakers: str
+) -> dict[str, object]:
+    if site.kind == "loudspeaker" and speakers == "mqtt":
+        return {"mqtt": {}}
+    address, credential = where
+    snmp: dict[str, object] = {"address": address, "port": port, "credential": credential}
+    if profiles and isinstance(site.probe, SnmpProbe) and site.probe.profile is not None:
+        snmp["profile"] = site.probe.profile
+    return {"snmp": snmp}
 
 
 class _Process:

@@ -38,23 +38,28 @@ def random_intervals(rng: random.Random, length: int) -> list[tuple[int, int, in
 
 
 def reference(intervals: list[tuple[int, int, int]], start: int, end: int) -> Tally:
-    """Second by second: what each second was, then down stretches counted by hand."""
+    """Second by second: what each second was, then outages counted by hand, as the README
+    defines them: drop the unknown seconds, and an outage is a run of down seconds in what is
+    left (a monitor gap between two down stretches does not end the outage)."""
     states = [UNKNOWN] * (end - start)
     for code, s, e in intervals:
         for t in range(max(s, start), min(e, end)):
             states[t - start] = code
     ms = [states.count(code) for code in range(5)]
-    stretches: list[tuple[int, int]] = []  # (first second, length)
-    for i, code in enumerate(states):
+    known = [code for code in states if code != UNKNOWN]
+    stretches: list[int] = []  # the down seconds of each outage
+    previous = None
+    for code in known:
         if code == DOWN:
-            if stretches and stretches[-1][0] + stretches[-1][1] == i:
-                stretches[-1] = (stretches[-1][0], stretches[-1][1] + 1)
+            if previous == DOWN:
+                stretches[-1] += 1
             else:
-                stretches.append((i, 1))
+                stretches.append(1)
+        previous = code
+    head = stretches[0] if known and known[0] == DOWN else 0
+    tail = stretches[-1] if known and known[-1] == DOWN else 0
+    longest = max(stretches, default=0)
     n = len(states)
-    head = stretches[0][1] if stretches and stretches[0][0] == 0 else 0
-    tail = stretches[-1][1] if stretches and sum(stretches[-1]) == n else 0
-    longest = max((length for _, length in stretches), default=0)
     return Tally(n, (ms[0], ms[1], ms[2], ms[3], ms[4]), len(stretches), head, tail, longest)
 
 
@@ -83,13 +88,38 @@ def test_an_outage_across_a_cut_is_one_outage_with_its_whole_length() -> None:
     assert (joined.runs, joined.longest, joined.ms[DOWN]) == (1, 40, 40)
 
 
-def test_a_gap_or_another_state_ends_an_outage() -> None:
-    # down, then unknown (monitor stopped), then down again: two outages
+def test_another_state_ends_an_outage_but_a_monitor_gap_does_not() -> None:
+    # down, a gap (monitor stopped), down again: one outage of 15 s, the gap unknown
     t = sweep([(DOWN, 0, 10), (DOWN, 15, 20), (3, 20, 25), (DOWN, 25, 30)], 0, 30)
-    assert (t.runs, t.longest, t.ms[DOWN]) == (3, 10, 20)
+    assert (t.runs, t.longest, t.ms[DOWN], t.unknown) == (2, 15, 20, 5)
+    # an unknown interval (broker lost, no data yet after a restart) is a gap too
+    t = sweep([(DOWN, 0, 10), (UNKNOWN, 10, 12), (DOWN, 14, 20)], 0, 20)
+    assert (t.runs, t.longest, t.head, t.tail, t.unknown) == (1, 16, 16, 16, 4)
     # two down intervals back to back (the reason changed) are one outage
     t = sweep([(DOWN, 0, 10), (DOWN, 10, 20)], 0, 20)
     assert (t.runs, t.longest, t.head, t.tail) == (1, 20, 20, 20)
+    # down, then a gap, then up: the outage ended with its down time, the gap is unknown
+    t = sweep([(DOWN, 0, 10), (0, 15, 20)], 0, 20)
+    assert (t.runs, t.longest, t.head, t.tail, t.ms[DOWN]) == (1, 10, 10, 0, 10)
+    # maintenance ends it (planned work is not the same outage going on)
+    t = sweep([(DOWN, 0, 10), (4, 10, 12), (DOWN, 12, 20)], 0, 20)
+    assert t.runs == 2
+
+
+def test_an_outage_through_a_restart_is_one_across_any_cut() -> None:
+    """Down before a crash, the gap, 'no data yet' after the restart, down again: one outage,
+    whether the cut falls before, inside or after the gap."""
+    intervals = [
+        (0, 0, 100),
+        (DOWN, 100, 160),
+        (UNKNOWN, 200, 205),
+        (DOWN, 205, 260),
+        (0, 260, 300),
+    ]
+    whole = sweep(intervals, 0, 300)
+    assert (whole.runs, whole.longest, whole.ms[DOWN], whole.unknown) == (1, 115, 115, 45)
+    for cut in (130, 160, 180, 200, 203, 205, 230):
+        assert sweep(intervals, 0, cut).then(sweep(intervals, cut, 300)) == whole, cut
 
 
 def test_overlapping_intervals_never_count_a_second_twice() -> None:

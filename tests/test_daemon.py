@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 from conftest import SNMPD_COMMUNITY, UPS_COMMUNITY
-from harness import DOWN_AFTER, INTERVAL, UP_AFTER, Daemon, free_tcp_port, wait_for, write_config
+from harness import (
+    DOWN_AFTER,
+    INTERVAL,
+    UP_AFTER,
+    Daemon,
+    free_tcp_port,
+    wait_for,
+    write_config,
+)
 from peers import Snmpd, Snmpsim
 from promstack import Prometheus
 
@@ -103,6 +111,45 @@ def test_stopped_agent_goes_down_after_n_failures_and_back_up_in_ledger_and_metr
         State.UNKNOWN,
         State.UP,
     ]
+
+
+def test_an_outage_the_daemon_was_restarted_in_continues_from_the_first_failed_poll(
+    daemon_setup: tuple[Daemon, Path], snmpd: Snmpd
+) -> None:
+    """A restart in the middle of an outage is not a new outage: the previous run's last word
+    (down) is carried, so the first failed poll confirms it again instead of `down_after`
+    new ones (which would make a second alert with its own page)."""
+    daemon, config = daemon_setup
+    snmpd.stop()
+    wait_for(
+        "bts-snmpd down",
+        lambda: daemon.metric("districtmon_site_up", site="bts-snmpd") == 0,
+        daemon,
+    )
+    assert daemon.stop() == 0
+    port = int(daemon.url.rsplit(":", 1)[1])
+    restarted = Daemon(config, port)
+    failed_polls: list[float] = []
+
+    def down_again() -> bool:
+        if restarted.metric("districtmon_site_up", site="bts-snmpd") != 0:
+            return False
+        errors = restarted.metric("districtmon_poll_errors_total", probe="snmp", reason="timeout")
+        failed_polls.append(errors or 0)
+        return True
+
+    try:
+        wait_for("bts-snmpd down again", down_again, restarted)
+        assert restarted.stop() == 0
+    finally:
+        restarted.kill()
+    # seen down with fewer failed polls than a new outage needs (the new process counts
+    # from zero, and only bts-snmpd times out; the second read may be one poll later)
+    assert 1 <= failed_polls[0] < DOWN_AFTER
+    intervals = read_intervals(config / "ledger.sqlite", "bts-snmpd")
+    assert [i.state for i in intervals[-3:]] == [State.DOWN, State.UNKNOWN, State.DOWN]
+    assert intervals[-3].end is not None and intervals[-3].end <= intervals[-2].start
+    assert intervals[-3].reason == intervals[-1].reason
 
 
 def test_sigterm_stops_cleanly_within_seconds_and_leaves_no_open_interval(

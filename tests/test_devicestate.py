@@ -57,3 +57,36 @@ def test_the_497_day_wrap_of_sysuptime_is_not_a_reboot() -> None:
     device.observe_uptime(TICKS_WRAP - 1_000, now=0.0)
     assert not device.observe_uptime(5_000, now=60.0)  # 1000 + 5000 ticks = 60 s later
     assert device.reboots == 0
+
+
+# --- across restarts of the monitor: the boot time the ledger kept -------------------------
+
+WALL = 1_800_000_000.0
+
+
+def test_a_device_that_rebooted_while_the_monitor_was_stopped_is_counted_at_the_first_poll() -> (
+    None
+):
+    device = DeviceState(known_boot=WALL - 86_400)  # it booted a day ago, the ledger says
+    assert device.observe_uptime(12_000, now=0.0, wall=WALL)  # up for 120 s only
+    assert device.reboots == 1
+    assert not device.observe_uptime(18_000, now=60.0, wall=WALL + 60)  # then as usual
+
+
+def test_the_same_boot_within_the_tolerance_is_no_reboot() -> None:
+    # how much later the boot seems: poll latency, jitter, a device clock that runs slow;
+    # earlier (a clock that runs fast) is never a reboot
+    for later in (0.0, 2.5, 29.0, -40.0, -86_400.0):
+        device = DeviceState(known_boot=WALL - 3_600 - later)
+        assert not device.observe_uptime(360_000, now=0.0, wall=WALL), later
+        assert device.reboots == 0
+    # a boot that seems more than the tolerance later: a reboot
+    device = DeviceState(known_boot=WALL - 3_600 - 31)
+    assert device.observe_uptime(360_000, now=0.0, wall=WALL)
+
+
+def test_an_uptime_that_wrapped_while_the_monitor_was_stopped_is_the_same_boot() -> None:
+    wrap = TICKS_WRAP / 100
+    device = DeviceState(known_boot=WALL - wrap - 500)  # booted 497 days + 500 s ago
+    assert not device.observe_uptime(50_000, now=0.0, wall=WALL)  # uptime wrapped: 500 s
+    assert device.reboots == 0

@@ -7,7 +7,9 @@ from monitor.state.evaluator import Evaluator
 
 
 def obs(t: float, ok: bool, site: str = "s") -> Observation:
-    return Observation(site, t, ok, error=None if ok else "snmp timeout: no answer")
+    if ok:
+        return Observation(site, t, ok)
+    return Observation(site, t, ok, error="snmp timeout: no answer", error_reason="timeout")
 
 
 def feed(ev: Evaluator, pattern: str, start: float = 100.0, step: float = 60.0) -> list[Transition]:
@@ -101,29 +103,83 @@ def test_a_child_failing_behind_a_down_parent_is_unreachable_from_its_first_fail
     assert (spk.state, spk.since) == (State.UNREACHABLE, 13.0)
 
 
-def test_a_child_down_before_its_parent_turns_unreachable_from_the_parents_first_failure() -> None:
+def test_a_child_failing_after_its_parents_last_answer_is_never_down() -> None:
+    """The child is polled 3 s before its parent: it sees the cut first and is confirmed down
+    first. Its failures began after the parent's last answer (1.0), so when the parent is
+    confirmed the whole stretch is the parent's: unreachable from the child's own first
+    failure, the down interval left with no length."""
     ev = chain_evaluator()
     ev.step(obs(5.0, False, "bts"))
     [bts] = ev.step(obs(15.0, False, "bts"))
     assert (bts.state, bts.since) == (State.DOWN, 5.0)
     ev.step(obs(8.0, False, "gw"))
     changes = ev.step(obs(18.0, False, "gw"))
-    assert [(t.site, t.state, t.since) for t in changes] == [
-        ("gw", State.DOWN, 8.0),
-        ("bts", State.UNREACHABLE, 8.0),  # its own 3 s before the gateway failed stay down
+    assert [(t.site, t.state, t.since, t.codes) for t in changes] == [
+        ("gw", State.DOWN, 8.0, ("timeout",)),
+        ("bts", State.UNREACHABLE, 5.0, ("behind_parent",)),
     ]
 
 
-def test_a_child_whose_failures_began_before_the_parents_is_down_then_unreachable() -> None:
+def test_a_child_confirmed_after_its_parent_is_unreachable_from_its_first_failure() -> None:
     ev = chain_evaluator()
+    ev.step(obs(8.0, False, "gw"))
+    ev.step(obs(5.0, False, "bts"))  # polled before the gateway, after its last answer
+    [gw] = ev.step(obs(18.0, False, "gw"))
+    assert (gw.state, gw.since) == (State.DOWN, 8.0)
+    [bts] = ev.step(obs(15.0, False, "bts"))
+    assert (bts.state, bts.since, bts.previous) == (State.UNREACHABLE, 5.0, State.UP)
+
+
+def test_a_child_whose_failures_began_while_the_parent_answered_is_down_then_unreachable() -> None:
+    ev = chain_evaluator()
+    ev.step(obs(4.0, False, "bts"))  # its first failure: the gateway still answers at 6.0
+    ev.step(obs(6.0, True, "gw"))
     ev.step(obs(10.0, False, "gw"))
     ev.step(obs(20.0, False, "gw"))
-    ev.step(obs(4.0, False, "bts"))  # its first failure came before the gateway's
     changes = ev.step(obs(24.0, False, "bts"))
     assert [(t.state, t.since) for t in changes] == [
         (State.DOWN, 4.0),
         (State.UNREACHABLE, 10.0),
     ]
+    # and the same when the child was confirmed first: its own seconds stay down
+    ev = chain_evaluator()
+    ev.step(obs(4.0, False, "bts"))
+    ev.step(obs(6.0, True, "gw"))
+    [down] = ev.step(obs(14.0, False, "bts"))
+    assert (down.state, down.since) == (State.DOWN, 4.0)
+    ev.step(obs(10.0, False, "gw"))
+    changes = ev.step(obs(20.0, False, "gw"))
+    assert [(t.site, t.state, t.since) for t in changes] == [
+        ("gw", State.DOWN, 10.0),
+        ("bts", State.UNREACHABLE, 10.0),
+    ]
+
+
+def test_after_a_restart_the_start_counts_as_the_parents_last_answer() -> None:
+    """A restart while the gateway is down: neither site has answered since. The base station,
+    polled a few seconds before the gateway, is confirmed down first; once the gateway is
+    down too, the base station's outage is the gateway's from its first failed poll."""
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    for site in ("gw", "bts"):
+        ev.start(site, 1000.0)
+    out: list[Transition] = []
+    for k in range(3):
+        out += ev.step(obs(1001.0 + 10 * k, False, "bts"))
+        out += ev.step(obs(1004.0 + 10 * k, False, "gw"))
+    assert [(t.site, t.state, t.since) for t in out] == [
+        ("bts", State.DOWN, 1001.0),
+        ("gw", State.DOWN, 1004.0),
+        ("bts", State.UNREACHABLE, 1001.0),
+    ]
+    # once the gateway has answered, a new failure of the child is judged against that answer
+    ev.step(obs(1034.0, True, "gw"))
+    [gw_up] = ev.step(obs(1044.0, True, "gw"))
+    assert gw_up.state is State.UP
+    ev.step(obs(1041.0, True, "bts"))
+    ev.step(obs(1051.0, True, "bts"))
+    for k in range(3):  # the child fails alone: its own outage
+        ev.step(obs(1061.0 + 10 * k, False, "bts"))
+    assert ev.sites["bts"].state is State.DOWN
 
 
 def test_when_the_parent_recovers_the_child_is_decided_by_its_own_polls() -> None:
@@ -310,3 +366,131 @@ def test_a_new_reason_while_degraded_is_kept_without_a_transition() -> None:
     ev.observe(answer(1.0, "on battery"))
     assert ev.observe(answer(2.0, "on battery; battery low")) is None
     assert ev.sites["s"].reason == "on battery; battery low"
+
+
+def test_the_monitors_own_failures_make_a_site_unknown_never_down() -> None:
+    """A wrong SNMPv3 key, no ICMP socket, a fault of ours: the site answered or may have. A
+    confirmed run of such failures makes it unknown, with a reason that says so."""
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    feed(ev, "+")
+    auth = [
+        Observation("s", t, False, error="snmp auth: wrong digest", error_reason="auth")
+        for t in (160.0, 220.0, 280.0)
+    ]
+    assert ev.observe(auth[0]) is None and ev.observe(auth[1]) is None
+    t = ev.observe(auth[2])
+    assert t is not None and (t.state, t.since, t.codes) == (State.UNKNOWN, 160.0, ("auth",))
+    assert "monitor" in t.reason and "snmp auth: wrong digest" in t.reason
+    for later in (340.0, 400.0, 460.0):  # more of the same changes nothing
+        assert ev.observe(Observation("s", later, False, error_reason="auth")) is None
+    # the credential is fixed: one answer says up, as after a start
+    back = ev.observe(Observation("s", 520.0, True))
+    assert back is not None and (back.state, back.since, back.codes) == (State.UP, 520.0, ())
+
+
+def test_the_monitors_failures_and_the_sites_own_are_separate_runs() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 0.0)
+    feed(ev, "+")
+    for t, reason in ((160.0, "timeout"), (220.0, "timeout"), (280.0, "permission")):
+        assert ev.observe(Observation("s", t, False, error_reason=reason)) is None
+    for t in (340.0, 400.0):
+        ev.observe(Observation("s", t, False, error_reason="permission"))
+    assert (ev.sites["s"].state, ev.sites["s"].since) == (State.UNKNOWN, 280.0)
+    out = [ev.observe(Observation("s", t, False, error_reason="timeout")) for t in (460.0, 520.0)]
+    assert out == [None, None]
+    down = ev.observe(Observation("s", 580.0, False, error="tcp timeout", error_reason="timeout"))
+    assert down is not None
+    assert (down.state, down.since, down.codes) == (State.DOWN, 460.0, ("timeout",))
+
+
+def test_each_state_carries_its_reason_codes() -> None:
+    ev = Evaluator(down_after=1, up_after=1, parents={"bts": "gw"})
+    assert ev.start("gw", 0.0).codes == ("no_data",)
+    ev.start("bts", 0.0)
+    [deg] = ev.step(Observation("gw", 1.0, True, degraded_reason="x; y", codes=("a", "b")))
+    assert (deg.state, deg.codes) == (State.DEGRADED, ("a", "b"))
+    [plain] = ev.step(Observation("bts", 1.0, True, degraded_reason="unhealthy"))
+    assert plain.codes == ("unhealthy",)
+    [bts_down] = ev.step(Observation("bts", 2.0, False, error_reason="timeout"))
+    assert bts_down.codes == ("timeout",)
+    [down, behind] = ev.step(Observation("gw", 2.0, False, error_reason="refused"))
+    assert (down.codes, behind.site) == (("refused",), "bts")
+    assert (behind.state, behind.codes) == (State.UNREACHABLE, ("behind_parent",))
+    [t] = ev.blind("gw", 3.0, "monitor blind: subscription lost", "subscription_lost")
+    assert (t.state, t.codes) == (State.UNKNOWN, ("subscription_lost",))
+    ev = Evaluator(down_after=1, up_after=1)
+    ev.start("s", 0.0)
+    [odd] = ev.step(Observation("s", 1.0, False, error_reason="no such word"))
+    assert odd.codes == ("failed",)  # a word from elsewhere never reaches a label
+
+
+def test_a_site_down_when_the_daemon_stopped_is_down_again_at_its_first_failure() -> None:
+    """A restart in the middle of an outage continues it: the first failed poll confirms it,
+    instead of an unknown gap of `down_after` polls followed by a new outage (a second page)."""
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.DOWN)
+    [t] = feed(ev, "-", start=1001.0)
+    assert (t.state, t.previous, t.since) == (State.DOWN, State.UNKNOWN, 1001.0)
+
+
+def test_a_carried_outage_needs_no_answers_to_end_and_is_forgotten_by_any_answer() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.DOWN)
+    transitions = feed(ev, "+--", start=1001.0)
+    # the first answer decides as for any start; later failures are a new run to confirm
+    assert [t.state for t in transitions] == [State.UP]
+    assert ev.sites["s"].state is State.UP
+
+
+def test_a_site_up_when_the_daemon_stopped_still_needs_n_failures() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.UP)
+    assert feed(ev, "--", start=1001.0) == []
+    [t] = feed(ev, "-", start=1121.0)
+    assert (t.state, t.since) == (State.DOWN, 1001.0)
+
+
+def test_a_carried_outage_does_not_turn_the_monitors_own_failure_into_down() -> None:
+    ev = Evaluator(down_after=3, up_after=2)
+    ev.start("s", 1000.0, State.DOWN)
+    own = Observation("s", 1001.0, False, error="authentication failed", error_reason="auth")
+    assert ev.observe(own) is None  # the monitor's fault still needs confirming, then unknown
+    assert ev.sites["s"].state is State.UNKNOWN
+
+
+def test_a_child_unreachable_when_the_daemon_stopped_is_unreachable_again_behind_its_parent() -> (
+    None
+):
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    ev.start("gw", 1000.0, State.DOWN)
+    ev.start("bts", 1000.0, State.UNREACHABLE)
+    out = ev.step(obs(1001.0, False, "gw")) + ev.step(obs(1002.0, False, "bts"))
+    assert [(t.site, t.state, t.since) for t in out] == [
+        ("gw", State.DOWN, 1001.0),
+        ("bts", State.UNREACHABLE, 1002.0),
+    ]
+
+
+def test_a_carried_unreachable_child_polled_before_its_parent_waits_for_the_parent() -> None:
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    ev.start("gw", 1000.0, State.DOWN)
+    ev.start("bts", 1000.0, State.UNREACHABLE)
+    out = ev.step(obs(1001.0, False, "bts"))
+    out += ev.step(obs(1002.0, False, "gw"))
+    out += ev.step(obs(1011.0, False, "bts"))
+    assert [(t.site, t.state, t.since) for t in out] == [
+        ("gw", State.DOWN, 1002.0),
+        ("bts", State.UNREACHABLE, 1001.0),
+    ]
+
+
+def test_a_carried_unreachable_child_whose_parent_is_back_confirms_its_own_failures() -> None:
+    ev = Evaluator(down_after=3, up_after=2, parents={"bts": "gw"})
+    ev.start("gw", 1000.0, State.DOWN)
+    ev.start("bts", 1000.0, State.UNREACHABLE)
+    ev.step(obs(1001.0, True, "gw"))
+    assert ev.step(obs(1002.0, False, "bts")) + ev.step(obs(1012.0, False, "bts")) == []
+    [down] = ev.step(obs(1022.0, False, "bts"))
+    assert (down.site, down.state, down.since) == ("bts", State.DOWN, 1002.0)

@@ -204,6 +204,15 @@ def test_gauges_maintenance_from_the_command_line_and_reports_beside_the_daemon(
             f"districtmon_{group}_availability_ratio", window="30d", **{group: key}
         )
         assert ratio == 1.0, group
+        counted = daemon.metric(
+            f"districtmon_{group}_availability_counted_seconds", window="30d", **{group: key}
+        )
+        assert counted is not None and 0 < counted < 2 * (time.time() - began + 5), group
+    # a 30-day ratio a few seconds after a fresh start: computed from those few seconds
+    watched = daemon.metric(
+        "districtmon_site_availability_counted_seconds", site="bts-snmpd", window="30d"
+    )
+    assert watched is not None and 0 < watched <= time.time() - began + 5
 
     snmpd.stop()
     wait_for(

@@ -74,6 +74,9 @@ def inventory() -> dict[str, Site]:
     return {s.id: s for s in sites}
 
 
+CODES = ["timeout", "auth", "on_battery", "wan_down", "behind_parent", "maintenance"]
+
+
 def drive(live: LiveState, rng: random.Random, rounds: int = 3) -> None:
     """Random polls and transitions over every state, as a running daemon makes them."""
     now = time.time()
@@ -86,7 +89,10 @@ def drive(live: LiveState, rng: random.Random, rounds: int = 3) -> None:
             live.apply_observation(Observation(site_id, now, ok, rng.uniform(0, 2), values))
             if rng.random() < 0.5:
                 state = rng.choice(list(State))
-                live.apply_transition(Transition(site_id, state, now - 100, State.UNKNOWN, "x"))
+                codes = tuple(rng.sample(CODES, rng.randrange(0, 3)))
+                live.apply_transition(
+                    Transition(site_id, state, now - 100, State.UNKNOWN, "x", codes)
+                )
 
 
 def test_fast_rendering_is_byte_for_byte_what_prometheus_client_renders() -> None:
@@ -124,9 +130,26 @@ def served() -> Iterator[tuple[LiveState, str]]:
     live = LiveState(inventory(), COMMUNES, OWNERS)
     drive(live, random.Random(1))
     live.apply_transition(
-        Transition("bts-vtl-thanh-nua-01", State.DOWN, 1_700_000_000.5, State.UP, "snmp timeout")
+        Transition(
+            "bts-vtl-thanh-nua-01",
+            State.DOWN,
+            1_700_000_000.5,
+            State.UP,
+            "snmp timeout",
+            ("timeout",),
+        )
     )
     live.apply_transition(Transition("loa-thanh-nua-01", State.UP, 1_700_000_100.0, State.DOWN))
+    live.apply_transition(
+        Transition(
+            "bts-vtl-thanh-nua-02",
+            State.DEGRADED,
+            1_700_000_200.0,
+            State.UP,
+            "running on battery (mains failure); cabinet door open",
+            ("on_battery", "door_open"),
+        )
+    )
     server = metrics_server(live)
     try:
         yield live, f"http://127.0.0.1:{server.port}"
@@ -204,6 +227,24 @@ def test_metric_names_and_labels_follow_prometheus_conventions(
     assert sum(1 for name in types if name.endswith("_info") and "site" in name) == 1
 
 
+def test_each_reason_code_of_a_site_not_up_is_a_series_and_up_sites_have_none(
+    served: tuple[LiveState, str],
+) -> None:
+    live, url = served
+    found = families(url)["districtmon_site_reason"]
+    by_site: dict[str, set[str]] = {}
+    for labels, value in found:
+        assert value == 1.0
+        assert set(labels) == {"site", "kind", "commune", "owner", "reason"}
+        by_site.setdefault(labels["site"], set()).add(labels["reason"])
+    assert by_site["bts-vtl-thanh-nua-01"] == {"timeout"}
+    assert by_site["bts-vtl-thanh-nua-02"] == {"on_battery", "door_open"}
+    assert "loa-thanh-nua-01" not in by_site  # up: no reason
+    for site_id, codes in by_site.items():
+        view = live.views[site_id]
+        assert view.state is not State.UP and codes == set(view.codes)
+
+
 def test_inventory_series_give_the_map_and_the_coverage(served: tuple[LiveState, str]) -> None:
     _, url = served
     found = families(url)
@@ -234,7 +275,12 @@ def test_api_lists_sites_with_state_reason_and_since_in_vietnamese(
     by_id = {record["id"]: record for record in report["sites"]}
     down = by_id["bts-vtl-thanh-nua-01"]
     assert down["state"] == "down" and down["reason"] == "snmp timeout"
+    assert down["reason_codes"] == ["timeout"]
     assert down["since"] == 1_700_000_000.5
+    degraded = by_id["bts-vtl-thanh-nua-02"]
+    assert degraded["reason_codes"] == ["on_battery", "door_open"]
+    assert "cabinet door open" in degraded["reason"]
+    assert by_id["loa-thanh-nua-01"]["reason_codes"] == []
     assert down["commune_name"] == "Thanh Nưa" and down["owner_name"] == "Viettel"
     view = live.views["bts-vtl-thanh-nua-01"]
     assert down["last_poll"] == view.last_poll and down["last_poll_ok"] == view.last_ok
@@ -319,3 +365,37 @@ def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges
         ("bts-1", 54.5),
         ("loa-1", 12.6),
     ]
+
+
+def test_a_cluster_gone_offline_or_silent_no_longer_shows_what_it_last_reported() -> None:
+    """A telemetry report may carry a few fields only, the others standing as last reported;
+    but once the device is offline (its will) or silent past its heartbeat, its last signal
+    strength and battery are not what it reports now: a panel must not show them as live,
+    as none is shown for a device whose poll failed."""
+    from monitor.core.model import MqttProbe, Observation, Site
+    from monitor.expose.device_metrics import DeviceValueCollector
+    from monitor.state.live import LiveState
+
+    loa = Site("loa-1", "loudspeaker", "Loa 1", "c", "o", 0.0, 0.0, MqttProbe())
+    live = LiveState({"loa-1": loa})
+    report: dict[str, float | str] = {"battery_volts": 12.6, "rssi_dbm": -71.0}
+    live.apply_observation(Observation("loa-1", 1.0, True, values=report, probe="mqtt"))
+    live.apply_observation(
+        Observation("loa-1", 2.0, True, values={"rssi_dbm": -73.0}, probe="mqtt")
+    )
+
+    def shown() -> dict[str, float]:
+        return {f.name: f.samples[0].value for f in DeviceValueCollector(live).collect()}
+
+    assert shown() == {
+        "districtmon_device_battery_volts": 12.6,
+        "districtmon_device_rssi_dbm": -73.0,
+    }
+    live.apply_observation(
+        Observation("loa-1", 3.0, False, error="offline", error_reason="offline", probe="mqtt")
+    )
+    assert shown() == {}
+    live.apply_observation(Observation("loa-1", 4.0, True, values=report, probe="mqtt"))
+    assert shown()["districtmon_device_rssi_dbm"] == -71.0, "online again: its report shows"
+    live.forget_values("loa-1")  # the monitor lost its broker: it cannot tell any more
+    assert shown() == {}

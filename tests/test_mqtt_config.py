@@ -306,3 +306,67 @@ def test_the_shipped_mappings_read_the_agreed_telemetry() -> None:
         "temperature_celsius": 38.5,
     }
     assert isinstance(config.mqtt, MqttSettings)
+
+
+def test_mapping_health_rules_are_the_profiles_rule_language(tmp_path: Path) -> None:
+    root = mqtt_config(tmp_path)
+    rules = """\
+    health:
+      - reason: "running on battery at {battery_volts} V"
+        code: on_battery
+        when: {on_mains: {equals: 0}}
+      - reason: battery below 11.8 V
+        when: {battery_volts: {below: 11.8}}
+"""
+    with (root / "mqtt" / "mappings.yaml").open("a", encoding="utf-8") as mappings:
+        mappings.write(rules)
+    profile = load(root).mqtt.profiles["loudspeaker"]
+    assert [(rule.code, rule.reason) for rule in profile.health] == [
+        ("on_battery", "running on battery at {battery_volts} V"),
+        ("battery_below_11_8_v", "battery below 11.8 V"),  # derived from the reason
+    ]
+    # the same reader, so the same mistakes are refused the same way, at their lines
+    (root / "mqtt" / "mappings.yaml").write_text(
+        MAPPINGS
+        + """\
+    health:
+      - reason: "amplifier {amp} fault"
+        code: Amplifier-Fault
+        when: {amplifier_ok: {equals: 0}}
+      - reason: on battery
+        code: timeout
+        when: {on_mains: {below: x}}
+""",
+        encoding="utf-8",
+    )
+    profile_name = " (profile 'loudspeaker')"
+    assert errors(root) == [
+        "mqtt/mappings.yaml:10: profiles.loudspeaker.health[0].reason: placeholder {amp} must "
+        "be a value or label of this rule (battery_volts, on_mains, online, volume_ratio), "
+        "without format or conversion" + profile_name,
+        "mqtt/mappings.yaml:11: profiles.loudspeaker.health[0].code: a reason code is "
+        "[a-z][a-z0-9_]*, at most 48 characters, got 'Amplifier-Fault'" + profile_name,
+        "mqtt/mappings.yaml:12: profiles.loudspeaker.health[0].when.amplifier_ok: unknown value "
+        "(not in this profile's values)" + profile_name,
+        "mqtt/mappings.yaml:14: profiles.loudspeaker.health[1].code: 'timeout' is a fixed "
+        "reason code of districtmon (see monitor/core/reasons.py); name what this rule finds"
+        + profile_name,
+        "mqtt/mappings.yaml:15: profiles.loudspeaker.health[1].when.on_mains.below: must be a "
+        "number, got 'x'" + profile_name,
+    ]
+
+
+def test_the_shipped_mappings_judge_amplifiers_transmitters_and_power() -> None:
+    config = load_config(Path(__file__).parents[1] / "config", {})
+    profiles = config.mqtt.profiles
+    codes = {name: {rule.code for rule in profile.health} for name, profile in profiles.items()}
+    assert codes["loudspeaker"] >= {"amplifier_fault", "on_battery"}
+    assert codes["radio_station"] >= {"transmitter_off_air", "on_battery"}
+    station = profiles["radio_station"]
+    on_battery = station.decode({"amplifier_ok": True, "playing": False, "power": "battery"})
+    assert on_battery["on_battery"] == 1.0 and on_battery["on_mains"] == 0.0
+    generator = station.decode({"power": "generator"})
+    assert (generator["on_battery"], generator["on_mains"]) == (0.0, 0.0)
+    # `playing` is no fault: no rule of any profile tests it
+    for profile in profiles.values():
+        assert all(c.value != "playing" for rule in profile.health for c in rule.conditions)

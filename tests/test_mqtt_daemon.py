@@ -129,7 +129,7 @@ def test_mqtt_sites_live_die_and_survive_a_broker_outage_in_metrics_and_ledger(
         wait_for(
             "will up", lambda: daemon.metric("districtmon_site_up", site="loa-will") == 1, daemon
         )
-        assert daemon.metric("districtmon_device_battery_volts", site="loa-alive") == 12.6
+        assert daemon.metric("districtmon_device_battery_volts", site="loa-alive") == 13.6
         volume = daemon.metric("districtmon_device_volume_ratio", site="loa-alive")
         assert volume == pytest.approx(0.7)
         assert daemon.metric("districtmon_device_amplifier_ok", site="loa-alive") == 1
@@ -250,3 +250,53 @@ def test_three_shards_watch_every_site_exactly_once(
         ledger = root / f"ledger.shard-{index}-of-3.sqlite"
         assert {i.site for i in read_intervals(ledger)} == shares[index - 1]
         assert not (root / "ledger.sqlite").exists()
+
+
+def test_an_amplifier_fault_reported_over_mqtt_makes_the_cluster_degraded_with_its_code(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The shipped loudspeaker mapping's health rule through a real broker and the daemon
+    process: amplifier_ok false, confirmed by the usual run of answers, is degraded with reason
+    code amplifier_fault on /metrics and in the ledger; the amplifier repaired, it is up."""
+    port = free_tcp_port()
+    config = write_config(tmp_path / "config", port, broker, {"loa-amp": "{}"})
+    env = {"DISTRICTMON_MQTT_BROKER_PASSWORD": PASSWORD}
+    daemon = Daemon(config, port, env=env)
+    topic = f"{base('loa-amp')}/telemetry"
+    try:
+        wait_for("connected", functools.partial(connected, daemon), daemon)
+        broker.publish(topic, telemetry(amplifier_ok=True, battery_volts=13.6))
+        wait_for("up", functools.partial(site_up, daemon, "loa-amp"), daemon)
+        for _ in range(3):  # down_after unhealthy answers leave up
+            broker.publish(topic, telemetry(amplifier_ok=False, battery_volts=13.6))
+        wait_for(
+            "degraded by the amplifier",
+            lambda: (
+                daemon.metric("districtmon_site_reason", site="loa-amp", reason="amplifier_fault")
+                == 1
+            ),
+            daemon,
+        )
+        assert daemon.metric("districtmon_site_state", site="loa-amp", state="degraded") == 1
+        assert daemon.metric("districtmon_site_up", site="loa-amp") == 1  # it answers
+        assert daemon.metric("districtmon_device_amplifier_ok", site="loa-amp") == 0
+        _, body = daemon.get("/api/v1/sites/loa-amp")
+        record = json.loads(body)["site"]
+        assert record["reason_codes"] == ["amplifier_fault"] and "amplifier" in record["reason"]
+        for _ in range(2):  # up_after healthy answers bring it back
+            broker.publish(topic, telemetry(amplifier_ok=True, battery_volts=13.6))
+        wait_for(
+            "repaired",
+            lambda: daemon.metric("districtmon_site_state", site="loa-amp", state="up") == 1,
+            daemon,
+        )
+        assert (
+            daemon.metric("districtmon_site_reason", site="loa-amp", reason="amplifier_fault")
+            is None
+        )
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    intervals = read_intervals(config / "ledger.sqlite", "loa-amp")
+    degraded = [i for i in intervals if i.state is State.DEGRADED]
+    assert [i.codes for i in degraded] == [("amplifier_fault",)]

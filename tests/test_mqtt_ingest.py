@@ -121,17 +121,56 @@ def report(**fields: object) -> str:
 
 def test_telemetry_becomes_named_values_and_a_sign_of_life() -> None:
     h = Harness()
-    obs = h.send(f"{A}/telemetry", report(battery_volts=12.6, volume=70, amplifier_ok=False))
+    obs = h.send(f"{A}/telemetry", report(battery_volts=13.6, volume=70, amplifier_ok=True))
     assert isinstance(obs, Observation)
     assert (obs.site, obs.ok, obs.probe, obs.time) == ("loa-a", True, "mqtt", NOW)
     assert obs.values == {
         "online": 1.0,
-        "battery_volts": 12.6,
+        "battery_volts": 13.6,
         "volume_ratio": pytest.approx(0.7),
-        "amplifier_ok": 0.0,
+        "amplifier_ok": 1.0,
     }
+    assert obs.degraded_reason is None and obs.codes == ()
     assert h.state("loa-a") is State.UP and h.heard == {"loa-a": 5.0}
-    assert h.live.views["loa-a"].values["battery_volts"] == 12.6
+    assert h.live.views["loa-a"].values["battery_volts"] == 13.6
+
+
+def test_an_amplifier_fault_is_an_unhealthy_answer_by_the_profiles_health_rules() -> None:
+    """The shipped loudspeaker rules: amplifier_ok false is a fault; a battery below the
+    charger's float voltage says the cluster runs on it. The evaluator's usual confirmation
+    applies (down_after unhealthy answers to leave up)."""
+    h = Harness()
+    h.send(f"{A}/telemetry", report(amplifier_ok=True, battery_volts=13.6))
+    assert h.state("loa-a") is State.UP
+    for _ in range(2):
+        h.send(f"{A}/telemetry", report(amplifier_ok=False, battery_volts=13.6))
+        assert h.state("loa-a") is State.UP
+    obs = h.send(f"{A}/telemetry", report(amplifier_ok=False, battery_volts=12.4))
+    assert isinstance(obs, Observation) and obs.ok
+    assert obs.codes == ("amplifier_fault", "on_battery")
+    assert obs.degraded_reason is not None and "amplifier fault" in obs.degraded_reason
+    assert "12.4 V" in obs.degraded_reason
+    assert h.state("loa-a") is State.DEGRADED
+    assert h.evaluator.sites["loa-a"].codes == ("amplifier_fault", "on_battery")
+
+
+def test_health_is_judged_on_the_values_last_reported_field_by_field() -> None:
+    """A report that leaves the amplifier out, or a live `online`, says nothing of it: the
+    fault last reported stands until the device reports the amplifier working again."""
+    h = Harness()
+    h.send(f"{A}/telemetry", report(amplifier_ok=False))
+    assert h.state("loa-a") is State.DEGRADED  # from unknown, the first answer decides
+    for message in (report(rssi_dbm=-70), "online", report(rssi_dbm=-71)):
+        obs = h.send(f"{A}/{'status' if message == 'online' else 'telemetry'}", message)
+        assert isinstance(obs, Observation) and obs.codes == ("amplifier_fault",)
+    assert h.state("loa-a") is State.DEGRADED
+    for _ in range(2):
+        obs = h.send(f"{A}/telemetry", report(amplifier_ok=True))
+        assert isinstance(obs, Observation) and obs.degraded_reason is None
+    assert h.state("loa-a") is State.UP
+    # another site's fault is its own
+    obs = h.send(f"{TOPIC['loa-b']}/telemetry", report(rssi_dbm=-70))
+    assert isinstance(obs, Observation) and obs.codes == ()
 
 
 def test_a_report_without_ts_counts_when_live_but_not_when_retained() -> None:

@@ -174,11 +174,11 @@ async def test_heartbeats_keep_a_site_up_and_silence_takes_it_down_after_the_tim
     await rig.until("connected", lambda: rig.listener.seeing)
     async with aiomqtt.Client(broker.host, broker.port) as device:
         for _ in range(12):  # 2.4 s of reports every 0.2 s: longer than the timeout
-            await device.publish(f"{base('loa-a')}/telemetry", telemetry(battery_volts=12.5), qos=1)
+            await device.publish(f"{base('loa-a')}/telemetry", telemetry(battery_volts=13.5), qos=1)
             last_report = time.time()
             await asyncio.sleep(0.2)
     assert rig.state("loa-a") is State.UP
-    assert rig.live.views["loa-a"].values["battery_volts"] == 12.5
+    assert rig.live.views["loa-a"].values["battery_volts"] == 13.5
     assert rig.state("loa-b") is State.DOWN  # never heard of: down after the timeout
     down_at = await rig.until("loa-a down", lambda: rig.state("loa-a") is State.DOWN)
     # down when the timeout has passed, not before; dated at the first overdue check

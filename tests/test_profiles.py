@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from test_config import BTS, COMMUNITY, broken, edit, errors, load, snmp_probe, write_config
 
 from monitor.config.credentials import env_var
@@ -94,6 +95,38 @@ def test_a_site_names_a_profile_and_the_config_carries_it(tmp_path: Path) -> Non
         "1.3.6.1.2.1.2.2.1.2",
     )
     assert profile.traps["1.3.6.1.2.1.33.2.1"].action == "degraded"
+    # neither rule nor trap names a code: each gets the one derived from its reason
+    assert [rule.code for rule in profile.health] == ["battery_at_v", "wan_down"]
+    assert profile.traps["1.3.6.1.2.1.33.2.1"].code == "on_battery"
+
+
+def test_a_rule_or_trap_names_its_code(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        '  - reason: "battery at {battery_volts} V"\n',
+        '  - reason: "battery at {battery_volts} V"\n    code: battery_low\n',
+    ).replace("    degraded: on battery\n", "    degraded: on battery\n    code: on_battery_trap\n")
+    profile = load(with_profile(tmp_path, text)).profiles["test-power"]
+    assert profile.health[0].code == "battery_low"
+    assert profile.traps["1.3.6.1.2.1.33.2.1"].code == "on_battery_trap"
+
+
+def test_every_shipped_rule_and_state_trap_names_its_code() -> None:
+    """Codes are what alert rules match: the shipped ones are written out, never derived
+    (rewording a reason must not rename the series a page depends on)."""
+    config = load_config(SHIPPED, {})
+    for name in config.profiles:
+        doc = yaml.safe_load((SHIPPED / "profiles" / f"{name}.yaml").read_text())
+        for rule in doc.get("health", []):
+            assert "code" in rule, (name, rule["reason"])
+        for trap in doc.get("traps", []):
+            assert ("code" in trap) != ("poll" in trap), (name, trap["oid"])
+    mappings = yaml.safe_load((SHIPPED / "mqtt" / "mappings.yaml").read_text())
+    for name, profile in mappings["profiles"].items():
+        for rule in profile.get("health", []):
+            assert "code" in rule, (name, rule["reason"])
+    codes = {rule.code for p in config.profiles.values() for rule in p.health}
+    assert codes >= {"on_battery", "battery_low", "cabinet_hot", "door_open", "smoke_alarm"}
+    assert codes >= {"wan_down", "transmitter_off_air"}
 
 
 def test_an_unknown_profile_is_refused_where_the_site_names_it(tmp_path: Path) -> None:
@@ -162,6 +195,24 @@ def test_an_unknown_profile_is_refused_where_the_site_names_it(tmp_path: Path) -
             "    degraded: on battery",
             "    degraded: on battery\n    poll: true",
             "profiles/test-power.yaml:27: traps[0]: needs exactly one of: degraded, down, poll",
+        ),
+        (
+            '  - reason: "battery at {battery_volts} V"\n',
+            '  - reason: "battery at {battery_volts} V"\n    code: maintenance\n',
+            "profiles/test-power.yaml:22: health[0].code: 'maintenance' is a fixed reason code "
+            "of districtmon (see monitor/core/reasons.py); name what this rule finds",
+        ),
+        (
+            "    degraded: on battery",
+            "    degraded: on battery\n    code: On Battery",
+            "profiles/test-power.yaml:29: traps[0].code: a reason code is [a-z][a-z0-9_]*, at "
+            "most 48 characters, got 'On Battery'",
+        ),
+        (
+            "    degraded: on battery",
+            "    poll: true\n    code: on_battery",
+            "profiles/test-power.yaml:29: traps[0].code: a poll trap has no reason of its own: "
+            "the poll decides",
         ),
         (
             "  - name: battery_volts\n",

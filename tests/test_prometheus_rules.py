@@ -31,13 +31,20 @@ from monitor.core.model import Observation, Sample, State, Transition
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector
 from monitor.expose.mqtt_metrics import registered_counts
-from monitor.expose.self_metrics import build_registry
+from monitor.expose.self_metrics import build_registry, utc_offset_seconds
 from monitor.expose.site_metrics import SiteCollector
 from monitor.ledger.recent import AvailabilityGauges
 from monitor.state.live import LiveState
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNBOOK_BASE = "https://districtmon.example.org/config/prometheus/runbooks.md#"
+# An alert's runbook is on the daemon that raised it: its scrape address (`instance`), or,
+# for an alert without one, the address of a daemon that watches its sites, found by a query.
+RUNBOOK_ON_INSTANCE = "http://{{ $labels.instance }}/runbooks/"
+RUNBOOK_FOUND = re.compile(
+    r"http://\{\{ with printf `districtmon_site_info\{(site|commune|owner)=%q\}` "
+    r"\$labels\.(parent|commune|owner) \| query \| sortByLabel `instance` \}\}"
+    r"\s*\{\{- \. \| first \| label `instance` \}\}\{\{ end \}\}/runbooks/(\w+)"
+)
 SCOPES = {"site", "commune", "operator", "dependency", "monitor"}
 SEVERITIES = {"critical", "warning", "none"}
 
@@ -60,7 +67,15 @@ def test_rule_files_pass_promtool_check_rules() -> None:
 def test_example_prometheus_config_passes_promtool_check_config() -> None:
     result = promtool("check", "config", str(PROMETHEUS_DIR / "prometheus.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 rule files found" in result.stdout
+    assert "3 rule files found" in result.stdout
+
+
+def test_example_prometheus_config_loads_every_rule_file_shipped() -> None:
+    """The dashboards read recording rules of their own (dashboards.rules.yml): a
+    Prometheus set up from the example must evaluate them too."""
+    shipped = sorted(p.name for p in PROMETHEUS_DIR.glob("*.yml") if p.name != "prometheus.yml")
+    loaded = load_yaml(PROMETHEUS_DIR / "prometheus.yml")["rule_files"]
+    assert sorted(loaded) == shipped
 
 
 @pytest.mark.parametrize("tests_file", RULE_TESTS, ids=[p.stem for p in RULE_TESTS])
@@ -107,7 +122,24 @@ def test_every_alert_carries_routing_labels_and_annotations() -> None:
         assert (labels.get("scope") == "monitor") == name.startswith("Districtmon"), name
         annotations = rule.get("annotations", {})
         assert {"summary", "description", "runbook_url"} <= annotations.keys(), name
-        assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower(), name
+        assert runbook_path(annotations["runbook_url"]) == f"/runbooks/{name.lower()}", name
+
+
+def runbook_path(url: str) -> str:
+    """The path of a rule's runbook link, for the forms a link may take."""
+    if url.startswith(RUNBOOK_ON_INSTANCE):
+        return url.removeprefix("http://{{ $labels.instance }}")
+    found = RUNBOOK_FOUND.fullmatch(url)
+    if found:
+        return f"/runbooks/{found.group(3)}"
+    # DistrictmonDown may know no daemon at all: then the copy `make install` puts on disk
+    daemon_down = re.fullmatch(
+        r"\{\{ with \$labels\.instance \}\}http://\{\{ \. \}\}(/runbooks/\w+)\{\{ else \}\}"
+        r"file:///opt/districtmon/share/prometheus/runbooks\.md\{\{ end \}\}",
+        url,
+    )
+    assert daemon_down, f"not a runbook link of a known form: {url}"
+    return daemon_down.group(1)
 
 
 def test_site_alerts_join_names_and_parent_for_the_inhibitions() -> None:
@@ -118,8 +150,8 @@ def test_site_alerts_join_names_and_parent_for_the_inhibitions() -> None:
             continue
         expr = " ".join(rule["expr"].split())
         assert (
-            "group_left (name, parent, commune_name, probe) site:districtmon_site_info:named"
-            in expr
+            "group_left (name, parent, commune_name, owner_name, probe) "
+            "site:districtmon_site_info:named" in expr
         ), rule["alert"]
 
 
@@ -150,6 +182,10 @@ def _exported_metric_names() -> set[str]:
         Observation(speaker, 1.0, True, values={"amplifier_ok": 1.0}, probe="mqtt")
     )
     live.apply_transition(Transition(bts, State.UP, 1.0, State.UNKNOWN))
+    # a site not up, so that its reason code is served too
+    live.apply_transition(
+        Transition(gateway, State.DOWN, 1.0, State.UNKNOWN, "snmp timeout", ("timeout",))
+    )
     registry, _ = build_registry()
     registry.register(SiteCollector(live))
     registry.register(DeviceValueCollector(live))
@@ -182,7 +218,10 @@ def test_rules_read_exported_metrics_or_ones_declared_pending() -> None:
     for path in (RECORDING_RULES, ALERT_RULES):
         for group in load_yaml(path)["groups"]:
             for rule in group["rules"]:
-                read |= set(re.findall(r"\b(districtmon_[a-z0-9_]+)\b", rule["expr"]))
+                # the texts query series too (names, reasons, times)
+                queries = [rule["expr"], *rule.get("annotations", {}).values()]
+                for text in queries:
+                    read |= set(re.findall(r"\b(districtmon_[a-z0-9_]+)\b", text))
     read = {name for name in read if name not in recorded and f":{name}:" not in str(recorded)}
     exported = _exported_metric_names()
     pending = _declared_pending()
@@ -191,3 +230,22 @@ def test_rules_read_exported_metrics_or_ones_declared_pending() -> None:
     # PENDING METRIC marks of its rules), after checking its labels against the rules
     assert pending & exported == set(), "declared pending but exported now"
     assert pending <= read, "declared pending but no rule reads it"
+
+
+def test_the_daemon_exports_its_utc_offset_for_local_times_in_the_texts() -> None:
+    """Prometheus' and Alertmanager's templates know no timezone: the alert texts add the
+    offset of the daemon's `timezone:` to the UTC times they format."""
+    registry, _ = build_registry("Asia/Ho_Chi_Minh")
+    [sample] = [
+        s
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == "districtmon_timezone_offset_seconds"
+    ]
+    assert sample.labels == {} and sample.value == 7 * 3600
+    assert utc_offset_seconds(None) == 0.0
+    # read when scraped, so it follows daylight saving where there is any
+    winter, summer = 1767225600.0, 1782864000.0  # 2026-01-01, 2026-07-01 (UTC)
+    assert utc_offset_seconds("Europe/Berlin", winter) == 3600
+    assert utc_offset_seconds("Europe/Berlin", summer) == 7200
+    assert utc_offset_seconds("America/Sao_Paulo", winter) == -3 * 3600

@@ -118,6 +118,7 @@ def test_the_command_line_writes_table_csv_and_json(
     table = capsysbinary.readouterr().out.decode()
     assert "Trạm Mường Phăng" in table and "00:01:40" in table  # a's 100 s outage
     assert "Availability 2025-02-19 21:20:00 .. 2025-02-19 21:36:40 (UTC)" in table
+    assert "a monitor gap) does not split it" in table  # the outage rule, said where it is read
 
     out = tmp_path / "thang.csv"
     assert (
@@ -183,12 +184,19 @@ def test_gauges_weigh_sites_by_time_and_leave_out_what_was_not_counted(tmp_path:
     assert snap.sites["a"]["30d"] == 3000 / 3600  # the rest of 30 days is unknown
     assert snap.groups[("owner", "viettel")]["24h"] == (3000 + 3600) / 7200
     assert ("owner", "vnpt") not in snap.groups or "1h" not in snap.groups[("owner", "vnpt")]
+    # beside each ratio, the time it was computed from: an hour, not 30 days
+    assert snap.counted["a"]["30d"] == 3600 and snap.counted["b"]["1h"] == 3600
+    assert "1h" not in snap.counted["c"]
+    assert snap.group_counted[("owner", "viettel")]["30d"] == 7200
+    assert snap.group_counted[("kind", "bts")]["24h"] == 7200  # c counted nothing
 
 
 def test_a_ledger_of_the_first_schema_is_migrated_and_reported_on(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.executescript(MIGRATIONS[0])
+        first = MIGRATIONS[0]
+        assert isinstance(first, str)
+        conn.executescript(first)
         conn.execute("PRAGMA user_version = 1")
         conn.execute(
             "INSERT INTO sites VALUES ('a', 'bts', 'Trạm A', 'thanh-nua', 'viettel', NULL, ?, ?)",

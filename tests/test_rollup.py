@@ -204,7 +204,7 @@ async def test_outages_spanning_whole_days_keep_their_length_through_daily_rollu
     day0 = (to_ms(T0) // DAY_MS + 1) * DAY_MS / 1000  # a UTC midnight
     clock = Clock(day0 - 3600)
     ledger = await Ledger.open(path, clock=clock, heartbeat_seconds=0.005, rollup_grace_seconds=0)
-    await ledger.sync_sites([site("long"), site("gaps")])
+    await ledger.sync_sites([site("long"), site("gaps"), site("blind")])
     writer = asyncio.create_task(ledger.run())
     script = [
         ("long", State.UP, -3600),
@@ -216,6 +216,11 @@ async def test_outages_spanning_whole_days_keep_their_length_through_daily_rollu
         ("gaps", State.DOWN, 3 * 86400 + 100),  # day 3, after a day without down
         ("gaps", State.UP, 3 * 86400 + 200),
         ("gaps", State.DOWN, 5 * 86400 - 50),  # touching the end of day 4
+        ("blind", State.UP, -3600),
+        ("blind", State.DOWN, 86400 * 0.5),
+        ("blind", State.UNKNOWN, 86400 * 0.9),  # the monitor blind for over a whole day
+        ("blind", State.DOWN, 86400 * 2.2),  # and the site still down after: one outage
+        ("blind", State.UP, 86400 * 2.5),
     ]
     for site_id, state, offset in script:
         clock.now = day0 + offset
@@ -235,6 +240,9 @@ async def test_outages_spanning_whole_days_keep_their_length_through_daily_rollu
         whole = window_tallies(conn, start, start + 5 * DAY_MS)
     assert (whole["long"].runs, whole["long"].longest) == (1, int(2.5 * DAY_MS))
     assert (whole["gaps"].runs, whole["gaps"].longest, whole["gaps"].tail) == (3, 1_200_000, 50_000)
+    blind = whole["blind"]  # its unknown day has no rollup row: the outage passes through it
+    assert (blind.runs, blind.longest) == (1, round(0.7 * DAY_MS))
+    assert blind.ms[2] == round(0.7 * DAY_MS) and blind.unknown == round(1.3 * DAY_MS)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 plays; the commune's BTS go down on /metrics and in the ledger when their batteries run out,
 and come back when the mains do.
 
-The daemon has no health rules yet, so "degraded" (answering, but on battery) cannot show on
-/metrics: this test checks that the degraded values are there for a poller to read (UPS-MIB
-upsOutputSource = battery) and that the states the daemon decides today follow. When health
-rules land, assert `districtmon_site_state{state="degraded"} == 1` during the battery window.
+This inventory names no device profile, so the daemon reads no battery values and "degraded"
+(answering, but on battery) cannot show here: this test checks that the degraded values are
+there for a poller to read (UPS-MIB upsOutputSource = battery) and that up and down follow.
+The profiles' reading of them is tests/test_sim_profiles.py's.
 """
 
 from __future__ import annotations

@@ -1,21 +1,25 @@
-"""The simulated broadcast sites are genuine MQTT clients: mosquitto_sub, on a real mosquitto,
-sees their retained status, their telemetry, their last wills and the broker outage."""
+"""The simulated MQTT sites are genuine MQTT clients: mosquitto_sub, on a real mosquitto, sees
+their retained status, their telemetry, their last wills and the broker outage; the daemon's
+ingest takes every message they publish."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import free_tcp_port
+from harness import Daemon, free_tcp_port, wait_for
 from simpeers import Mosquitto, Simulator, mosquitto_sub, wait_until, write_district
 
-SPEAKERS_AND_STATIONS = 7  # thanh-nua: 4 clusters; muong-nha: 1 station, 2 clusters
+from monitor.config.load import load_config
+
+PUBLISHERS = 6  # thanh-nua: 4 clusters; muong-nha: 2 clusters (its station is polled: SNMP)
 
 
-def statuses(port: int, count: int = SPEAKERS_AND_STATIONS) -> dict[str, str]:
+def statuses(port: int, count: int = PUBLISHERS) -> dict[str, str]:
     """The retained status of every publisher, by site id."""
     lines = mosquitto_sub(port, "dienbien/+/+/+/status", count, timeout=5)
     return {line.split()[0].split("/")[3]: line.split()[1] for line in lines}
@@ -32,6 +36,7 @@ def start(tmp_path: Path, broker: Mosquitto, *extra: str) -> Simulator:
         tmp_path / "config",
         communes=["thanh-nua", "muong-nha"],
         kinds=["loudspeaker", "radio_station", "gateway"],
+        speakers="mqtt",
     )
     sim = Simulator(
         config,
@@ -58,7 +63,7 @@ def test_status_is_retained_online_and_telemetry_follows_the_convention(
             sim.log(),
         )
         found = statuses(broker.port)
-        assert len(found) == SPEAKERS_AND_STATIONS and "radio-muong-nha" in found
+        assert len(found) == PUBLISHERS and "radio-muong-nha" not in found
         line = mosquitto_sub(
             broker.port, "dienbien/thanh-nua/loudspeaker/loa-thanh-nua-02/telemetry", 1
         )
@@ -72,8 +77,9 @@ def test_status_is_retained_online_and_telemetry_follows_the_convention(
             "battery_volts",
             "rssi_dbm",
             "temperature_celsius",
+            "power",
         }
-        assert body["online"] is True and body["amplifier_ok"] is True
+        assert body["online"] is True and body["amplifier_ok"] is True and body["power"] == "mains"
         assert 12 < body["battery_volts"] < 15 and -100 < body["rssi_dbm"] < -40
 
         sim.ctl("/sites/loa-thanh-nua-02/amplifier-fault")
@@ -94,7 +100,7 @@ def test_status_is_retained_online_and_telemetry_follows_the_convention(
             lambda: statuses(broker.port).get("loa-muong-nha-01") == "offline",
             10,
         )
-        assert statuses(broker.port)["radio-muong-nha"] == "offline"
+        assert statuses(broker.port)["loa-muong-nha-02"] == "offline"
         sim.ctl("/restore")
         wait_until(
             "everyone back online", lambda: set(statuses(broker.port).values()) == {"online"}, 15
@@ -108,7 +114,7 @@ def test_a_killed_simulator_leaves_every_site_offline_by_its_last_will(
     try:
         wait_until(
             "every publisher connected",
-            lambda: sim.get("/stats")[1]["mqtt"]["connected"] == SPEAKERS_AND_STATIONS,
+            lambda: sim.get("/stats")[1]["mqtt"]["connected"] == PUBLISHERS,
             15,
             sim.log(),
         )
@@ -145,4 +151,63 @@ def test_a_broker_outage_cuts_everyone_through_the_relay_until_restored(
             sim.log(),
         )
         stats = sim.get("/stats")[1]
-        assert stats["mqtt"]["connected"] == SPEAKERS_AND_STATIONS
+        assert stats["mqtt"]["connected"] == PUBLISHERS
+
+
+def test_the_daemon_takes_every_message_the_simulator_publishes(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The whole shipped broadcast network: the 71 loudspeaker clusters report over MQTT, the
+    radio stations are polled. Before the simulator published only for MQTT sites, each
+    station's telemetry was rejected as unknown_site."""
+    http = free_tcp_port()
+    settings = f"""
+http: {{listen: "127.0.0.1:{http}"}}
+ledger: {{path: ledger.sqlite}}
+poll: {{interval_seconds: 1, timeout_seconds: 0.3, retries: 0}}
+mqtt: {{host: 127.0.0.1, port: {broker.port}, heartbeat_timeout_seconds: 20}}
+"""
+    config = write_district(
+        tmp_path / "config",
+        kinds=["loudspeaker", "radio_station", "gateway"],
+        speakers="mqtt",
+        settings=settings,
+    )
+    speakers = [
+        s.id for s in load_config(config, environ={}).sites.values() if s.kind == "loudspeaker"
+    ]
+    assert len(speakers) == 71
+    with Simulator(config, "--mqtt", f"127.0.0.1:{broker.port}", "--speed", "60") as sim:
+        sim.wait_ready()
+        daemon = Daemon(config, http)
+        try:
+
+            def all_up() -> bool:
+                try:
+                    _, text = daemon.get("/metrics")
+                except OSError:
+                    return False
+                up = set(re.findall(r'districtmon_site_up\{[^}]*site="(loa-[^"]+)"[^}]*\} 1', text))
+                return up >= set(speakers)
+
+            wait_for("every cluster up over MQTT", all_up, daemon, limit=30)
+            sent = sim.get("/stats")[1]["mqtt"]["published"]["telemetry"]
+            wait_for(
+                "three more rounds of telemetry",
+                lambda: sim.get("/stats")[1]["mqtt"]["published"]["telemetry"] >= sent + 3 * 71,
+                daemon,
+            )
+            _, text = daemon.get("/metrics")
+            rejected = [
+                line
+                for line in text.splitlines()
+                if line.startswith("districtmon_mqtt_messages_rejected_total{")
+                and not line.endswith(" 0.0")
+            ]
+            assert not rejected, rejected
+            received = daemon.metric("districtmon_mqtt_messages_received_total")
+            assert received is not None and received >= sent + 3 * 71
+            assert "mqtt message rejected" not in daemon.log.read_text()
+            assert daemon.stop() == 0
+        finally:
+            daemon.kill()

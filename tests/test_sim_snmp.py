@@ -18,7 +18,7 @@ SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 IF_TABLE = "1.3.6.1.2.1.2.2"
 IF_X_TABLE = "1.3.6.1.2.1.31.1.1"
 UPS_OUTPUT_SOURCE = "1.3.6.1.2.1.33.1.4.1.0"
-AMP_STATUS = "1.3.6.1.4.1.32473.1.3.1.0"
+AMP_STATUS = "1.3.6.1.4.1.32473.3.1.0"
 
 BTS = ("127.1.0.1", "sim-viettel", "bts-vtl-thanh-nua-01")
 CORE = ("127.3.0.1", "sim-district", "gw-district-core")
@@ -46,7 +46,7 @@ def test_system_group_names_the_site_in_ascii(district: tuple[Simulator, int]) -
     found = values(out.stdout)
     assert found[SYS_NAME] == 'STRING: "bts-vtl-thanh-nua-01"'
     assert found["1.3.6.1.2.1.1.6.0"].startswith('STRING: "BTS Viettel Thanh Nua 01, Thanh Nua (')
-    assert found["1.3.6.1.2.1.1.2.0"] == "OID: .1.3.6.1.4.1.32473.1.9.1"
+    assert found["1.3.6.1.2.1.1.2.0"] == "OID: .1.3.6.1.4.1.32473.10.1"
 
 
 def test_tables_walk_in_order_and_bulk_walks_agree(district: tuple[Simulator, int]) -> None:

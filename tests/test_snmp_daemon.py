@@ -29,9 +29,9 @@ V3_TRAP = ["-u", "trapper", "-l", "authPriv", "-a", "SHA", "-A", "trap-auth-Zq7"
 V3_TRAP += ["-x", "AES", "-X", "trap-priv-Zq7"]
 
 UPS_ON_BATTERY = "1.3.6.1.2.1.33.2.1"
-DOOR_OPENED = "1.3.6.1.4.1.99999.1.0.1"
-DOOR_CLOSED = "1.3.6.1.4.1.99999.1.0.2"
-DOOR_STATE = ".1.3.6.1.4.1.99999.1.3.0"
+DOOR_OPENED = "1.3.6.1.4.1.32473.1.0.1"
+DOOR_CLOSED = "1.3.6.1.4.1.32473.1.0.2"
+DOOR_STATE = ".1.3.6.1.4.1.32473.1.3.0"
 
 DOOR_SCRIPT = """#!/bin/sh
 # snmpd `pass` script: serves envDoorState from a file the test writes.
@@ -202,7 +202,7 @@ def door(tmp_path: Path) -> Iterator[tuple[Snmpd, Path]]:
     script.write_text(DOOR_SCRIPT.format(oid=DOOR_STATE, state=state))
     script.chmod(0o755)
     # the agent lives on 127.0.0.7, its clients (the daemon, snmpget) speak from 127.0.0.1
-    extra = f"rocommunity agent-Zq7 127.0.0.1\npass .1.3.6.1.4.1.99999.1 /bin/sh {script}\n"
+    extra = f"rocommunity agent-Zq7 127.0.0.1\npass .1.3.6.1.4.1.32473.1 /bin/sh {script}\n"
     with Snmpd(community="agent-Zq7", host="127.0.0.7", extra_config=extra) as agent:
         agent.start()
         yield agent, state
@@ -287,7 +287,7 @@ def test_traps_change_state_within_a_second_and_hostile_datagrams_change_nothing
     finally:
         daemon.kill()
     log = daemon.log.read_text()
-    assert "trap 1.3.6.1.4.1.99999.1.0.1 from 127.0.0.9: no site has that address" in log
+    assert "trap 1.3.6.1.4.1.32473.1.0.1 from 127.0.0.9: no site has that address" in log
     assert "trap 1.3.6.1.4.1.12345.0.1 is not in its profile" in log
     assert TRAP_COMMUNITY not in log and "trap-priv-Zq7" not in log
     intervals = read_intervals(config / "ledger.sqlite", "bts-door")

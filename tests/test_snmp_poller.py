@@ -171,6 +171,7 @@ async def test_bts_on_battery_with_door_open_and_hot_cabinet_is_degraded_with_ea
     assert obs.degraded_reason == (
         "running on battery (mains failure); cabinet at 46.8 °C, above 45 °C; cabinet door open"
     )
+    assert obs.codes == ("on_battery", "cabinet_hot", "door_open")  # one per rule, for labels
     assert obs.values["mains_ok"] == 0.0 and obs.values["on_battery_seconds"] == 840.0
     assert obs.values["battery_amperes"] == -21.5
 
@@ -182,6 +183,7 @@ async def test_depleted_battery_trips_the_voltage_threshold(
     assert obs.degraded_reason is not None
     assert "battery low or depleted" in obs.degraded_reason
     assert "battery at 45.8 V, below 47 V" in obs.degraded_reason
+    assert obs.codes == ("on_battery", "battery_low")  # two rules, one meaning: one code
 
 
 async def test_wrong_types_and_missing_values_are_counted_per_value_not_a_failed_poll(
@@ -229,6 +231,7 @@ async def test_radio_transmitter_on_air_and_in_fault(poller: SnmpPoller, sim: Sn
         "transmitter off air; transmitter fault: PA over-temperature shutdown; "
         "encoder has no programme audio"
     )
+    assert fault.codes == ("transmitter_off_air", "transmitter_fault", "audio_lost")
 
 
 async def test_router_interfaces_are_labelled_rows_and_missing_hc_counters_do_not_fail(
@@ -257,6 +260,7 @@ async def test_an_enabled_wan_port_that_is_down_degrades_the_gateway_by_name(
     assert obs.ok
     # Gi0/2 is down too, but administratively: not a fault; Gi0/1 is the LAN
     assert obs.degraded_reason == "WAN interface Gi0/0 down"
+    assert obs.codes == ("wan_down",)
     wan = (("alias", "WAN uplink VNPT"), ("if", "Gi0/0"))
     # near 2^64: a float64 on /metrics, as Prometheus holds every sample
     assert samples(obs, "if_in_octets_total")[wan] == float(18446744073709551000)

@@ -1,7 +1,9 @@
 """The systemd packaging: systemd/districtmon.service passes `systemd-analyze verify` and the
 security gate (overall exposure at most 2.5), the sysusers snippet makes the user the unit
 runs as, and `make install DESTDIR=...` stages a tree in which the unit's ExecStart exists,
-runs the shipped config, and keeps an operator's config on reinstall and uninstall.
+runs the shipped config and serves the runbooks from the installed package, ships the
+Prometheus and Alertmanager examples whole, and keeps an operator's config on reinstall and
+uninstall.
 
 Needs the Debian packages systemd (systemd-analyze, systemd-sysusers) and make; `./dev
 setup` installs both. systemd need not be PID 1."""
@@ -9,6 +11,7 @@ setup` installs both. systemd need not be PID 1."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import re
 import shlex
@@ -289,6 +292,43 @@ def test_install_puts_the_dashboards_where_grafana_provisioning_reads_them(stage
     assert (share / "grafana/provisioning/datasources/districtmon.yaml").is_file()
 
 
+def test_install_ships_the_runbooks_and_the_alerting_examples(staged: Path) -> None:
+    """The alerts link to runbooks the daemon serves from its package, and the examples an
+    operator copies to Prometheus and Alertmanager come with the program."""
+    prefix = staged / PREFIX.lstrip("/")
+    [packaged] = list(prefix.glob("lib/python3*/site-packages/monitor/expose/runbooks.md"))
+    assert not packaged.is_symlink(), "the wheel holds the file, not the checkout's link"
+    runbooks = (ROOT / "config/prometheus/runbooks.md").read_bytes()
+    assert packaged.read_bytes() == runbooks
+    share = prefix / "share"
+    assert (share / "prometheus/runbooks.md").read_bytes() == runbooks
+    for name in ("prometheus.yml", "recording.yml", "alerts.yml", "dashboards.rules.yml"):
+        assert (share / "prometheus" / name).read_bytes() == (
+            ROOT / "config/prometheus" / name
+        ).read_bytes()
+    assert (share / "alertmanager/alertmanager.yml").read_bytes() == (
+        ROOT / "config/alertmanager/alertmanager.yml"
+    ).read_bytes()
+    shipped = sorted(p.name for p in (ROOT / "config/alertmanager/templates").glob("*.tmpl"))
+    assert sorted(p.name for p in (share / "alertmanager/templates").glob("*.tmpl")) == shipped
+    # as installed, each is whole: the rule files beside prometheus.yml, the templates beside
+    # alertmanager.yml
+    checked = subprocess.run(
+        [tool("promtool"), "check", "config", str(share / "prometheus/prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    checked = subprocess.run(
+        [tool("amtool"), "check-config", str(share / "alertmanager/alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0 and "1 templates" in checked.stdout, checked.stdout
+
+
 def test_the_staged_unit_verifies_against_the_staged_tree(staged: Path, tmp_path: Path) -> None:
     text = (staged / UNIT_DIR / "districtmon.service").read_text(encoding="utf-8")
     unit = write_unit(tmp_path, text.replace(f"{PREFIX}/", f"{staged}{PREFIX}/"))
@@ -336,6 +376,18 @@ def test_the_installed_daemon_runs_as_the_unit_starts_it(staged: Path, tmp_path:
             with contextlib.suppress(TimeoutError):
                 messages += notify.recv(4096).decode().splitlines()
         assert (state / "ledger.sqlite").is_file()
+        # the runbooks the alerts link to, served from the installed package
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/runbooks/BtsDown")
+            response = connection.getresponse()
+            response.read()
+            assert (response.status, response.getheader("Location")) == (302, "/runbooks#btsdown")
+            connection.request("GET", "/runbooks")
+            page = connection.getresponse().read().decode()
+            assert '<section id="btsdown"><pre>## BtsDown' in page
+        finally:
+            connection.close()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, (tmp_path / "daemon.log").read_text()
     finally:

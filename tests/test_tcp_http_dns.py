@@ -75,6 +75,7 @@ async def test_a_slow_connect_is_degraded() -> None:
             site(TcpProbe("127.0.0.1", listener.port, 1e-9))
         )
     assert obs.ok and (obs.degraded_reason or "").startswith("tcp connect ")
+    assert obs.codes == ("slow",)
 
 
 # --- HTTP --------------------------------------------------------------------------------------
@@ -138,6 +139,7 @@ async def test_a_slow_response_is_degraded(web: HttpPeer) -> None:
     assert obs.ok
     assert number(obs, "response_seconds") >= SLOW_SECONDS
     assert (obs.degraded_reason or "").startswith("http response ")
+    assert obs.codes == ("slow",)
 
 
 async def test_a_response_slower_than_the_timeout_is_down(web: HttpPeer) -> None:
@@ -171,6 +173,7 @@ async def test_a_certificate_near_expiry_is_degraded_and_its_expiry_reported(
     assert obs.values["cert_expiry_timestamp_seconds"] == tls.not_after.timestamp()
     assert obs.degraded_reason is not None
     assert obs.degraded_reason.startswith("certificate expires in 5.0 days (< 14)")
+    assert obs.codes == ("cert_expiring",)
 
 
 async def test_a_certificate_with_time_left_is_healthy(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from monitor.config.maintenance import window_from_spec
 from monitor.core.availability import to_ms
 from monitor.core.model import Commune, Observation, Owner, Site, SnmpProbe, State
 from monitor.expose.self_metrics import build_registry
+from monitor.ledger.records import read_intervals
 from monitor.ledger.views import open_readonly, plan, watermark_of
 from monitor.ledger.writer import Ledger
 from monitor.report.build import build_report
@@ -187,24 +188,27 @@ class Run:
         self._commit.set()
 
     @classmethod
-    async def start(cls, path: Path, clock: Clock) -> Run:
+    async def start(cls, path: Path, clock: Clock, sites: dict[str, Site] | None = None) -> Run:
+        """The daemon's core over `sites` (default: the script's, with its weekly window)."""
         self = cls()
+        watched = SITES if sites is None else sites
         self.ledger = await Ledger.open(
             path, clock=clock, heartbeat_seconds=0.002, on_commit=self._committed
         )
-        await self.ledger.sync_sites(SITES.values(), COMMUNES, OWNERS)
+        await self.ledger.sync_sites(watched.values(), COMMUNES, OWNERS)
         self.writer = asyncio.create_task(self.ledger.run())
-        self.live = LiveState(SITES)
+        self.live = LiveState(watched)
         _, metrics = build_registry()
         evaluator = Evaluator(
             down_after=3,
             up_after=2,
-            parents={s.id: s.parent for s in SITES.values()},
+            parents={s.id: s.parent for s in watched.values()},
             degraded_by=lambda o: "on battery" if o.values.get("on_battery") else None,
         )
-        schedule = Schedule([window_from_spec(WEEKLY, "config")], SITES.values())
+        windows = [window_from_spec(WEEKLY, "config")] if sites is None else []
+        schedule = Schedule(windows, watched.values())
         self.pipeline = Pipeline(evaluator, self.ledger, self.live, metrics, schedule)
-        self.pipeline.start(list(SITES), clock.now)
+        self.pipeline.start(list(watched), clock.now)
         return self
 
     async def settle(self) -> None:
@@ -235,6 +239,9 @@ class Run:
 
     def state(self, site: str) -> State:
         return self.live.views[site].state
+
+    def states(self) -> dict[str, State]:
+        return {site: view.state for site, view in self.live.views.items()}
 
 
 def polls(first: int, last: int) -> list[tuple[int, str]]:
@@ -373,3 +380,86 @@ async def test_a_sub_window_counts_only_its_own_seconds(ledger_path: Path) -> No
         1,
     )
     assert (rows["bts1"].unreachable, rows["bts1"].up) == (4870 - 3610, 9000 - (4870 - 3610))
+
+
+# --- a parent outage across a restart, its child polled three seconds before it ------------
+#
+#   gw    gateway, polled at +5 s; fails from 605 s to 2105 s (answers again at 2165 s)
+#   bts   BTS behind gw, polled at +2 s: it sees the cut 3 s before its parent does, at 602 s,
+#         after gw's last answer (545 s); it answers again at 2222 s
+# The daemon crashes at 1200 s (its last heartbeat) and starts again at 1500 s, both sites
+# still failing. Worked out by hand:
+#   gw:  unknown [0,5) up [5,605) down [605,1200) gap [1200,1500) no data [1500,1505)
+#        down [1505,2165) up [2165,3000): ONE outage of 1255 s (down on both sides of the gap)
+#   bts: unknown [0,2) up [2,602) unreachable [602,1200) gap, no data [1500,1502)
+#        unreachable [1502,2222) up [2222,3000): never down, its failures are the gateway's
+PARENT_SITES = {
+    "gw": _site("gw", "gateway", "Cổng mạng UBND Thanh Nưa", "thanh-nua", "vnpt"),
+    "bts": _site("bts", "bts", "BTS Viettel Thanh Nưa 01", "thanh-nua", "viettel", parent="gw"),
+}
+PARENT_OFFSETS = {"gw": 5, "bts": 2}
+PARENT_CRASH, PARENT_RESTART, PARENT_END = 1200, 1500, 3000
+
+
+def parent_answers(site: str, t: int) -> bool:
+    return not 605 <= t <= 2105 if site == "gw" else not 602 <= t <= 2162
+
+
+async def play_parent(run: Run, clock: Clock, first: int, last: int) -> list[dict[str, State]]:
+    seen = []
+    polls = sorted(
+        (60 * k + offset, site)
+        for k in range(last // 60 + 1)
+        for site, offset in PARENT_OFFSETS.items()
+        if first <= 60 * k + offset < last
+    )
+    for t, site in polls:
+        clock.now = T0 + t
+        ok = parent_answers(site, t)
+        run.pipeline.observe(
+            Observation(
+                site,
+                T0 + t,
+                ok,
+                error=None if ok else "snmp timeout",
+                error_reason=None if ok else "timeout",
+            )
+        )
+        seen.append(run.states())
+        if t % 600 < 60:
+            await run.settle()
+    return seen
+
+
+async def test_a_parent_outage_across_a_restart_is_one_outage_and_never_its_childs(
+    ledger_path: Path,
+) -> None:
+    clock = Clock()
+    first = await Run.start(ledger_path, clock, PARENT_SITES)
+    seen = await play_parent(first, clock, 0, PARENT_CRASH)
+    clock.now = T0 + PARENT_CRASH
+    await first.settle()
+    await first.crash()
+    clock.now = T0 + PARENT_RESTART
+    second = await Run.start(ledger_path, clock, PARENT_SITES)
+    seen += await play_parent(second, clock, PARENT_RESTART, PARENT_END)
+    clock.now = T0 + PARENT_END
+    await second.stop(at=T0 + PARENT_END)
+
+    report = build_report([ledger_path], T0, T0 + PARENT_END, "site")
+    rows = {row.key: row.figures for row in report.rows}
+    gw, bts = rows["gw"], rows["bts"]
+    assert (gw.up, gw.down, gw.unknown) == (600 + 835, 595 + 660, 5 + 300 + 5)
+    assert (gw.outages, gw.longest_outage, gw.mttr) == (1, 1255, 1255)
+    assert (bts.down, bts.outages, bts.mttr) == (0, 0, None)
+    assert (bts.up, bts.unreachable, bts.unknown) == (600 + 778, 598 + 720, 2 + 300 + 2)
+    assert bts.availability == 1.0
+    # what the live view said on the way: the child was confirmed down first, each time, for
+    # the seconds until its parent was confirmed (the ledger keeps no time of it)
+    assert any(states["bts"] is State.DOWN for states in seen)
+    intervals = read_intervals(ledger_path, "bts")
+    assert all(i.end == i.start for i in intervals if i.state is State.DOWN)
+    assert {i.codes for i in intervals if i.state is State.UNREACHABLE} == {("behind_parent",)}
+    assert {i.codes for i in read_intervals(ledger_path, "gw") if i.state is State.DOWN} == {
+        ("timeout",)
+    }

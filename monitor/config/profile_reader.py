@@ -8,8 +8,6 @@ config/profiles/README.md; what a profile is, monitor/config/profiles.py.
 from __future__ import annotations
 
 import re
-import string
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +19,16 @@ from monitor.config.profiles import (
     COUNTER_KINDS,
     DEFAULT_MAX_ROWS,
     MAX_ROWS_LIMIT,
-    OPERATORS,
     RESERVED_LABELS,
     TRAP_ACTIONS,
     VALUE_KINDS,
-    Condition,
-    HealthRule,
     LabelSpec,
     Profile,
     TableSpec,
     TrapAction,
     ValueSpec,
 )
+from monitor.config.rules import RuleScope, RuleValue, read_code, read_patterns, read_rules
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
@@ -49,10 +45,7 @@ _VALUE_KEYS = ("name", "oid", "type", "scale", "map", "help")
 _TABLE_KEYS = ("name", "index", "labels", "exclude", "columns", "max_rows")
 
 
-_RULE_KEYS = ("reason", "when", "where")
-
-
-_TRAP_KEYS = ("oid", "degraded", "down", "poll", "help")
+_TRAP_KEYS = ("oid", "degraded", "down", "poll", "code", "help")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +94,7 @@ def _read_profile(
         for item in top.items("tables") or ()
         if (table := _read_table(top.sink, item, names, seen)) is not None
     )
-    scalar_by_name = {spec.name: spec for spec in scalars}
-    table_of = {col.name: table for table in tables for col in table.columns}
-    health = tuple(
-        rule
-        for item in top.items("health") or ()
-        if (rule := _read_rule(top.sink, item, scalar_by_name, table_of, names)) is not None
-    )
+    health = read_rules(top, "health", _scope(scalars, tables, names))
     traps: dict[str, TrapAction] = {}
     for item in top.items("traps") or ():
         trap = _read_trap(top.sink, item)
@@ -119,6 +106,24 @@ def _read_profile(
         traps[trap.oid] = trap
     description = top.text("description") if top.has("description") else ""
     return Profile(path.stem, description or "", scalars, tables, health, traps, path)
+
+
+def _scope(
+    scalars: tuple[ValueSpec, ...], tables: tuple[TableSpec, ...], names: dict[str, int]
+) -> RuleScope:
+    """What this profile's health rules may name: its scalars, its columns (by table), the
+    tables' labels, and the values every SNMP site has (in reasons only)."""
+    values = {spec.name: RuleValue(text=spec.kind == "text") for spec in scalars}
+    for table in tables:
+        for column in table.columns:
+            values[column.name] = RuleValue(table=table.name)
+    return RuleScope(
+        values,
+        {table.name: table.label_names for table in tables},
+        BUILTIN_VALUES,
+        set(names),
+        "this profile's values or columns",
+    )
 
 
 def _read_value(
@@ -238,7 +243,7 @@ def _read_table(
     if labels and fields.has("index"):
         fields.problem("index", "a table with label columns has no index label")
     label_names = [label.name for label in labels] or [index or "index"]
-    exclude = _read_patterns(fields, "exclude", label_names)
+    exclude = read_patterns(fields, "exclude", label_names)
     max_rows = (
         fields.integer("max_rows", 1, MAX_ROWS_LIMIT)
         if fields.has("max_rows")
@@ -281,157 +286,6 @@ def _read_labels(fields: Fields) -> tuple[LabelSpec, ...]:
     return tuple(found)
 
 
-def _read_patterns(
-    fields: Fields, key: str, labels: Iterable[str]
-) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    section = fields.mapping(key) if fields.has(key) else None
-    if section is None:
-        return ()
-    known = list(labels)
-    found: list[tuple[str, re.Pattern[str]]] = []
-    for label in section.node:
-        if label not in known:
-            section.problem(label, f"unknown label (this table has: {', '.join(known)})")
-            continue
-        text = section.text(label)
-        if text is None:
-            continue
-        try:
-            found.append((label, re.compile(text)))
-        except re.error as error:
-            section.problem(label, f"not a valid regular expression: {error}")
-    return tuple(found)
-
-
-def _read_rule(
-    sink: Sink,
-    item: Located[object],
-    scalars: dict[str, ValueSpec],
-    table_of: dict[str, TableSpec],
-    declared: dict[str, int],
-) -> HealthRule | None:
-    """`declared` holds every value name defined, broken ones included: a rule on a value
-    already reported is dropped quietly (one mistake, one message)."""
-    fields = Fields.of(sink, item.value, item.line, item.key)
-    if fields is None:
-        return None
-    fields.expect(_RULE_KEYS, required=("reason", "when"))
-    reason = fields.text("reason")
-    when = fields.mapping("when")
-    if when is None:
-        return None
-    conditions: list[Condition] = []
-    tables: set[str] = set()
-    ok = True
-    for value in when.node:
-        spec = scalars.get(value)
-        table = table_of.get(value)
-        if spec is None and table is None:
-            if value not in declared:
-                when.problem(value, "unknown value (not in this profile's values or columns)")
-            ok = False
-            continue
-        if table is not None:
-            tables.add(table.name)
-            spec = next(col for col in table.columns if col.name == value)
-        condition = _read_condition(when, value, spec)
-        if condition is None:
-            ok = False
-            continue
-        conditions.extend(condition)
-    if len(tables) > 1:
-        fields.problem(
-            "when", f"a rule may use the columns of one table only, got {sorted(tables)}"
-        )
-        ok = False
-    table = next((t for t in table_of.values() if t.name in tables), None)
-    where: tuple[tuple[str, re.Pattern[str]], ...] = ()
-    if fields.has("where"):
-        if table is None:
-            fields.problem("where", "only a rule on table columns can pick rows by label")
-            ok = False
-        else:
-            where = _read_patterns(fields, "where", table.label_names)
-    if reason is not None and not _check_reason(fields, reason, scalars, table):
-        ok = False
-    if not ok or reason is None or not conditions:
-        return None
-    return HealthRule(reason, tuple(conditions), table.name if table else None, where)
-
-
-def _read_condition(when: Fields, value: str, spec: ValueSpec | None) -> list[Condition] | None:
-    tests = when.mapping(value)
-    if tests is None:
-        return None
-    if not tests.node:
-        tests.problem_here(f"needs one of: {', '.join(OPERATORS)}")
-        return None
-    tests.expect(OPERATORS)
-    text = spec is not None and spec.kind == "text"
-    found: list[Condition] = []
-    for operator in tests.node:
-        if operator not in OPERATORS:
-            return None
-        raw = tests.get(operator)
-        if operator == "one_of":
-            if not isinstance(raw, YamlList) or not raw:
-                tests.problem(operator, "must be a non-empty list")
-                return None
-            items = tuple(_operand(tests, operator, each, text) for each in raw)
-            if any(each is None for each in items):
-                return None
-            found.append(Condition(value, operator, tuple(i for i in items if i is not None)))
-            continue
-        if operator in ("below", "above") and text:
-            tests.problem(operator, f"'{value}' is text: use equals, not_equals or one_of")
-            return None
-        operand = _operand(tests, operator, raw, text)
-        if operand is None:
-            return None
-        found.append(Condition(value, operator, operand))
-    return found
-
-
-def _operand(tests: Fields, operator: str, raw: object, text: bool) -> float | str | None:
-    if raw is BROKEN:
-        return None
-    if text:
-        if isinstance(raw, str):
-            return raw
-        tests.problem(operator, "must be text (the value is text)")
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        tests.problem(operator, f"must be a number, got {tests.sink.show(raw)}")
-        return None
-    return float(raw)
-
-
-def _check_reason(
-    fields: Fields, reason: str, scalars: dict[str, ValueSpec], table: TableSpec | None
-) -> bool:
-    """Placeholders are plain names of values or labels: `{battery_volts}`, `{if}`. No
-    attribute access, indexing or conversions: a reason is a sentence, not a template engine."""
-    allowed = set(scalars) | set(BUILTIN_VALUES)
-    if table is not None:
-        allowed |= set(table.label_names) | {col.name for col in table.columns}
-    try:
-        parsed = list(string.Formatter().parse(reason))
-    except ValueError as error:
-        fields.problem("reason", f"unbalanced braces: {error}")
-        return False
-    for _text, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if spec or conversion or name not in allowed:
-            fields.problem(
-                "reason",
-                f"placeholder {{{name}}} must be a value or label of this rule "
-                f"({', '.join(sorted(allowed))}), without format or conversion",
-            )
-            return False
-    return True
-
-
 def _read_trap(sink: Sink, item: Located[object]) -> TrapAction | None:
     fields = Fields.of(sink, item.value, item.line, item.key)
     if fields is None:
@@ -447,8 +301,12 @@ def _read_trap(sink: Sink, item: Located[object]) -> TrapAction | None:
         if fields.get("poll") is not True:
             fields.problem("poll", "must be true")
             return None
+        if fields.has("code"):
+            fields.problem("code", "a poll trap has no reason of its own: the poll decides")
+            return None
         return None if oid is None else TrapAction(oid, "poll")
     reason = fields.text(action)
-    if oid is None or reason is None:
+    code = read_code(fields, reason)
+    if oid is None or reason is None or code is None:
         return None
-    return TrapAction(oid, action, reason)
+    return TrapAction(oid, action, reason, code)

@@ -2,7 +2,8 @@
 
 A profile (one YAML file under `config/profiles/`, named by its file) lists the scalars to GET
 and the tables to bulk-walk, how each value is named, typed and scaled, the health rules that
-turn values into a `degraded` reason, and the traps that say something at once. It is the same
+turn values into a `degraded` reason (the rule language of monitor/config/rules.py, shared with
+the MQTT telemetry mappings), and the traps that say something at once. It is the same
 idea as snmp_exporter's modules: a new device model is a new file, not new code. The schema is
 in config/profiles/README.md.
 
@@ -17,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from monitor.config.rules import HealthRule
+
 ValueKind = Literal["gauge", "counter32", "counter64", "timeticks", "text"]
 VALUE_KINDS: tuple[ValueKind, ...] = ("gauge", "counter32", "counter64", "timeticks", "text")
 COUNTER_KINDS = ("counter32", "counter64")
-OPERATORS = ("equals", "not_equals", "below", "above", "one_of")
 TRAP_ACTIONS = ("degraded", "down", "poll")
 
 #: Always asked of every SNMP site (reboot detection, the device's own name).
@@ -110,43 +112,15 @@ class TableSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Condition:
-    value: str
-    operator: str
-    operand: float | str | tuple[float | str, ...]
-
-    def holds(self, actual: float | str) -> bool:
-        op, operand = self.operator, self.operand
-        if op == "equals":
-            return actual == operand
-        if op == "not_equals":
-            return actual != operand
-        if op == "one_of":
-            return isinstance(operand, tuple) and actual in operand
-        if isinstance(actual, str) or isinstance(operand, str | tuple):
-            return False
-        return actual < operand if op == "below" else actual > operand
-
-
-@dataclass(frozen=True, slots=True)
-class HealthRule:
-    """`reason` holds when every condition holds. A rule on table columns is checked row by
-    row (`where` picks rows by label); a missing value never makes a rule hold."""
-
-    reason: str
-    conditions: tuple[Condition, ...]
-    table: str | None = None
-    where: tuple[tuple[str, re.Pattern[str]], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class TrapAction:
     """What a notification means: `degraded` or `down` with a reason, at once; `poll` only
-    asks for a poll now. Every known trap also triggers a poll, to read the values behind it."""
+    asks for a poll now. Every known trap also triggers a poll, to read the values behind it.
+    `code` is the reason's bounded word (given, or derived by the loader)."""
 
     oid: str
     action: str
     reason: str = ""
+    code: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,11 @@ spirit of mqtt2prometheus's metric mappings but in our profiles. Each named valu
 `Observation.values` and on /metrics as `districtmon_site_<name>`, so names follow
 Prometheus conventions (base units in the name: `battery_volts`, `temperature_celsius`).
 
+A profile may carry `health:` rules in the rule language of the SNMP device profiles
+(monitor/config/rules.py, read by the same reader and evaluated by the same code,
+monitor/probes/health.py): an amplifier that reports a fault makes its site degraded, as a
+transmitter read over SNMP would.
+
 Decoding is strict: a field present with the wrong type rejects the whole report (raises
 `WrongType`). A report that breaks the agreed schema may come from a misconfigured device on
 the wrong topic; believing half of it would be worse than saying why none of it was taken.
@@ -26,6 +31,7 @@ from typing import Literal
 from monitor.config.fields import Fields, Located, open_document
 from monitor.config.located import BROKEN
 from monitor.config.problems import ConfigProblem
+from monitor.config.rules import HealthRule, RuleScope, RuleValue, read_rules
 from monitor.core.kinds import kind_of
 
 ValueKind = Literal["bool", "number", "map"]
@@ -56,7 +62,7 @@ def is_profile_name(text: str) -> bool:
     return _PROFILE_NAME.fullmatch(text) is not None
 
 
-_PROFILE_KEYS = ("alive", "values")
+_PROFILE_KEYS = ("alive", "values", "health")
 _VALUE_KEYS = ("name", "field", "type", "help", "scale", "map")
 
 
@@ -98,11 +104,13 @@ class ValueSpec:
 @dataclass(frozen=True, slots=True)
 class TelemetryProfile:
     """How to read one kind (or model) of device. `alive` names a value that, when 0, means
-    the device reports itself out of service (the report then counts as a failure)."""
+    the device reports itself out of service (the report then counts as a failure); `health`
+    rules on the values make an answering device degraded."""
 
     name: str
     values: tuple[ValueSpec, ...]
     alive: str | None = None
+    health: tuple[HealthRule, ...] = ()
 
     def decode(self, doc: Mapping[str, object]) -> dict[str, float | str]:
         """Named values of a JSON object; raises WrongType.
@@ -196,7 +204,9 @@ def _read_profile(name: str, fields: Fields) -> TelemetryProfile:
     if alive is not None and alive not in first:
         fields.problem("alive", f"must name one of the profile's values, got {alive!r}")
         alive = None
-    return TelemetryProfile(name, tuple(specs), alive)
+    scope = RuleScope({spec.name: RuleValue() for spec in specs}, {}, declared=set(first))
+    health = read_rules(fields, "health", scope)
+    return TelemetryProfile(name, tuple(specs), alive, health)
 
 
 def _read_value(profile: Fields, item: Located[object]) -> ValueSpec | None:

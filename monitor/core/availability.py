@@ -20,9 +20,15 @@ stopped or crashed) is unknown, like explicit `unknown` intervals (no data yet, 
 Unreachable time (the parent was down) is charged to the parent: it leaves the child's
 denominator, and the parent's own down time already counts against the parent.
 
-An outage is a maximal stretch of `down` time: anything else (up, a monitor gap, maintenance,
-unreachable) ends it. Outages in a window are counted clipped to the window (one that began
-before the window counts once), and so is the longest outage.
+An outage is a maximal stretch of `down` time in which the monitor may have been blind: up,
+degraded, unreachable and maintenance end it, unknown time does not. Unknown time is time the
+monitor could not watch (a gap between two runs of the daemon, a crash, a broker loss, its own
+credential refused, no data yet after a start): a site down on both sides of such a stretch
+had one outage, not two, so a restart neither doubles the outage count nor halves the MTTR.
+The unknown time inside an outage is still counted as unknown, never as down: an outage's
+length (and the longest outage) is its down time. In other words: remove the unknown time,
+and an outage is a maximal run of down time in what is left. Outages in a window are counted
+clipped to the window (one that began before the window counts once), and so is the longest.
 """
 
 from __future__ import annotations
@@ -58,9 +64,11 @@ class Tally(NamedTuple):
     """One site over one stretch of time `length` ms long.
 
     `ms` holds the milliseconds spent up, degraded, down, unreachable and in maintenance (by
-    code); unknown is the rest. `runs` counts maximal down stretches inside this one; `head`
-    and `tail` are the down time touching its start and its end (0 if not down there), which
-    is what lets two tallies join an outage that crosses their boundary.
+    code); unknown is the rest. `runs` counts outages inside this one; `head` and `tail` are
+    the down time of the outage touching its start and its end, unknown time skipped (0 when
+    the first, or last, state that is not unknown is not down), which is what lets two tallies
+    join an outage that crosses their boundary. A stretch with no time but down and unknown
+    (`open`) lets an outage pass through it.
 
     A named tuple rather than a dataclass: a month's report for 20,000 sites builds a few
     hundred thousand of them, and tuples are several times cheaper to make."""
@@ -87,6 +95,12 @@ class Tally(NamedTuple):
     def unknown(self) -> int:
         return self.length - sum(self.ms)
 
+    @property
+    def open(self) -> bool:
+        """Nothing here ends an outage: the stretch holds only down and unknown time."""
+        ms = self.ms
+        return ms[0] == ms[1] == ms[3] == ms[4] == 0
+
     def then(self, later: Tally) -> Tally:
         """This stretch followed directly by `later`."""
         a, b = self, later
@@ -99,8 +113,8 @@ class Tally(NamedTuple):
             a.length + b.length,
             (am[0] + bm[0], am[1] + bm[1], am[2] + bm[2], am[3] + bm[3], am[4] + bm[4]),
             a.runs + b.runs - (1 if a.tail and b.head else 0),
-            a.head + b.head if a.head == a.length else a.head,
-            b.tail + a.tail if b.tail == b.length else b.tail,
+            a.head + b.head if a.open else a.head,
+            b.tail + a.tail if b.open else b.tail,
             max(a.longest, b.longest, a.tail + b.head),
         )
 
@@ -133,38 +147,42 @@ def add(a: Tally, b: Tally) -> Tally:
 def sweep(intervals: Iterable[tuple[int, int, int]], start: int, end: int) -> Tally:
     """Tally `[start, end)` from one site's intervals `(code, start_ms, end_ms)`, sorted by
     start. Gaps are unknown; an interval overlapping an earlier one only counts from where the
-    earlier ended, so a damaged ledger can never count a second twice."""
+    earlier ended, so a damaged ledger can never count a second twice. Unknown time (a gap or
+    an unknown interval) neither counts as down nor ends an outage."""
     ms = [0] * KNOWN
     cursor = start
     runs = longest = 0
     head = 0
-    run = 0  # length of the down stretch in progress
-    run_from_start = False
+    run = 0  # down time of the outage in progress
+    in_run = False
+    head_open = True  # nothing but unknown time before the outage in progress
     for code, s, e in intervals:
         s = max(s, cursor)
         e = min(e, end)
         if e <= s:
             continue
-        if run and (s > cursor or code != DOWN):  # a gap or another state ends it
-            longest = max(longest, run)
-            if run_from_start:
-                head = run
-            run = 0
-        length = e - s
-        if code != UNKNOWN:
-            ms[code] += length
-        if code == DOWN:
-            if run == 0:
-                runs += 1
-                run_from_start = s == start
-            run += length
         cursor = e
+        if code == UNKNOWN:
+            continue
+        length = e - s
+        ms[code] += length
+        if code == DOWN:
+            if not in_run:
+                runs += 1
+                in_run = True
+            run += length
+            continue
+        if in_run:  # up, degraded, unreachable or maintenance: the outage ends
+            longest = max(longest, run)
+            if head_open:
+                head = run
+            in_run, run = False, 0
+        head_open = False
     tail = 0
-    if run:
+    if in_run:
         longest = max(longest, run)
-        if cursor == end:
-            tail = run
-        if run_from_start:
+        tail = run
+        if head_open:
             head = run
     return Tally(end - start, _five(ms), runs, head, tail, longest)
 

@@ -199,7 +199,11 @@ class Observation:
     word (a trap): the evaluator applies it at once instead of waiting for a run of polls.
 
     `decisive` marks a failure that settles the state on its own: a device's last will says
-    it is gone, so there is nothing to confirm by waiting for more failures."""
+    it is gone, so there is nothing to confirm by waiting for more failures.
+
+    `codes` are the bounded reason codes (monitor/core/reasons.py) of what was found: one per
+    failing health rule or probe threshold of an unhealthy answer, or the code of a down
+    trap; empty for a failed poll means its `error_reason`."""
 
     site: str
     time: float
@@ -213,18 +217,21 @@ class Observation:
     degraded_reason: str | None = None
     confirmed: bool = False
     decisive: bool = False
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     """A confirmed change of state, dated at the first observation of the run that confirmed
-    it (an outage starts at the first failed poll, not at the Nth)."""
+    it (an outage starts at the first failed poll, not at the Nth). `reason` is for people;
+    `codes` say the same in bounded words (monitor/core/reasons.py), empty when up."""
 
     site: str
     state: State
     since: float
     previous: State
     reason: str = ""
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,4 +239,20 @@ class SiteRetired:
     """A site left the inventory (a reload removed it): its open interval ends here."""
 
     site: str
+    at: float
+
+
+#: How much later than the kept boot time a device's boot may seem without having rebooted:
+#: poll latency, clock jitter, a device clock that runs slow.
+BOOT_TOLERANCE_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBoot:
+    """When a device last booted, as its uptime says (`at` minus the uptime it answered at
+    `at`, UTC wall-clock seconds): kept so that a reboot while the monitor was stopped is
+    still seen at the first poll after the start."""
+
+    site: str
+    boot: float
     at: float

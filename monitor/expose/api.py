@@ -12,6 +12,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from monitor.core.model import Site
+from monitor.expose.site_metrics import reason_codes
 from monitor.state.live import Inventory, LiveState, SiteView
 
 
@@ -71,6 +72,7 @@ def site_record(
         "covers": list(site.covers),
         "state": view.state.value,
         "reason": view.reason,
+        "reason_codes": list(reason_codes(view)),
         "since": view.since,
         "since_local": local_time(view.since, timezone),
         "last_poll": view.last_poll,

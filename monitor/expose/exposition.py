@@ -33,6 +33,8 @@ from monitor.expose.site_metrics import (
     STATES,
     SiteGauge,
     inventory_families,
+    reason_codes,
+    reason_family,
     site_label_values,
 )
 from monitor.state.live import Inventory, LiveState
@@ -76,6 +78,11 @@ class _Templates:
     gauges: list[tuple[SiteGauge, bytes, list[bytes], list[tuple[float | None, bytes]]]]
     state_header: bytes
     state_blocks: list[bytes]  # per site: its six state lines, every value 0
+    reason_header: bytes
+    label_rows: list[list[str]]  # per site: its label values
+    # (site index, code) -> its districtmon_site_reason line; codes are bounded by the
+    # configuration, so this stays as small as the set of reasons ever seen
+    reason_lines: dict[tuple[int, str], bytes]
 
 
 def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
@@ -102,6 +109,7 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         header, prefixes = _template(placeholder_family(gauge.name, gauge.help))
         memo: list[tuple[float | None, bytes]] = [(None, b"")] * len(prefixes)
         gauges.append((gauge, header, prefixes, memo))
+    reason_header, _ = _template(reason_family())
     return _Templates(
         sites=sites,
         inventory=inventory,
@@ -110,7 +118,22 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         gauges=gauges,
         state_header=state_header,
         state_blocks=blocks,
+        reason_header=reason_header,
+        label_rows=rows,
+        reason_lines={},
     )
+
+
+def _reason_line(t: _Templates, index: int, code: str) -> bytes:
+    """One districtmon_site_reason line, as prometheus-client writes it (made once)."""
+    line = t.reason_lines.get((index, code))
+    if line is None:
+        family = reason_family()
+        family.add_metric([*t.label_rows[index], code], 0.0)
+        _header, [prefix] = _template(family)
+        line = prefix + _format(1.0) + b"\n"
+        t.reason_lines[index, code] = line
+    return line
 
 
 def _state_swap(state: State) -> tuple[bytes, bytes]:
@@ -149,6 +172,11 @@ class SiteExposition:
         for block, view in zip(t.state_blocks, views, strict=True):
             zero, one = swap[view.state]
             out.append(block.replace(zero, one, 1))
+        out.append(t.reason_header)
+        for index, view in enumerate(views):
+            if view.state is not State.UP:
+                for code in reason_codes(view):
+                    out.append(_reason_line(t, index, code))
         for gauge, header, prefixes, memo in t.gauges:
             out.append(header)
             get = gauge.value

@@ -1,4 +1,5 @@
-"""The HTTP endpoint: /metrics, /healthz and the JSON API (/api/v1/sites[/{id}], api.py).
+"""The HTTP endpoint: /metrics, /healthz, the JSON API (/api/v1/sites[/{id}], api.py) and the
+alert runbooks (/runbooks, /runbooks/{alertname}, runbooks.py).
 
 It runs in its own thread (prometheus-client's collectors are synchronous), so it only reads
 the in-memory snapshot and never awaits anything of the event loop.
@@ -30,9 +31,11 @@ from prometheus_client.exposition import (
 
 from monitor.expose.api import health_report, site_report, sites_report
 from monitor.expose.exposition import SiteExposition
+from monitor.expose.runbooks import Runbooks, load_packaged
 from monitor.state.live import LiveState
 
 API_SITES = "/api/v1/sites"
+RUNBOOKS = "/runbooks"
 GZIP_LEVEL = 1
 
 StartResponse = Callable[..., Any]
@@ -61,8 +64,10 @@ class HttpServer:
         registry: CollectorRegistry,
         live: LiveState,
         stall_seconds: float = 10.0,
+        runbooks: Runbooks | None = None,
     ) -> None:
         self._registry = registry
+        self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._sites = SiteExposition(live)
         self._live = live
         self._stall_seconds = stall_seconds
@@ -108,10 +113,38 @@ class HttpServer:
             if found is None:
                 return _json(start_response, "404 Not Found", {"error": f"no such site: {site_id}"})
             return _json(start_response, "200 OK", found)
+        if path == RUNBOOKS or path.startswith(RUNBOOKS + "/"):
+            return self._runbook(path, start_response)
         if path == "/":
-            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}"]
+            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}", RUNBOOKS]
+            endpoints.append(RUNBOOKS + "/{alertname}")
             return _json(start_response, "200 OK", {"endpoints": endpoints})
         return _json(start_response, "404 Not Found", {"error": f"no such path: {path}"})
+
+    def _runbook(self, path: str, start_response: StartResponse) -> list[bytes]:
+        """The runbooks page, or a redirect from an alert's link to its section there."""
+        if self._runbooks is None:
+            return _json(
+                start_response,
+                "503 Service Unavailable",
+                {"error": "runbooks not installed: monitor/expose/runbooks.md is missing"},
+            )
+        name = urllib.parse.unquote(path.removeprefix(RUNBOOKS).strip("/"))
+        if not name:
+            body = self._runbooks.html().encode()
+            start_response(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        section = self._runbooks.find(name)
+        if section is None:
+            return _json(start_response, "404 Not Found", {"error": f"no runbook for {name}"})
+        start_response(
+            "302 Found",
+            [("Location", f"{RUNBOOKS}#{section.anchor}"), ("Content-Length", "0")],
+        )
+        return [b""]
 
     def _metrics(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         body = generate_latest(self._registry) + self._sites.render()

@@ -8,6 +8,10 @@ this module knows they end up as Prometheus series.
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -115,13 +119,33 @@ class SelfMetrics:
         self.ledger_queue.set(pending)
 
 
-def build_registry() -> tuple[CollectorRegistry, SelfMetrics]:
+def utc_offset_seconds(timezone: str | None, at: float | None = None) -> float:
+    """The zone's offset from UTC at `at` (now by default), in seconds: UTC when unset."""
+    if timezone is None:
+        return 0.0
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    offset = moment.astimezone(ZoneInfo(timezone)).utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
+def build_registry(timezone: str | None = None) -> tuple[CollectorRegistry, SelfMetrics]:
     """The daemon's own instruments and process metrics. The per-site families are not in
     it: HttpServer appends them from monitor/expose/exposition.py (the fast rendering of
     SiteCollector); what devices report (SNMP profile values, pushed MQTT telemetry) is
-    rendered as districtmon_device_* by monitor/expose/device_metrics.py."""
+    rendered as districtmon_device_* by monitor/expose/device_metrics.py.
+
+    `timezone` (the configuration's, an IANA name) is exported as its current UTC offset:
+    Prometheus and Alertmanager templates know no timezone, so the alert texts add this
+    offset to give local times. Read at each scrape, so it follows daylight saving."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
     # `_created` series double the output and no dashboard reads them
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
+    offset = Gauge(
+        "districtmon_timezone_offset_seconds",
+        "UTC offset of the configured timezone now (0 when none is set): alert texts add it "
+        "to give local times.",
+        registry=registry,
+    )
+    offset.set_function(lambda: utc_offset_seconds(timezone))
     return registry, SelfMetrics(registry)

@@ -109,6 +109,14 @@ SITE_STATE_NAME = "districtmon_site_state"
 SITE_STATE_HELP = (
     "1 for the site's current state, 0 for the five others (label state)." + FROM_POLLS
 )
+SITE_REASON_NAME = "districtmon_site_reason"
+SITE_REASON_HELP = (
+    "1 for each reason code of a site that is not up (degraded, down, unreachable, unknown, "
+    "maintenance): a failed poll's reason (timeout, refused...), the monitor's own failure "
+    "(auth, permission, internal), behind_parent, maintenance, no_data, broker_lost, "
+    "subscription_lost, or the code of each failing health rule (on_battery, wan_down...); "
+    "absent for up sites. The text of the reason is in the JSON API." + FROM_POLLS
+)
 SITE_GAUGES: tuple[SiteGauge, ...] = (
     SiteGauge(
         "districtmon_site_state_since_timestamp_seconds",
@@ -143,6 +151,11 @@ SITE_GAUGES += tuple(
     for name, metric, help_text in PROBE_VALUES
 )
 STATES = tuple(State)
+
+
+def reason_codes(view: SiteView) -> tuple[str, ...]:
+    """The codes districtmon_site_reason shows for a site: none while it is up."""
+    return () if view.state is State.UP else view.codes
 
 
 def site_label_values(site: Site) -> list[str]:
@@ -205,6 +218,7 @@ def live_families(table: Iterable[tuple[Site, SiteView]]) -> list[Metric]:
     """Families read from the live views, in the order both renderers emit them."""
     up = GaugeMetricFamily(SITE_UP.name, SITE_UP.help, labels=SITE_LABELS)
     state = GaugeMetricFamily(SITE_STATE_NAME, SITE_STATE_HELP, labels=[*SITE_LABELS, "state"])
+    reason = reason_family()
     gauges = [GaugeMetricFamily(g.name, g.help, labels=SITE_LABELS) for g in SITE_GAUGES]
     for site, view in table:
         labels = site_label_values(site)
@@ -213,11 +227,17 @@ def live_families(table: Iterable[tuple[Site, SiteView]]) -> list[Metric]:
             up.add_metric(labels, value)
         for s in STATES:
             state.add_metric([*labels, s.value], 1.0 if view.state is s else 0.0)
+        for code in reason_codes(view):
+            reason.add_metric([*labels, code], 1.0)
         for gauge, family in zip(SITE_GAUGES, gauges, strict=True):
             value = gauge.value(view)
             if value is not None:
                 family.add_metric(labels, value)
-    return [up, state, *gauges]
+    return [up, state, reason, *gauges]
+
+
+def reason_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(SITE_REASON_NAME, SITE_REASON_HELP, labels=[*SITE_LABELS, "reason"])
 
 
 class SiteCollector(Collector):

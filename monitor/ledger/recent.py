@@ -47,12 +47,17 @@ REFRESH_SECONDS = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Ratios by window: per site, and per (group kind, group id). Absent: nothing counted."""
+    """Ratios by window: per site, and per (group kind, group id). Absent: nothing counted.
+    `counted` and `group_counted` hold, beside each ratio, the time it was computed from
+    (its denominator, in seconds: up + degraded + down), so that a rule can tell a 30-day
+    ratio over a few watched minutes from one over a month."""
 
     at: float = 0.0
     sites: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     groups: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    counted: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    group_counted: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
 
 
 RolledCache = dict[tuple[int, str, int, int], dict[str, Tally]]
@@ -69,6 +74,8 @@ def compute(
     started = time.monotonic()
     per_site: dict[str, dict[str, float]] = {site: {} for site in sites}
     per_group: dict[tuple[str, str], dict[str, float]] = {}
+    site_counted: dict[str, dict[str, float]] = {site: {} for site in sites}
+    group_counted: dict[tuple[str, str], dict[str, float]] = {}
     end = to_ms(now)
     rolled = {} if rolled is None else rolled
     with open_readonly(path) as conn:
@@ -112,6 +119,7 @@ def compute(
                 available, counted = sums.get(site_id) or (0, 0)
                 if counted:
                     per_site[site_id][name] = available / counted
+                    site_counted[site_id][name] = counted / 1000
                 for group in GROUPS:
                     acc = groups.setdefault((group, getattr(site, group)), [0, 0])
                     acc[0] += available
@@ -119,7 +127,9 @@ def compute(
             for group_key, (available, counted) in groups.items():
                 if counted:
                     per_group.setdefault(group_key, {})[name] = available / counted
-    return Snapshot(now, per_site, per_group, time.monotonic() - started)
+                    group_counted.setdefault(group_key, {})[name] = counted / 1000
+    seconds = time.monotonic() - started
+    return Snapshot(now, per_site, per_group, seconds, site_counted, group_counted)
 
 
 class AvailabilityGauges:

@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.core.model import Commune, Owner, Site, SiteRetired, State, Transition
+from monitor.core.model import Commune, DeviceBoot, Owner, Site, SiteRetired, State, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class Interval:
     start: float
     end: float | None
     reason: str
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +42,55 @@ class InventorySync:
     owners: tuple[Owner, ...] = ()
 
 
-Entry = Transition | InventorySync | SiteRetired
+Entry = Transition | InventorySync | SiteRetired | DeviceBoot
+
+
+def codes_text(codes: tuple[str, ...]) -> str:
+    """Reason codes as stored: slugs, separated by spaces."""
+    return " ".join(codes)
 
 
 def read_intervals(path: Path, site: str | None = None) -> list[Interval]:
     """Read intervals with the standard library (for reports and tests; safe beside the
-    running writer thanks to WAL)."""
+    running writer thanks to WAL). A ledger older than reason codes reads with none."""
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        query = 'SELECT site, state, start, "end", reason FROM intervals'
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
+        codes = "codes" if "codes" in columns else "''"
+        query = f'SELECT site, state, start, "end", reason, {codes} FROM intervals'
         args: tuple[str, ...] = ()
         if site is not None:
             query += " WHERE site = ?"
             args = (site,)
         rows = conn.execute(query + " ORDER BY site, start, id", args).fetchall()
-    return [Interval(r[0], State(r[1]), r[2], r[3], r[4]) for r in rows]
+    return [Interval(r[0], State(r[1]), r[2], r[3], r[4], tuple(r[5].split())) for r in rows]
+
+
+def read_boots(path: Path) -> dict[str, float]:
+    """Each device's last known boot time (UTC seconds), for the poller at start; empty on a
+    ledger that has none yet (or none at all)."""
+    if not path.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        try:
+            return {
+                str(s): float(b) for s, b in conn.execute("SELECT site, boot FROM device_boots")
+            }
+        except sqlite3.OperationalError:  # a ledger older than boot times
+            return {}
+
+
+def read_final_states(path: Path) -> dict[str, State]:
+    """Each site's last recorded state, as the previous run left it (read before this run
+    records anything): what the evaluator carries across a restart."""
+    if not path.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            """SELECT i.site, i.state FROM intervals AS i
+               WHERE i.id = (SELECT j.id FROM intervals AS j WHERE j.site = i.site
+                             ORDER BY j.start DESC, j.id DESC LIMIT 1)"""
+        ).fetchall()
+    return {str(site): State(state) for site, state in rows}
 
 
 def runs_of(conn: sqlite3.Connection) -> list[MonitorRun]:

@@ -184,8 +184,8 @@ def site_keys(conn: sqlite3.Connection) -> dict[int, str]:
 
 
 def _days(conn: sqlite3.Connection, keys: dict[int, str], start: int, end: int) -> dict[str, Tally]:
-    """Whole days: durations summed by SQLite; the down shape folded from the (few) days that
-    had down time, absent days being days without any."""
+    """Whole days: durations summed by SQLite; the outage shape of each site that had down
+    time chained from its days (a few sites in a month)."""
     first, last = start // DAY_MS, end // DAY_MS
     length = end - start
     sums = conn.execute(
@@ -201,55 +201,40 @@ def _days(conn: sqlite3.Connection, keys: dict[int, str], start: int, end: int) 
             continue
         shape = shapes.get(key)
         ms = (int(up), int(degraded), int(down), int(unreachable), int(maintenance))
-        if shape is None:
-            result[site] = Tally(length, ms)
-        else:
-            result[site] = Tally(length, ms, shape.runs, shape.head, shape.tail, shape.longest)
+        result[site] = Tally(length, ms) if shape is None else shape
     return result
 
 
 def _down_shapes(conn: sqlite3.Connection, first: int, last: int) -> dict[int, Tally]:
-    """The down shape over days [first, last) of every site with down time, folded from its
-    days with down time; the days between them had none, so they end any outage."""
+    """The whole tally over days [first, last) of every site with down time in them, chained
+    day by day (availability.Tally.then): a day without a row had nothing known, so an outage
+    passes through it; a day with a row but no down time ends it."""
     rows = conn.execute(
-        """SELECT site_key, day, down, runs, head, tail, longest FROM rollup_days
-           WHERE day >= ? AND day < ? AND down > 0 ORDER BY site_key, day""",
-        (first, last),
+        """SELECT site_key, day, up, degraded, down, unreachable, maintenance,
+                  runs, head, tail, longest
+           FROM rollup_days
+           WHERE day >= ? AND day < ? AND site_key IN (
+               SELECT site_key FROM rollup_days WHERE day >= ? AND day < ? AND down > 0)
+           ORDER BY site_key, day""",
+        (first, last, first, last),
     )
     shapes: dict[int, Tally] = {}
     key_now: int | None = None
-    runs = head = tail = longest = down = 0
-    head_open = True  # still inside the down stretch that touches the first day's start
+    total = Tally(0)
     next_day = first
-    for key, day, day_down, day_runs, day_head, day_tail, day_longest in rows:
+    for key, day, up, degraded, down, unreachable, maintenance, runs, head, tail, longest in rows:
         if key != key_now:
             if key_now is not None:
-                shapes[key_now] = _shape(first, last, next_day, down, runs, head, tail, longest)
-            key_now, runs, head, tail, longest, down = key, 0, 0, 0, 0, 0
-            head_open, next_day = True, first
-        if day != next_day:  # days without down time in between
-            head_open = False
-            tail = 0
-        joined = tail and day_head
-        longest = max(longest, day_longest, tail + day_head)
-        runs += day_runs - (1 if joined else 0)
-        if head_open:
-            head += day_head
-            head_open = day_head == DAY_MS
-        tail = tail + day_tail if day_tail == DAY_MS else day_tail
-        down += day_down
+                shapes[key_now] = total.then(Tally((last - next_day) * DAY_MS))
+            key_now, total, next_day = key, Tally(0), first
+        if day > next_day:  # days with nothing known
+            total = total.then(Tally((day - next_day) * DAY_MS))
+        ms = (int(up), int(degraded), int(down), int(unreachable), int(maintenance))
+        total = total.then(Tally(DAY_MS, ms, runs, head, tail, longest))
         next_day = day + 1
     if key_now is not None:
-        shapes[key_now] = _shape(first, last, next_day, down, runs, head, tail, longest)
+        shapes[key_now] = total.then(Tally((last - next_day) * DAY_MS))
     return shapes
-
-
-def _shape(
-    first: int, last: int, next_day: int, down: int, runs: int, head: int, tail: int, longest: int
-) -> Tally:
-    if next_day != last:  # the last days had no down time
-        tail = 0
-    return Tally((last - first) * DAY_MS, (0, 0, down, 0, 0), runs, head, tail, longest)
 
 
 def _hours(

@@ -30,9 +30,9 @@ import aiosqlite
 
 from monitor.config.settings import Retention
 from monitor.core.availability import DAY_MS, HOUR_MS, to_ms
-from monitor.core.model import Commune, Owner, Site, Transition
+from monitor.core.model import Commune, DeviceBoot, Owner, Site, Transition
 from monitor.ledger import rollup
-from monitor.ledger.records import Entry, InventorySync
+from monitor.ledger.records import Entry, InventorySync, codes_text
 from monitor.ledger.schema import LedgerError, configure_connection, prepare
 
 log = logging.getLogger(__name__)
@@ -312,16 +312,24 @@ class Ledger:
         followed within the batch). A burst of 20,000 transitions is one transaction."""
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
+        boots: dict[str, DeviceBoot] = {}
         for entry in batch:
             if isinstance(entry, InventorySync):
                 await self._sync(entry)
+            elif isinstance(entry, DeviceBoot):
+                boots[entry.site] = entry  # the latest of the batch
+        if boots:
+            await db.executemany(
+                "INSERT OR REPLACE INTO device_boots (site, boot, seen) VALUES (?, ?, ?)",
+                [(b.site, b.boot, b.at) for b in boots.values()],
+            )
         last_start = dict(self._last_start)
         closes: dict[str, float] = {}
         rows: list[list[object]] = []
         open_row: dict[str, int] = {}
         earliest: float | None = None
         for entry in batch:
-            if isinstance(entry, InventorySync):
+            if isinstance(entry, InventorySync | DeviceBoot):
                 continue
             at = entry.since if isinstance(entry, Transition) else entry.at
             at = max(at, self._floor, last_start.get(entry.site, at))
@@ -333,7 +341,9 @@ class Ledger:
                 closes[entry.site] = at
             if isinstance(entry, Transition):
                 open_row[entry.site] = len(rows)
-                rows.append([entry.site, entry.state.value, at, None, entry.reason])
+                rows.append(
+                    [entry.site, entry.state.value, at, None, entry.reason, codes_text(entry.codes)]
+                )
                 last_start[entry.site] = at
             else:
                 last_start.pop(entry.site, None)
@@ -344,7 +354,8 @@ class Ledger:
             )
         if rows:
             await db.executemany(
-                'INSERT INTO intervals (site, state, start, "end", reason) VALUES (?, ?, ?, ?, ?)',
+                'INSERT INTO intervals (site, state, start, "end", reason, codes) '
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
         if earliest is not None:

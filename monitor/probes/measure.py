@@ -22,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 
 from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Sample, Site
+from monitor.core.reasons import Finding, joined
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,12 @@ class Poll:
     def answered(
         self,
         *,
-        degraded_reason: str | None = None,
+        findings: Sequence[Finding] = (),
         samples: Sequence[Sample] = (),
         duration: float | None = None,
     ) -> Observation:
+        """An answer; `findings` say why it is unhealthy (each a code and a text), if it is."""
+        reason, codes = joined(tuple(findings))
         return Observation(
             self.site,
             self.wall,
@@ -78,7 +81,8 @@ class Poll:
             self.values,
             probe=self.probe,
             samples=tuple(samples),
-            degraded_reason=degraded_reason,
+            degraded_reason=reason,
+            codes=codes,
         )
 
 

@@ -82,6 +82,8 @@ LEGEND = (
     "longest: the longest outage, wall time; MTTR: down site-time per outage (the mean "
     "outage); MTBF: up site-time per outage",
     "availability = (up + degraded) / (window - unknown - maintenance - unreachable)",
+    "outages: stretches of down time; unknown time inside one (a monitor gap) does not split "
+    "it and is not counted as down",
 )
 
 

@@ -28,7 +28,7 @@ from monitor.expose.mqtt_metrics import registered_counts
 from monitor.expose.self_metrics import SelfMetrics, build_registry
 from monitor.expose.trap_metrics import TrapCollector
 from monitor.ledger.recent import AvailabilityGauges
-from monitor.ledger.records import InventorySync
+from monitor.ledger.records import InventorySync, read_boots, read_final_states
 from monitor.ledger.schema import LedgerError
 from monitor.ledger.windows import read_ledger_windows
 from monitor.ledger.writer import Ledger
@@ -215,7 +215,7 @@ async def run_daemon(
 
     live = LiveState(config.sites, config.communes, config.owners)
     live.timezone = config.timezone
-    registry, metrics = build_registry()
+    registry, metrics = build_registry(config.timezone)
     metrics.start_time.set(live.health.started)
 
     def committed(seconds: float, _rows: int) -> None:
@@ -238,8 +238,14 @@ async def run_daemon(
             config.sites.values(), config.communes.values(), config.owners.values()
         )
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
+        boots = await asyncio.to_thread(read_boots, config.ledger_path)
+        # read before this run records anything: how the previous run left each site
+        carried = await asyncio.to_thread(read_final_states, config.ledger_path)
         daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
-        daemon.pipeline.start(list(config.sites), time.time())
+        started = time.time()
+        daemon.poller.known_boots(boots)  # a device that rebooted while we were stopped
+        daemon.pipeline.boots.seed(boots, started)
+        daemon.pipeline.start(list(config.sites), started, carried)
         registry.register(daemon.device_values)
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from monitor.config.load import Config, find_config_dir, load_config
 from monitor.config.problems import ConfigError
@@ -70,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="check the configuration and scenario, then exit"
     )
     sim.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print what the scenario does when at --speed (local time of the configuration), "
+        "then exit",
+    )
+    sim.add_argument(
+        "--start",
+        type=float,
+        metavar="UNIX_SECONDS",
+        help="for --timeline: when the scenario starts (default: now)",
+    )
+    sim.add_argument(
         "--control",
         type=_host_port,
         default=_host_port(DEFAULT_CONTROL),
@@ -80,7 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--mqtt", type=_host_port, metavar="HOST:PORT", help="publish to this MQTT broker"
     )
-    sim.add_argument("--mqtt-prefix", default="dienbien", help="topic prefix (default dienbien)")
+    sim.add_argument(
+        "--mqtt-prefix",
+        help="topic prefix (default: mqtt.topic_prefix of the configuration, as the daemon)",
+    )
     sim.add_argument(
         "--mqtt-interval",
         type=_speed,
@@ -96,7 +113,16 @@ def _parser() -> argparse.ArgumentParser:
         help="relay to the --mqtt broker here; a broker-outage cuts it (connect the daemon here)",
     )
     sim.add_argument(
-        "--traps", type=_host_port, metavar="HOST:PORT", help="send SNMPv2c traps there"
+        "--traps",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="send SNMPv2c traps there, with the trap community of snmp.traps.credentials",
+    )
+    sim.add_argument(
+        "--truth",
+        type=Path,
+        metavar="FILE",
+        help="append the ground truth there, one JSON record a line (also GET /truth)",
     )
     sim.add_argument(
         "--bind",
@@ -171,7 +197,7 @@ def simulate_main(args: argparse.Namespace, config: Config) -> int:
     from monitor.core.logsetup import configure_logging
     from monitor.simulator.agent import SimulatorError
     from monitor.simulator.run import SimOptions, run_simulator
-    from monitor.simulator.scenario import load_scenario
+    from monitor.simulator.scenario import load_scenario, timeline
 
     scenario = None
     if args.scenario is not None:
@@ -180,6 +206,14 @@ def simulate_main(args: argparse.Namespace, config: Config) -> int:
         except ConfigError as exc:
             print(f"districtmon: {exc.refusal('scenario')}", file=sys.stderr)
             return 2
+    if args.timeline:
+        if scenario is None:
+            print("districtmon: --timeline needs --scenario", file=sys.stderr)
+            return 2
+        zone = ZoneInfo(config.timezone) if config.timezone else None
+        start = args.start if args.start is not None else time.time()
+        print(timeline(scenario, args.speed, start, zone))
+        return 0
     if args.check:
         events = len(scenario.events) if scenario else 0
         print(f"configuration ok: {len(config.sites)} sites; scenario events: {events}")
@@ -196,6 +230,7 @@ def simulate_main(args: argparse.Namespace, config: Config) -> int:
         broker_relay=args.broker_relay,
         traps=args.traps,
         bind=args.bind,
+        truth=args.truth,
     )
     if options.broker_relay is not None and options.mqtt is None:
         print("districtmon: --broker-relay needs --mqtt (the broker to relay to)", file=sys.stderr)

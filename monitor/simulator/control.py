@@ -4,6 +4,8 @@
     POST /communes/<commune>/<action>[?...]          power-cut?battery_minutes=20, fibre-cut ...
     POST /<action>                                   restore, broker-outage, broker-restore
     GET  /sites/<site>                               the site's simulated state
+    GET  /sites                                      every site's, at one instant
+    GET  /truth[?after=N]                            the ground truth's records (seq > N)
     GET  /stats, /healthz, /                          counters, liveness, this list
 
 Actions are the scenario vocabulary (actions.py), checked the same way. The server runs in a
@@ -17,6 +19,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from monitor.simulator.actions import SPECS, Action, build_action
+from monitor.simulator.readings import measured
 from monitor.simulator.world import SiteSim, World
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,9 @@ def site_state(sim: SiteSim, now: float) -> dict[str, object]:
         "site": sim.id,
         "kind": sim.site.kind,
         "commune": sim.site.commune,
+        "probe": sim.probe_type,
+        "answering": sim.reachable,
+        "why": sim.why,
         "reachable": sim.reachable,
         "alive": sim.alive,
         "failed": sim.failed,
@@ -51,6 +58,17 @@ def site_state(sim: SiteSim, now: float) -> dict[str, object]:
         "amplifier_ok": sim.amplifier_ok,
         "transmitter_ok": sim.transmitter_ok,
         "door_open": sim.door_open,
+        "measured": measured(sim, now),
+    }
+
+
+def every_site(world: World) -> dict[str, object]:
+    """Every site's state at one simulated instant, with the wall clock it was taken at."""
+    now = world.clock.now()
+    return {
+        "wall": time.time(),
+        "sim": now,
+        "sites": [site_state(sim, now) for sim in world.sites.values()],
     }
 
 
@@ -62,7 +80,13 @@ def help_text() -> dict[str, object]:
             + ("?" + "&".join(f"{p}=..." for p in spec.params) if spec.params else ""): spec.help
             for spec in SPECS.values()
         },
-        "read": ["GET /sites/<site>", "GET /stats", "GET /healthz"],
+        "read": [
+            "GET /sites",
+            "GET /sites/<site>",
+            "GET /truth?after=N",
+            "GET /stats",
+            "GET /healthz",
+        ],
     }
 
 
@@ -129,7 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("control %s", format % args)
 
     def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body, ensure_ascii=False, indent=1).encode()
+        self._send(status, json.dumps(body, ensure_ascii=False, indent=1).encode())
+
+    def _send(self, status: int, data: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
@@ -146,6 +172,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"status": "ok", "sites": len(control.world.sites)})
         elif parts == ["stats"]:
             self._reply(200, control.in_loop(control.stats))
+        elif parts == ["truth"]:
+            after = dict(urllib.parse.parse_qsl(url.query)).get("after", "0")
+            if not after.isdigit():
+                self._reply(400, {"error": f"after must be a record number (seq), got {after!r}"})
+            else:
+                self._send(200, control.world.truth.body(int(after)))
+        elif parts == ["sites"]:
+            self._reply(200, control.in_loop(lambda: every_site(control.world)))
         elif len(parts) == 2 and parts[0] == "sites":
             sim = control.world.sites.get(parts[1])
             if sim is None:

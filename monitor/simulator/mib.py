@@ -2,10 +2,11 @@
 private subtree. The full OID map, with units, is in monitor/simulator/README.md.
 
 Every site answers the system group and IF-MIB (ifTable, ifXTable). BTS add UPS-MIB (RFC 1628)
-and a shelter environment group; radio stations a transmitter group; loudspeaker clusters an
-amplifier group. The private groups live under 1.3.6.1.4.1.32473, the enterprise number that
-RFC 5612 sets aside for documentation and examples: no vendor owns it, so a simulated device
-can never be mistaken for a real one.
+and the cabinet environment group; radio stations the transmitter and encoder group;
+loudspeaker clusters an amplifier group. The private groups live under 1.3.6.1.4.1.32473, the
+enterprise number that RFC 5612 sets aside for documentation and examples (no vendor owns it,
+so a simulated device can never be mistaken for a real one), at the OIDs the shipped profiles
+read: one MIB for profiles, simulator and recordings (config/profiles/README.md).
 
 A `Layout` is the sorted list of a site's OIDs with one value function each; sites of the same
 kind and interface count share one. Values are computed when asked, from the site's state and
@@ -72,21 +73,37 @@ UPS_CONFIG_LOW_BATT_TIME = (*UPS, 9, 7)
 BATTERY_NORMAL, BATTERY_LOW = 2, 3
 OUTPUT_NORMAL, OUTPUT_BATTERY = 3, 5
 
-ENTERPRISE: OID = (1, 3, 6, 1, 4, 1, 32473)  # RFC 5612: for documentation
-DSIM: OID = (*ENTERPRISE, 1)
-DSIM_NOTIFICATIONS: OID = (*DSIM, 0)
-DSIM_ENVIRONMENT: OID = (*DSIM, 1)
-DSIM_TEMPERATURE = (*DSIM_ENVIRONMENT, 1)
-DSIM_DOOR = (*DSIM_ENVIRONMENT, 2)
-DSIM_TRANSMITTER: OID = (*DSIM, 2)
-DSIM_TX_STATUS = (*DSIM_TRANSMITTER, 1)
-DSIM_AMPLIFIER: OID = (*DSIM, 3)
-DSIM_AMP_STATUS = (*DSIM_AMPLIFIER, 1)
-DSIM_PRODUCTS: OID = (*DSIM, 9)
+# The districtmon arc under RFC 5612's enterprise number for documentation: the OIDs the
+# shipped profiles read (config/profiles/README.md), plus the loudspeaker amplifier group.
+ENTERPRISE: OID = (1, 3, 6, 1, 4, 1, 32473)
+ENV: OID = (*ENTERPRISE, 1)  # BTS cabinet environment (bts-power)
+ENV_NOTIFICATIONS: OID = (*ENV, 0)
+ENV_TEMPERATURE = (*ENV, 1)
+ENV_HUMIDITY = (*ENV, 2)
+ENV_DOOR = (*ENV, 3)
+ENV_SMOKE = (*ENV, 4)
+TX: OID = (*ENTERPRISE, 2)  # broadcast transmitter and encoder (radio-transmitter)
+TX_NOTIFICATIONS: OID = (*TX, 0)
+TX_ON_AIR = (*TX, 1)
+TX_FORWARD_POWER = (*TX, 2)
+TX_REFLECTED_POWER = (*TX, 3)
+TX_FAULT = (*TX, 4)
+TX_FREQUENCY = (*TX, 5)
+TX_TEMPERATURE = (*TX, 6)
+ENC_AUDIO = (*TX, 7)
+TX_FAULT_TEXT = (*TX, 8)
+AMP: OID = (*ENTERPRISE, 3)  # loudspeaker cluster amplifier (no shipped profile: MQTT)
+AMP_NOTIFICATIONS: OID = (*AMP, 0)
+AMP_STATUS = (*AMP, 1)
+PRODUCTS_ARC: OID = (*ENTERPRISE, 10)
 
 PRODUCTS = {"bts": 1, "radio_station": 2, "loudspeaker": 3, "gateway": 4}
 DOOR_CLOSED, DOOR_OPEN = 1, 2
-TX_ON_AIR, TX_OFF, TX_FAULT = 1, 2, 3
+SMOKE_CLEAR = 1
+ON_AIR, OFF_AIR = 1, 2
+NO_FAULT, FAULT = 1, 2
+AUDIO_PRESENT = 1
+FAULT_TEXT = "power amplifier fault"
 AMP_OK, AMP_FAULT = 1, 2
 PLAYING, IDLE = 1, 2
 
@@ -212,7 +229,7 @@ def _since_boot(sim: SiteSim, at: float | None) -> rfc1902.TimeTicks:
 
 
 def _system(b: _Builder, kind: str) -> None:
-    product = rfc1902.ObjectIdentifier((*DSIM_PRODUCTS, PRODUCTS.get(kind, 5)))
+    product = rfc1902.ObjectIdentifier((*PRODUCTS_ARC, PRODUCTS.get(kind, 5)))
     services = rfc1902.Integer32(78 if kind == "gateway" else 72)
     descr = _DESCR.get(kind, "Networked site controller")
 
@@ -405,24 +422,34 @@ def _input_amps(sim: SiteSim, now: float) -> float:
 
 
 def _environment(b: _Builder) -> None:
-    b.scalar(DSIM_TEMPERATURE, lambda sim, now: I32(round(r.shelter_celsius(sim, now) * 10)))
-    b.scalar(DSIM_DOOR, lambda sim, now: I32(DOOR_OPEN if sim.door_open else DOOR_CLOSED))
+    b.scalar(ENV_TEMPERATURE, lambda sim, now: I32(round(r.shelter_celsius(sim, now) * 10)))
+    b.scalar(ENV_HUMIDITY, lambda sim, now: I32(round(r.shelter_humidity_percent(sim, now))))
+    b.scalar(ENV_DOOR, lambda sim, now: I32(DOOR_OPEN if sim.door_open else DOOR_CLOSED))
+    b.scalar(ENV_SMOKE, _const(I32(SMOKE_CLEAR)))
 
 
-def tx_status(sim: SiteSim) -> int:
-    return TX_ON_AIR if sim.transmitter_ok else TX_FAULT
+def tx_on_air(sim: SiteSim) -> int:
+    return ON_AIR if sim.transmitter_ok else OFF_AIR
+
+
+def tx_fault(sim: SiteSim) -> int:
+    return NO_FAULT if sim.transmitter_ok else FAULT
 
 
 def _transmitter(b: _Builder) -> None:
-    group: list[tuple[int, Getter]] = [
-        (1, lambda sim, now: I32(tx_status(sim))),
-        (2, lambda sim, now: I32(round(r.transmitter_watts(sim)))),
-        (3, lambda sim, now: I32(round(r.transmitter_reflected_watts(sim)))),
-        (4, lambda sim, now: I32(r.transmitter_khz(sim))),
-        (5, lambda sim, now: I32(round(r.transmitter_celsius(sim, now) * 10))),
+    """A fault is the power amplifier's: the carrier goes off air and the fault text says so."""
+    group: list[tuple[OID, Getter]] = [
+        (TX_ON_AIR, lambda sim, now: I32(tx_on_air(sim))),
+        (TX_FORWARD_POWER, lambda sim, now: I32(round(r.transmitter_watts(sim) * 10))),
+        (TX_REFLECTED_POWER, lambda sim, now: I32(round(r.transmitter_reflected_watts(sim) * 10))),
+        (TX_FAULT, lambda sim, now: I32(tx_fault(sim))),
+        (TX_FREQUENCY, lambda sim, now: rfc1902.Gauge32(r.transmitter_khz(sim))),
+        (TX_TEMPERATURE, lambda sim, now: I32(round(r.transmitter_celsius(sim, now) * 10))),
+        (ENC_AUDIO, _const(I32(AUDIO_PRESENT))),
+        (TX_FAULT_TEXT, lambda sim, now: _text("" if sim.transmitter_ok else FAULT_TEXT)),
     ]
-    for column, getter in group:
-        b.scalar((*DSIM_TRANSMITTER, column), getter)
+    for oid, getter in group:
+        b.scalar(oid, getter)
 
 
 def amp_status(sim: SiteSim) -> int:
@@ -440,4 +467,4 @@ def _amplifier(b: _Builder) -> None:
         (7, lambda sim, now: I32(r.rssi_dbm(sim, now))),
     ]
     for column, getter in group:
-        b.scalar((*DSIM_AMPLIFIER, column), getter)
+        b.scalar((*AMP, column), getter)

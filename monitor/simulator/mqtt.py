@@ -1,20 +1,23 @@
-"""MQTT publishers for the broadcast sites (loudspeaker clusters and radio stations).
+"""MQTT publishers for the sites that report over the broker: those whose probe is `mqtt` in the
+inventory (the daemon's view), on the topics the daemon subscribes to.
 
-Topics follow the convention shared across the project:
-`<prefix>/<commune>/<kind>/<site>/status` carries `online` (retained, QoS 1) and is the
-connection's last will `offline`; `<prefix>/<commune>/<kind>/<site>/telemetry` carries a JSON
-object every interval (simulated time) and at once when something changes (an amplifier
-fault).
+Each site's base topic is the daemon's own (`mqtt.topic_pattern` of the configuration, default
+`<prefix>/<commune>/<kind>/<site>`, or the probe's own `topic`): `<base>/status` carries
+`online` (retained, QoS 1) and is the connection's last will `offline`; `<base>/telemetry`
+carries a JSON object every interval (simulated time) and at once when something changes (an
+amplifier fault). A site the daemon polls over SNMP publishes nothing, whatever its kind: the
+daemon would reject its messages as an unknown site.
 
 One MQTT connection per site, as a real device has, so that each site has its own last will.
 A site that dies or loses its link drops its connection without a DISCONNECT, and the broker
 publishes its will; a real broker would notice only after 1.5 x keepalive, so the simulator
 is quicker than life there. The cost of one connection per site is measured in
 bench/simulator_bench.py (CPU per site per second, memory); each connection also takes one file
-descriptor in this process and one in the broker.
+descriptor in this process and one in the broker. After a broker outage every publisher
+reconnects as soon as the broker path is back, not after its backoff.
 
-Each publisher binds its connection to its site's loopback address, so the broker sees the
-devices as distinct peers.
+A publisher binds its connection to its site's loopback address where the site has one (an
+MQTT site of the inventory has none: it connects from 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -31,29 +34,34 @@ from collections import Counter
 
 import aiomqtt
 
+from monitor.config.mqtt import MqttSettings
+from monitor.core.model import MqttProbe
 from monitor.simulator import readings as r
 from monitor.simulator.clock import Clock
 from monitor.simulator.world import SiteSim, World
 
 log = logging.getLogger(__name__)
 
-MQTT_KINDS = ("loudspeaker", "radio_station")
-DEFAULT_PREFIX = "dienbien"
 RETRY_FIRST = 0.5
 RETRY_MAX = 5.0
 _QUIET = logging.getLogger("monitor.simulator.mqtt.client")  # paho's own chatter
 _QUIET.setLevel(logging.CRITICAL)
 
 
-def topic(prefix: str, sim: SiteSim, leaf: str) -> str:
-    return f"{prefix}/{sim.site.commune}/{sim.site.kind}/{sim.id}/{leaf}"
+def publishes(sim: SiteSim) -> bool:
+    """The daemon listens for this site on the broker (its probe is mqtt)."""
+    return isinstance(sim.site.probe, MqttProbe)
 
 
 def telemetry(sim: SiteSim, now: float) -> dict[str, object]:
     """The telemetry object of the shared convention; `ts` is the wall clock of publication
     (a device's NTP time), the values are those of simulated time `now`."""
     kind = sim.site.kind
-    body: dict[str, object] = {"ts": round(time.time(), 3), "online": True}
+    body: dict[str, object] = {
+        "ts": round(time.time(), 3),
+        "online": True,
+        "power": "mains" if sim.mains else "battery",
+    }
     if kind == "loudspeaker":
         body.update(
             amplifier_ok=sim.amplifier_ok,
@@ -80,28 +88,40 @@ class MqttPublishers:
         host: str,
         port: int,
         *,
-        prefix: str = DEFAULT_PREFIX,
+        topics: MqttSettings | None = None,
         interval: float = 60.0,
         keepalive: int = 60,
     ) -> None:
+        """`topics`: the daemon's MQTT settings, which give each site its base topic."""
         self.world = world
         self.clock = clock
         self.host, self.port = host, port
-        self.prefix = prefix
         self.interval = interval
         self.keepalive = keepalive
-        self.sites = [sim for sim in world.sites.values() if sim.site.kind in MQTT_KINDS]
+        self.sites = [sim for sim in world.sites.values() if publishes(sim)]
+        settings = topics or MqttSettings()
+        self.base = {sim.id: settings.base_topic(sim.site) for sim in self.sites}
         self.connected: set[str] = set()
         self.published: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self._wake = {sim.id: asyncio.Event() for sim in self.sites}
         self._bind = _ipv4_literal(host)
         world.change_listeners.append(self._on_change)
+        world.broker_listeners.append(self._on_broker)
+
+    def topic(self, sim: SiteSim, leaf: str) -> str:
+        return f"{self.base[sim.id]}/{leaf}"
 
     def _on_change(self, sim: SiteSim) -> None:
         wake = self._wake.get(sim.id)
         if wake is not None:
             wake.set()
+
+    def _on_broker(self, up: bool) -> None:
+        """The broker path is back: everyone reconnects now, not at the end of a backoff."""
+        if up:
+            for wake in self._wake.values():
+                wake.set()
 
     def _source(self, sim: SiteSim) -> str:
         address = sim.probe.address if sim.probe is not None else ""
@@ -137,11 +157,13 @@ class MqttPublishers:
             except aiomqtt.MqttError as exc:
                 self.errors[type(exc).__name__] += 1
                 log.debug("site=%s: MQTT connection lost: %s", sim.id, exc)
-                await asyncio.sleep(retry * rng.uniform(0.5, 1.5))
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), retry * rng.uniform(0.5, 1.5))
                 retry = min(retry * 2, RETRY_MAX)
 
     async def _session(self, sim: SiteSim, wake: asyncio.Event, rng: random.Random) -> None:
-        status = topic(self.prefix, sim, "status")
+        status = self.topic(sim, "status")
         client = aiomqtt.Client(
             self.host,
             self.port,
@@ -167,7 +189,7 @@ class MqttPublishers:
                         _drop(client)  # no DISCONNECT: the broker publishes the will
                         return
                     body = telemetry(sim, self.clock.now())
-                    await client.publish(topic(self.prefix, sim, "telemetry"), json.dumps(body))
+                    await client.publish(self.topic(sim, "telemetry"), json.dumps(body))
                     self.published["telemetry"] += 1
                     delay = period
             finally:

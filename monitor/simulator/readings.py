@@ -75,12 +75,18 @@ def shelter_celsius(sim: SiteSim, now: float) -> float:
     return base + min(14.0, minutes_on_battery(sim, now) * 0.4)
 
 
+def shelter_humidity_percent(sim: SiteSim, now: float) -> float:
+    """Relative humidity: highest before dawn, lowest in the afternoon; drier air-conditioned."""
+    base = 62.0 - 8.0 * _daily(now, 15) + _spread(sim, 6, 2)
+    return base + (6.0 if not sim.mains else 0.0)
+
+
 def transmitter_watts(sim: SiteSim) -> float:
     return 0.0 if not sim.transmitter_ok else 500.0 + _spread(sim, 30)
 
 
 def transmitter_reflected_watts(sim: SiteSim) -> float:
-    """A failed antenna or feeder reflects most of the power back: the transmitter folds back."""
+    """A healthy antenna sends a few watts back; an amplifier in fault sends nothing at all."""
     return 6.0 + _spread(sim, 4, 3) if sim.transmitter_ok else 0.0
 
 
@@ -121,3 +127,28 @@ def speaker_celsius(sim: SiteSim, now: float) -> float:
 
 def rssi_dbm(sim: SiteSim, now: float) -> int:
     return round(-62 - sim.seed % 25 + 2 * math.sin(now / 97 + sim.seed % 13))
+
+
+def measured(sim: SiteSim, now: float) -> dict[str, object]:
+    """What the device reports now, as a person reading its display would: the figures a
+    dashboard shows (battery and cabinet of a BTS, a cluster's signal and whether it plays,
+    the octets its uplink carried since boot). The control serves it beside the site's state,
+    so a test can compare a panel with what was served, not with what the daemon made of it."""
+    found: dict[str, object] = {}
+    kind = sim.site.kind
+    if kind == "bts":
+        found["battery_volts"] = round(ups_battery_volts(sim, now), 1)  # upsBatteryVoltage
+        found["cabinet_celsius"] = round(shelter_celsius(sim, now), 1)  # envTemperature
+    elif kind == "loudspeaker":
+        found["battery_volts"] = round(speaker_battery_volts(sim, now), 2)
+        found["rssi_dbm"] = rssi_dbm(sim, now)
+        found["playing"] = speaker_playing(sim, now)
+    uplink = next((i for i in sim.interfaces if i.uplink), None)
+    if uplink is not None and sim.alive:
+        found["uplink"] = {
+            "name": uplink.name,
+            "oper_up": uplink.oper_up,
+            "in_octets": uplink.octets(uplink.rate_in, uplink.lost_in, sim.boot_at, now),
+            "out_octets": uplink.octets(uplink.rate_out, uplink.lost_out, sim.boot_at, now),
+        }
+    return found

@@ -7,18 +7,23 @@ events:
     do: power-cut          # an action of actions.py
     commune: muong-phang   # its target: `site:` or `commune:`, as the action needs
     battery_minutes: 20    # and its parameters
+    note: the BTS run on battery; watch them turn degraded, then down at 21 min
 ```
 
 A scenario is refused whole, every problem listed as `file:line: key: message`, before the
 simulator binds a single socket. Running it schedules each event on the world's simulated
-clock; `--speed` makes it play faster.
+clock; `--speed` makes it play faster. An event's `note` says what to look at: it is logged
+when the event plays and printed by `--timeline`, which `./dev demo` shows at the start.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 from monitor.config.fields import Fields, Sink, open_document
@@ -31,7 +36,7 @@ log = logging.getLogger(__name__)
 
 _TOP_KEYS = ("name", "description", "events")
 _PARAMS = tuple(sorted({param for spec in SPECS.values() for param in spec.params}))
-_EVENT_KEYS = ("at", "do", "site", "commune", *_PARAMS)
+_EVENT_KEYS = ("at", "do", "site", "commune", "note", *_PARAMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,7 @@ class ScenarioEvent:
     at: float  # simulated seconds after the start
     action: Action
     line: int
+    note: str = ""  # what a person watching should look at
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +108,10 @@ def _read_event(
         else:
             where = param if param and fields.has(param) else "do"
         fields.problem(where, message)
+    note = fields.text("note") if fields.has("note") else None
     if action is None or at is None:
         return None
-    return ScenarioEvent(at, action, fields.line("do"))
+    return ScenarioEvent(at, action, fields.line("do"), " ".join((note or "").split()))
 
 
 def _target_key(fields: Fields, target: str, name: str) -> str | None:
@@ -133,17 +140,36 @@ def _step(world: World, scenario: Scenario, event: ScenarioEvent) -> Callable[[f
     def step(now: float) -> None:
         action = event.action
         log.info(
-            "scenario %r t+%s: %s %s (%s:%d)",
+            "scenario %r t+%s: %s %s (%s:%d)%s",
             scenario.name,
             _clock_text(event.at),
             action.name,
             action.target or "",
             scenario.path.name,
             event.line,
+            f": {event.note}" if event.note else "",
         )
         world.apply(action, now)
 
     return step
+
+
+def timeline(scenario: Scenario, speed: float, start: float, zone: tzinfo | None) -> str:
+    """What happens when, for a person watching: each event at its wall-clock time (in `zone`)
+    when the scenario starts at `start` and plays at `speed`, with its simulated offset."""
+    real = _clock_text(scenario.length / speed)
+    lines = [
+        f"{scenario.name}: {len(scenario.events)} events over {_clock_text(scenario.length)} "
+        f"of simulated time, {real} at x{speed:g}"
+    ]
+    for event in scenario.events:
+        when = datetime.datetime.fromtimestamp(start + event.at / speed, zone)
+        action = event.action
+        what = f"{action.name} {action.target}" if action.target else action.name
+        lines.append(f"  {when:%H:%M:%S}  t+{_clock_text(event.at):>8}  {what}")
+        if event.note:
+            lines.extend(f"{'':30}{part}" for part in textwrap.wrap(event.note, 66))
+    return "\n".join(lines)
 
 
 def _clock_text(seconds: float) -> str:

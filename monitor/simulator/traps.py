@@ -1,12 +1,14 @@
 """SNMPv2c notifications at the moment of a fault, sent with pysnmp's notification originator.
 
 Each device's trap leaves from the device's own address (a receiver tells devices apart by
-source address, as with real ones) and carries the community of the device's credential, so no
-extra secret is needed on the command line. The OIDs are standard where a standard exists:
+source address, as with real ones) and carries the trap community of the configuration: the
+first credential named in `snmp.traps.credentials` of districtmon.yaml, which is what the
+daemon's receiver accepts. Real devices are set up the same way: one trap community for the
+whole district, apart from the read communities of polling.
 
-The notifications and their var-binds are listed in monitor/simulator/README.md ("Traps"): standard
-ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery and alarm
-entries), the private subtree for doors, amplifiers and transmitters.
+The notifications and their var-binds are listed in monitor/simulator/README.md ("Traps"):
+standard ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery
+and alarm entries), the districtmon arc for doors, amplifiers and transmitters.
 
 A device reports only what it can get out: a dead site or one behind a cut link sends nothing
 (the world does not raise the event), and power events of kinds without a UPS-MIB send nothing.
@@ -29,7 +31,9 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import rfc1902
 
+from monitor.config.load import Config
 from monitor.simulator import mib
+from monitor.simulator.agent import SimulatorError
 from monitor.simulator.world import Event, Happening, SiteSim, World
 
 log = logging.getLogger(__name__)
@@ -45,12 +49,12 @@ _UPS_TRAPS = (1, 3, 6, 1, 2, 1, 33, 2)
 UPS_TRAP_ON_BATTERY = (*_UPS_TRAPS, 1)
 UPS_TRAP_ALARM_ADDED = (*_UPS_TRAPS, 3)
 UPS_TRAP_ALARM_REMOVED = (*_UPS_TRAPS, 4)
-DOOR_OPENED = (*mib.DSIM_NOTIFICATIONS, 1)
-DOOR_CLOSED = (*mib.DSIM_NOTIFICATIONS, 2)
-AMPLIFIER_FAULT = (*mib.DSIM_NOTIFICATIONS, 3)
-AMPLIFIER_RESTORED = (*mib.DSIM_NOTIFICATIONS, 4)
-TRANSMITTER_FAULT = (*mib.DSIM_NOTIFICATIONS, 5)
-TRANSMITTER_RESTORED = (*mib.DSIM_NOTIFICATIONS, 6)
+DOOR_OPENED = (*mib.ENV_NOTIFICATIONS, 1)  # envDoorOpened
+DOOR_CLOSED = (*mib.ENV_NOTIFICATIONS, 2)  # envDoorClosed
+TRANSMITTER_RESTORED = (*mib.TX_NOTIFICATIONS, 2)  # txOnAir: the carrier is back
+TRANSMITTER_FAULT = (*mib.TX_NOTIFICATIONS, 3)  # txFault
+AMPLIFIER_FAULT = (*mib.AMP_NOTIFICATIONS, 1)  # ampFault
+AMPLIFIER_RESTORED = (*mib.AMP_NOTIFICATIONS, 2)  # ampRestored
 
 _UPS_EVENTS = {Event.ON_BATTERY, Event.BATTERY_LOW, Event.POWER_RESTORED}
 ENGINES_KEPT = 32  # one pysnmp engine (and socket) per source address, least recent closed
@@ -77,16 +81,16 @@ def notification(
         return UPS_TRAP_ALARM_ADDED, [(*mib.UPS_ALARM_ID, 2), (*mib.UPS_ALARM_DESCR, 2)]
     if event is Event.POWER_RESTORED:
         return UPS_TRAP_ALARM_REMOVED, [(*mib.UPS_ALARM_ID, 1), (*mib.UPS_ALARM_DESCR, 1)]
-    simple = {
-        Event.DOOR_OPENED: (DOOR_OPENED, mib.DSIM_DOOR),
-        Event.DOOR_CLOSED: (DOOR_CLOSED, mib.DSIM_DOOR),
-        Event.AMPLIFIER_FAULT: (AMPLIFIER_FAULT, mib.DSIM_AMP_STATUS),
-        Event.AMPLIFIER_RESTORED: (AMPLIFIER_RESTORED, mib.DSIM_AMP_STATUS),
-        Event.TRANSMITTER_FAULT: (TRANSMITTER_FAULT, mib.DSIM_TX_STATUS),
-        Event.TRANSMITTER_RESTORED: (TRANSMITTER_RESTORED, mib.DSIM_TX_STATUS),
+    simple: dict[Event, tuple[tuple[int, ...], list[tuple[int, ...]]]] = {
+        Event.DOOR_OPENED: (DOOR_OPENED, [mib.ENV_DOOR]),
+        Event.DOOR_CLOSED: (DOOR_CLOSED, [mib.ENV_DOOR]),
+        Event.AMPLIFIER_FAULT: (AMPLIFIER_FAULT, [mib.AMP_STATUS]),
+        Event.AMPLIFIER_RESTORED: (AMPLIFIER_RESTORED, [mib.AMP_STATUS]),
+        Event.TRANSMITTER_FAULT: (TRANSMITTER_FAULT, [mib.TX_FAULT, mib.TX_FAULT_TEXT]),
+        Event.TRANSMITTER_RESTORED: (TRANSMITTER_RESTORED, [mib.TX_ON_AIR]),
     }
-    trap_oid, status = simple[event]
-    return trap_oid, [(*status, 0)]
+    trap_oid, objects = simple[event]
+    return trap_oid, [(*oid, 0) for oid in objects]
 
 
 def _values(happening: Happening, sim: SiteSim) -> list[Any]:
@@ -107,10 +111,36 @@ def _values(happening: Happening, sim: SiteSim) -> list[Any]:
     return varbinds
 
 
+def trap_community(config: Config) -> str:
+    """The community the configuration's trap receiver accepts first; SimulatorError if the
+    configuration has no receiver or its first credential carries no community."""
+    traps = config.snmp.traps
+    if traps is None or not traps.credentials:
+        raise SimulatorError(
+            [
+                "--traps needs the trap receiver of the configuration: snmp.traps.credentials "
+                "in districtmon.yaml names the community the daemon accepts"
+            ]
+        )
+    name = traps.credentials[0]
+    credential = config.credentials[name]
+    if credential.version == "3":
+        raise SimulatorError(
+            [
+                f"trap credential '{name}' is SNMPv3; the simulator sends v2c traps only: name a "
+                "v1/v2c credential first in snmp.traps.credentials"
+            ]
+        )
+    if credential.community is None:
+        raise SimulatorError([f"trap credential '{name}' has no community (credentials.yaml)"])
+    return credential.community.reveal()
+
+
 class TrapSender:
-    def __init__(self, world: World, host: str, port: int) -> None:
+    def __init__(self, world: World, host: str, port: int, community: str) -> None:
         self.world = world
         self.target = (host, port)
+        self._community = community
         self.sent: Counter[str] = Counter()
         self.failed = 0
         self._queue: asyncio.Queue[tuple[Happening, list[Any]]] = asyncio.Queue()
@@ -145,7 +175,7 @@ class TrapSender:
                 target.set_local_address((source, 0))
             error, *_ = await send_notification(
                 self._engine(source),
-                CommunityData(sim.community.decode(), mpModel=1),
+                CommunityData(self._community, mpModel=1),
                 target,
                 ContextData(),
                 "trap",

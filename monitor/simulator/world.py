@@ -6,10 +6,19 @@ link) and tells its listeners what happened: an `Event` for each fault a device 
 (the trap sender turns them into SNMP notifications) and a change callback whenever a site's
 reachability or telemetry changes (the MQTT publishers follow it).
 
-Reachability follows the inventory's parents: a site answers only if it is alive (powered, not
-failed), its uplink is up, and its parent is reachable. A gateway parent has one port per
-child; the port goes down when the child's link is cut or the child dies, and the gateway
-reports it (linkDown/linkUp) like a real router.
+Every site of the inventory is a device here, whatever its probe: SNMP agents, MQTT
+publishers, and the sites that are only pinged, connected to, fetched or asked (services.py,
+nameserver.py and icmpcut.py serve those). Reachability follows the inventory's parents: a
+site answers only if it is alive (powered, not failed), its uplink is up, and its parent is
+reachable. A gateway parent has one port per child; the port goes down when the child's link
+is cut or the child dies, and the gateway reports it (linkDown/linkUp) like a real router.
+
+The world writes the ground truth (truth.py) as it changes: each action applied, before what it
+causes; each change of whether a site answers and why not; each change of a health fact. A
+site that does not answer says why in one word: `failed` (dead), `unpowered` (battery
+exhausted), `link` (its own uplink cut), or `behind:<id>`, <id> the nearest ancestor that is
+out for a reason of its own (a loudspeaker behind a commune station behind a cut fibre is
+`behind:` the cut gateway).
 
 Continuous quantities (battery charge, counters) are computed from the time on demand; the
 timers only mark the moments something changes state.
@@ -25,7 +34,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from monitor.config.load import Config
-from monitor.core.model import MqttProbe, Site, SnmpProbe
+from monitor.core.model import (
+    DnsProbe,
+    HttpProbe,
+    IcmpProbe,
+    MqttProbe,
+    Probe,
+    Site,
+    SnmpProbe,
+    TcpProbe,
+)
 from monitor.simulator.actions import Action, entry_gateways
 from monitor.simulator.clock import DAY, UTC_OFFSET, Clock
 from monitor.simulator.interfaces import (
@@ -34,6 +52,7 @@ from monitor.simulator.interfaces import (
     note_change,
     own_interfaces,
 )
+from monitor.simulator.truth import Truth
 
 # Autonomy on battery at full charge, by kind (minutes); a power-cut action may override it.
 DEFAULT_BATTERY_MINUTES = {"bts": 120.0, "gateway": 240.0, "radio_station": 60.0}
@@ -84,7 +103,8 @@ class SiteSim:
     """One simulated device. Mutated only by the World (in the event loop)."""
 
     site: Site
-    probe: SnmpProbe | None  # None: the device has no SNMP agent (it reports over MQTT)
+    probe: SnmpProbe | None  # None: the device has no SNMP agent
+    probe_type: str  # what the daemon does with it: snmp, mqtt, icmp, tcp, http, dns
     community: bytes
     seed: int
     boot_at: float
@@ -116,6 +136,8 @@ class SiteSim:
     # derived by World._refresh
     alive: bool = True
     reachable: bool = True
+    why: str = ""  # why it does not answer (README "Ground truth"); "" while it does
+    cause: SiteSim | None = None  # the site out for a reason of its own that silences this one
 
     @property
     def id(self) -> str:
@@ -150,9 +172,10 @@ BrokerListener = Callable[[bool], None]
 
 
 class World:
-    def __init__(self, config: Config, clock: Clock) -> None:
+    def __init__(self, config: Config, clock: Clock, truth: Truth | None = None) -> None:
         self.config = config
         self.clock = clock
+        self.truth = truth if truth is not None else Truth()
         self.broker_up = True
         self.sites: dict[str, SiteSim] = {}
         self.event_listeners: list[EventListener] = []
@@ -163,19 +186,18 @@ class World:
         self.timer_added: Callable[[], None] = lambda: None
         now = clock.now()
         for site in config.sites.values():
+            snmp: SnmpProbe | None = None
+            community = ""  # no SNMP agent: MQTT, or only pinged, connected to or fetched
             if isinstance(site.probe, SnmpProbe):
-                snmp: SnmpProbe | None = site.probe
+                snmp = site.probe
                 secret = config.credentials[site.probe.credential].community
                 community = secret.reveal() if secret is not None else ""  # v3: no community
-            elif isinstance(site.probe, MqttProbe):
-                snmp, community = None, ""  # reports over the broker only
-            else:
-                continue  # ICMP answers by itself; services.py serves HTTP/TCP/DNS sites
             seed = seed_of(site.id)
             uptime = 3 * DAY + (seed % 10_000) / 10_000 * 117 * DAY  # 3..120 days
             sim = SiteSim(
                 site=site,
                 probe=snmp,
+                probe_type=probe_type(site.probe),
                 community=community.encode(),
                 seed=seed,
                 boot_at=now - uptime,
@@ -203,6 +225,30 @@ class World:
                     sim.interfaces.append(port)
                     sim.ports[child.id] = port
 
+    # --- the ground truth ---------------------------------------------------------------------
+
+    def begin(self, **start: object) -> None:
+        """Write the start record (with `start`'s extra fields), then what every site serves,
+        its health facts and the broker path, as they are now."""
+        now = self.clock.now()
+        sites = {
+            sim.id: {"kind": sim.site.kind, "parent": sim.site.parent, "probe": sim.probe_type}
+            for sim in self.sites.values()
+        }
+        self.truth.record(now, "start", speed=self.clock.speed, sites=sites, **start)
+        for sim in self.sites.values():
+            self._record_serves(sim, now)
+        for sim in self.sites.values():
+            for name in conditions_of(sim.site.kind):
+                self.truth.record(now, "condition", site=sim.id, name=name, value=_fact(sim, name))
+        self.truth.record(now, "broker", up=self.broker_up)
+
+    def _record_serves(self, sim: SiteSim, now: float) -> None:
+        self.truth.record(now, "serves", site=sim.id, answering=sim.reachable, why=sim.why)
+
+    def _record_fact(self, sim: SiteSim, name: str, now: float) -> None:
+        self.truth.record(now, "condition", site=sim.id, name=name, value=_fact(sim, name))
+
     # --- timers -----------------------------------------------------------------------------
 
     def at(self, when: float, callback: Callable[[float], None]) -> None:
@@ -228,6 +274,12 @@ class World:
         """Apply a validated action at sim time `now` (default: the clock's now)."""
         at = self.clock.now() if now is None else now
         handler = getattr(self, "_do_" + action.name.replace("-", "_"))
+        params = {
+            key: list(value) if isinstance(value, tuple) else value
+            for key in ("battery_minutes", "kinds", "period", "duration", "delay")
+            if (value := getattr(action, key)) not in (None, ())
+        }
+        self.truth.record(at, "action", action=action.name, target=action.target, params=params)
         handler(action, at)
 
     def _site(self, action: Action) -> SiteSim:
@@ -323,10 +375,10 @@ class World:
             self._set_link(sim, True, now)
 
     def _do_broker_outage(self, action: Action, now: float) -> None:
-        self._set_broker(False)
+        self._set_broker(False, now)
 
     def _do_broker_restore(self, action: Action, now: float) -> None:
-        self._set_broker(True)
+        self._set_broker(True, now)
 
     def _do_restore(self, action: Action, now: float) -> None:
         for sim in self.sites.values():
@@ -343,7 +395,7 @@ class World:
             self._set_flag(sim, "transmitter_ok", True, Event.TRANSMITTER_RESTORED, now)
             self._set_flag(sim, "door_open", False, Event.DOOR_CLOSED, now)
         self._refresh(self.sites.values(), now)
-        self._set_broker(True)
+        self._set_broker(True, now)
 
     # --- mechanics --------------------------------------------------------------------------
 
@@ -354,10 +406,11 @@ class World:
             if sim.site.commune == commune and (not kinds or sim.site.kind in kinds)
         ]
 
-    def _set_broker(self, up: bool) -> None:
+    def _set_broker(self, up: bool, now: float) -> None:
         if self.broker_up == up:
             return
         self.broker_up = up
+        self.truth.record(now, "broker", up=up)
         for listener in self.broker_listeners:
             listener(up)
 
@@ -365,6 +418,7 @@ class World:
         if getattr(sim, name) == value:
             return
         setattr(sim, name, value)
+        self._record_fact(sim, name, now)
         self._emit(sim, event, now)
         self._changed(sim)
 
@@ -386,6 +440,7 @@ class World:
         sim.line_bads += 1
         sim.power_epoch += 1
         epoch = sim.power_epoch
+        self._record_fact(sim, "mains", now)
         self._emit(sim, Event.ON_BATTERY, now)
         self._changed(sim)
         remaining = sim.minutes_remaining(now) * 60
@@ -394,6 +449,7 @@ class World:
         def battery_low(at: float) -> None:
             if sim.power_epoch == epoch and sim.powered:
                 sim.battery_low_since = at
+                self._record_fact(sim, "battery_low", at)
                 self._emit(sim, Event.BATTERY_LOW, at)
                 self._changed(sim)
 
@@ -409,8 +465,11 @@ class World:
         sim.charge_ref, sim.charge_at = sim.charge(now), now
         sim.mains = True
         sim.on_battery_since = None
-        sim.battery_low_since = None
+        was_low, sim.battery_low_since = sim.battery_low_since is not None, None
         sim.power_epoch += 1
+        self._record_fact(sim, "mains", now)
+        if was_low:
+            self._record_fact(sim, "battery_low", now)
         if sim.powered:
             self._emit(sim, Event.POWER_RESTORED, now)
             self._changed(sim)
@@ -436,6 +495,17 @@ class World:
             reachable = alive and sim.link_up and (parent is None or parent.reachable)
             changed = reachable != sim.reachable
             sim.reachable = reachable
+            own = _own_reason(sim)
+            if own:
+                why, cause = own, sim
+            elif parent is not None and parent.cause is not None:
+                why, cause = f"behind:{parent.cause.id}", parent.cause
+            else:
+                why, cause = "", None
+            sim.cause = cause
+            if changed or why != sim.why:
+                sim.why = why
+                self._record_serves(sim, now)
             port = parent.ports.get(sim.id) if parent is not None else None
             up = sim.port_up()
             if parent is not None and port is not None and port.oper_up != up:
@@ -444,6 +514,7 @@ class World:
             if changed or sim in booted:
                 self._changed(sim)
         for sim in booted:
+            self.truth.record(now, "boot", site=sim.id)
             self._emit(sim, Event.COLD_START, now)
 
     def _emit(self, sim: SiteSim, event: Event, now: float, if_index: int | None = None) -> None:
@@ -457,6 +528,44 @@ class World:
     def _changed(self, sim: SiteSim) -> None:
         for listener in self.change_listeners:
             listener(sim)
+
+
+_PROBE_TYPES: tuple[tuple[type, str], ...] = (
+    (SnmpProbe, "snmp"),
+    (MqttProbe, "mqtt"),
+    (IcmpProbe, "icmp"),
+    (TcpProbe, "tcp"),
+    (HttpProbe, "http"),
+    (DnsProbe, "dns"),
+)
+
+
+def probe_type(probe: Probe) -> str:
+    return next(name for cls, name in _PROBE_TYPES if isinstance(probe, cls))
+
+
+def conditions_of(kind: str) -> tuple[str, ...]:
+    """The health facts a site of `kind` has: power for all, its own part for some."""
+    part = {"bts": "door_open", "radio_station": "transmitter_ok", "loudspeaker": "amplifier_ok"}
+    return ("mains", "battery_low", part[kind]) if kind in part else ("mains", "battery_low")
+
+
+def _fact(sim: SiteSim, name: str) -> bool:
+    if name == "battery_low":
+        return sim.battery_low_since is not None
+    value: bool = getattr(sim, name)
+    return value
+
+
+def _own_reason(sim: SiteSim) -> str:
+    """Why a site is out by itself ("" if it is not): dead, out of battery, or its link cut."""
+    if sim.failed:
+        return "failed"
+    if not sim.powered:
+        return "unpowered"
+    if not sim.link_up:
+        return "link"
+    return ""
 
 
 def default_battery_minutes(kind: str) -> float:

@@ -19,6 +19,7 @@ class SiteView:
     state: State = State.UNKNOWN
     since: float | None = None
     reason: str = ""
+    codes: tuple[str, ...] = ()  # the reason's bounded codes (monitor/core/reasons.py)
     last_poll: float | None = None
     last_ok: bool | None = None
     last_duration: float | None = None
@@ -26,7 +27,9 @@ class SiteView:
     # The values of the last observation (rtt_seconds, battery_volts...), replaced whole by the
     # next poll, failed or not: a value the last poll could not measure is absent, not stale
     # (a battery voltage from an hour ago would be read as today's). Pushed
-    # telemetry (MQTT) is merged instead: a report may carry only some of its fields.
+    # telemetry (MQTT) is merged instead: a report may carry only some of its fields; a
+    # device gone offline or silent, or one the monitor cannot see (its broker lost), shows
+    # none.
     values: Mapping[str, float | str] = field(default_factory=dict)
     samples: tuple[Sample, ...] = ()  # labelled values (table rows) of the last poll
 
@@ -100,7 +103,9 @@ class LiveState:
             return
         uptime = obs.values.get("uptime_seconds")
         measured = obs.values  # a failed poll carries only what it measured (ICMP loss 1)
-        if obs.probe == "mqtt":
+        if obs.probe == "mqtt" and obs.ok:
+            # a report may carry some fields only: the others stand as last reported; but
+            # a device gone offline or silent says nothing now, as a failed poll does not
             values = {**old.values, **measured} if measured else old.values
         else:
             values = measured
@@ -109,6 +114,7 @@ class LiveState:
             old.state,
             old.since,
             old.reason,
+            old.codes,
             last_poll=obs.time,
             last_ok=obs.ok,
             last_duration=obs.duration,
@@ -117,12 +123,26 @@ class LiveState:
             samples=obs.samples,
         )
 
+    def forget_values(self, site: str) -> None:
+        """What the device last reported is no longer known to be current: the monitor lost
+        sight of it (its broker). Its next report brings them back."""
+        view = self.views.get(site)
+        if view is not None and (view.values or view.samples):
+            self.views[site] = replace(view, values={}, samples=())
+
     def apply_transition(self, t: Transition) -> None:
         views = self.views
         old = views.get(t.site)
         if old is None:
             return
-        views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason)
+        views[t.site] = replace(old, state=t.state, since=t.since, reason=t.reason, codes=t.codes)
+
+    def apply_cause(self, site: str, reason: str, codes: tuple[str, ...]) -> None:
+        """A new cause of the same state (a second health rule fails): no transition."""
+        views = self.views
+        old = views.get(site)
+        if old is not None:
+            views[site] = replace(old, reason=reason, codes=codes)
 
     def items(self) -> list[tuple[Site, SiteView]]:
         """A consistent copy for one scrape: the table is read once, each view is immutable."""

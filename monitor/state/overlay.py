@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from monitor.config.maintenance import Window
 from monitor.core.model import State, Transition
 
+MAINTENANCE_CODES = ("maintenance",)
+
 
 @dataclass(slots=True)
 class _Site:
     observed: State
     observed_reason: str
+    observed_codes: tuple[str, ...]
     window: Window | None
     state: State
     since: float
@@ -36,14 +39,19 @@ class MaintenanceOverlay:
         """A site begins to be watched: its first recorded state."""
         if window is None:
             self._sites[first.site] = _Site(
-                first.state, first.reason, None, first.state, first.since
+                first.state, first.reason, first.codes, None, first.state, first.since
             )
             return first
         self._sites[first.site] = _Site(
-            first.state, first.reason, window, State.MAINTENANCE, first.since
+            first.state, first.reason, first.codes, window, State.MAINTENANCE, first.since
         )
         return Transition(
-            first.site, State.MAINTENANCE, first.since, State.UNKNOWN, _reason(window)
+            first.site,
+            State.MAINTENANCE,
+            first.since,
+            State.UNKNOWN,
+            _reason(window),
+            MAINTENANCE_CODES,
         )
 
     def forget(self, site: str) -> None:
@@ -54,10 +62,20 @@ class MaintenanceOverlay:
         entry = self._sites.get(t.site)
         if entry is None:
             return None
-        entry.observed, entry.observed_reason = t.state, t.reason
+        entry.observed, entry.observed_reason, entry.observed_codes = t.state, t.reason, t.codes
         if entry.window is not None:
             return None
-        return self._move(t.site, entry, t.state, t.since, t.reason)
+        return self._move(t.site, entry, t.state, t.since, t.reason, t.codes)
+
+    def refresh(self, site: str, state: State, reason: str, codes: tuple[str, ...]) -> bool:
+        """The observed state's cause changed without a change of state (a second health rule
+        fails too): keep it for the window's end; True if the recorded state is the observed
+        one, so the live snapshot should show the new cause."""
+        entry = self._sites.get(site)
+        if entry is None or entry.observed is not state:
+            return False
+        entry.observed_reason, entry.observed_codes = reason, codes
+        return entry.window is None
 
     def hold(self, site: str, window: Window | None, at: float) -> Transition | None:
         """The planned window holding `site` from `at` (None: none does)."""
@@ -68,16 +86,26 @@ class MaintenanceOverlay:
         if (was is None) == (window is None):
             return None  # still out, or still in (perhaps another window taking over)
         if window is not None:
-            return self._move(site, entry, State.MAINTENANCE, at, _reason(window))
-        return self._move(site, entry, entry.observed, at, entry.observed_reason)
+            return self._move(
+                site, entry, State.MAINTENANCE, at, _reason(window), MAINTENANCE_CODES
+            )
+        return self._move(
+            site, entry, entry.observed, at, entry.observed_reason, entry.observed_codes
+        )
 
     def _move(
-        self, site: str, entry: _Site, state: State, since: float, reason: str
+        self,
+        site: str,
+        entry: _Site,
+        state: State,
+        since: float,
+        reason: str,
+        codes: tuple[str, ...],
     ) -> Transition | None:
         since = max(since, entry.since)
         previous = entry.state
         entry.state, entry.since = state, since
-        return Transition(site, state, since, previous, reason)
+        return Transition(site, state, since, previous, reason, codes)
 
 
 def _reason(window: Window) -> str:

@@ -11,10 +11,12 @@ ledger's: data flows one way, and nothing here knows SQLite or Prometheus.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
-from monitor.core.model import Observation, SiteRetired, State, Transition
+from monitor.core.model import DeviceBoot, Observation, SiteRetired, State, Transition
+from monitor.state.boots import BootBook
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
 from monitor.state.overlay import MaintenanceOverlay
@@ -39,7 +41,7 @@ class PipelineMeter(Protocol):
 class Recorder(Protocol):
     """Where recorded changes go: the ledger's queue."""
 
-    def record(self, entry: Transition | SiteRetired) -> None: ...
+    def record(self, entry: Transition | SiteRetired | DeviceBoot) -> None: ...
 
     @property
     def pending(self) -> int: ...
@@ -52,9 +54,10 @@ class Pipeline:
     that is recorded. Public entry points for probes and for the rest of the daemon:
 
     - `observe(obs)`: one observation (every probe).
-    - `blind(site_ids, at, reason)` / `sight_restored(site_ids, at)`: a probe lost or regained
-      its means of seeing (an MQTT broker): the sites are unknown from `at`, observations are
-      ignored until sight is restored, then decide afresh.
+    - `blind(site_ids, at, reason, code)` / `sight_restored(site_ids, at)`: a probe lost or
+      regained its means of seeing (an MQTT broker): the sites are unknown from `at` (with
+      reason code `code`), observations are ignored until sight is restored, then decide
+      afresh.
     - `advance(now)`: apply the starts and ends of maintenance windows up to `now`, each dated
       exactly (the daemon calls it every second; `observe` calls it too).
     - `set_schedule(schedule, now)`: new maintenance windows (reload, `maintenance add`).
@@ -74,22 +77,28 @@ class Pipeline:
         self.meter = meter
         self.schedule = schedule or Schedule((), ())
         self.overlay = MaintenanceOverlay()
+        self.boots = BootBook()
         self._advanced_to: float | None = None
         self._next_boundary = 0.0
         self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
 
-    def start(self, site_ids: list[str], at: float) -> None:
+    def start(
+        self, site_ids: list[str], at: float, carried: Mapping[str, State] | None = None
+    ) -> None:
+        """Begin watching sites; `carried`: their states when the previous run stopped."""
         if self._advanced_to is None:
             self._advanced_to = at
             self._next_boundary = self.schedule.next_boundary(at)
+        carried = carried or {}
         for site_id in site_ids:
-            first = self.evaluator.start(site_id, at)
+            first = self.evaluator.start(site_id, at, carried.get(site_id))
             self._record(self.overlay.start(first, self.schedule.covering(site_id, at)))
 
     def retire(self, site_ids: list[str], at: float) -> None:
         for site_id in site_ids:
             self.evaluator.forget(site_id)
             self.overlay.forget(site_id)
+            self.boots.forget(site_id)
             self.recorder.record(SiteRetired(site_id, at))
 
     def observe(self, obs: Observation) -> None:
@@ -102,12 +111,31 @@ class Pipeline:
         self.advance(obs.time)
         for transition in self.evaluator.step(obs):
             self._observed(transition)
+        self._cause(obs.site)
+        boot = self.boots.seen(obs)
+        if boot is not None:
+            self.recorder.record(boot)
 
-    def blind(self, site_ids: list[str], at: float, reason: str) -> None:
+    def _cause(self, site_id: str) -> None:
+        """Show a new cause of an unchanged state (a second rule fails, a down site now refuses
+        instead of timing out): the snapshot and /metrics follow, the ledger keeps the cause
+        its interval began with."""
+        health = self.evaluator.sites.get(site_id)
+        view = self.live.views.get(site_id)
+        if health is None or view is None:
+            return
+        if health.codes == view.codes and health.reason == view.reason:
+            return
+        shown = self.overlay.refresh(site_id, health.state, health.reason, health.codes)
+        if shown and view.state is health.state:
+            self.live.apply_cause(site_id, health.reason, health.codes)
+
+    def blind(self, site_ids: list[str], at: float, reason: str, code: str = "broker_lost") -> None:
         self.advance(at)
         for site_id in site_ids:
-            for transition in self.evaluator.blind(site_id, at, reason):
+            for transition in self.evaluator.blind(site_id, at, reason, code):
                 self._observed(transition)
+            self.live.forget_values(site_id)
 
     def sight_restored(self, site_ids: list[str], at: float) -> None:
         self.advance(at)
@@ -154,6 +182,7 @@ class Pipeline:
         self.advance(obs.time)
         for transition in self.evaluator.step(obs):
             self._observed(transition)
+        self._cause(obs.site)
 
     def is_suspect(self, site_id: str) -> bool:
         """The site's last poll failed: it is polled from the scheduler's pool for the dead."""

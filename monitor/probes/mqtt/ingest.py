@@ -14,6 +14,12 @@ What counts as a sign of life (see also heartbeat.py):
   may have died since, so it counts for nothing.
 An `offline` status (the device's last will, retained or live) takes the site down at once.
 Telemetry whose profile's `alive` value is false is a failed observation.
+
+Health: a profile's `health` rules (the rule language of the SNMP profiles) are checked on the
+device's values as last reported, field by field: a report may carry only some fields, and a
+live `online` says nothing of the amplifier, so a value stands until the device reports it
+again. A sign of life whose known values break a rule is an unhealthy answer (degraded, once
+the evaluator has confirmed it).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from monitor.config.mqtt import CHANNELS, PROBE_MARK, MqttSettings
 from monitor.config.telemetry import TelemetryProfile, WrongType, finite
 from monitor.core.model import Observation, Site
 from monitor.core.ratelimit import RateLimitedLog
+from monitor.core.reasons import joined
+from monitor.probes.health import findings
 from monitor.probes.mqtt.counts import MqttCounts
 
 log = logging.getLogger(__name__)
@@ -75,6 +83,9 @@ class Ingest:
         self._monotonic = monotonic
         self._warn = warn or RateLimitedLog(log, period=LOG_EVERY_SECONDS, burst=1)
         self._counts = counts
+        # the values each site last reported, field by field, for its health rules (only
+        # sites whose profile has rules)
+        self._known: dict[str, dict[str, float | str]] = {}
         self.update(settings, sites, other_sites)
 
     def update(
@@ -100,6 +111,7 @@ class Ingest:
             prefix=settings.topic_prefix, commune="{}", kind="{}", site="{site}"
         ).split("/")
         self._routes = routes
+        self._known = {site: known for site, known in self._known.items() if site in mine}
         self._probe_topic = settings.probe_topic
         self._mine = frozenset(mine)
         self._max_payload = settings.max_payload_bytes
@@ -182,9 +194,21 @@ class Ingest:
                 probe="mqtt",
             )
         else:
-            obs = Observation(route.site, now, True, values=values, probe="mqtt")
+            obs = self._answer(route, now, values)
         self._observe(obs)
         return obs
+
+    def _answer(self, route: Route, now: float, values: dict[str, float | str]) -> Observation:
+        """A sign of life, healthy or not by the profile's rules on what the site last said."""
+        profile = route.profile
+        if profile is None or not profile.health:
+            return Observation(route.site, now, True, values=values, probe="mqtt")
+        known = self._known.setdefault(route.site, {})
+        known.update(values)
+        reason, codes = joined(findings(profile.health, known))
+        return Observation(
+            route.site, now, True, values=values, probe="mqtt", degraded_reason=reason, codes=codes
+        )
 
     def _status(self, route: Route, topic: str, payload: bytes, retain: bool) -> Observation | str:
         text = payload.strip()
@@ -193,7 +217,7 @@ class Ingest:
                 self._counts.ignored["retained_status"] += 1
                 return "retained_status"
             self._heard[route.site] = self._monotonic()
-            obs = Observation(route.site, self._wall(), True, probe="mqtt")
+            obs = self._answer(route, self._wall(), {})
         elif text == b"offline":
             obs = Observation(
                 route.site,

@@ -62,6 +62,8 @@ _WIRE_LOG.setLevel(logging.WARNING)
 
 BROKER_LOST = "monitor blind: broker lost"
 SUBSCRIPTION_LOST = "monitor blind: subscription lost"
+#: The reason code of each way of going blind (monitor/core/reasons.py).
+BLIND_CODES = {BROKER_LOST: "broker_lost", SUBSCRIPTION_LOST: "subscription_lost"}
 CHECK_AT_LEAST_EVERY_SECONDS = 1.0
 SUBSCRIBE_BATCH = 100
 CLIENT_TIMEOUT_SECONDS = 5.0
@@ -72,7 +74,7 @@ class Sink(Protocol):
 
     def observe(self, obs: Observation) -> None: ...
 
-    def blind(self, site_ids: list[str], at: float, reason: str) -> None: ...
+    def blind(self, site_ids: list[str], at: float, reason: str, code: str) -> None: ...
 
     def sight_restored(self, site_ids: list[str], at: float) -> None: ...
 
@@ -316,7 +318,7 @@ class MqttListener:
     def _go_blind(self, reason: str, blind: str) -> None:
         at = time.time()
         self._verified_until = 0.0
-        self._sink.blind(list(self._sites), at, blind)
+        self._sink.blind(list(self._sites), at, blind, BLIND_CODES[blind])
         log.warning(
             "mqtt: lost the broker at %s:%d (%s): %d MQTT sites are unknown until it is back",
             self._settings.host,

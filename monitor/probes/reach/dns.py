@@ -19,6 +19,7 @@ from dns.asyncquery import udp_with_fallback
 
 from monitor.config.settings import PollSettings
 from monitor.core.model import DnsProbe, Observation, Site
+from monitor.core.reasons import Finding
 from monitor.probes.measure import Poll, ProbeFailed, ProbePoller
 
 
@@ -30,12 +31,13 @@ class DnsPoller(ProbePoller[DnsProbe]):
         retries = probe.retries if probe.retries is not None else self.settings.retries
         answers, elapsed = await _ask(probe, poll.timeout, retries)
         _check(probe, answers)
-        degraded = None
+        findings = []
         if probe.slow_seconds is not None and elapsed > probe.slow_seconds:
-            degraded = f"dns answer {elapsed * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
+            text = f"dns answer {elapsed * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
+            findings.append(Finding("slow", text))
         poll.values["response_seconds"] = elapsed
         poll.values["dns_answer"] = " ".join(answers)
-        return poll.answered(degraded_reason=degraded)
+        return poll.answered(findings=findings)
 
 
 async def _ask(probe: DnsProbe, timeout_seconds: float, retries: int) -> tuple[list[str], float]:

@@ -26,6 +26,7 @@ from cryptography import x509
 from monitor import __version__
 from monitor.config.settings import PollSettings
 from monitor.core.model import HttpProbe, Observation, Site
+from monitor.core.reasons import Finding
 from monitor.probes.measure import Poll, ProbeFailed, ProbePoller
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ class HttpPoller(ProbePoller[HttpProbe]):
             raise ProbeFailed(*_classify(exc)) from None
         duration = poll.elapsed()
         poll.values["response_seconds"] = duration
-        degraded = _degraded(probe, duration, poll.values, poll.wall)
-        return poll.answered(degraded_reason=degraded, duration=duration)
+        findings = _degraded(probe, duration, poll.values, poll.wall)
+        return poll.answered(findings=findings, duration=duration)
 
     async def _fetch(
         self, probe: HttpProbe, timeout_seconds: float, values: dict[str, float | str]
@@ -137,16 +138,17 @@ def _certificate_expiry(response: httpx.Response) -> float | None:
 
 def _degraded(
     probe: HttpProbe, duration: float, values: dict[str, float | str], now: float
-) -> str | None:
-    reasons = []
+) -> list[Finding]:
+    found = []
     if probe.slow_seconds is not None and duration > probe.slow_seconds:
-        reasons.append(f"http response {duration:.2f} s > {probe.slow_seconds:g} s")
+        found.append(Finding("slow", f"http response {duration:.2f} s > {probe.slow_seconds:g} s"))
     not_after = values.get("cert_expiry_timestamp_seconds")
     if isinstance(not_after, float) and probe.cert_expiry_days > 0:
         days = (not_after - now) / 86400
         if days < probe.cert_expiry_days:
-            reasons.append(f"certificate expires in {days:.1f} days (< {probe.cert_expiry_days:g})")
-    return "; ".join(reasons) or None
+            text = f"certificate expires in {days:.1f} days (< {probe.cert_expiry_days:g})"
+            found.append(Finding("cert_expiring", text))
+    return found
 
 
 def _classify(exc: httpx.HTTPError) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from icmplib.utils import unique_identifier
 
 from monitor.config.settings import PollSettings
 from monitor.core.model import IcmpProbe, Observation, Site
+from monitor.core.reasons import Finding
 from monitor.probes.measure import Poll, ProbeFailed, ProbePoller, resolve
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,7 @@ class IcmpPoller(ProbePoller[IcmpProbe]):
             raise ProbeFailed(reason, detail)
         rtt = sum(burst.rtts) / len(burst.rtts)
         poll.values["rtt_seconds"] = rtt
-        degraded = _degraded(probe, burst.loss_ratio, rtt)
-        return poll.answered(degraded_reason=degraded, duration=duration)
+        return poll.answered(findings=_degraded(probe, burst.loss_ratio, rtt), duration=duration)
 
     async def _burst(self, address: str, probe: IcmpProbe, timeout_seconds: float) -> Burst:
         if self.privileged is None:
@@ -106,38 +106,67 @@ class IcmpPoller(ProbePoller[IcmpProbe]):
 async def _send_burst(
     address: str, probe: IcmpProbe, timeout_seconds: float, privileged: bool
 ) -> Burst:
+    """Echo requests every `packet_interval_seconds`, as ping sends them, whether or not the
+    earlier ones were answered, and the replies gathered as they come, until each request is
+    answered or the last one has waited `timeout_seconds`. A silent host so costs one timeout
+    per poll, not one per request: five requests to a dead host with a 2 s timeout end after
+    2.8 s, not 11 s, and a poll interval shorter than that is not skipped."""
     family = ICMPv6Socket if ":" in address else ICMPv4Socket
     ident = unique_identifier()
     burst = Burst(probe.count)
+    sent: dict[int, float] = {}
+    answered: set[int] = set()
+    deadline = time.monotonic() + (probe.count - 1) * probe.packet_interval_seconds
+    deadline += timeout_seconds
     with AsyncSocket(family(None, privileged)) as sock:
-        for sequence in range(probe.count):
-            if sequence:
-                await asyncio.sleep(probe.packet_interval_seconds)
-            request = ICMPRequest(destination=address, id=ident, sequence=sequence)
-            sent = time.monotonic()
-            try:
-                sock.send(request)
-            except ICMPLibError as exc:  # the kernel refused: no route, blackhole...
-                burst.error_reason, burst.error_detail = "unreachable", f"send: {exc}"
-                continue
-            try:
-                reply = await sock.receive(request, timeout_seconds)
-                reply.raise_for_status()
-            except TimeoutExceeded:
-                continue
-            except ICMPError as exc:  # destination unreachable, TTL exceeded, from a router
-                burst.error_reason, burst.error_detail = "unreachable", str(exc)
-                continue
-            except ICMPSocketError as exc:
-                burst.error_reason, burst.error_detail = "unreachable", f"receive: {exc}"
-                continue
-            burst.rtts.append(time.monotonic() - sent)
+
+        async def send_all() -> None:
+            for sequence in range(probe.count):
+                if sequence:
+                    await asyncio.sleep(probe.packet_interval_seconds)
+                request = ICMPRequest(destination=address, id=ident, sequence=sequence)
+                try:
+                    sock.send(request)
+                except ICMPLibError as exc:  # the kernel refused: no route, blackhole...
+                    burst.error_reason, burst.error_detail = "unreachable", f"send: {exc}"
+                    continue
+                sent[sequence] = time.monotonic()
+
+        async with asyncio.TaskGroup() as tasks:
+            sender = tasks.create_task(send_all())
+            await asyncio.sleep(0)  # the first request goes out before we listen
+            while not (sender.done() and answered >= sent.keys()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    reply = await sock.receive(None, remaining)
+                except TimeoutExceeded:
+                    break
+                except ICMPSocketError as exc:
+                    burst.error_reason, burst.error_detail = "unreachable", f"receive: {exc}"
+                    break
+                # a raw socket sees every ICMP packet of the host; a datagram socket only
+                # its own, the kernel choosing the identifier
+                if privileged and reply.id != ident:
+                    continue
+                if reply.sequence not in sent or reply.sequence in answered:
+                    continue
+                answered.add(reply.sequence)
+                try:
+                    reply.raise_for_status()
+                except ICMPError as exc:  # destination unreachable, TTL exceeded, from a router
+                    burst.error_reason, burst.error_detail = "unreachable", str(exc)
+                    continue
+                burst.rtts.append(time.monotonic() - sent[reply.sequence])
+            sender.cancel()
     return burst
 
 
-def _degraded(probe: IcmpProbe, loss: float, rtt: float) -> str | None:
+def _degraded(probe: IcmpProbe, loss: float, rtt: float) -> list[Finding]:
     if probe.max_loss_ratio is not None and loss > probe.max_loss_ratio:
-        return f"icmp loss {loss:.0%} > {probe.max_loss_ratio:.0%}"
+        return [Finding("loss", f"icmp loss {loss:.0%} > {probe.max_loss_ratio:.0%}")]
     if probe.slow_seconds is not None and rtt > probe.slow_seconds:
-        return f"icmp round trip {rtt * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
-    return None
+        text = f"icmp round trip {rtt * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
+        return [Finding("slow", text)]
+    return []

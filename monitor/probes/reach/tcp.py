@@ -14,6 +14,7 @@ import time
 
 from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Site, TcpProbe
+from monitor.core.reasons import Finding
 from monitor.probes.measure import Poll, ProbeFailed, ProbePoller
 
 CLOSE_SECONDS = 1.0
@@ -43,8 +44,9 @@ class TcpPoller(ProbePoller[TcpProbe]):
         with contextlib.suppress(OSError, TimeoutError):
             async with asyncio.timeout(CLOSE_SECONDS):
                 await writer.wait_closed()
-        degraded = None
+        findings = []
         if probe.slow_seconds is not None and connect > probe.slow_seconds:
-            degraded = f"tcp connect {connect * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
+            text = f"tcp connect {connect * 1000:.1f} ms > {probe.slow_seconds * 1000:.1f} ms"
+            findings.append(Finding("slow", text))
         poll.values["connect_seconds"] = connect
-        return poll.answered(degraded_reason=degraded, duration=connect)
+        return poll.answered(findings=findings, duration=connect)

@@ -14,13 +14,22 @@ that a 64-bit counter reads the same on /metrics as on the device until somethin
 
 sysUpTime is a TimeTicks, hundredths of a second in 32 bits: it wraps after 497 days. A value
 lower than the last one is a reboot unless it is where a wrap would have put it.
+
+Across restarts of the monitor the last uptime reading is gone, but the device's boot time
+(poll time minus uptime, kept in the ledger and handed back at start as `known_boot`) is not:
+a first reading whose boot time is later than the known one by more than BOOT_TOLERANCE_SECONDS
+(poll latency, clock jitter, a device clock that runs slow) is a reboot while the monitor was
+stopped, unless it is a whole number of uptime wraps later.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from monitor.core.model import BOOT_TOLERANCE_SECONDS
+
 TICKS_WRAP = 1 << 32
+WRAP_SECONDS = TICKS_WRAP / 100
 _WRAP_SLACK_TICKS = 60 * 100  # a minute of clock disagreement around an expected wrap
 
 
@@ -39,12 +48,27 @@ class DeviceState:
     seen_at: float = 0.0  # monotonic time of the last uptime reading
     reboots: int = 0
     counters: dict[CounterKey, _Counter] = field(default_factory=dict)
+    known_boot: float | None = None  # boot time (UTC) the ledger kept from an earlier run
 
-    def observe_uptime(self, ticks: int, now: float) -> bool:
-        """Take a sysUpTime reading; True when it shows the device rebooted since the last."""
+    def observe_uptime(self, ticks: int, now: float, wall: float | None = None) -> bool:
+        """Take a sysUpTime reading (at monotonic `now`, wall-clock `wall`); True when it shows
+        the device rebooted since the last reading, or, for the first reading of this run,
+        since the boot time kept from an earlier run."""
         last, self.uptime_ticks = self.uptime_ticks, ticks
         elapsed, self.seen_at = now - self.seen_at, now
-        if last is None or ticks >= last:
+        if last is None:
+            known, self.known_boot = self.known_boot, None
+            if known is None or wall is None:
+                return False
+            later = wall - ticks / 100 - known
+            if later <= BOOT_TOLERANCE_SECONDS:
+                return False
+            wraps = round(later / WRAP_SECONDS)
+            if wraps and abs(later - wraps * WRAP_SECONDS) <= BOOT_TOLERANCE_SECONDS:
+                return False  # the same boot, its uptime wrapped while we were away
+            self.reboots += 1
+            return True
+        if ticks >= last:
             return False
         expected = last + int(elapsed * 100)
         if expected >= TICKS_WRAP and abs(expected - TICKS_WRAP - ticks) <= max(

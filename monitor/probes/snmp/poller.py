@@ -22,11 +22,11 @@ from monitor.config.profiles import SYS_NAME, SYS_UPTIME, SYSTEM_PROFILE, Profil
 from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Sample, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
+from monitor.probes.health import findings
 from monitor.probes.measure import Poll, ProbePoller
 from monitor.probes.snmp.counters import CounterKey, DeviceState
 from monitor.probes.snmp.decode import Problems, Row, decode, decode_table, text_of
 from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
-from monitor.probes.snmp.health import degraded_reasons
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         super().__init__(SnmpProbe, "snmp", settings)
         self.engine = engine
         self._devices: dict[str, DeviceState] = {}
+        self._boots: dict[str, float] = {}  # boot times kept from an earlier run, until used
         self._problems: dict[str, str] = {}
         self._problem_log = RateLimitedLog(log, period=60.0, burst=20)
         self.use(credentials, profiles)
@@ -60,6 +61,12 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         ones."""
         self._credentials = dict(credentials)
         self._profiles = dict(profiles or {})
+
+    def known_boots(self, boots: Mapping[str, float]) -> None:
+        """Each device's boot time as the ledger kept it (UTC seconds), given at start: the
+        first poll of a device compares its own with it, so that a reboot while the monitor
+        was stopped is counted, and its counters are taken as restarted."""
+        self._boots = dict(boots)
 
     def retain(self, site_ids: Iterable[str]) -> None:
         """Forget the devices of sites that left the inventory."""
@@ -137,16 +144,22 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
     ) -> Observation:
         device = self._devices.get(site.id)
         if device is None:
-            device = self._devices[site.id] = DeviceState()
+            device = self._devices[site.id] = DeviceState(known_boot=self._boots.pop(site.id, None))
         values = poll.values
         rebooted = False
         uptime = answer.get(SYS_UPTIME)
         if isinstance(uptime, int):
-            rebooted = device.observe_uptime(uptime, poll.started)
+            first = device.uptime_ticks is None
+            rebooted = device.observe_uptime(uptime, poll.started, poll.wall)
             values["uptime_seconds"] = uptime / 100.0
             values["reboots_total"] = float(device.reboots)
             if rebooted:
-                log.warning("site=%s rebooted: uptime now %.0f s", site.id, uptime / 100.0)
+                log.warning(
+                    "site=%s rebooted%s: uptime now %.0f s",
+                    site.id,
+                    " while the monitor was stopped" if first else "",
+                    uptime / 100.0,
+                )
         name = answer.get(SYS_NAME)
         if name is not None:
             values["sys_name"] = text_of(name)
@@ -185,10 +198,7 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             values["snmp_values_missing"] = float(len(problems.missing))
             values["snmp_values_malformed"] = float(len(problems.malformed))
         self._report(site.id, problems)
-        reasons = degraded_reasons(profile, values, tables)
-        return poll.answered(
-            degraded_reason="; ".join(reasons) if reasons else None, samples=samples
-        )
+        return poll.answered(findings=findings(profile.health, values, tables), samples=samples)
 
     def _report(self, site_id: str, problems: Problems) -> None:
         """Log a site's value problems when they change, not on every poll."""

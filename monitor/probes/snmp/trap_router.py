@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from monitor.config.profiles import Profile
 from monitor.core.model import Observation, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
+from monitor.core.reasons import derive_code
 from monitor.probes.snmp.trap_receiver import TrapEvent
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class TrapRouter:
                         probe="snmp_trap",
                         degraded_reason=action.reason,
                         confirmed=True,
+                        codes=(action.code or derive_code(action.reason),),
                     )
                 )
             elif action.action == "down":
@@ -104,6 +106,7 @@ class TrapRouter:
                         error_reason="trap",
                         probe="snmp_trap",
                         confirmed=True,
+                        codes=(action.code or derive_code(action.reason),),
                     )
                 )
             self._request_poll(site.id, action.action == "poll")
