@@ -82,7 +82,12 @@ def find_config_dir(
     base = Path() if cwd is None else cwd
     if arg is not None:
         chosen = base / arg
-        if not chosen.is_dir():
+        try:
+            found = chosen.is_dir()
+        except OSError as exc:  # a name too long, a parent that may not be searched
+            message = f"cannot read: {exc.strerror or exc}"
+            raise ConfigError([ConfigProblem(chosen, None, "", message)]) from None
+        if not found:
             raise ConfigError([ConfigProblem(chosen, None, "", "not a directory")])
         return chosen
     local = base / "config"
@@ -98,9 +103,19 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
     """Read and validate everything under `directory`; raise ConfigError with all problems.
 
     `environ` (default: os.environ) supplies credential overrides; tests pass their own.
+    A path the system refuses (a name too long, a directory the service user may not read)
+    is a problem like any other, naming the path: never a traceback, never a dead daemon.
     """
     problems: list[ConfigProblem] = []
-    env = os.environ if environ is None else environ
+    try:
+        return _load(directory, os.environ if environ is None else environ, problems)
+    except OSError as exc:
+        where = Path(exc.filename) if isinstance(exc.filename, str | Path) else directory
+        message = f"cannot read: {exc.strerror or exc}"
+        raise ConfigError([*problems, ConfigProblem(where, None, "", message)]) from None
+
+
+def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]) -> Config:
     settings = read_settings(directory, problems, default_ledger_path(env))
     credentials = load_credentials(settings.credentials_file, env, problems)
     profile_problems: list[ConfigProblem] = []

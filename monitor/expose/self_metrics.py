@@ -80,6 +80,19 @@ class SelfMetrics:
             "Transitions waiting to be written to the ledger.",
             registry=registry,
         )
+        # Prometheus' own names for the same thing (prometheus_config_last_reload_*), so that
+        # the alert people already have for Prometheus reads the same way here
+        self.config_reload_ok = Gauge(
+            "districtmon_config_last_reload_successful",
+            "1 if the last configuration reload succeeded (or none was asked since the start), "
+            "0 if it was refused: the daemon runs on its previous configuration.",
+            registry=registry,
+        )
+        self.config_reload_time = Gauge(
+            "districtmon_config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded: the start, or the last good reload.",
+            registry=registry,
+        )
         self.start_time = Gauge(
             "districtmon_start_time_seconds",
             "When this daemon process started.",

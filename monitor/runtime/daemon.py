@@ -21,6 +21,7 @@ from monitor.config.maintenance import Window, spec_json
 from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
 from monitor.core.model import Site
+from monitor.expose.api import local_time
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
@@ -73,6 +74,7 @@ class Daemon:
         self.config = config
         self.ledger = ledger
         self.live = live
+        self.metrics = metrics
         self.ledger_windows = tuple(ledger_windows)
         evaluator = Evaluator(
             config.state.down_after, config.state.up_after, parents=_parents(config)
@@ -217,6 +219,8 @@ async def run_daemon(
     live.timezone = config.timezone
     registry, metrics = build_registry()
     metrics.start_time.set(live.health.started)
+    metrics.config_reload_ok.set(1)
+    metrics.config_reload_time.set(live.health.config_loaded)
 
     def committed(seconds: float, _rows: int) -> None:
         metrics.ledger_write.observe(seconds)
@@ -318,6 +322,8 @@ def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
 
 
 async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifier) -> None:
+    """Whatever goes wrong, the daemon runs on with the configuration it has: a reload that
+    fails is logged, shown on /healthz and in districtmon_config_last_reload_successful."""
     notifier.reloading()
     log.info("reloading configuration")
     try:
@@ -328,11 +334,31 @@ async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifie
         )
         for problem in exc.problems:
             log.error("  %s", problem)
-        notifier.ready(f"reload refused ({len(exc.problems)} problems); " + daemon.status())
+        _reload_failed(daemon, notifier, f"reload refused ({len(exc.problems)} problems)")
         return
-    daemon.apply(new)
+    except Exception:  # a fault of ours in the loader: never worth the daemon's life
+        log.exception("new configuration not read (internal error); keeping the running one")
+        _reload_failed(daemon, notifier, "reload failed (internal error, see the log)")
+        return
+    try:
+        daemon.apply(new)
+    except Exception:
+        # parts may already run on the new configuration: say so rather than pretend
+        log.exception("new configuration only partly applied (internal error)")
+        _reload_failed(daemon, notifier, "reload partly applied (internal error, see the log)")
+        return
+    daemon.live.health.reload_refused = None
+    daemon.live.health.config_loaded = time.time()
+    daemon.metrics.config_reload_ok.set(1)
+    daemon.metrics.config_reload_time.set(daemon.live.health.config_loaded)
     await _read_ledger_windows(daemon)
     notifier.ready(daemon.status())
+
+
+def _reload_failed(daemon: Daemon, notifier: Notifier, why: str) -> None:
+    daemon.live.health.reload_refused = f"{why} at {local_time(time.time(), daemon.live.timezone)}"
+    daemon.metrics.config_reload_ok.set(0)
+    notifier.ready(f"{why}; " + daemon.status())
 
 
 async def _read_ledger_windows(daemon: Daemon) -> None:
