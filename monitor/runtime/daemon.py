@@ -15,12 +15,14 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from monitor.config.load import Config
 from monitor.config.maintenance import Window, spec_json
 from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
 from monitor.core.model import Site
+from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import local_time
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
@@ -214,6 +216,8 @@ async def run_daemon(
     for signum, handler in handled.items():
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, handler)
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(loop_error_handler())
 
     live = LiveState(config.sites, config.communes, config.owners)
     live.timezone = config.timezone
@@ -247,13 +251,7 @@ async def run_daemon(
         registry.register(daemon.device_values)
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
-            registry.register(
-                TrapCollector(
-                    lambda: daemon.traps.counts,
-                    receiver.rejected if receiver else dict,
-                    receiver is not None,
-                )
-            )
+            registry.register(_trap_collector(daemon, receiver))
         http = HttpServer(config.http.host, config.http.port, registry, live)
         http.start()
         log.info(
@@ -272,8 +270,6 @@ async def run_daemon(
                 tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
                 tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
             ]
-            if receiver is not None:
-                background.append(tasks.create_task(receiver.watch(), name="trap-watch"))
             notifier.ready(daemon.status())
             while await _next_request(stop, reload_requested, writer) == "reload":
                 assert reload_config is not None
@@ -297,7 +293,33 @@ async def run_daemon(
         for signum in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        loop.set_exception_handler(previous_handler)
     log.info("districtmon stopped cleanly")
+
+
+def loop_error_handler(
+    period: float = 60.0, burst: int = 3
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """What escapes a callback of the event loop (a library's transport, a stray future) is
+    logged `burst` times a minute per kind of error, with its traceback, then counted: a
+    flood of the same fault must not fill the disk the ledger lives on."""
+    limited = RateLimitedLog(logging.getLogger("monitor.runtime.loop"), period, burst)
+
+    def handle(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = str(context.get("message") or "unhandled error in the event loop")
+        key = f"{type(exc).__name__}:{message}" if exc is not None else message
+        limited.log(logging.ERROR, key, "event loop: %s", message, exc_info=exc)
+
+    return handle
+
+
+def _trap_collector(daemon: Daemon, receiver: TrapReceiver | None) -> TrapCollector:
+    if receiver is None:
+        return TrapCollector(lambda: daemon.traps.counts, dict, listening=False)
+    return TrapCollector(
+        lambda: daemon.traps.counts, receiver.rejected, datagrams=lambda: receiver.datagrams
+    )
 
 
 def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
