@@ -20,6 +20,7 @@ from monitor.config.load import Config, find_config_dir, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, restrict
 from monitor.core.logsetup import configure_logging
+from monitor.ledger.schema import LedgerError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +92,9 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         )
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
+    except LedgerError as exc:  # a ledger that cannot be opened: what and why, no traceback
+        print(f"districtmon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -30,6 +30,7 @@ from monitor.config.profiles import Profile
 from monitor.config.settings import (
     SETTINGS_FILE,
     HttpSettings,
+    LedgerLimits,
     PollSettings,
     Retention,
     Settings,
@@ -61,6 +62,7 @@ class Config:
     credentials: dict[str, SnmpCredential]
     # the uptime ledger's settings and planned maintenance (maintenance.yaml)
     retention: Retention = field(default_factory=Retention)
+    ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
     timezone: str | None = None  # IANA name: reports and recurring windows without their own
     maintenance: tuple[Window, ...] = ()
     availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
@@ -150,6 +152,7 @@ def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]
         sites=checked.sites,
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
+        ledger_limits=settings.ledger_limits,
         timezone=settings.timezone,
         maintenance=tuple(windows),
         availability_refresh_seconds=settings.availability_refresh_seconds,

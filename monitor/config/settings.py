@@ -38,7 +38,14 @@ _SETTINGS_KEYS = (
 )
 
 
-_LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
+_LEDGER_KEYS = (
+    "path",
+    "retention_days",
+    "rollup_retention_days",
+    "availability_refresh_seconds",
+    "max_pending",
+    "stop_timeout_seconds",
+)
 
 
 _SNMP_SETTINGS_KEYS = ("engine", "profiles", "traps")
@@ -62,6 +69,15 @@ class Retention:
 
     intervals_days: float = DEFAULT_RETENTION_DAYS
     rollups_days: float = DEFAULT_ROLLUP_RETENTION_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLimits:
+    """What the ledger holds in memory while its disk refuses writes (full, read-only), and
+    how long a stop waits for the disk before it gives up on them."""
+
+    max_pending: int = 100_000  # changes waiting in memory; about 200 bytes each
+    stop_timeout_seconds: float = 10.0  # below the unit's TimeoutStopSec (30 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +129,7 @@ class Settings:
     timezone: str | None
     availability_refresh_seconds: float
     snmp: SnmpRead
+    ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_credential: Located[str] | None = None
     mqtt_configured: bool = False
@@ -141,7 +158,7 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
     )
     top = opened or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
-    ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)
+    ledger_path, retention, refresh, limits = _read_ledger(top, directory, ledger_default)
     mqtt, mqtt_credential = read_mqtt_settings(top.mapping("mqtt", null_is_empty=True), directory)
     return Settings(
         http=_read_http(top.mapping("http", null_is_empty=True)),
@@ -151,6 +168,7 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
         poll=_read_poll(top.mapping("poll", null_is_empty=True)),
         state=_read_state(top.mapping("state", null_is_empty=True)),
         retention=retention,
+        ledger_limits=limits,
         timezone=_read_timezone(top),
         availability_refresh_seconds=refresh,
         mqtt=mqtt,
@@ -160,12 +178,14 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
     )
 
 
-def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Retention, float]:
-    """`ledger.path` (relative to the config directory), how long records are kept, and how
-    often the availability gauges are recomputed from it."""
+def _read_ledger(
+    top: Fields, directory: Path, default: Path
+) -> tuple[Path, Retention, float, LedgerLimits]:
+    """`ledger.path` (relative to the config directory), how long records are kept, how
+    often the availability gauges are recomputed from it, and its limits on a bad disk."""
     fields = top.mapping("ledger", null_is_empty=True)
     if fields is None:
-        return default, Retention(), 60.0
+        return default, Retention(), 60.0, LedgerLimits()
     fields.expect(_LEDGER_KEYS)
     text = fields.text("path")
     # a year's report needs a year of raw intervals for its partial hours: at least 1 day
@@ -176,7 +196,15 @@ def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Ret
         rollups_days=or_default(rollups, Retention().rollups_days),
     )
     refresh = or_default(fields.number("availability_refresh_seconds", positive=True), 60.0)
-    return (default if text is None else directory / text), retention, refresh
+    limits = LedgerLimits(
+        max_pending=or_default(
+            fields.integer("max_pending", 10, 10_000_000), LedgerLimits().max_pending
+        ),
+        stop_timeout_seconds=or_default(
+            fields.number("stop_timeout_seconds", 0.1, 3600), LedgerLimits().stop_timeout_seconds
+        ),
+    )
+    return (default if text is None else directory / text), retention, refresh, limits
 
 
 def _read_timezone(top: Fields) -> str | None:

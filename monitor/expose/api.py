@@ -42,7 +42,9 @@ def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str
         warnings.append(f"{health.reload_refused}; running the configuration loaded {loaded}")
     if loop_age > stall_seconds:
         problems.append(f"event loop has not ticked for {loop_age:.1f} s")
-    if ledger_age > stall_seconds * 4:
+    if health.ledger_trouble is not None:
+        problems.append(health.ledger_trouble)
+    elif ledger_age > stall_seconds * 4:
         problems.append(f"ledger has not committed for {ledger_age:.1f} s")
     body: dict[str, object] = {
         "status": "ok" if not problems else "unhealthy",

@@ -8,6 +8,8 @@ this module knows they end up as Prometheus series.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -16,6 +18,8 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.core.model import Observation, State
@@ -126,6 +130,22 @@ class SelfMetrics:
 
     def queued(self, pending: int) -> None:
         self.ledger_queue.set(pending)
+
+
+class LedgerLossCollector(Collector):
+    """`districtmon_ledger_lost_changes_total`, read from the ledger at scrape time."""
+
+    def __init__(self, lost: Callable[[], int]) -> None:
+        self._lost = lost
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "districtmon_ledger_lost_changes",
+            "State changes the ledger did not keep: past ledger.max_pending while its disk "
+            "refused writes (recorded as unknown instead), or not written within "
+            "ledger.stop_timeout_seconds at a stop.",
+            value=float(self._lost()),
+        )
 
 
 def build_registry() -> tuple[CollectorRegistry, SelfMetrics]:

@@ -28,7 +28,7 @@ from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
 from monitor.expose.mqtt_metrics import registered_counts
-from monitor.expose.self_metrics import SelfMetrics, build_registry
+from monitor.expose.self_metrics import LedgerLossCollector, SelfMetrics, build_registry
 from monitor.expose.trap_metrics import TrapCollector
 from monitor.ledger.recent import AvailabilityGauges
 from monitor.ledger.records import InventorySync
@@ -229,13 +229,23 @@ async def run_daemon(
     def committed(seconds: float, _rows: int) -> None:
         metrics.ledger_write.observe(seconds)
         live.health.ledger_commit = time.monotonic()
+        live.health.ledger_trouble = None
+
+    def failed() -> None:
+        metrics.ledger_errors.inc()
+        live.health.ledger_trouble = (
+            f"ledger cannot write ({ledger.trouble}): {ledger.held} changes held in memory "
+            f"(at most {ledger.limits.max_pending})"
+        )
 
     ledger = await Ledger.open(
         config.ledger_path,
         on_commit=committed,
-        on_error=metrics.ledger_errors.inc,
+        on_error=failed,
         retention=config.retention,
+        limits=config.ledger_limits,
     )
+    registry.register(LedgerLossCollector(lambda: ledger.lost))
     engine = create_engine(config.snmp.engine)
     http: HttpServer | None = None
     gauges = AvailabilityGauges(config.ledger_path, config.availability_refresh_seconds)

@@ -51,6 +51,8 @@ class MonitorHealth:
     # the last reload was refused, if it was: the daemon is fine, its configuration is old
     config_loaded: float = field(default_factory=time.time)
     reload_refused: str | None = None
+    # why the ledger's last commit failed (a full or read-only disk), None once one succeeds
+    ledger_trouble: str | None = None
 
 
 class LiveState:
