@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
         return 2
+    for warning in config.warnings:
+        print(f"districtmon: warning: {warning}", file=sys.stderr)
     if args.command == "check-config":
         print(summarize(config))
         return 0

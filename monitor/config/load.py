@@ -15,7 +15,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from monitor.config.credentials import Credentials, SnmpCredential, load_credentials
+from monitor.config.credentials import (
+    Credentials,
+    SnmpCredential,
+    file_warnings,
+    load_credentials,
+    secret_values,
+)
 from monitor.config.inventory import Entry, Inventory, check_inventory, read_inventory
 from monitor.config.maintenance import (
     MAINTENANCE_FILE,
@@ -71,6 +77,9 @@ class Config:
     sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
+    # what is accepted but unsafe (a credentials file others can read): said at every start,
+    # reload and check-config, never a refusal
+    warnings: tuple[str, ...] = ()
 
 
 def find_config_dir(
@@ -140,7 +149,7 @@ def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]
         check_targets(windows, known, maintenance_file, problems)
     mqtt = _check_mqtt(settings, credentials, inventory, directory / SETTINGS_FILE, problems)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_redacted(problems, secret_values(credentials, env)))
     return Config(
         directory=directory.absolute(),
         http=settings.http,
@@ -159,7 +168,28 @@ def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]
         mqtt=mqtt,
         snmp=settings.snmp.settings,
         profiles=profiles,
+        warnings=tuple(file_warnings(settings.credentials_file)),
     )
+
+
+def _redacted(problems: list[ConfigProblem], secrets: set[str]) -> list[ConfigProblem]:
+    """No error shows a secret the configuration knows, wherever it was typed (a community
+    pasted as a key of the inventory, a password as a topic): each is replaced by ***."""
+    ordered = sorted(secrets, key=len, reverse=True)  # a secret inside another: the longer
+    cleaned = []
+    for problem in problems:
+        key, message = problem.key, problem.message
+        for secret in ordered:
+            if len(secret) >= _MASKED_ANYWHERE:
+                key, message = key.replace(secret, "***"), message.replace(secret, "***")
+            else:  # too short to mask inside words: as a whole key or a quoted value
+                key = ".".join("***" if part == secret else part for part in key.split("."))
+                message = message.replace(f"'{secret}'", "'***'")
+        cleaned.append(replace(problem, key=key, message=message))
+    return cleaned
+
+
+_MASKED_ANYWHERE = 4  # a secret this long is masked wherever it appears in an error
 
 
 # --- districtmon.yaml ----------------------------------------------------------------------

@@ -219,6 +219,8 @@ async def run_daemon(
     previous_handler = loop.get_exception_handler()
     loop.set_exception_handler(loop_error_handler())
 
+    for warning in config.warnings:
+        log.warning("%s", warning)
     live = LiveState(config.sites, config.communes, config.owners)
     live.timezone = config.timezone
     registry, metrics = build_registry()
@@ -379,6 +381,8 @@ async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifie
         log.exception("new configuration only partly applied (internal error)")
         _reload_failed(daemon, notifier, "reload partly applied (internal error, see the log)")
         return
+    for warning in new.warnings:
+        log.warning("%s", warning)
     daemon.live.health.reload_refused = None
     daemon.live.health.config_loaded = time.time()
     daemon.metrics.config_reload_ok.set(1)
