@@ -7,7 +7,7 @@ an unknown key is an error all the same (a typo must not silently mean "use the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +16,7 @@ from monitor.config.fields import Fields, Located, Sink, open_document, or_defau
 from monitor.config.located import YamlMap
 from monitor.config.mqtt import MqttSettings, read_mqtt_settings
 from monitor.config.problems import ConfigProblem
+from monitor.config.webconfig import WebConfig, read_web_config
 
 SNMP_ENGINES = ("gufo", "pysnmp")
 DEFAULT_RETENTION_DAYS = 400  # raw intervals: a year's report, with its edges, from raw data
@@ -82,8 +83,15 @@ class LedgerLimits:
 
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
+    """Where /metrics listens, how many connections it serves at once (beyond that a new
+    one is closed at once), how long it waits for a client's request or for it to take the
+    answer, and TLS and basic authentication (webconfig.py), if any."""
+
     host: str = "127.0.0.1"
     port: int = 9877
+    max_connections: int = 32
+    timeout_seconds: float = 10.0
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +169,7 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
     ledger_path, retention, refresh, limits = _read_ledger(top, directory, ledger_default)
     mqtt, mqtt_credential = read_mqtt_settings(top.mapping("mqtt", null_is_empty=True), directory)
     return Settings(
-        http=_read_http(top.mapping("http", null_is_empty=True)),
+        http=_read_http(top.mapping("http", null_is_empty=True), directory),
         ledger_path=ledger_path.absolute(),
         credentials_file=_read_path(top, "credentials", directory, directory / "credentials.yaml"),
         inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
@@ -259,19 +267,29 @@ def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Pat
     return default if text is None else directory / text
 
 
-def _read_http(fields: Fields | None) -> HttpSettings:
+def _read_http(fields: Fields | None, directory: Path) -> HttpSettings:
     if fields is None:
         return HttpSettings()
-    fields.expect(("listen",))
+    fields.expect(("listen", "max_connections", "timeout_seconds", "web_config_file"))
     text = fields.text("listen")
-    if text is None:
-        return HttpSettings()
-    parsed = parse_listen(text)
-    if parsed is None:
-        message = f"must be host:port (IPv6 as [::1]:9877, port 1..65535), got {text!r}"
-        fields.problem("listen", message)
-        return HttpSettings()
-    return parsed
+    parsed = HttpSettings()
+    if text is not None:
+        listen = parse_listen(text)
+        if listen is None:
+            message = f"must be host:port (IPv6 as [::1]:9877, port 1..65535), got {text!r}"
+            fields.problem("listen", message)
+        else:
+            parsed = listen
+    web: WebConfig | None = None
+    web_file = fields.text("web_config_file")
+    if web_file is not None:
+        web = read_web_config(directory / web_file, fields.sink.problems)
+    return replace(
+        parsed,
+        max_connections=or_default(fields.integer("max_connections", 1, 10_000), 32),
+        timeout_seconds=or_default(fields.number("timeout_seconds", 0.1, 3600), 10.0),
+        web=web,
+    )
 
 
 def parse_listen(text: str) -> HttpSettings | None:

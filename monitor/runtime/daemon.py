@@ -264,7 +264,7 @@ async def run_daemon(
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
             registry.register(_trap_collector(daemon, receiver))
-        http = HttpServer(config.http.host, config.http.port, registry, live)
+        http = HttpServer(config.http.host, config.http.port, registry, live, settings=config.http)
         http.start()
         log.info(
             "districtmon watching %d sites; metrics on http://%s:%d/metrics",
