@@ -80,6 +80,7 @@ class Ledger:
         self._overflowed: set[str] = set()  # sites whose changes are lost until room returns
         self._in_flight = 0  # entries of the batch being written (out of the queue)
         self._give_up_at: float | None = None  # monotonic: a stop waits for the disk until then
+        self._gave_up = False  # changes were lost at the stop: the run must not look clean
         self._stopping = asyncio.Event()
         self.path = path
         self._run_id = run_id
@@ -277,13 +278,17 @@ class Ledger:
         transitions must keep flowing. False if it failed."""
         try:
             await job()
-        except Exception:
+        except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 if self._db.in_transaction:
                     await self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a full or read-only disk: said, not a bug
+                self.trouble = str(exc)
+                log.error("ledger housekeeping failed (%s); will retry", exc)
+            else:
+                log.exception("ledger housekeeping failed; will retry")
             if self._on_error:
                 self._on_error()
-            log.exception("ledger housekeeping failed; will retry")
             return False
         return True
 
@@ -352,6 +357,7 @@ class Ledger:
         return items
 
     def _give_up(self, unwritten: int) -> None:
+        self._gave_up = True
         self.lost += unwritten
         log.error(
             "ledger: %d changes could not be written within the stop timeout (%g s: %s); "
@@ -497,8 +503,8 @@ class Ledger:
                 await self._db.execute("ROLLBACK")
             if pending and not await self._write(pending):
                 self._give_up(len(pending))
-                return
-            await self._mark_stopped(at)
+            if not self._gave_up:  # else unclean: the next start counts from the heartbeat
+                await self._mark_stopped(at)
         except sqlite3.Error as exc:
             log.error(
                 "ledger: the clean stop could not be recorded (%s); the next start counts the "

@@ -236,7 +236,8 @@ async def run_daemon(
     def failed() -> None:
         metrics.ledger_errors.inc()
         live.health.ledger_trouble = (
-            f"ledger cannot write ({ledger.trouble}): {ledger.held} changes held in memory "
+            f"ledger cannot write ({ledger.trouble or 'an internal error, see the log'}): "
+            f"{ledger.held} changes held in memory "
             f"(at most {ledger.limits.max_pending})"
         )
 
