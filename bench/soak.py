@@ -365,6 +365,10 @@ mqtt:
             return {}
         return {s["id"]: s["state"] for s in json.loads(text)["sites"]}
 
+    def healthy(self) -> bool:
+        text = self.get("/healthz")
+        return text is not None and json.loads(text).get("status") == "ok"
+
     def all_up(self) -> bool:
         states = self.states()
         return bool(states) and set(states.values()) == {"up"}
@@ -454,7 +458,8 @@ mqtt:
         self.faults.append(fault)
         self.figures.faults[kind] += 1
         time.sleep(SETTLE)
-        wait(f"every site up after {kind}", self.all_up, 40)
+        # recovered: every site up again and the ledger written (healthz says both)
+        wait(f"every site up after {kind}", lambda: self.all_up() and self.healthy(), 40)
 
     # --- the run ----------------------------------------------------------------------------
 
@@ -498,6 +503,7 @@ mqtt:
                 ):
                     false_downs += 1
         missed = lost = 0
+        lost_faults: list[Fault] = []
         for f in expected:
             assert f.site is not None
             in_ledger = any(
@@ -509,6 +515,7 @@ mqtt:
             )
             if not in_ledger and seen:
                 lost += 1
+                lost_faults.append(f)
             elif not in_ledger:
                 missed += 1
         overlaps = sum(
@@ -520,7 +527,16 @@ mqtt:
         with sqlite3.connect(f"file:{self.ledger}?mode=ro", uri=True) as conn:
             integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
         runs = read_runs(self.ledger)
-        tracebacks = sum(log.read_text(errors="replace").count("Traceback") for log in self.logs)
+        tracebacks = 0
+        for log in self.logs:
+            text = log.read_text(errors="replace")
+            tracebacks += text.count("Traceback")
+            if "Traceback" in text:  # the first one, for whoever reads the table
+                at = text.index("Traceback")
+                start = text.rfind("\n", 0, max(0, text.rfind("\n", 0, at))) + 1
+                print(f"--- {log.name}:\n{text[start : at + 3000]}", file=sys.stderr)
+        for f in lost_faults:
+            print(f"--- lost: {f.kind} {f.site} {f.start:.3f}..{f.end:.3f}", file=sys.stderr)
         uncounted = self.figures.trap_sent - self.figures.trap_counted
         rows = [
             ("faults injected", ", ".join(f"{k} {self.figures.faults[k]}" for k in kinds)),

@@ -13,7 +13,8 @@ Every new interval starts no earlier than the one before it of the same site and
 of the previous run, whatever the clock did: intervals never overlap, so no second is counted
 twice.
 
-When the disk is full or read-only, commits fail and are retried (with backoff up to 30 s)
+When the disk is full or read-only, commits fail and are retried (with backoff up to 5 s:
+once space returns, what waits in memory is at risk of a crash until the next attempt)
 while new changes wait in memory, up to `max_pending` (LedgerLimits); beyond it, a site's
 further changes are not kept: one `unknown` interval ("ledger queue full: changes lost")
 stands for them until the queue has room again, so the ledger never records a state that
@@ -54,6 +55,7 @@ CommitHook = Callable[[float, int], None]
 
 DEFAULT_ROLLUP_GRACE_SECONDS = 900.0  # transitions are dated up to N polls in the past
 QUEUE_FULL = "ledger queue full: changes lost"
+RETRY_MAX_SECONDS = 5.0
 _PRUNE_CHUNK = 20_000
 _PRUNE_CHUNKS_PER_TURN = 5
 
@@ -403,7 +405,7 @@ class Ledger:
                             await asyncio.wait_for(self._stopping.wait(), wait)
                     else:
                         await asyncio.sleep(wait)
-                    delay = min(delay * 2, 30.0)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
                     continue
                 self.trouble = None
                 if self._on_commit:
