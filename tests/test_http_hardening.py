@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import signal
 import socket
 import ssl
 import threading
@@ -253,3 +254,50 @@ def test_prometheus_scrapes_over_tls_with_basic_auth_and_a_wrong_password_is_ref
         daemon.kill()
     log = daemon.log.read_text()
     assert "Traceback" not in log and PASSWORD not in log
+
+
+def test_a_reload_takes_a_renewed_certificate_and_new_users_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Certificates are renewed under the same names (certbot, an office CA); exporters read
+    theirs at every handshake. Here a SIGHUP re-reads them, and the users with them."""
+    port = free_tcp_port()
+    config = write_daemon_config(tmp_path / "config", port)
+    old_ca = config / "tls" / "old-ca.pem"
+    (config / "tls" / "ca.pem").rename(old_ca)
+    daemon = Daemon(config, port)
+
+    def status(ca: Path, password: str) -> int | str:
+        context = ssl.create_default_context(cafile=str(ca))
+        token = base64.b64encode(f"prometheus:{password}".encode()).decode()
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{port}/healthz", headers={"Authorization": f"Basic {token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return int(exc.code)
+        except (urllib.error.URLError, OSError) as exc:
+            return type(getattr(exc, "reason", exc)).__name__
+
+    try:
+        wait_for("the TLS port", lambda: status(old_ca, PASSWORD) == 200, daemon)
+        # renewed in place: a new authority's certificate under the same file names
+        new_ca, _, _ = make_tls_files(config / "tls")
+        hashed = bcrypt.hashpw(b"renewed-Zq7", bcrypt.gensalt(4)).decode()
+        web = config / "web.yml"
+        text = web.read_text()
+        old_hash = next(
+            line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("  prometheus:")
+        )
+        web.write_text(text.replace(old_hash, hashed))
+        daemon.proc.send_signal(signal.SIGHUP)
+        wait_for("the new certificate", lambda: status(new_ca, "renewed-Zq7") == 200, daemon)
+        assert status(new_ca, PASSWORD) == 401
+        assert status(old_ca, "renewed-Zq7") == "SSLCertVerificationError"
+        assert daemon.stop() == 0
+    finally:
+        daemon.kill()
+    assert "http (listen, limits) changed" not in daemon.log.read_text()

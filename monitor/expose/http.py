@@ -266,6 +266,20 @@ class HttpServer:
             target=self._sites.render, name="districtmon-metrics-warmup", daemon=True
         ).start()
 
+    def use_web(self, web: WebConfig | None) -> None:
+        """A reload: the web config's certificates (read again: a renewed certificate under
+        the same name is taken), users and headers apply to the connections that follow; the
+        port and the limits stay until a restart. A certificate that cannot be loaded keeps
+        the running one."""
+        try:
+            tls = server_context(web.tls) if web is not None and web.tls is not None else None
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            log.error("http: new certificate not loaded (%s); keeping the running one", exc)
+            return
+        self._server.tls = tls
+        self._logins = _Logins(web) if web is not None and web.users else None
+        self._headers = list(web.headers) if web is not None else []
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -15,6 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from monitor.config.load import Config
@@ -77,6 +78,7 @@ class Daemon:
         self.ledger = ledger
         self.live = live
         self.metrics = metrics
+        self.http: HttpServer | None = None  # set once it listens; a reload hands it the web config
         self.ledger_windows = tuple(ledger_windows)
         evaluator = Evaluator(
             config.state.down_after, config.state.up_after, parents=_parents(config)
@@ -142,7 +144,7 @@ class Daemon:
         removed ones stop and their open interval closes; added ones start unknown."""
         old = self.config
         for what, before, after in (
-            ("http.listen", old.http, new.http),
+            ("http (listen, limits)", replace(old.http, web=None), replace(new.http, web=None)),
             ("ledger.path", old.ledger_path, new.ledger_path),
             ("poll.max_in_flight", old.poll.max_in_flight, new.poll.max_in_flight),
             ("snmp.engine", old.snmp.engine, new.snmp.engine),
@@ -172,6 +174,8 @@ class Daemon:
         self.live.value_help = value_help(new.mqtt.profiles)
         self.live.timezone = new.timezone
         self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
+        if self.http is not None:
+            self.http.use_web(new.http.web)
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
             len(new.sites),
@@ -267,6 +271,7 @@ async def run_daemon(
             registry.register(_trap_collector(daemon, receiver))
         http = HttpServer(config.http.host, config.http.port, registry, live, settings=config.http)
         http.start()
+        daemon.http = http
         log.info(
             "districtmon watching %d sites; metrics on http://%s:%d/metrics",
             len(config.sites),
