@@ -75,10 +75,12 @@ class Mosquitto:
         tls: tuple[Path, Path, Path] | None = None,
         acl: str | None = None,
         extra: str = "",
+        persistence: bool = False,
     ) -> None:
         """`users`: username -> password (then anonymous clients are refused; the test's own
         publishers and devices use the last account); `tls`: (ca, cert, key) files for a TLS
-        listener; `acl`: the text of an ACL file (see `change_acl`)."""
+        listener; `acl`: the text of an ACL file (see `change_acl`); `persistence`: retained
+        messages survive a restart, as with Debian's own mosquitto.conf."""
         self.host = LOCALHOST
         self.port = free_tcp_port()
         self.dir = Path(tempfile.mkdtemp(prefix="districtmon-mosquitto-"))
@@ -87,11 +89,16 @@ class Mosquitto:
         self.tls = tls
         self.acl = acl
         self.extra = extra
+        self.persistence = persistence
         self._proc: subprocess.Popen[bytes] | None = None
         _live.add(self)
 
     def _write_config(self) -> Path:
-        lines = [f"listener {self.port} {self.host}", "persistence false", "log_dest stdout"]
+        lines = [f"listener {self.port} {self.host}", "log_dest stdout"]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.dir}/"]
+        else:
+            lines.append("persistence false")
         if os.geteuid() == 0:  # else it drops to user mosquitto, who cannot read our files
             lines.append("user root")
         if self.users:

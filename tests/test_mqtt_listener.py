@@ -424,3 +424,43 @@ async def test_a_will_then_a_quick_return_are_both_recorded_in_order(
     await rig.until("up again", lambda: len(read_intervals(rig.ledger_path, "loa-a")) == 4)
     states = [i.state for i in read_intervals(rig.ledger_path, "loa-a")]
     assert states == [State.UNKNOWN, State.UP, State.DOWN, State.UP]
+
+
+async def test_wills_a_persistent_broker_kept_over_its_restart_are_not_outages(
+    rig_factory: RigFactory,
+) -> None:
+    """With persistence on (Debian's default), the wills mosquitto sent while stopping are
+    retained over its restart: every site's status says `offline` when the daemon is back.
+    They arrive with the subscription, before the self-check has shown the daemon can see
+    again, and are not taken: the sites whose devices come back are up, and one that stays
+    dead is down by its silence, as any silent site."""
+    ids = [f"loa-{n}" for n in range(4)]
+    with Mosquitto(persistence=True) as broker:
+        broker.start()
+        rig = await rig_factory(broker, [speaker(site) for site in ids])
+        devices = [Device(broker, base(site), period=0.2) for site in ids]
+        for device in devices:
+            await asyncio.to_thread(device.start)
+        try:
+            await rig.until("all up", lambda: set(rig.states().values()) == {"up"})
+            await asyncio.to_thread(broker.stop, graceful=True)  # the wills, kept on disk
+            for device in devices:
+                await asyncio.to_thread(device.kill)  # so that the daemon is back first
+            await rig.until("blind", lambda: set(rig.states().values()) == {"unknown"}, 5.0)
+            await asyncio.to_thread(broker.start)
+            await rig.until("reconnected", lambda: rig.listener.seeing)
+            for device in devices[:3]:  # loa-3 stays dead
+                await asyncio.to_thread(device.start)
+            want = {"loa-0": "up", "loa-1": "up", "loa-2": "up", "loa-3": "down"}
+            await rig.until("three up, one down", lambda: rig.states() == want, 15.0)
+            await asyncio.wait_for(rig.ledger.flushed(), 10)
+            intervals = {site: read_intervals(rig.ledger_path, site) for site in ids}
+        finally:
+            for device in devices:
+                device.kill()
+    for site in ids[:3]:
+        states = [i.state for i in intervals[site]]
+        assert states == [State.UNKNOWN, State.UP, State.UNKNOWN, State.UP], site
+    dead = intervals["loa-3"]
+    assert [i.state for i in dead] == [State.UNKNOWN, State.UP, State.UNKNOWN, State.DOWN]
+    assert "no message for" in dead[3].reason  # its silence, not the broker's memory

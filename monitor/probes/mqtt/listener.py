@@ -19,9 +19,11 @@ word. So every `self_check_seconds` the listener publishes a fresh token on its 
 ever counted up to the last echo (a device's message sent before it would have arrived before
 it), so a check comes due at its own time but is confirmed only by the next echo, and is dated
 at its own time; an echo that does not come makes the sites unknown ("monitor blind: subscription
-lost") and the listener reconnect. After each (re)connection the retained
-statuses come first (a retained `offline` takes its site down again at once), then fresh
-messages decide the rest, and silence counts from the moment of connection. Connections are
+lost") and the listener reconnect. After each (re)connection what the broker retained comes
+first, with the subscription, while the sites are still unknown (the self-check has not yet
+confirmed it), so none of it is taken: a broker with persistence keeps the wills it sent while
+stopping, and those are no evidence. Fresh messages decide the sites, and silence counts
+from the moment of connection, so a device that died meanwhile is down by its silence. Connections are
 retried forever, with exponential backoff and jitter between `reconnect_min_seconds` and
 `reconnect_max_seconds`.
 
