@@ -113,9 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
         return 2
-    for warning in config.warnings:
-        print(f"districtmon: warning: {warning}", file=sys.stderr)
     if args.command == "check-config":
+        for warning in config.warnings:
+            print(f"districtmon: warning: {warning}", file=sys.stderr)
         print(summarize(config))
-        return 0
+        return 0  # `run` logs its warnings, in the log's own format
     return _run(args, config)
