@@ -22,6 +22,7 @@ import pytest
 from broker import make_tls_files
 from harness import Daemon, free_tcp_port, wait_for
 from promstack import Prometheus
+from test_config import edit, errors, load, write_config
 
 from monitor.config.settings import HttpSettings
 from monitor.core.model import Site, SnmpProbe
@@ -301,3 +302,63 @@ def test_a_reload_takes_a_renewed_certificate_and_new_users_without_a_restart(
     finally:
         daemon.kill()
     assert "http (listen, limits) changed" not in daemon.log.read_text()
+
+
+def test_a_web_config_is_checked_whole_and_what_python_cannot_do_is_refused(
+    tmp_path: Path,
+) -> None:
+    root = write_config(tmp_path)
+    _ca, cert, key = make_tls_files(root / "tls")
+    edit(root / "districtmon.yaml", "  listen: 127.0.0.1:9877\n", "  listen: 127.0.0.1:9877\n"
+         "  web_config_file: web.yml\n")  # fmt: skip
+    web = root / "web.yml"
+    web.write_text(
+        f"""tls_server_config:
+  cert_file: tls/{cert.name}
+  key_file: tls/missing.key
+  client_auth_type: RequireAnyClientCert
+  min_version: TLS9
+  cipher_suites: [TLS_AES_128_GCM_SHA256]
+basic_auth_users:
+  prometheus: {PASSWORD}
+http_server_config:
+  headers: {{"Bad Header": x}}
+""",
+        encoding="utf-8",
+    )
+    found = errors(root)
+    assert found == [
+        f"web.yml:3: tls_server_config.key_file: file not found: {root}/tls/missing.key",
+        "web.yml:4: tls_server_config.client_auth_type: RequireAnyClientCert is not supported "
+        "(Python's TLS cannot ask for a certificate without verifying it): use "
+        "VerifyClientCertIfGiven or RequireAndVerifyClientCert",
+        "web.yml:5: tls_server_config.min_version: must be one of TLS10, TLS11, TLS12, TLS13",
+        "web.yml:6: tls_server_config.cipher_suites: not supported by districtmon (Python's TLS "
+        "takes OpenSSL's cipher choice); remove it",
+        "web.yml:8: basic_auth_users.prometheus: must be a bcrypt hash ($2y$..., e.g. from "
+        "`htpasswd -nBC 10 USER`)",
+        "web.yml:10: http_server_config.headers.Bad Header: must be an HTTP header name with a "
+        "one-line text value",
+    ]
+    assert all(PASSWORD not in line for line in found)
+    # a certificate and a key that do not belong together: refused with the configuration
+    other_ca, _other_cert, other_key = make_tls_files(root / "other")
+    web.write_text(
+        f"tls_server_config: {{cert_file: tls/{cert.name}, key_file: other/{other_key.name},"
+        f" client_auth_type: RequireAndVerifyClientCert}}\n",
+        encoding="utf-8",
+    )
+    assert [line.split(": ", 2)[1:] for line in errors(root)] == [
+        ["tls_server_config.client_auth_type", "checking client certificates needs client_ca_file"],
+        ["tls_server_config.cert_file", "cannot load the certificate and key: KEY_VALUES_MISMATCH"],
+    ]
+    web.write_text(
+        f"tls_server_config: {{cert_file: tls/{cert.name}, key_file: tls/{key.name},"
+        f" client_auth_type: VerifyClientCertIfGiven, client_ca_file: other/{other_ca.name},"
+        f" max_version: TLS13}}\n",
+        encoding="utf-8",
+    )
+    web_config = load(root).http.web
+    assert web_config is not None and web_config.tls is not None and web_config.users == {}
+    assert web_config.tls.client_auth == ssl.CERT_OPTIONAL
+    assert web_config.tls.max_version == ssl.TLSVersion.TLSv1_3
