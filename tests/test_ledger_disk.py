@@ -24,6 +24,7 @@ from harness import Daemon, free_tcp_port, wait_for
 from monitor.config.settings import LedgerLimits
 from monitor.core.model import Site, State, TcpProbe, Transition
 from monitor.ledger.records import read_intervals, read_runs
+from monitor.ledger.schema import prepare
 from monitor.ledger.writer import QUEUE_FULL, Ledger
 
 SITES = [f"svc-{n}" for n in range(10)]
@@ -84,7 +85,9 @@ class Service:
             self.sock = None
 
 
-def write_config(root: Path, http_port: int, service: int, ledger: Path) -> Path:
+def write_config(
+    root: Path, http_port: int, service: int, ledger: Path, sites: list[str] = SITES
+) -> Path:
     (root / "inventory").mkdir(parents=True)
     (root / "districtmon.yaml").write_text(
         f"""
@@ -100,7 +103,7 @@ state: {{down_after: 2, up_after: 1}}
         f"  - {{id: {site}, kind: portal, name: 'Dịch vụ {site}', commune: thanh-xuong,"
         f" owner: district-it, lat: 21.35, lon: 103.03,"
         f" probe: {{tcp: {{address: 127.0.0.1, port: {service}}}}}}}"
-        for site in SITES
+        for site in sites
     )
     (root / "inventory" / "district.yaml").write_text(
         f"""
@@ -235,3 +238,29 @@ async def test_past_its_bound_a_sites_changes_become_one_unknown_interval(disk: 
     recorded = [(i.state, i.reason) for i in read_intervals(path, "s")]
     assert recorded[:10] == [(s, "flap") for s in states[:10]]
     assert recorded[10:] == [(State.UNKNOWN, QUEUE_FULL), (State.UP, "room again")]
+
+
+def test_a_full_disk_at_start_does_not_hold_back_the_stop(tmp_path: Path, disk: Disk) -> None:
+    """The ledger opens (a few pages), but the inventory does not fit: its writer retries, and
+    a SIGTERM meanwhile stops the daemon at once instead of waiting for space forever."""
+    ledger = disk.path / "ledger.sqlite"
+    prepare(ledger)
+    disk.fill()
+    os.truncate(disk.filler, disk.filler.stat().st_size - 48 * 1024)  # 48 KiB left
+    port = free_tcp_port()
+    many = [f"svc-{n}" for n in range(3000)]  # hundreds of kilobytes of inventory rows
+    config = write_config(tmp_path / "config", port, free_tcp_port(), ledger, sites=many)
+    daemon = Daemon(config, port)
+    try:
+        wait_for("the refused inventory", lambda: "ledger write failed" in daemon.log.read_text(),
+                 daemon, limit=60)  # fmt: skip
+        asked = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        code = daemon.proc.wait(timeout=STOP_TIMEOUT + 10)
+        took = time.monotonic() - asked
+    finally:
+        daemon.kill()
+    log = daemon.log.read_text()
+    assert code == 0 and took < STOP_TIMEOUT + 3, (took, log[-2000:])
+    assert "stopping before the ledger took the inventory (database or disk is full)" in log
+    assert "Traceback" not in log

@@ -259,9 +259,17 @@ async def run_daemon(
     registry.register(AvailabilityCollector(gauges, live))
     receiver: TrapReceiver | None = None
     try:
-        await ledger.sync_sites(
-            config.sites.values(), config.communes.values(), config.owners.values()
+        synced = asyncio.ensure_future(
+            ledger.sync_sites(
+                config.sites.values(), config.communes.values(), config.owners.values()
+            )
         )
+        if not await _before_stop(synced, stop):  # a full disk at start: a stop still stops
+            log.error(
+                "stopping before the ledger took the inventory (%s); nothing was recorded",
+                ledger.trouble or "no reason given",
+            )
+            return
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
         daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
         daemon.pipeline.start(list(config.sites), time.time())
@@ -410,6 +418,23 @@ async def _read_ledger_windows(daemon: Daemon) -> None:
         log.error("maintenance windows in the ledger not read: %s", exc)
         return
     daemon.set_ledger_windows(windows, time.time())
+
+
+async def _before_stop(work: asyncio.Future[None], stop: asyncio.Event) -> bool:
+    """Await `work` unless a stop comes first (then cancel it): whether it finished."""
+    stopper = asyncio.ensure_future(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {work, stopper}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if work.done():
+        work.result()  # its own error, if it had one
+        return True
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return False
 
 
 async def _maintenance_clock(daemon: Daemon) -> None:

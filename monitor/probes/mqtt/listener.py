@@ -23,9 +23,9 @@ lost") and the listener reconnect. After each (re)connection what the broker ret
 first, with the subscription, while the sites are still unknown (the self-check has not yet
 confirmed it), so none of it is taken: a broker with persistence keeps the wills it sent while
 stopping, and those are no evidence. Fresh messages decide the sites, and silence counts
-from the moment of connection, so a device that died meanwhile is down by its silence. Connections are
-retried forever, with exponential backoff and jitter between `reconnect_min_seconds` and
-`reconnect_max_seconds`.
+from the moment of connection, so a device that died meanwhile is down by its silence.
+Connections are retried forever, with exponential backoff and jitter between
+`reconnect_min_seconds` and `reconnect_max_seconds`.
 
 Messages are handled as they arrive, inside aiomqtt's read callback: the client is given a
 queue class whose `put_nowait` hands each message to the ingest at once instead of storing it.
