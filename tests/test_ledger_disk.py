@@ -86,7 +86,7 @@ class Service:
 
 
 def write_config(
-    root: Path, http_port: int, service: int, ledger: Path, sites: list[str] = SITES
+    root: Path, http_port: int, service: int, ledger: Path, site_ids: list[str] = SITES
 ) -> Path:
     (root / "inventory").mkdir(parents=True)
     (root / "districtmon.yaml").write_text(
@@ -103,7 +103,7 @@ state: {{down_after: 2, up_after: 1}}
         f"  - {{id: {site}, kind: portal, name: 'Dịch vụ {site}', commune: thanh-xuong,"
         f" owner: district-it, lat: 21.35, lon: 103.03,"
         f" probe: {{tcp: {{address: 127.0.0.1, port: {service}}}}}}}"
-        for site in sites
+        for site in site_ids
     )
     (root / "inventory" / "district.yaml").write_text(
         f"""
@@ -249,7 +249,7 @@ def test_a_full_disk_at_start_does_not_hold_back_the_stop(tmp_path: Path, disk: 
     os.truncate(disk.filler, disk.filler.stat().st_size - 48 * 1024)  # 48 KiB left
     port = free_tcp_port()
     many = [f"svc-{n}" for n in range(3000)]  # hundreds of kilobytes of inventory rows
-    config = write_config(tmp_path / "config", port, free_tcp_port(), ledger, sites=many)
+    config = write_config(tmp_path / "config", port, free_tcp_port(), ledger, site_ids=many)
     daemon = Daemon(config, port)
     try:
         wait_for("the refused inventory", lambda: "ledger write failed" in daemon.log.read_text(),
