@@ -2,11 +2,12 @@
 
 ``Mosquitto`` writes its own configuration (``listener PORT 127.0.0.1``, anonymous clients or a
 password file, optional TLS) in a temporary directory; ``start()`` returns once the broker
-accepts an MQTT connection, ``stop()`` kills it but keeps port and directory so that a later
-``start()`` brings the same broker back (persistence is off: a restarted broker has forgotten
-every retained message, like a broker that crashed). ``Device`` is a separate process (see
-``tests/device.py``) with a last will, so that killing it makes the broker publish the will as
-it would for a cluster that lost power. Every wait is bounded; every process is cleaned up.
+accepts an MQTT connection, ``stop()`` kills it (``stop(graceful=True)`` stops it as systemd
+does) but keeps port and directory so that a later ``start()`` brings the same broker back
+(persistence is off: a restarted broker has forgotten every retained message). ``Device`` is a
+separate process (see ``tests/device.py``) with a last will, so that killing it makes the
+broker publish the will as it would for a cluster that lost power. Every wait is bounded;
+every process is cleaned up.
 """
 
 from __future__ import annotations
@@ -74,10 +75,12 @@ class Mosquitto:
         tls: tuple[Path, Path, Path] | None = None,
         acl: str | None = None,
         extra: str = "",
+        persistence: bool = False,
     ) -> None:
         """`users`: username -> password (then anonymous clients are refused; the test's own
         publishers and devices use the last account); `tls`: (ca, cert, key) files for a TLS
-        listener; `acl`: the text of an ACL file (see `change_acl`)."""
+        listener; `acl`: the text of an ACL file (see `change_acl`); `persistence`: retained
+        messages survive a restart, as with Debian's own mosquitto.conf."""
         self.host = LOCALHOST
         self.port = free_tcp_port()
         self.dir = Path(tempfile.mkdtemp(prefix="districtmon-mosquitto-"))
@@ -86,11 +89,16 @@ class Mosquitto:
         self.tls = tls
         self.acl = acl
         self.extra = extra
+        self.persistence = persistence
         self._proc: subprocess.Popen[bytes] | None = None
         _live.add(self)
 
     def _write_config(self) -> Path:
-        lines = [f"listener {self.port} {self.host}", "persistence false", "log_dest stdout"]
+        lines = [f"listener {self.port} {self.host}", "log_dest stdout"]
+        if self.persistence:
+            lines += ["persistence true", f"persistence_location {self.dir}/"]
+        else:
+            lines.append("persistence false")
         if os.geteuid() == 0:  # else it drops to user mosquitto, who cannot read our files
             lines.append("user root")
         if self.users:
@@ -143,12 +151,15 @@ class Mosquitto:
         (self.dir / "acl").write_text(acl)
         self._proc.send_signal(signal.SIGHUP)
 
-    def stop(self) -> None:
+    def stop(self, *, graceful: bool = False) -> None:
+        """SIGKILL by default: a crash, no goodbye to the clients. `graceful`: SIGTERM, as
+        `systemctl stop mosquitto` does; the broker then publishes every client's last will
+        before it closes the connections."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)  # a crash: no goodbye to the clients
+            proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
             proc.wait(5)
 
     @property

@@ -112,10 +112,12 @@ class Prometheus(_Server):
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
         alertmanager_url: str | None = None,
+        scrape_configs: list[dict[str, Any]] | None = None,
         *,
         config: dict[str, Any] | None = None,
         flags: tuple[str, ...] = (),
     ) -> None:
+        """`scrape_configs` replaces the one plain job "districtmon" of `targets`."""
         super().__init__()
         self._flags = flags
         if config is not None:
@@ -132,9 +134,8 @@ class Prometheus(_Server):
                 "evaluation_interval": evaluation_interval,
             },
             "rule_files": rules,
-            "scrape_configs": [
-                {"job_name": "districtmon", "static_configs": [{"targets": targets}]}
-            ],
+            "scrape_configs": scrape_configs
+            or [{"job_name": "districtmon", "static_configs": [{"targets": targets}]}],
         }
         if alertmanager_url is not None:
             host = alertmanager_url.removeprefix("http://")

@@ -146,6 +146,17 @@ def test_an_unknown_broker_account_is_named_where_it_is_used(tmp_path: Path) -> 
     ]
 
 
+def test_the_will_grace_is_read_and_bounded(tmp_path: Path) -> None:
+    root = mqtt_config(tmp_path)
+    assert load(root).mqtt.will_grace_seconds == 2.0
+    edit(root / "districtmon.yaml", "  qos: 1\n", "  qos: 1\n  will_grace_seconds: 0.5\n")
+    assert load(root).mqtt.will_grace_seconds == 0.5
+    edit(root / "districtmon.yaml", "will_grace_seconds: 0.5", "will_grace_seconds: 90")
+    assert [e.split(": ", 2)[1:] for e in errors(root)] == [
+        ["mqtt.will_grace_seconds", "must be a number 0..60, got 90"]
+    ]
+
+
 def test_mqtt_settings_are_validated_with_their_place(tmp_path: Path) -> None:
     root = mqtt_config(tmp_path)
     edit(root / "districtmon.yaml", "  qos: 1\n", "  qos: 2\n  colour: blue\n")
@@ -156,7 +167,7 @@ def test_mqtt_settings_are_validated_with_their_place(tmp_path: Path) -> None:
         "districtmon.yaml:19: mqtt.colour: unknown key (expected one of: host, port, tls, "
         "credential, client_id, qos, keepalive_seconds, topic_prefix, topic_pattern, "
         "heartbeat_timeout_seconds, max_payload_bytes, reconnect_min_seconds, "
-        "reconnect_max_seconds, self_check_seconds, mappings)",
+        "reconnect_max_seconds, self_check_seconds, will_grace_seconds, mappings)",
         "districtmon.yaml:20: mqtt.keepalive_seconds: must be an integer 5..3600, got 0",
         "districtmon.yaml:21: mqtt.topic_prefix: must not hold MQTT wildcards (+ #), "
         "got 'dien/+/bien'",

@@ -18,6 +18,7 @@ from peers import ROUTER_RECORDING, Snmpd, Snmpsim, free_udp_port, recording
 
 from monitor.core.model import State
 from monitor.ledger.records import read_intervals
+from monitor.probes.snmp.trap_receiver import REFUSED
 
 DATA = Path(__file__).parent / "data"
 PROFILES = Path(__file__).parents[1] / "config" / "profiles"
@@ -283,6 +284,10 @@ def test_traps_change_state_within_a_second_and_hostile_datagrams_change_nothing
         # the receiver still works after all that
         v2c_trap(traps, DOOR_OPENED)
         wait_for("still mapped", lambda: traps_total("mapped") == 4, daemon, limit=5)
+        # 4 mapped, 3 refused or unknown, 5 pieces of junk: each datagram has exactly one result
+        results = ("mapped", "unmapped", "unknown_source", *REFUSED)
+        assert daemon.metric("districtmon_snmp_trap_datagrams_total") == 12
+        assert sum(traps_total(r) for r in results) == 12
         assert daemon.stop() == 0
     finally:
         daemon.kill()

@@ -277,3 +277,21 @@ def test_an_unhealthy_daemon_says_so_and_a_stranger_is_not_taken_for_one(
     finally:
         stranger.terminate()
         stranger.wait(timeout=10)
+
+
+def test_a_refused_reload_is_a_warning_of_a_healthy_daemon() -> None:
+    sites = {"a": Site("a", "bts", "A", "c", "o", 0, 0, SnmpProbe("127.0.0.1"))}
+    live = LiveState(sites)
+    live.health.reload_refused = "reload refused (2 problems) at 2026-12-01T14:00:00.000+07:00"
+    server = HttpServer("127.0.0.1", 0, build_registry()[0], live)
+    server.start()
+    try:
+        out = io.StringIO()
+        show(f"http://127.0.0.1:{server.port}", {}, out)
+    finally:
+        server.stop()
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("daemon:"))
+    assert line.startswith("daemon: healthy, running since ")
+    assert (
+        "; warning: reload refused (2 problems) at 2026-12-01T14:00:00.000+07:00; running " in line
+    )

@@ -20,6 +20,7 @@ from monitor.config.load import Config, find_config_dir, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, restrict
 from monitor.core.logsetup import configure_logging
+from monitor.ledger.schema import LedgerError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,6 +92,9 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         )
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
+    except LedgerError as exc:  # a ledger that cannot be opened: what and why, no traceback
+        print(f"districtmon: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -110,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
         return 2
     if args.command == "check-config":
+        for warning in config.warnings:
+            print(f"districtmon: warning: {warning}", file=sys.stderr)
         print(summarize(config))
-        return 0
+        return 0  # `run` logs its warnings, in the log's own format
     return _run(args, config)

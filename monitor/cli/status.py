@@ -245,7 +245,10 @@ def _health_line(snapshot: Snapshot) -> str:
         return "daemon: no health report"
     started = health.get("started_local") or health.get("started")
     since = f", running since {_clock(started)}" if started else ""
+    warnings = health.get("warnings")
     if health.get("status") == "ok":
+        if isinstance(warnings, list) and warnings:
+            return f"daemon: healthy{since}; warning: " + "; ".join(str(w) for w in warnings)
         return f"daemon: healthy{since}"
     problems = health.get("problems")
     said = "; ".join(str(p) for p in problems) if isinstance(problems, list) else ""

@@ -15,6 +15,8 @@ password from `DISTRICTMON_MQTT_<NAME>_PASSWORD` when that is set.
 from __future__ import annotations
 
 import hmac
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,54 @@ class Credentials:
     mqtt_declared: frozenset[str] = frozenset()
 
 
+def file_warnings(path: Path, user: int | None = None) -> list[str]:
+    """What is unsafe about the credentials file: readable by every user of the machine,
+    writable by others than its owner, or owned by someone who is neither root nor the user
+    the daemon runs as (`user`, default: this process's). 0640 root:districtmon, what `make
+    install` and the Debian package set, draws nothing."""
+    try:
+        info = path.stat()
+    except OSError:
+        return []  # a missing or unreadable file is a problem of its own, reported as such
+    uid = os.geteuid() if user is None else user
+    mode = stat.S_IMODE(info.st_mode)
+    found = []
+    if mode & stat.S_IROTH:
+        found.append(
+            f"{path}: readable by every user of this machine (mode {mode:04o}) and it holds "
+            "secrets: chmod o-r (0640 root:districtmon, or 0600 owned by districtmon's user)"
+        )
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        found.append(
+            f"{path}: writable by others than its owner (mode {mode:04o}): anyone who can "
+            "write it chooses the credentials districtmon sends; chmod go-w"
+        )
+    if info.st_uid not in (0, uid):
+        found.append(
+            f"{path}: owned by uid {info.st_uid}, neither root nor the user districtmon runs "
+            f"as (uid {uid}): that user can change it; chown root (or the service user)"
+        )
+    return found
+
+
+def secret_values(credentials: Credentials | None, environ: Mapping[str, str]) -> set[str]:
+    """Every secret the configuration knows: communities, keys and passwords read from the
+    file, and the environment's overrides (even of credentials that were refused)."""
+    found: set[str] = set()
+    if credentials is not None:
+        for snmp in credentials.usable.values():
+            for secret in (snmp.community, snmp.auth_key, snmp.priv_key):
+                if secret is not None:
+                    found.add(secret.reveal())
+        found.update(account.password.reveal() for account in credentials.mqtt.values())
+    for variable, value in environ.items():
+        if variable.startswith(("DISTRICTMON_SNMP_", "DISTRICTMON_MQTT_")) and variable.endswith(
+            ("_COMMUNITY", "_AUTH_KEY", "_PRIV_KEY", "_PASSWORD")
+        ):
+            found.add(value)
+    return {value for value in found if value}
+
+
 def env_var(name: str, secret: str = "community") -> str:
     """The environment variable that overrides one secret of a credential (README contract):
     `community`, `auth_key` or `priv_key`."""
@@ -162,11 +212,11 @@ def _read_mqtt_credentials(
         return {}, frozenset()
     usable: dict[str, MqttCredential] = {}
     for name in section.node:
+        if not is_slug(name):
+            _bad_name(section, name)
+            continue
         entry = section.mapping(name, null_is_empty=True)
         if entry is None:
-            continue
-        if not is_slug(name):
-            section.problem(name, f"a credential name {SLUG_RULE}")
             continue
         entry.expect(_MQTT_KEYS, required=("username",))
         username = entry.text("username")
@@ -177,7 +227,17 @@ def _read_mqtt_credentials(
     return usable, frozenset(section.node)
 
 
+def _bad_name(section: Fields, name: str) -> None:
+    """A name that is no slug is not shown: in this file it may be a secret pasted where a
+    name goes."""
+    message = f"a credential name {SLUG_RULE}; not shown (this file holds secrets)"
+    section.sink.add(section.line(name), section.key("***"), message)
+
+
 def _read_credential(snmp: Fields, name: str, environ: Mapping[str, str]) -> SnmpCredential | None:
+    if not is_slug(name):  # no environment variable could be named after it, either
+        _bad_name(snmp, name)
+        return None
     entry = snmp.mapping(name, null_is_empty=True)
     if entry is None:
         return None
@@ -189,9 +249,6 @@ def _read_credential(snmp: Fields, name: str, environ: Mapping[str, str]) -> Snm
             if entry.has(key):
                 usable = "version 3" if version != "3" else "versions 1 and 2c"
                 entry.problem(key, f"only for {usable}")
-    if not is_slug(name):  # no environment variable could be named after it
-        snmp.problem(name, f"a credential name {SLUG_RULE}")
-        return None
     if version == "3":
         return _read_v3(entry, name, snmp.line(name), environ)
     community = _read_secret(entry, "community", snmp.line(name), env_var(name), environ)

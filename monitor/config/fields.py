@@ -23,6 +23,9 @@ from monitor.core.kinds import kind_of
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 SLUG_RULE = "must be a slug ([a-z0-9][a-z0-9-]*, at most 64 characters)"
+# What every key of districtmon's files looks like; an unknown key that does not is shown
+# nowhere, in any file: it is more likely a secret pasted on the wrong line than a typo.
+_KEY_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 T = TypeVar("T")
 
@@ -114,7 +117,8 @@ class Fields:
         """Unknown keys are errors (a typo must not silently mean 'use the default'), each
         with the known key it most likely misspells. A required key so misspelt is not also
         reported missing: one slip, one message. In a file of secrets, a key like no known
-        one is not shown at all: it may be a community pasted on the wrong line."""
+        one is not shown at all: it may be a community pasted on the wrong line; nor, in any
+        file, is an unknown key that does not look like a key name (lower case, digits, `_`)."""
         missing = [key for key in required if key not in self.node]
         explained = self.misspelt
         expected = f"(expected one of: {', '.join(known)})"
@@ -126,6 +130,10 @@ class Fields:
             match = closest(key, absent, cutoff) or closest(key, known, cutoff)
             if match is None and self.sink.sensitive and key not in self.sink.public:
                 message = f"unknown key, not shown (this file holds secrets) {expected}"
+                self.sink.add(self.line(key), self.key("***"), message + self.subject)
+                continue
+            if match is None and not _KEY_NAME.fullmatch(key):
+                message = f"unknown key, not shown (not a key name: a secret?) {expected}"
                 self.sink.add(self.line(key), self.key("***"), message + self.subject)
                 continue
             hint = "" if match is None else f"; did you mean '{match}'?"

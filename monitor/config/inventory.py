@@ -39,6 +39,11 @@ _SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", 
 _SITE_REQUIRED = ("id", "kind", "name", "commune", "owner", "lat", "lon", "probe")
 
 
+# All of inventory/*.yaml together: 32 MiB is about 170,000 sites, past anything one daemon
+# (or one office) watches; parsing that much would take minutes and gigabytes.
+MAX_INVENTORY_BYTES = 32 * 1024 * 1024
+
+
 @dataclass(slots=True)
 class Entry(Generic[T]):
     """An inventory entry and where it was read. `id` is None when the id itself was bad: the
@@ -74,6 +79,15 @@ def read_inventory(directory: Path, problems: list[ConfigProblem]) -> Inventory:
         inventory.complete = False
         return inventory
     files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+    total = sum(p.stat().st_size for p in files if p.is_file())
+    if total > MAX_INVENTORY_BYTES:
+        message = (
+            f"the inventory's files hold {total / (1024 * 1024):.0f} MiB, more than the limit "
+            f"of {MAX_INVENTORY_BYTES // (1024 * 1024)} MiB (several provinces); nothing read"
+        )
+        problems.append(ConfigProblem(directory, None, "", message))
+        inventory.complete = False
+        return inventory
     if not files:
         message = (
             "no *.yaml file in the inventory directory; if the district is meant to have "

@@ -15,7 +15,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from monitor.config.credentials import Credentials, SnmpCredential, load_credentials
+from monitor.config.credentials import (
+    Credentials,
+    SnmpCredential,
+    file_warnings,
+    load_credentials,
+    secret_values,
+)
 from monitor.config.inventory import Entry, Inventory, check_inventory, read_inventory
 from monitor.config.maintenance import (
     MAINTENANCE_FILE,
@@ -30,6 +36,7 @@ from monitor.config.profiles import Profile
 from monitor.config.settings import (
     SETTINGS_FILE,
     HttpSettings,
+    LedgerLimits,
     PollSettings,
     Retention,
     Settings,
@@ -61,6 +68,7 @@ class Config:
     credentials: dict[str, SnmpCredential]
     # the uptime ledger's settings and planned maintenance (maintenance.yaml)
     retention: Retention = field(default_factory=Retention)
+    ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
     timezone: str | None = None  # IANA name: reports and recurring windows without their own
     maintenance: tuple[Window, ...] = ()
     availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
@@ -69,6 +77,9 @@ class Config:
     sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
+    # what is accepted but unsafe (a credentials file others can read): said at every start,
+    # reload and check-config, never a refusal
+    warnings: tuple[str, ...] = ()
 
 
 def find_config_dir(
@@ -82,7 +93,12 @@ def find_config_dir(
     base = Path() if cwd is None else cwd
     if arg is not None:
         chosen = base / arg
-        if not chosen.is_dir():
+        try:
+            found = chosen.is_dir()
+        except OSError as exc:  # a name too long, a parent that may not be searched
+            message = f"cannot read: {exc.strerror or exc}"
+            raise ConfigError([ConfigProblem(chosen, None, "", message)]) from None
+        if not found:
             raise ConfigError([ConfigProblem(chosen, None, "", "not a directory")])
         return chosen
     local = base / "config"
@@ -98,9 +114,19 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
     """Read and validate everything under `directory`; raise ConfigError with all problems.
 
     `environ` (default: os.environ) supplies credential overrides; tests pass their own.
+    A path the system refuses (a name too long, a directory the service user may not read)
+    is a problem like any other, naming the path: never a traceback, never a dead daemon.
     """
     problems: list[ConfigProblem] = []
-    env = os.environ if environ is None else environ
+    try:
+        return _load(directory, os.environ if environ is None else environ, problems)
+    except OSError as exc:
+        where = Path(exc.filename) if isinstance(exc.filename, str | Path) else directory
+        message = f"cannot read: {exc.strerror or exc}"
+        raise ConfigError([*problems, ConfigProblem(where, None, "", message)]) from None
+
+
+def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]) -> Config:
     settings = read_settings(directory, problems, default_ledger_path(env))
     credentials = load_credentials(settings.credentials_file, env, problems)
     profile_problems: list[ConfigProblem] = []
@@ -123,7 +149,7 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         check_targets(windows, known, maintenance_file, problems)
     mqtt = _check_mqtt(settings, credentials, inventory, directory / SETTINGS_FILE, problems)
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_redacted(problems, secret_values(credentials, env)))
     return Config(
         directory=directory.absolute(),
         http=settings.http,
@@ -135,13 +161,35 @@ def load_config(directory: Path, environ: Mapping[str, str] | None = None) -> Co
         sites=checked.sites,
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
+        ledger_limits=settings.ledger_limits,
         timezone=settings.timezone,
         maintenance=tuple(windows),
         availability_refresh_seconds=settings.availability_refresh_seconds,
         mqtt=mqtt,
         snmp=settings.snmp.settings,
         profiles=profiles,
+        warnings=tuple(file_warnings(settings.credentials_file)),
     )
+
+
+def _redacted(problems: list[ConfigProblem], secrets: set[str]) -> list[ConfigProblem]:
+    """No error shows a secret the configuration knows, wherever it was typed (a community
+    pasted as a key of the inventory, a password as a topic): each is replaced by ***."""
+    ordered = sorted(secrets, key=len, reverse=True)  # a secret inside another: the longer
+    cleaned = []
+    for problem in problems:
+        key, message = problem.key, problem.message
+        for secret in ordered:
+            if len(secret) >= _MASKED_ANYWHERE:
+                key, message = key.replace(secret, "***"), message.replace(secret, "***")
+            else:  # too short to mask inside words: as a whole key or a quoted value
+                key = ".".join("***" if part == secret else part for part in key.split("."))
+                message = message.replace(f"'{secret}'", "'***'")
+        cleaned.append(replace(problem, key=key, message=message))
+    return cleaned
+
+
+_MASKED_ANYWHERE = 4  # a secret this long is masked wherever it appears in an error
 
 
 # --- districtmon.yaml ----------------------------------------------------------------------

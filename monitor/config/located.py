@@ -28,6 +28,10 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+# One configuration file may hold a province (20,000 sites are 3.7 MB of YAML, and parsing
+# costs about 75 times the file in memory): a file far past that is a mistake (a log, a dump,
+# a device) and must be refused before it is read, not after it has taken the machine.
+MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
 class _Broken:
@@ -95,14 +99,22 @@ def load_yaml(path: Path, problems: list[ConfigProblem], *, sensitive: bool = Fa
 
 
 def _read_text(path: Path, sensitive: bool) -> str:
-    """Strict UTF-8 (a BOM is tolerated): a mis-encoded Vietnamese name must not slip through."""
+    """Strict UTF-8 (a BOM is tolerated): a mis-encoded Vietnamese name must not slip through.
+    At most MAX_FILE_BYTES are read, whatever the file claims to be (a FIFO, /dev/zero)."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise YamlReadError(ConfigProblem(path, None, "", "file not found")) from None
     except OSError as error:
         message = f"cannot read: {error.strerror or error}"
         raise YamlReadError(ConfigProblem(path, None, "", message)) from None
+    if len(data) > MAX_FILE_BYTES:
+        message = (
+            f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the limit for one "
+            "configuration file; split the inventory into several files of inventory/"
+        )
+        raise YamlReadError(ConfigProblem(path, None, "", message))
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

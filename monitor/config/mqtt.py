@@ -53,6 +53,7 @@ _SETTINGS_KEYS = (
     "reconnect_min_seconds",
     "reconnect_max_seconds",
     "self_check_seconds",
+    "will_grace_seconds",
     "mappings",
 )
 _TLS_KEYS = ("ca_file", "cert_file", "key_file", "verify_hostname")
@@ -89,6 +90,7 @@ class MqttSettings:
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
     self_check_seconds: float = 5.0  # 0: off
+    will_grace_seconds: float = 2.0  # a live will counts if the broker stays this long; 0: off
     mappings_file: Path = DEFAULT_MAPPINGS
     profiles: Mapping[str, TelemetryProfile] = field(default_factory=dict)
 
@@ -191,6 +193,7 @@ def read_mqtt_settings(
         reconnect_min_seconds=low,
         reconnect_max_seconds=max(low, high),
         self_check_seconds=or_default(fields.number("self_check_seconds", 0), 5.0),
+        will_grace_seconds=or_default(fields.number("will_grace_seconds", 0, 60), 2.0),
         mappings_file=directory / (mappings if mappings is not None else DEFAULT_MAPPINGS),
     )
     return settings, credential

@@ -7,7 +7,7 @@ an unknown key is an error all the same (a typo must not silently mean "use the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +16,7 @@ from monitor.config.fields import Fields, Located, Sink, open_document, or_defau
 from monitor.config.located import YamlMap
 from monitor.config.mqtt import MqttSettings, read_mqtt_settings
 from monitor.config.problems import ConfigProblem
+from monitor.config.webconfig import WebConfig, read_web_config
 
 SNMP_ENGINES = ("gufo", "pysnmp")
 DEFAULT_RETENTION_DAYS = 400  # raw intervals: a year's report, with its edges, from raw data
@@ -38,7 +39,14 @@ _SETTINGS_KEYS = (
 )
 
 
-_LEDGER_KEYS = ("path", "retention_days", "rollup_retention_days", "availability_refresh_seconds")
+_LEDGER_KEYS = (
+    "path",
+    "retention_days",
+    "rollup_retention_days",
+    "availability_refresh_seconds",
+    "max_pending",
+    "stop_timeout_seconds",
+)
 
 
 _SNMP_SETTINGS_KEYS = ("engine", "profiles", "traps")
@@ -65,9 +73,25 @@ class Retention:
 
 
 @dataclass(frozen=True, slots=True)
+class LedgerLimits:
+    """What the ledger holds in memory while its disk refuses writes (full, read-only), and
+    how long a stop waits for the disk before it gives up on them."""
+
+    max_pending: int = 100_000  # changes waiting in memory; about 200 bytes each
+    stop_timeout_seconds: float = 10.0  # below the unit's TimeoutStopSec (30 s)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
+    """Where /metrics listens, how many connections it serves at once (beyond that a new
+    one is closed at once), how long it waits for a client's request or for it to take the
+    answer, and TLS and basic authentication (webconfig.py), if any."""
+
     host: str = "127.0.0.1"
     port: int = 9877
+    max_connections: int = 32
+    timeout_seconds: float = 10.0
+    web: WebConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +137,7 @@ class Settings:
     timezone: str | None
     availability_refresh_seconds: float
     snmp: SnmpRead
+    ledger_limits: LedgerLimits = field(default_factory=LedgerLimits)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_credential: Located[str] | None = None
     mqtt_configured: bool = False
@@ -141,16 +166,17 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
     )
     top = opened or Fields(Sink(path, []), YamlMap(1), "")  # reported; carry on with defaults
     top.expect(_SETTINGS_KEYS)
-    ledger_path, retention, refresh = _read_ledger(top, directory, ledger_default)
+    ledger_path, retention, refresh, limits = _read_ledger(top, directory, ledger_default)
     mqtt, mqtt_credential = read_mqtt_settings(top.mapping("mqtt", null_is_empty=True), directory)
     return Settings(
-        http=_read_http(top.mapping("http", null_is_empty=True)),
+        http=_read_http(top.mapping("http", null_is_empty=True), directory),
         ledger_path=ledger_path.absolute(),
         credentials_file=_read_path(top, "credentials", directory, directory / "credentials.yaml"),
         inventory_dir=_read_path(top, "inventory", directory, directory / "inventory"),
         poll=_read_poll(top.mapping("poll", null_is_empty=True)),
         state=_read_state(top.mapping("state", null_is_empty=True)),
         retention=retention,
+        ledger_limits=limits,
         timezone=_read_timezone(top),
         availability_refresh_seconds=refresh,
         mqtt=mqtt,
@@ -160,12 +186,14 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
     )
 
 
-def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Retention, float]:
-    """`ledger.path` (relative to the config directory), how long records are kept, and how
-    often the availability gauges are recomputed from it."""
+def _read_ledger(
+    top: Fields, directory: Path, default: Path
+) -> tuple[Path, Retention, float, LedgerLimits]:
+    """`ledger.path` (relative to the config directory), how long records are kept, how
+    often the availability gauges are recomputed from it, and its limits on a bad disk."""
     fields = top.mapping("ledger", null_is_empty=True)
     if fields is None:
-        return default, Retention(), 60.0
+        return default, Retention(), 60.0, LedgerLimits()
     fields.expect(_LEDGER_KEYS)
     text = fields.text("path")
     # a year's report needs a year of raw intervals for its partial hours: at least 1 day
@@ -176,7 +204,15 @@ def _read_ledger(top: Fields, directory: Path, default: Path) -> tuple[Path, Ret
         rollups_days=or_default(rollups, Retention().rollups_days),
     )
     refresh = or_default(fields.number("availability_refresh_seconds", positive=True), 60.0)
-    return (default if text is None else directory / text), retention, refresh
+    limits = LedgerLimits(
+        max_pending=or_default(
+            fields.integer("max_pending", 10, 10_000_000), LedgerLimits().max_pending
+        ),
+        stop_timeout_seconds=or_default(
+            fields.number("stop_timeout_seconds", 0.1, 3600), LedgerLimits().stop_timeout_seconds
+        ),
+    )
+    return (default if text is None else directory / text), retention, refresh, limits
 
 
 def _read_timezone(top: Fields) -> str | None:
@@ -231,19 +267,29 @@ def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Pat
     return default if text is None else directory / text
 
 
-def _read_http(fields: Fields | None) -> HttpSettings:
+def _read_http(fields: Fields | None, directory: Path) -> HttpSettings:
     if fields is None:
         return HttpSettings()
-    fields.expect(("listen",))
+    fields.expect(("listen", "max_connections", "timeout_seconds", "web_config_file"))
     text = fields.text("listen")
-    if text is None:
-        return HttpSettings()
-    parsed = parse_listen(text)
-    if parsed is None:
-        message = f"must be host:port (IPv6 as [::1]:9877, port 1..65535), got {text!r}"
-        fields.problem("listen", message)
-        return HttpSettings()
-    return parsed
+    parsed = HttpSettings()
+    if text is not None:
+        listen = parse_listen(text)
+        if listen is None:
+            message = f"must be host:port (IPv6 as [::1]:9877, port 1..65535), got {text!r}"
+            fields.problem("listen", message)
+        else:
+            parsed = listen
+    web: WebConfig | None = None
+    web_file = fields.text("web_config_file")
+    if web_file is not None:
+        web = read_web_config(directory / web_file, fields.sink.problems)
+    return replace(
+        parsed,
+        max_connections=or_default(fields.integer("max_connections", 1, 10_000), 32),
+        timeout_seconds=or_default(fields.number("timeout_seconds", 0.1, 3600), 10.0),
+        web=web,
+    )
 
 
 def parse_listen(text: str) -> HttpSettings | None:

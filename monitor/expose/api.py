@@ -30,19 +30,29 @@ def local_time(seconds: float | None, timezone: str | None) -> str | None:
 
 
 def health_report(live: LiveState, stall_seconds: float) -> tuple[bool, dict[str, object]]:
-    """The daemon is healthy while its event loop ticks and its ledger commits."""
+    """The daemon is healthy while its event loop ticks and its ledger commits. A refused
+    reload is a warning, not a problem: the daemon runs on, and restarting it would not help."""
     now = time.monotonic()
     health = live.health
     loop_age = now - health.loop_tick
     ledger_age = now - health.ledger_commit
     problems = []
+    warnings = []
+    if health.reload_refused is not None:
+        loaded = local_time(health.config_loaded, live.timezone)
+        warnings.append(f"{health.reload_refused}; running the configuration loaded {loaded}")
     if loop_age > stall_seconds:
         problems.append(f"event loop has not ticked for {loop_age:.1f} s")
-    if ledger_age > stall_seconds * 4:
+    if health.ledger_trouble is not None:
+        problems.append(health.ledger_trouble)
+    elif ledger_age > stall_seconds * 4:
         problems.append(f"ledger has not committed for {ledger_age:.1f} s")
     body: dict[str, object] = {
         "status": "ok" if not problems else "unhealthy",
         "problems": problems,
+        "warnings": warnings,
+        "config_loaded": health.config_loaded,
+        "config_loaded_local": local_time(health.config_loaded, live.timezone),
         "sites": len(live.sites),
         "started": health.started,
         "started_local": local_time(health.started, live.timezone),

@@ -9,30 +9,58 @@ per-site families from monitor/expose/exposition.py, in the text format 0.0.4 (P
 whatever it asked for), gzip-compressed at level 1 when the client accepts it: the body of a
 province (35 MB for 20,000 sites) compresses 11:1 at that level in 75 ms, where level 9 takes
 half a second for a body 35% smaller.
+
+An open port meets more than Prometheus. At most `http.max_connections` connections are served
+at once, each in a thread of its own; one more is closed at once (counted as `busy`), so 200
+idle clients cost neither 200 threads nor the memory they leave behind. Every read and write
+of a connection waits at most `http.timeout_seconds` (the TLS handshake included), so an idle
+or slow client frees its place by then. With `http.web_config_file` (webconfig.py) the port
+speaks TLS and asks for basic authentication as a Prometheus exporter does: bcrypt is checked
+once per (user, password) and the answer kept (a bcrypt check costs tens of milliseconds,
+scrapes come every few seconds); a wrong or unknown user costs the same check as a right one.
+Refusals are counted by reason in `districtmon_http_refused_total` (busy, timeout, tls,
+unauthorized); none writes a traceback.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import gzip
+import hashlib
+import hmac
 import json
+import logging
 import socket
+import ssl
 import threading
+import typing
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
+import bcrypt
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import (
-    CONTENT_TYPE_PLAIN_0_0_4,
-    ThreadingWSGIServer,
-    gzip_accepted,
-)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, gzip_accepted
+from prometheus_client.registry import Collector
 
+from monitor.config.settings import HttpSettings
+from monitor.config.webconfig import WebConfig, server_context
+from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import health_report, site_report, sites_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.runbooks import Runbooks, load_packaged
 from monitor.state.live import LiveState
+
+log = logging.getLogger(__name__)
+REFUSALS = ("busy", "timeout", "tls", "unauthorized")
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# compared against when the user is unknown, so that it costs what a known one costs
+_DUMMY_HASH = b"$2b$10$" + b"." * 53
+_KEPT_LOGINS = 64
 
 API_SITES = "/api/v1/sites"
 RUNBOOKS = "/runbooks"
@@ -42,18 +70,159 @@ StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 
 
+class _Quiet(ServerHandler):
+    """A client that went away or stalled is its own business: no traceback on stderr."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        if isinstance(exc_info[1], OSError):  # timeouts, resets, TLS errors
+            return
+        _errors.log(logging.ERROR, "app", "error answering a request", exc_info=exc_info)
+
+
+_errors = RateLimitedLog(log, period=60.0, burst=3)
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every few seconds would drown the journal."""
 
+    def handle(self) -> None:
+        """wsgiref's own, with the quiet ServerHandler."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        # wsgiref's handler writes to a buffered socket file, typed more narrowly than it is
+        wfile = typing.cast(typing.IO[bytes], self.wfile)
+        handler = _Quiet(self.rfile, wfile, self.get_stderr(), self.get_environ())
+        handler.request_handler = self  # type: ignore[attr-defined]
+        handler.run(self.server.get_app())  # type: ignore[attr-defined]
 
-class _DualStackServer(ThreadingWSGIServer):
-    """Binds IPv6 literals too (wsgiref's server is IPv4-only by default)."""
+
+class _BoundedServer(WSGIServer):
+    """A thread per connection, at most `max_connections` of them; IPv6 literals bind too
+    (wsgiref's server is IPv4-only by default). Set `limits` before serving."""
+
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 makes a burst of clients wait for SYN retries
+    max_connections = 32
+    timeout_seconds = 10.0
+    tls: ssl.SSLContext | None = None
 
     def __init__(self, address: tuple[str, int], *args: Any, **kwargs: Any) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, *args, **kwargs)
+        self.refused = dict.fromkeys(REFUSALS, 0)
+        self._slots: threading.BoundedSemaphore | None = None
+
+    def limits(self, settings: HttpSettings, tls: ssl.SSLContext | None) -> None:
+        self.max_connections = settings.max_connections
+        self.timeout_seconds = settings.timeout_seconds
+        self.tls = tls
+        self._slots = threading.BoundedSemaphore(settings.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots is None:
+            self._slots = threading.BoundedSemaphore(self.max_connections)
+        if not self._slots.acquire(blocking=False):
+            self.refused["busy"] += 1
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                if self.tls is None:
+                    request.send(_BUSY)
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(
+            target=self._serve, args=(request, client_address), name="districtmon-http-conn"
+        )
+        thread.daemon = True
+        thread.start()
+
+    def _serve(self, request: socket.socket, client_address: Any) -> None:
+        assert self._slots is not None
+        conn: socket.socket = request
+        try:
+            request.settimeout(self.timeout_seconds)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(
+                    request, server_side=True, do_handshake_on_connect=False
+                )
+                try:
+                    conn.do_handshake()
+                except (ssl.SSLError, OSError) as exc:
+                    self.refused["timeout" if isinstance(exc, TimeoutError) else "tls"] += 1
+                    return
+            self.finish_request(conn, client_address)
+        except TimeoutError:
+            self.refused["timeout"] += 1
+        except OSError:
+            pass  # the client went away
+        except Exception:
+            _errors.log(logging.ERROR, "conn", "error serving a connection", exc_info=True)
+        finally:
+            self.shutdown_request(conn)
+            self._slots.release()
+
+
+class HttpRefusals(Collector):
+    """`districtmon_http_refused_total{reason}`."""
+
+    def __init__(self, refused: dict[str, int]) -> None:
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "districtmon_http_refused",
+            "HTTP connections or requests refused: busy (http.max_connections were served), "
+            "timeout (http.timeout_seconds), tls (a failed handshake), unauthorized.",
+            labels=["reason"],
+        )
+        for reason, count in list(self._refused.items()):
+            family.add_metric([reason], float(count))
+        yield family
+
+
+class _Logins:
+    """Basic authentication against bcrypt hashes; logins that passed are kept (as a digest,
+    not the password), at most _KEPT_LOGINS of them."""
+
+    def __init__(self, web: WebConfig) -> None:
+        self._users = {user: secret.reveal().encode() for user, secret in web.users.items()}
+        self._passed: dict[bytes, None] = {}
+        self._lock = threading.Lock()
+
+    def check(self, header: str) -> bool:
+        scheme, _, encoded = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, sep, password = (
+                base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+            )
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        if not sep:
+            return False
+        hashed = self._users.get(user)
+        digest = hashlib.sha256(f"{user}\0{password}\0".encode() + (hashed or b"")).digest()
+        with self._lock:
+            if hashed is not None and any(hmac.compare_digest(digest, k) for k in self._passed):
+                return True
+        try:
+            ok = bcrypt.checkpw(password.encode(), hashed or _DUMMY_HASH)
+        except ValueError:  # a password bcrypt does not take (over 72 bytes)
+            ok = False
+        if not ok or hashed is None:
+            return False
+        with self._lock:
+            if len(self._passed) >= _KEPT_LOGINS:
+                self._passed.clear()
+            self._passed[digest] = None
+        return True
 
 
 class HttpServer:
@@ -65,15 +234,27 @@ class HttpServer:
         live: LiveState,
         stall_seconds: float = 10.0,
         runbooks: Runbooks | None = None,
+        *,
+        settings: HttpSettings | None = None,
     ) -> None:
         self._registry = registry
         self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._sites = SiteExposition(live)
         self._live = live
         self._stall_seconds = stall_seconds
-        self._server: WSGIServer = make_server(
-            host, port, self._app, server_class=_DualStackServer, handler_class=_QuietHandler
+        settings = settings or HttpSettings(host, port)
+        web = settings.web
+        self._logins = _Logins(web) if web is not None and web.users else None
+        self._headers = list(web.headers) if web is not None else []
+        tls = server_context(web.tls) if web is not None and web.tls is not None else None
+        server = make_server(
+            host, port, self._app, server_class=_BoundedServer, handler_class=_QuietHandler
         )
+        assert isinstance(server, _BoundedServer)
+        server.limits(settings, tls)
+        self._server = server
+        self.refused = server.refused
+        registry.register(HttpRefusals(server.refused))
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="districtmon-http", daemon=True
         )
@@ -90,12 +271,46 @@ class HttpServer:
             target=self._sites.render, name="districtmon-metrics-warmup", daemon=True
         ).start()
 
+    def use_web(self, web: WebConfig | None) -> None:
+        """A reload: the web config's certificates (read again: a renewed certificate under
+        the same name is taken), users and headers apply to the connections that follow; the
+        port and the limits stay until a restart. A certificate that cannot be loaded keeps
+        the running one."""
+        try:
+            tls = server_context(web.tls) if web is not None and web.tls is not None else None
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            log.error("http: new certificate not loaded (%s); keeping the running one", exc)
+            return
+        self._server.tls = tls
+        self._logins = _Logins(web) if web is not None and web.users else None
+        self._headers = list(web.headers) if web is not None else []
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
 
     def _app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self._headers:
+            plain = start_response
+
+            def start_response(status: str, headers: list[Any], *rest: Any) -> Any:
+                return plain(status, [*headers, *self._headers], *rest)
+
+        if self._logins is not None and not self._logins.check(
+            environ.get("HTTP_AUTHORIZATION", "")
+        ):
+            self.refused["unauthorized"] += 1
+            data = b"Unauthorized\n"
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("WWW-Authenticate", 'Basic realm="districtmon"'),
+                    ("Content-Type", "text/plain; charset=utf-8"),
+                    ("Content-Length", str(len(data))),
+                ],
+            )
+            return [data]
         path = environ.get("PATH_INFO", "/")
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _json(start_response, "405 Method Not Allowed", {"error": "only GET"})

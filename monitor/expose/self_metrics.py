@@ -9,6 +9,7 @@ this module knows they end up as Prometheus series.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,8 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.core.model import Observation, State
@@ -84,6 +87,19 @@ class SelfMetrics:
             "Transitions waiting to be written to the ledger.",
             registry=registry,
         )
+        # Prometheus' own names for the same thing (prometheus_config_last_reload_*), so that
+        # the alert people already have for Prometheus reads the same way here
+        self.config_reload_ok = Gauge(
+            "districtmon_config_last_reload_successful",
+            "1 if the last configuration reload succeeded (or none was asked since the start), "
+            "0 if it was refused: the daemon runs on its previous configuration.",
+            registry=registry,
+        )
+        self.config_reload_time = Gauge(
+            "districtmon_config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded: the start, or the last good reload.",
+            registry=registry,
+        )
         self.start_time = Gauge(
             "districtmon_start_time_seconds",
             "When this daemon process started.",
@@ -126,6 +142,22 @@ def utc_offset_seconds(timezone: str | None, at: float | None = None) -> float:
     moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
     offset = moment.astimezone(ZoneInfo(timezone)).utcoffset()
     return offset.total_seconds() if offset is not None else 0.0
+
+
+class LedgerLossCollector(Collector):
+    """`districtmon_ledger_lost_changes_total`, read from the ledger at scrape time."""
+
+    def __init__(self, lost: Callable[[], int]) -> None:
+        self._lost = lost
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "districtmon_ledger_lost_changes",
+            "State changes the ledger did not keep: past ledger.max_pending while its disk "
+            "refused writes (recorded as unknown instead), or not written within "
+            "ledger.stop_timeout_seconds at a stop.",
+            value=float(self._lost()),
+        )
 
 
 def build_registry(timezone: str | None = None) -> tuple[CollectorRegistry, SelfMetrics]:

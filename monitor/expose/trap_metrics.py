@@ -10,17 +10,20 @@ from prometheus_client.registry import Collector
 
 class TrapCollector(Collector):
     """`districtmon_snmp_traps_total{result}`: accepted (mapped, unmapped, unknown_source) and
-    refused (malformed, bad_version, bad_community, auth) notifications."""
+    refused (malformed, bad_version, bad_community, auth, unsupported, other, internal)
+    datagrams; with `districtmon_snmp_trap_datagrams_total`, what reached the port."""
 
     def __init__(
         self,
         routed: Callable[[], Mapping[str, int]],
         refused: Callable[[], Mapping[str, int]],
         listening: bool = True,
+        datagrams: Callable[[], int] = lambda: 0,
     ) -> None:
         self._routed = routed
         self._refused = refused
         self._listening = listening
+        self._datagrams = datagrams
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -29,10 +32,17 @@ class TrapCollector(Collector):
         )
         up.add_metric([], 1.0 if self._listening else 0.0)
         yield up
+        yield CounterMetricFamily(
+            "districtmon_snmp_trap_datagrams",
+            "Datagrams that reached the trap port; each has exactly one result in "
+            "districtmon_snmp_traps_total.",
+            value=float(self._datagrams()),
+        )
         family = CounterMetricFamily(
             "districtmon_snmp_traps",
             "SNMP notifications received, by result: mapped (a site's profile knows it), "
-            "unmapped, unknown_source, or refused (malformed, bad_version, bad_community, auth).",
+            "unmapped, unknown_source, or refused (malformed, bad_version, bad_community, auth, "
+            "unsupported, other, internal).",
             labels=["result"],
         )
         for result, count in {**dict(self._routed()), **dict(self._refused())}.items():

@@ -11,7 +11,20 @@ any interval, i.e. unknown, never silently up.
 
 Every new interval starts no earlier than the one before it of the same site and than the end
 of the previous run, whatever the clock did: intervals never overlap, so no second is counted
-twice. The writer also rolls intervals up (hourly and daily per site, see rollup.py) a grace
+twice.
+
+When the disk is full or read-only, commits fail and are retried (with backoff up to 5 s:
+once space returns, what waits in memory is at risk of a crash until the next attempt)
+while new changes wait in memory, up to `max_pending` (LedgerLimits); beyond it, a site's
+further changes are not kept: one `unknown` interval ("ledger queue full: changes lost")
+stands for them until the queue has room again, so the ledger never records a state that
+was not. A stop waits at most `stop_timeout_seconds` for the disk: what could not be written
+by then is counted (`lost`) and logged, the run is left unmarked as if it had crashed, and
+the next start counts the time since the last heartbeat as unknown. `trouble` says why the
+last commit failed, for /healthz. A ledger that cannot be opened at all raises LedgerError
+with the file and the system's reason.
+
+The writer also rolls intervals up (hourly and daily per site, see rollup.py) a grace
 period behind the clock, and prunes raw intervals past their retention, both between batches
 and never on the poll path.
 """
@@ -28,9 +41,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from monitor.config.settings import Retention
+from monitor.config.settings import LedgerLimits, Retention
 from monitor.core.availability import DAY_MS, HOUR_MS, to_ms
-from monitor.core.model import Commune, DeviceBoot, Owner, Site, Transition
+from monitor.core.model import Commune, DeviceBoot, Owner, Site, State, Transition
 from monitor.ledger import rollup
 from monitor.ledger.records import Entry, InventorySync, codes_text
 from monitor.ledger.schema import LedgerError, configure_connection, prepare
@@ -41,6 +54,8 @@ log = logging.getLogger(__name__)
 CommitHook = Callable[[float, int], None]
 
 DEFAULT_ROLLUP_GRACE_SECONDS = 900.0  # transitions are dated up to N polls in the past
+QUEUE_FULL = "ledger queue full: changes lost"
+RETRY_MAX_SECONDS = 5.0
 _PRUNE_CHUNK = 20_000
 _PRUNE_CHUNKS_PER_TURN = 5
 
@@ -58,8 +73,17 @@ class Ledger:
         heartbeat_seconds: float,
         on_commit: CommitHook | None,
         on_error: Callable[[], None] | None,
+        limits: LedgerLimits | None = None,
     ) -> None:
         self._db = db
+        self.limits = limits or LedgerLimits()
+        self.trouble: str | None = None  # why the last commit failed; None once one succeeds
+        self.lost = 0  # changes not kept (queue full) or not written before the stop
+        self._overflowed: set[str] = set()  # sites whose changes are lost until room returns
+        self._in_flight = 0  # entries of the batch being written (out of the queue)
+        self._give_up_at: float | None = None  # monotonic: a stop waits for the disk until then
+        self._gave_up = False  # changes were lost at the stop: the run must not look clean
+        self._stopping = asyncio.Event()
         self.path = path
         self._run_id = run_id
         self._clock = clock
@@ -95,9 +119,13 @@ class Ledger:
         on_error: Callable[[], None] | None = None,
         retention: Retention | None = None,
         rollup_grace_seconds: float = DEFAULT_ROLLUP_GRACE_SECONDS,
+        limits: LedgerLimits | None = None,
     ) -> Ledger:
-        await asyncio.to_thread(prepare, path)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await asyncio.to_thread(prepare, path)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(_cannot_open(path, exc)) from None
         try:
             await configure_connection(db)
             now = clock()
@@ -109,10 +137,13 @@ class Ledger:
             )
             run_id = cursor.lastrowid
             assert run_id is not None
+        except (sqlite3.Error, OSError) as exc:
+            await db.close()
+            raise LedgerError(_cannot_open(path, exc)) from None
         except BaseException:
             await db.close()
             raise
-        ledger = cls(db, path, run_id, clock, heartbeat_seconds, on_commit, on_error)
+        ledger = cls(db, path, run_id, clock, heartbeat_seconds, on_commit, on_error, limits)
         ledger._floor = float(str(floor)) if floor is not None else 0.0
         ledger.watermark = watermark
         ledger.rollup_grace_ms = to_ms(rollup_grace_seconds)
@@ -139,9 +170,27 @@ class Ledger:
         )
 
     def record(self, entry: Entry) -> None:
-        """Queue a transition (or an inventory change); never blocks the caller."""
+        """Queue a transition (or an inventory change); never blocks the caller. Past
+        `limits.max_pending` a site's changes are replaced by one `unknown` interval (see the
+        module doc): memory stays bounded, the ledger never says what was not."""
         if self._stopped:
             raise LedgerError("ledger is stopped")
+        if not isinstance(entry, InventorySync):
+            if self._queue.qsize() >= self.limits.max_pending:
+                self.lost += 1
+                if entry.site in self._overflowed:
+                    return
+                self._overflowed.add(entry.site)
+                at = entry.since if isinstance(entry, Transition) else entry.at
+                log.error(
+                    "ledger queue full (%d changes waiting): the changes of site %s are lost "
+                    "and recorded as unknown until there is room",
+                    self._queue.qsize(),
+                    entry.site,
+                )
+                entry = Transition(entry.site, State.UNKNOWN, at, State.UNKNOWN, QUEUE_FULL)
+            else:
+                self._overflowed.discard(entry.site)
         self._queue.put_nowait(entry)
         self._recorded += 1
 
@@ -160,11 +209,23 @@ class Ledger:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def held(self) -> int:
+        """Changes in memory not yet committed: queued, and in the batch being written."""
+        return self._queue.qsize() + self._in_flight
+
     def stop(self) -> None:
-        """Ask the writer to finish: everything queued before this is still written."""
+        """Ask the writer to finish: everything queued before this is still written, if the
+        disk lets it within `limits.stop_timeout_seconds`."""
         if not self._stopped:
             self._stopped = True
             self._queue.put_nowait(None)
+        self._begin_stopping()
+
+    def _begin_stopping(self) -> None:
+        if self._give_up_at is None:
+            self._give_up_at = time.monotonic() + self.limits.stop_timeout_seconds
+            self._stopping.set()
 
     async def run(self) -> None:
         """The single writer task. Returns after `stop()` once the queue is drained. Between
@@ -187,7 +248,9 @@ class Ledger:
                         done = True
                     else:
                         batch.append(item)
-                await self._write(batch)
+                if not await self._write(batch):  # stopping, and the disk still refuses
+                    self._give_up(len(batch) + sum(1 for e in self._drain() if e is not None))
+                    return
                 self._committed += len(batch)
                 self._commit.set()
                 if done:
@@ -217,13 +280,17 @@ class Ledger:
         transitions must keep flowing. False if it failed."""
         try:
             await job()
-        except Exception:
+        except Exception as exc:
             with contextlib.suppress(sqlite3.Error):
                 if self._db.in_transaction:
                     await self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a full or read-only disk: said, not a bug
+                self.trouble = str(exc)
+                log.error("ledger housekeeping failed (%s); will retry", exc)
+            else:
+                log.exception("ledger housekeeping failed; will retry")
             if self._on_error:
                 self._on_error()
-            log.exception("ledger housekeeping failed; will retry")
             return False
         return True
 
@@ -285,26 +352,67 @@ class Ledger:
                 "pruned %d intervals and %d rollup rows past retention", removed, cursor.rowcount
             )
 
-    async def _write(self, batch: list[Entry]) -> None:
+    def _drain(self) -> list[Entry | None]:
+        items: list[Entry | None] = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    def _give_up(self, unwritten: int) -> None:
+        self._gave_up = True
+        self.lost += unwritten
+        log.error(
+            "ledger: %d changes could not be written within the stop timeout (%g s: %s); "
+            "they are lost, and the next start counts the time since the last heartbeat as "
+            "unknown",
+            unwritten,
+            self.limits.stop_timeout_seconds,
+            self.trouble,
+        )
+
+    async def _write(self, batch: list[Entry]) -> bool:
         """Commit one batch (plus the heartbeat); on a database error retry with backoff, so a
-        full disk delays the ledger but loses nothing queued."""
+        full disk delays the ledger but loses nothing queued. False only when stopping and
+        the stop timeout has passed without a commit."""
         delay = 0.5
-        while True:
-            started = time.monotonic()
-            try:
-                await self._write_once(batch)
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    await self._db.execute("ROLLBACK")
-                if self._on_error:
-                    self._on_error()
-                log.error("ledger write failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            if self._on_commit:
-                self._on_commit(time.monotonic() - started, len(batch))
-            return
+        self._in_flight = len(batch)
+        try:
+            while True:
+                started = time.monotonic()
+                try:
+                    await self._write_once(batch)
+                except sqlite3.Error as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        await self._db.execute("ROLLBACK")
+                    self.trouble = str(exc)
+                    if self._on_error:
+                        self._on_error()
+                    wait = delay
+                    if self._give_up_at is not None:
+                        wait = min(delay, self._give_up_at - time.monotonic())
+                        if wait <= 0:
+                            return False
+                    log.error(
+                        "ledger write failed (%s); %d changes held in memory (at most %d); "
+                        "retrying in %.1f s",
+                        exc,
+                        self.held,
+                        self.limits.max_pending,
+                        wait,
+                    )
+                    if self._give_up_at is None:  # a stop cuts the wait short
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), wait)
+                    else:
+                        await asyncio.sleep(wait)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
+                    continue
+                self.trouble = None
+                if self._on_commit:
+                    self._on_commit(time.monotonic() - started, len(batch))
+                return True
+        finally:
+            self._in_flight = 0
 
     async def _write_once(self, batch: list[Entry]) -> None:
         """The batch folded per site into two statements: close each site's open interval
@@ -400,32 +508,48 @@ class Ledger:
         """Clean stop: close every open interval and mark the run stopped. Call after `run`
         has returned (or was never started: anything still queued is written here)."""
         at = self._clock() if at is None else at
-        pending: list[Entry] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                pending.append(item)
+        pending = [item for item in self._drain() if item is not None]
         self._stopped = True
+        self._begin_stopping()
         try:
             if self._db.in_transaction:  # the writer was cancelled mid-batch
                 await self._db.execute("ROLLBACK")
-            if pending:
-                await self._write(pending)
-            at = max(at, self._floor)
-            stopped = max([at, *self._last_start.values()])  # no earlier than any end
-            await self._db.execute("BEGIN IMMEDIATE")
-            await self._db.execute(
-                'UPDATE intervals SET "end" = MAX(start, ?) WHERE "end" IS NULL', (at,)
+            if pending and not await self._write(pending):
+                self._give_up(len(pending))
+            if not self._gave_up:  # else unclean: the next start counts from the heartbeat
+                await self._mark_stopped(at)
+        except sqlite3.Error as exc:
+            log.error(
+                "ledger: the clean stop could not be recorded (%s); the next start counts the "
+                "time since the last heartbeat as unknown",
+                exc,
             )
-            await self._mark_dirty(at)
-            await self._db.execute(
-                "UPDATE monitor_runs SET heartbeat = ?, stopped = ?, clean = 1 WHERE id = ?",
-                (stopped, stopped, self._run_id),
-            )
-            await self._db.execute("COMMIT")
-            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             await self._db.close()
+
+    async def _mark_stopped(self, at: float) -> None:
+        """Close every open interval at `at` and mark the run stopped cleanly."""
+        at = max(at, self._floor)
+        stopped = max([at, *self._last_start.values()])  # no earlier than any end
+        await self._db.execute("BEGIN IMMEDIATE")
+        await self._db.execute(
+            'UPDATE intervals SET "end" = MAX(start, ?) WHERE "end" IS NULL', (at,)
+        )
+        await self._mark_dirty(at)
+        await self._db.execute(
+            "UPDATE monitor_runs SET heartbeat = ?, stopped = ?, clean = 1 WHERE id = ?",
+            (stopped, stopped, self._run_id),
+        )
+        await self._db.execute("COMMIT")
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _cannot_open(path: Path, exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return (
+        f"cannot open the ledger {path}: {reason} (the service user must be able to write "
+        f"the file and its directory, {path.parent}, and the disk must have room)"
+    )
 
 
 def _compute_rollup(path: Path, watermark: int, target: int, dirty: list[int]) -> rollup.RollupPlan:

@@ -15,17 +15,21 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
 
 from monitor.config.load import Config
 from monitor.config.maintenance import Window, spec_json
 from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
 from monitor.core.model import Site
+from monitor.core.ratelimit import RateLimitedLog
+from monitor.expose.api import local_time
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
 from monitor.expose.mqtt_metrics import registered_counts
-from monitor.expose.self_metrics import SelfMetrics, build_registry
+from monitor.expose.self_metrics import LedgerLossCollector, SelfMetrics, build_registry
 from monitor.expose.trap_metrics import TrapCollector
 from monitor.ledger.recent import AvailabilityGauges
 from monitor.ledger.records import InventorySync, read_boots, read_final_states
@@ -73,6 +77,8 @@ class Daemon:
         self.config = config
         self.ledger = ledger
         self.live = live
+        self.metrics = metrics
+        self.http: HttpServer | None = None  # set once it listens; a reload hands it the web config
         self.ledger_windows = tuple(ledger_windows)
         evaluator = Evaluator(
             config.state.down_after, config.state.up_after, parents=_parents(config)
@@ -138,7 +144,7 @@ class Daemon:
         removed ones stop and their open interval closes; added ones start unknown."""
         old = self.config
         for what, before, after in (
-            ("http.listen", old.http, new.http),
+            ("http (listen, limits)", replace(old.http, web=None), replace(new.http, web=None)),
             ("ledger.path", old.ledger_path, new.ledger_path),
             ("poll.max_in_flight", old.poll.max_in_flight, new.poll.max_in_flight),
             ("snmp.engine", old.snmp.engine, new.snmp.engine),
@@ -168,6 +174,8 @@ class Daemon:
         self.live.value_help = value_help(new.mqtt.profiles)
         self.live.timezone = new.timezone
         self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
+        if self.http is not None:
+            self.http.use_web(new.http.web)
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
             len(new.sites),
@@ -212,31 +220,56 @@ async def run_daemon(
     for signum, handler in handled.items():
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, handler)
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(loop_error_handler())
 
+    for warning in config.warnings:
+        log.warning("%s", warning)
     live = LiveState(config.sites, config.communes, config.owners)
     live.timezone = config.timezone
     registry, metrics = build_registry(config.timezone)
     metrics.start_time.set(live.health.started)
+    metrics.config_reload_ok.set(1)
+    metrics.config_reload_time.set(live.health.config_loaded)
 
     def committed(seconds: float, _rows: int) -> None:
         metrics.ledger_write.observe(seconds)
         live.health.ledger_commit = time.monotonic()
+        live.health.ledger_trouble = None
+
+    def failed() -> None:
+        metrics.ledger_errors.inc()
+        live.health.ledger_trouble = (
+            f"ledger cannot write ({ledger.trouble or 'an internal error, see the log'}): "
+            f"{ledger.held} changes held in memory "
+            f"(at most {ledger.limits.max_pending})"
+        )
 
     ledger = await Ledger.open(
         config.ledger_path,
         on_commit=committed,
-        on_error=metrics.ledger_errors.inc,
+        on_error=failed,
         retention=config.retention,
+        limits=config.ledger_limits,
     )
+    registry.register(LedgerLossCollector(lambda: ledger.lost))
     engine = create_engine(config.snmp.engine)
     http: HttpServer | None = None
     gauges = AvailabilityGauges(config.ledger_path, config.availability_refresh_seconds)
     registry.register(AvailabilityCollector(gauges, live))
     receiver: TrapReceiver | None = None
     try:
-        await ledger.sync_sites(
-            config.sites.values(), config.communes.values(), config.owners.values()
+        synced = asyncio.ensure_future(
+            ledger.sync_sites(
+                config.sites.values(), config.communes.values(), config.owners.values()
+            )
         )
+        if not await _before_stop(synced, stop):  # a full disk at start: a stop still stops
+            log.error(
+                "stopping before the ledger took the inventory (%s); nothing was recorded",
+                ledger.trouble or "no reason given",
+            )
+            return
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
         boots = await asyncio.to_thread(read_boots, config.ledger_path)
         # read before this run records anything: how the previous run left each site
@@ -249,15 +282,10 @@ async def run_daemon(
         registry.register(daemon.device_values)
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
-            registry.register(
-                TrapCollector(
-                    lambda: daemon.traps.counts,
-                    receiver.rejected if receiver else dict,
-                    receiver is not None,
-                )
-            )
-        http = HttpServer(config.http.host, config.http.port, registry, live)
+            registry.register(_trap_collector(daemon, receiver))
+        http = HttpServer(config.http.host, config.http.port, registry, live, settings=config.http)
         http.start()
+        daemon.http = http
         log.info(
             "districtmon watching %d sites; metrics on http://%s:%d/metrics",
             len(config.sites),
@@ -274,8 +302,6 @@ async def run_daemon(
                 tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
                 tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
             ]
-            if receiver is not None:
-                background.append(tasks.create_task(receiver.watch(), name="trap-watch"))
             notifier.ready(daemon.status())
             while await _next_request(stop, reload_requested, writer) == "reload":
                 assert reload_config is not None
@@ -299,7 +325,33 @@ async def run_daemon(
         for signum in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)
+        loop.set_exception_handler(previous_handler)
     log.info("districtmon stopped cleanly")
+
+
+def loop_error_handler(
+    period: float = 60.0, burst: int = 3
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """What escapes a callback of the event loop (a library's transport, a stray future) is
+    logged `burst` times a minute per kind of error, with its traceback, then counted: a
+    flood of the same fault must not fill the disk the ledger lives on."""
+    limited = RateLimitedLog(logging.getLogger("monitor.runtime.loop"), period, burst)
+
+    def handle(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = str(context.get("message") or "unhandled error in the event loop")
+        key = f"{type(exc).__name__}:{message}" if exc is not None else message
+        limited.log(logging.ERROR, key, "event loop: %s", message, exc_info=exc)
+
+    return handle
+
+
+def _trap_collector(daemon: Daemon, receiver: TrapReceiver | None) -> TrapCollector:
+    if receiver is None:
+        return TrapCollector(lambda: daemon.traps.counts, dict, listening=False)
+    return TrapCollector(
+        lambda: daemon.traps.counts, receiver.rejected, datagrams=lambda: receiver.datagrams
+    )
 
 
 def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
@@ -324,6 +376,8 @@ def _start_traps(config: Config, daemon: Daemon) -> TrapReceiver | None:
 
 
 async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifier) -> None:
+    """Whatever goes wrong, the daemon runs on with the configuration it has: a reload that
+    fails is logged, shown on /healthz and in districtmon_config_last_reload_successful."""
     notifier.reloading()
     log.info("reloading configuration")
     try:
@@ -334,11 +388,33 @@ async def _reload(daemon: Daemon, reload_config: ConfigLoader, notifier: Notifie
         )
         for problem in exc.problems:
             log.error("  %s", problem)
-        notifier.ready(f"reload refused ({len(exc.problems)} problems); " + daemon.status())
+        _reload_failed(daemon, notifier, f"reload refused ({len(exc.problems)} problems)")
         return
-    daemon.apply(new)
+    except Exception:  # a fault of ours in the loader: never worth the daemon's life
+        log.exception("new configuration not read (internal error); keeping the running one")
+        _reload_failed(daemon, notifier, "reload failed (internal error, see the log)")
+        return
+    try:
+        daemon.apply(new)
+    except Exception:
+        # parts may already run on the new configuration: say so rather than pretend
+        log.exception("new configuration only partly applied (internal error)")
+        _reload_failed(daemon, notifier, "reload partly applied (internal error, see the log)")
+        return
+    for warning in new.warnings:
+        log.warning("%s", warning)
+    daemon.live.health.reload_refused = None
+    daemon.live.health.config_loaded = time.time()
+    daemon.metrics.config_reload_ok.set(1)
+    daemon.metrics.config_reload_time.set(daemon.live.health.config_loaded)
     await _read_ledger_windows(daemon)
     notifier.ready(daemon.status())
+
+
+def _reload_failed(daemon: Daemon, notifier: Notifier, why: str) -> None:
+    daemon.live.health.reload_refused = f"{why} at {local_time(time.time(), daemon.live.timezone)}"
+    daemon.metrics.config_reload_ok.set(0)
+    notifier.ready(f"{why}; " + daemon.status())
 
 
 async def _read_ledger_windows(daemon: Daemon) -> None:
@@ -348,6 +424,23 @@ async def _read_ledger_windows(daemon: Daemon) -> None:
         log.error("maintenance windows in the ledger not read: %s", exc)
         return
     daemon.set_ledger_windows(windows, time.time())
+
+
+async def _before_stop(work: asyncio.Future[None], stop: asyncio.Event) -> bool:
+    """Await `work` unless a stop comes first (then cancel it): whether it finished."""
+    stopper = asyncio.ensure_future(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {work, stopper}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if work.done():
+        work.result()  # its own error, if it had one
+        return True
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await work
+    return False
 
 
 async def _maintenance_clock(daemon: Daemon) -> None:

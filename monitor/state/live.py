@@ -50,6 +50,12 @@ class MonitorHealth:
     started: float = field(default_factory=time.time)
     loop_tick: float = field(default_factory=time.monotonic)
     ledger_commit: float = field(default_factory=time.monotonic)
+    # when the running configuration was loaded (the start or the last good reload), and why
+    # the last reload was refused, if it was: the daemon is fine, its configuration is old
+    config_loaded: float = field(default_factory=time.time)
+    reload_refused: str | None = None
+    # why the ledger's last commit failed (a full or read-only disk), None once one succeeds
+    ledger_trouble: str | None = None
 
 
 class LiveState:

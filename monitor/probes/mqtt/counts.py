@@ -29,6 +29,7 @@ IGNORE_REASONS = (
     "other_shard",  # a site another shard watches
     "retained_status",  # a retained `online`: the broker's memory, not a sign of life
     "self_check",  # the daemons' own subscription checks (see mqttconfig.PROBE_MARK)
+    "broker_shutdown",  # a live will that came with the loss of the broker (see wills.py)
 )
 
 

@@ -12,7 +12,9 @@ What counts as a sign of life (see also heartbeat.py):
   arrives live; a retained report without `ts` has no age and does not count;
 - a live `online` status; a *retained* `online` is only the broker's memory of a device that
   may have died since, so it counts for nothing.
-An `offline` status (the device's last will, retained or live) takes the site down at once.
+An `offline` status (the device's last will, retained or live) takes the site down, dated when
+it arrived: a retained one at once, a live one through `will` (see wills.py: a broker that
+stops sends every device's will just before it goes).
 Telemetry whose profile's `alive` value is false is a failed observation.
 
 Health: a profile's `health` rules (the rule language of the SNMP profiles) are checked on the
@@ -74,9 +76,12 @@ class Ingest:
         monotonic: Callable[[], float] = time.monotonic,
         warn: RateLimitedLog | None = None,
         echo: Callable[[bytes], None] = lambda _payload: None,
+        will: Callable[[Observation], None] | None = None,
     ) -> None:
-        """`echo` receives the payloads of this daemon's own subscription check."""
+        """`echo` receives the payloads of this daemon's own subscription check; `will`, when
+        given, takes live `offline` observations instead of `observe`."""
         self._observe = observe
+        self._will = will or observe
         self._echo = echo
         self._heard = heard
         self._wall = wall
@@ -218,19 +223,20 @@ class Ingest:
                 return "retained_status"
             self._heard[route.site] = self._monotonic()
             obs = self._answer(route, self._wall(), {})
-        elif text == b"offline":
-            obs = Observation(
-                route.site,
-                self._wall(),
-                False,
-                error="device offline (its status says so: last will or goodbye)",
-                error_reason="offline",
-                probe="mqtt",
-                decisive=True,
-            )
-        else:
+            self._observe(obs)
+            return obs
+        if text != b"offline":
             return self._reject("bad_status", topic, route.site, "status must be online or offline")
-        self._observe(obs)
+        obs = Observation(
+            route.site,
+            self._wall(),
+            False,
+            error="device offline (its status says so: last will or goodbye)",
+            error_reason="offline",
+            probe="mqtt",
+            decisive=True,
+        )
+        (self._observe if retain else self._will)(obs)
         return obs
 
     def _classify(self, topic: str) -> str:

@@ -4,6 +4,9 @@ Push-based sites are not polled: the scheduler leaves them out, and this task tu
 devices publish into observations (ingest.py) and their silence into failed ones
 (heartbeat.py).
 
+A live last will waits `will_grace_seconds` before it counts (wills.py): mosquitto stopping
+sends every device's will just before it drops the connection, and those are not outages.
+
 While the daemon cannot see the broker -- not connected yet, connection lost, subscription
 refused or lost -- it cannot see the sites either. Losing the broker makes every MQTT site
 `unknown` ("monitor blind: broker lost") at once: their availability is not charged for the
@@ -16,11 +19,13 @@ word. So every `self_check_seconds` the listener publishes a fresh token on its 
 ever counted up to the last echo (a device's message sent before it would have arrived before
 it), so a check comes due at its own time but is confirmed only by the next echo, and is dated
 at its own time; an echo that does not come makes the sites unknown ("monitor blind: subscription
-lost") and the listener reconnect. After each (re)connection the retained
-statuses come first (a retained `offline` takes its site down again at once), then fresh
-messages decide the rest, and silence counts from the moment of connection. Connections are
-retried forever, with exponential backoff and jitter between `reconnect_min_seconds` and
-`reconnect_max_seconds`.
+lost") and the listener reconnect. After each (re)connection what the broker retained comes
+first, with the subscription, while the sites are still unknown (the self-check has not yet
+confirmed it), so none of it is taken: a broker with persistence keeps the wills it sent while
+stopping, and those are no evidence. Fresh messages decide the sites, and silence counts
+from the moment of connection, so a device that died meanwhile is down by its silence.
+Connections are retried forever, with exponential backoff and jitter between
+`reconnect_min_seconds` and `reconnect_max_seconds`.
 
 Messages are handled as they arrive, inside aiomqtt's read callback: the client is given a
 queue class whose `put_nowait` hands each message to the ingest at once instead of storing it.
@@ -54,6 +59,7 @@ from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.heartbeat import HeartbeatWatch
 from monitor.probes.mqtt.ingest import Ingest
+from monitor.probes.mqtt.wills import WillGrace
 
 log = logging.getLogger(__name__)
 # paho logs two debug lines per message: noise at any level below warning.
@@ -106,14 +112,16 @@ class MqttListener:
         self._counts = counts
         self.watch = HeartbeatWatch()
         self.watch.watch(self._timeouts(), time.monotonic())
+        self.wills = WillGrace(sink.observe, counts, settings.will_grace_seconds)
         self.ingest = Ingest(
             settings,
             sites.values(),
             other_sites.values(),
-            sink.observe,
+            self.wills.observe,
             self.watch.heard,
             counts,
             echo=self._on_echo,
+            will=self.wills.hold,
         )
         self._filters = settings.filters(sites.values())
         self._seeing = asyncio.Event()
@@ -143,6 +151,7 @@ class MqttListener:
         old, old_sites = self._settings, self._sites
         self._settings, self._sites = settings, sites
         self._counts.sites = len(sites)
+        self.wills.grace = settings.will_grace_seconds
         self.ingest.update(settings, sites.values(), other.values())
         self.watch.watch(self._timeouts(), time.monotonic())
         filters = settings.filters(sites.values())
@@ -183,6 +192,12 @@ class MqttListener:
             if not reason:  # a reload asked for a new connection
                 delay = self._settings.reconnect_min_seconds
                 continue
+            set_aside = self.wills.set_aside()
+            if set_aside:
+                log.info(
+                    "mqtt: %d last wills came with the loss of the broker: set aside, not outages",
+                    set_aside,
+                )
             if was_seeing:
                 self._go_blind(reason, blind)
                 delay = self._settings.reconnect_min_seconds
@@ -336,7 +351,7 @@ class MqttListener:
             wall = time.time()
             # only up to the last moment our own echo proved that messages could reach us
             for overdue in self.watch.due(min(now, self._verified_until), self._checks()):
-                self._sink.observe(
+                self.wills.observe(
                     Observation(
                         overdue.site,
                         wall - (now - overdue.at),

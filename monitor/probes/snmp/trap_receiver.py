@@ -1,10 +1,15 @@
 """SNMP trap and inform receiver on pysnmp: v1, v2c and v3 notifications on one UDP port.
 
 pysnmp does the protocol: decoding, community and USM checks (v3 authNoPriv/authPriv), and
-the response an inform needs. What it drops (undecodable datagrams, unknown communities, bad
-digests) never reaches us, so those are read from pysnmp's own MIB counters (snmpInASNParseErrs,
-snmpInBadCommunityNames, usmStats*) and reported as counts, with a rate-limited log line: a
-spray of garbage at the trap port costs a counter increment each, never a crash.
+the response an inform needs. What it drops (unparsable datagrams, unknown communities, bad
+digests) never reaches us, and about 6% of random or truncated datagrams make pyasn1 raise
+inside pysnmp instead, which asyncio would log with a full traceback each. So every datagram
+is handed to pysnmp by our own transport, synchronously and inside a `try`, and given exactly
+one result: `accepted` (handed on), or a refusal read from which of pysnmp's own MIB counters
+(snmpInASNParseErrs, snmpInBadCommunityNames, usmStats*, ...) moved while it was handled,
+`malformed` when pysnmp raised, `other` when pysnmp dropped it without a word. The counts add
+up to the datagrams received (`datagrams`); refusals are logged at most 5 lines per reason a
+minute, never with a traceback: a spray of garbage costs a counter increment each.
 
 A notification that passes is handed on as a `TrapEvent` (source address, trap OID, values):
 what it means for a site is `monitor.probes.snmp.trap_router`'s job.
@@ -12,7 +17,6 @@ what it means for a site is `monitor.probes.snmp.trap_router`'s job.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -35,11 +39,11 @@ log = logging.getLogger(__name__)
 
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 RECV_BUFFER_BYTES = 4 * 1024 * 1024
-_CHECK_SECONDS = 10.0
 
-#: pysnmp's MIB counters of notifications it refused, by our reason label.
+#: pysnmp's MIB counters of notifications it refused, by our reason label (the first that
+#: moved while a datagram was handled is its result).
 _REJECT_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "malformed": (("__SNMPv2-MIB", "snmpInASNParseErrs"),),
+    "malformed": (("__SNMPv2-MIB", "snmpInASNParseErrs"), ("__SNMP-MPD-MIB", "snmpInvalidMsgs")),
     "bad_version": (("__SNMPv2-MIB", "snmpInBadVersions"),),
     "bad_community": (("__SNMPv2-MIB", "snmpInBadCommunityNames"),),
     "auth": (
@@ -50,7 +54,38 @@ _REJECT_COUNTERS: dict[str, tuple[tuple[str, str], ...]] = {
         ("__SNMP-USER-BASED-SM-MIB", "usmStatsDecryptionErrors"),
         ("__SNMP-USER-BASED-SM-MIB", "usmStatsUnsupportedSecLevels"),
     ),
+    # well formed, but nothing a notification receiver takes (a GetRequest, a Response)
+    "unsupported": (
+        ("__SNMP-MPD-MIB", "snmpUnknownPDUHandlers"),
+        ("__SNMP-MPD-MIB", "snmpUnknownSecurityModels"),
+        ("__SNMPv2-MIB", "snmpSilentDrops"),
+    ),
 }
+#: Every result a refused datagram can have: the reasons above, `other` (dropped by pysnmp
+#: without a counter) and `internal` (a fault of ours while handing it on). Accepted
+#: datagrams are counted by what they meant (trap_router).
+REFUSED = (*_REJECT_COUNTERS, "other", "internal")
+
+
+class _Counting:
+    """A pysnmp UDP transport that hands each datagram to `on_datagram` at once, instead of
+    scheduling pysnmp's callback (where an exception escapes to asyncio's log)."""
+
+    on_datagram: Callable[[Callable[..., None], object, object, bytes], None]
+    _callback_function: Callable[..., None] | None
+
+    def datagram_received(self, datagram: bytes, address: object) -> None:
+        callback = self._callback_function
+        if callback is not None:
+            self.on_datagram(callback, self, address, datagram)
+
+
+class _Udp(_Counting, udp.UdpAsyncioTransport):  # type: ignore[misc]
+    pass
+
+
+class _Udp6(_Counting, udp6.Udp6AsyncioTransport):  # type: ignore[misc]
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +112,10 @@ class TrapReceiver:
         self._on_trap = on_trap
         self._engine = SnmpEngine()
         self._receiver: ntfrcv.NotificationReceiver | None = None
-        self._rejected_seen: dict[str, int] = dict.fromkeys(_REJECT_COUNTERS, 0)
+        self._refused: dict[str, int] = dict.fromkeys(REFUSED, 0)
+        self._counters: list[tuple[str, Any]] | None = None  # (reason, pysnmp MIB instance)
+        self._delivered = False
+        self.datagrams = 0  # every datagram that reached the port
         self._log = RateLimitedLog(log, period=60.0, burst=5)
         self.port = settings.port
         for name in settings.credentials:
@@ -117,9 +155,8 @@ class TrapReceiver:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
-        transport = (
-            udp6.Udp6AsyncioTransport if family == socket.AF_INET6 else udp.UdpAsyncioTransport
-        )()
+        transport = (_Udp6 if family == socket.AF_INET6 else _Udp)()
+        transport.on_datagram = self._datagram
         domain = udp6.DOMAIN_NAME if family == socket.AF_INET6 else udp.DOMAIN_NAME
         snmp_config.add_transport(self._engine, domain, transport.open_server_mode(sock=sock))
         self._receiver = ntfrcv.NotificationReceiver(self._engine, self._received)
@@ -132,37 +169,56 @@ class TrapReceiver:
         with contextlib.suppress(Exception):
             self._engine.close_dispatcher()
 
-    async def watch(self) -> None:
-        """Log what pysnmp refused, every few seconds (rate limited); runs until cancelled."""
-        while True:
-            await asyncio.sleep(_CHECK_SECONDS)
-            self.check_rejected()
-
     def rejected(self) -> dict[str, int]:
-        """Notifications refused since start, by reason (read from pysnmp's MIB counters)."""
-        builder = self._engine.get_mib_builder()
-        counts: dict[str, int] = {}
-        for reason, symbols in _REJECT_COUNTERS.items():
-            total = 0
-            for module, symbol in symbols:
-                with contextlib.suppress(Exception):
-                    (counter,) = builder.import_symbols(module, symbol)
-                    total += int(counter.syntax)
-            counts[reason] = total
-        return counts
+        """Datagrams refused since start, by reason: with the accepted ones (counted by the
+        trap router), they add up to `datagrams`."""
+        return dict(self._refused)
 
-    def check_rejected(self) -> None:
-        for reason, total in self.rejected().items():
-            new = total - self._rejected_seen[reason]
-            if new > 0:
-                self._rejected_seen[reason] = total
-                self._log.log(
-                    logging.WARNING,
-                    reason,
-                    "trap receiver refused %d datagrams: %s",
-                    new,
-                    reason.replace("_", " "),
-                )
+    def _marks(self) -> list[int]:
+        if self._counters is None:
+            builder = self._engine.get_mib_builder()
+            found: list[tuple[str, Any]] = []
+            for reason, symbols in _REJECT_COUNTERS.items():
+                for module, symbol in symbols:
+                    with contextlib.suppress(Exception):  # a MIB pysnmp did not load: unused
+                        found.append((reason, builder.import_symbols(module, symbol)[0]))
+            self._counters = found
+        return [int(counter.syntax) for _reason, counter in self._counters]
+
+    def _datagram(
+        self, deliver: Callable[..., None], transport: object, address: object, datagram: bytes
+    ) -> None:
+        """One datagram from the port, one result; nothing escapes to the event loop."""
+        self.datagrams += 1
+        self._delivered = False
+        before = self._marks()
+        try:
+            deliver(transport, address, datagram)
+        except Exception as exc:  # pyasn1 and pysnmp raise many kinds on garbage
+            if not self._delivered:
+                self._refuse("malformed", address, datagram, type(exc).__name__)
+            return
+        if self._delivered:
+            return
+        assert self._counters is not None
+        for (reason, _counter), was, now in zip(self._counters, before, self._marks(), strict=True):
+            if now != was:
+                self._refuse(reason, address, datagram, "")
+                return
+        self._refuse("other", address, datagram, "")
+
+    def _refuse(self, reason: str, address: object, datagram: bytes, detail: str) -> None:
+        self._refused[reason] += 1
+        source = address[0] if isinstance(address, tuple) and address else address
+        self._log.log(
+            logging.WARNING,
+            reason,
+            "trap receiver refused a datagram from %s (%d bytes): %s%s",
+            source,
+            len(datagram),
+            reason.replace("_", " "),
+            f" ({detail})" if detail else "",
+        )
 
     def _received(
         self,
@@ -173,6 +229,7 @@ class TrapReceiver:
         var_binds: list[tuple[object, object]],
         _cb_ctx: object,
     ) -> None:
+        self._delivered = True
         try:
             context = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
             address = context["transportAddress"]
@@ -189,4 +246,5 @@ class TrapReceiver:
             )
             self._on_trap(event)
         except Exception:  # a bug here must cost one notification, never the receiver
+            self._refused["internal"] += 1
             self._log.log(logging.ERROR, "internal", "trap handling failed", exc_info=True)
