@@ -194,7 +194,7 @@ def run_device(port: int, site: str) -> None:
     client.connect_async("127.0.0.1", port, keepalive=5)
     client.loop_start()
     while True:
-        report = {"ts": time.time(), "online": True, "battery_volts": 12.6}
+        report = {"ts": time.time(), "online": True, "battery_volts": 13.7}  # on mains
         client.publish(f"{base}/telemetry", json.dumps(report), qos=1)
         time.sleep(0.5)
 
