@@ -73,13 +73,13 @@ state: {{down_after: 3, up_after: 2}}
     finally:
         daemon.kill()
     for site in COMMUNE_BTS:
-        intervals = read_intervals(config / "ledger.sqlite", site)
-        assert [i.state for i in intervals] == [State.UNKNOWN, State.UP, State.DOWN, State.UP]
-        down = intervals[2]
+        # from when the simulator was bound: before, no agent answered and a daemon quicker
+        # than the simulator's start rightly saw the sites down
+        intervals = [i for i in read_intervals(config / "ledger.sqlite", site) if i.start >= bound]
+        assert [i.state for i in intervals] == [State.UP, State.DOWN, State.UP]
+        down = intervals[1]
         # dated at the first failed poll: after the batteries ran out, within a poll or two
         assert started + EMPTY_AT <= down.start <= bound + EMPTY_AT + 1.5, (down, started, bound)
         assert "timeout" in down.reason
-    assert [i.state for i in read_intervals(config / "ledger.sqlite", OTHER_BTS)] == [
-        State.UNKNOWN,
-        State.UP,
-    ]
+    other = [i for i in read_intervals(config / "ledger.sqlite", OTHER_BTS) if i.start >= bound]
+    assert [i.state for i in other] == [State.UP]
