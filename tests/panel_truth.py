@@ -261,9 +261,10 @@ def panel_truth(
         current = _stretches(want.spans, played.gaps)[-1]
         assert current.state == states[place.id], (place.id, current, states[place.id])
         if current.start > played.known_at:
-            since[place.id] = Range(
-                at - current.start - late - 2 * played.scrape, at - current.start + played.scrape
-            )
+            # dated at the first observation that saw it: one poll late, or two when the
+            # machine delayed the poll due at the edge (the scheduler's lag)
+            slow = late + timing.every(place.probe) + 2 * played.scrape
+            since[place.id] = Range(at - current.start - slow, at - current.start + played.scrape)
         else:  # since the daemon's first look at it
             since[place.id] = Range(at - played.known_at - late, at - played.started_at)
         seconds = want.seconds()
