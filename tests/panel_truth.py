@@ -142,9 +142,10 @@ def _edges(played: Played) -> list[float]:
     )
 
 
-def quiet(played: Played, at: float, calm: float) -> bool:
-    """Nothing changed within `calm` before `at`, and the monitor ran through it."""
-    recent = any(at - calm <= e <= at + 1.0 for e in _edges(played))
+def quiet(played: Played, edges: Sequence[float], at: float, calm: float) -> bool:
+    """Nothing changed (`edges`: _edges of the day) within `calm` before `at`, and the
+    monitor ran through it."""
+    recent = any(at - calm <= e <= at + 1.0 for e in edges)
     in_gap = any(g.start - 1.0 <= at <= g.end + calm for g in played.gaps)
     return not recent and not in_gap
 
@@ -153,11 +154,12 @@ def quiet_instants(played: Played, step: float = 0.5) -> list[float]:
     """Instants with nothing changing within the margin before them, one per quiet stretch
     (its middle), over the watched part of the day."""
     calm = margin(played)
+    edges = _edges(played)
     last = min(played.ended_at, played.samples[-1].wall if played.samples else 0.0) - 1.0
     stretches: list[list[float]] = [[]]
     t = played.known_at + calm
     while t <= last:
-        if quiet(played, t, calm):
+        if quiet(played, edges, t, calm):
             stretches[-1].append(t)
         elif stretches[-1]:
             stretches.append([])
@@ -385,6 +387,7 @@ def check_panels(
     rate_window = max(rated)
     rate_calm = margin(played, rate_window)
     instants = quiet_instants(played)
+    edges = _edges(played)
     if len(instants) > most:
         instants = [instants[round(i * (len(instants) - 1) / (most - 1))] for i in range(most)]
     range_start = played.known_at + 2.0
@@ -392,7 +395,7 @@ def check_panels(
     seen: list[tuple[float, dict[str, str], bool]] = []
     for at in instants:
         states = states_at(played, at)
-        rates_quiet = quiet(played, at, rate_calm)
+        rates_quiet = quiet(played, edges, at, rate_calm)
         seen.append((at, states, rates_quiet))
         truth = panel_truth(played, world, at, states, range_start)
         places = tuple(replace(p, facts=facts_at(played, p, at, rate_window)) for p in world.places)

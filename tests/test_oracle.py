@@ -182,7 +182,6 @@ def test_every_outage_long_enough_pages_its_owner_and_resolves(day: Run) -> None
     inventory = load_config(day.config)
     routes = Receivers(day.alertmanager)
     late = max(timing.late("snmp"), timing.late("mqtt"))
-    firing = _firing(day)
     missing: list[str] = []
     checked = 0
     for site_id, site in inventory.sites.items():
@@ -200,36 +199,21 @@ def test_every_outage_long_enough_pages_its_owner_and_resolves(day: Run) -> None
                 continue
             checked += 1
             receiver = routes.of({"owner": site.owner, "scope": "site", "severity": "critical"})
-            pages = [
-                (n, a)
-                for n, a in firing
-                if a["labels"]["alertname"] == alertname
-                and a["labels"].get("site") == site_id
-                and span.start - late <= _when(a) <= span.end + late
-            ]
+            got, starts, folded = _told_once(
+                day, alertname, {"site": site_id}, span.start, span.end, late
+            )
             where = (
                 f"{site_id} down {span.start - day.known_at:.0f}..{span.end - day.known_at:.0f} s"
             )
-            if not pages:
+            if not got:
                 missing.append(f"{where}: no {alertname} reached anyone")
                 continue
-            got = {n.receiver for n, _a in pages}
             if got != {receiver}:
                 missing.append(f"{where}: {alertname} reached {sorted(got)}, not {receiver}")
             # one page: one alert (one start), told firing, then resolved, and nothing else
             # (Alertmanager repeats a group's whole state: repeats of a status are folded)
-            starts = sorted({a["startsAt"] for _n, a in pages})
             if len(starts) != 1:
                 missing.append(f"{where}: {alertname} began {len(starts)} times: {starts}")
-            told = [
-                a["status"]
-                for n in day.webhook.received
-                for a in n.alerts
-                if a["labels"]["alertname"] == alertname
-                and a["labels"].get("site") == site_id
-                and a["startsAt"] in starts
-            ]
-            folded = [s for i, s in enumerate(told) if i == 0 or s != told[i - 1]]
             if folded != ["firing", "resolved"]:
                 missing.append(f"{where}: {alertname} was told {folded}, not firing then resolved")
     assert checked >= 5, f"the day should page for several outages, it did for {checked}"
