@@ -368,3 +368,14 @@ async def test_a_subscription_that_stops_delivering_makes_sites_unknown_not_down
         finally:
             device.kill()
     assert states == [State.UNKNOWN, State.UP, State.UNKNOWN, State.UP]
+
+
+async def test_a_scaled_field_reads_the_decimal_the_device_sent(
+    broker: Mosquitto, rig_factory: RigFactory
+) -> None:
+    # volume 70 percent at scale 0.01: 0.7, not 70 * 0.01 = 0.7000000000000001
+    rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)])
+    await rig.until("connected", lambda: rig.listener.seeing)
+    await publish(broker, f"{base('loa-a')}/telemetry", telemetry(volume=70, battery_volts=13.6))
+    await rig.until("report", lambda: "volume_ratio" in rig.live.views["loa-a"].values)
+    assert rig.live.views["loa-a"].values["volume_ratio"] == 0.7

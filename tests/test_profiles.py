@@ -344,3 +344,98 @@ def test_v3_credential_mistakes_are_placed_and_never_show_a_key(
 def test_v1_v2c_credentials_refuse_v3_keys(tmp_path: Path) -> None:
     root = broken(tmp_path, "credentials.yaml", "version: 2c\n", "version: 2c\n    user: x\n")
     assert errors(root)[0].startswith("credentials.yaml:4: snmp.district-ro.user: unknown key")
+
+
+BASE = """\
+values:
+  - {name: battery_volts, oid: 1.3.6.1.2.1.33.1.2.5.0, scale: 0.1}
+  - {name: mains_ok, oid: 1.3.6.1.2.1.33.1.4.1.0, map: {5: 0, default: 1}}
+tables:
+  - name: input
+    index: line
+    columns:
+      - {name: input_volts, oid: 1.3.6.1.2.1.33.1.3.3.1.3}
+health:
+  - reason: on battery
+    when: {mains_ok: {equals: 0}}
+"""
+
+
+def test_a_profile_extends_a_base_overriding_values_columns_and_dropping_some(
+    tmp_path: Path,
+) -> None:
+    child = """\
+extends: base-ups
+vendor: Acme
+detect: {sys_object_id: 1.3.6.1.4.1.99998, sys_descr: "^Acme"}
+drop: [battery_volts]
+values:
+  - {name: mains_ok, oid: 1.3.6.1.4.1.99998.1.0, map: {1: 1, default: 0}}
+  - name: load_watts
+    oid: 1.3.6.1.4.1.99998.2.0
+    absent: [-1]
+    fallback: [{oid: 1.3.6.1.4.1.99998.3.0, scale: 1000}]
+  - {name: load_kilowatts_check, ratio: [load_watts, mains_ok], export: false}
+tables:
+  - name: input
+    columns:
+      - {name: input_volts, oid: 1.3.6.1.2.1.33.1.3.3.1.3, scale: 0.1}
+"""
+    root = write_config(tmp_path, {"profiles/base-ups.yaml": BASE, "profiles/acme-ups.yaml": child})
+    profile = load(root).profiles["acme-ups"]
+    assert profile.extends == "base-ups" and profile.vendor == "Acme"
+    assert [s.name for s in profile.scalars] == ["mains_ok", "load_watts", "load_kilowatts_check"]
+    assert profile.scalars[0].oid == "1.3.6.1.4.1.99998.1.0"  # overridden in place
+    assert profile.scalars[1].absent == frozenset({-1})
+    assert profile.scalars[1].fallbacks[0].scale.value == 1000
+    assert profile.hidden == {"load_kilowatts_check"}
+    (volts,) = profile.tables[0].columns
+    assert volts.scale.value == 0.1 and profile.tables[0].index == "line"
+    assert [rule.reason for rule in profile.health] == ["on battery"]  # inherited
+    assert profile.detect is not None and profile.detect.sys_object_ids == ("1.3.6.1.4.1.99998",)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"a.yaml": "extends: nothing-here\n"},
+            "profiles/a.yaml:1: extends: no profile 'nothing-here' to extend",
+        ),
+        (
+            {"a.yaml": "extends: b\n", "b.yaml": "extends: a\n"},
+            "profiles/b.yaml:1: extends: profiles extend each other in a circle: a -> b -> a",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x_bytes, sum: [y_bytes, z_bytes]}\n"},
+            "profiles/a.yaml:2: values[0].sum[0]: 'y_bytes' is not among the values of this "
+            "profile above",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, absent: [1.5]}\n"},
+            "profiles/a.yaml:2: values[0].absent: must be raw values (integers or text), got 1.5",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, fallback: [{scale: 2}]}\n"},
+            "profiles/a.yaml:2: values[0].fallback[0].oid: is required",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0}\ndrop: [x]\n"},
+            "profiles/a.yaml:3: drop: only a profile that extends another can drop its values",
+        ),
+        (
+            {"a.yaml": "detect: {catch_all: true}\n"},
+            "profiles/a.yaml:1: detect: needs at least one of: sys_object_id, sys_descr, has",
+        ),
+        (
+            {"auto.yaml": "values: []\n"},
+            "profiles/auto.yaml: a profile file name must be a slug other than auto",
+        ),
+    ],
+)
+def test_language_mistakes_are_refused_with_file_line_and_key(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    root = write_config(tmp_path, {f"profiles/{name}": text for name, text in files.items()})
+    found = errors(root)
+    assert any(problem.startswith(expected) for problem in found), found

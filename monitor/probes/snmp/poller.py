@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 from monitor.config.credentials import SnmpCredential
@@ -24,7 +25,17 @@ from monitor.core.model import Observation, Sample, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.measure import Poll, ProbePoller
 from monitor.probes.snmp.counters import CounterKey, DeviceState
-from monitor.probes.snmp.decode import Problems, Row, decode, decode_table, text_of
+from monitor.probes.snmp.decode import (
+    MISSING,
+    UNAVAILABLE,
+    Problems,
+    Row,
+    decode_table,
+    derive,
+    is_absent,
+    read,
+    text_of,
+)
 from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
 from monitor.probes.snmp.health import degraded_reasons
 
@@ -106,25 +117,45 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         self, target: SnmpTarget, tables: tuple[TableSpec, ...], problems: Problems
     ) -> dict[str, dict[str, WalkResult]]:
         """Every column of every table; a failure or the time budget stops the walks, keeping
-        what was read (a slow or dying agent must not hold a poll slot for long)."""
+        what was read (a slow or dying agent must not hold a poll slot for long). A fallback
+        column is walked only when its primary left rows without a value. Columns never
+        reached are absent from the result: the decoder says they were not walked, rather
+        than that the device lacks them."""
         walks: dict[str, dict[str, WalkResult]] = {}
         if not tables:
             return walks
         budget = target.timeout * (target.retries + 1) * WALK_BUDGET_FACTOR
+        started = time.monotonic()
         try:
             async with asyncio.timeout(budget):
                 for table in tables:
                     walked = walks.setdefault(table.name, {})
                     for oid in table.walked:
-                        result = await self.engine.walk(target, oid, table.max_rows)
-                        walked[oid] = result
-                        if result.problem:
-                            problems.tables.append(f"table {table.name}: {result.problem}")
+                        await self._walk_column(target, table, oid, walked, problems)
+                    for oid in _fallbacks_needed(table, walked):
+                        await self._walk_column(target, table, oid, walked, problems)
         except TimeoutError:
-            problems.tables.append(f"table walks took over {budget:g} s: tables incomplete")
+            spent = time.monotonic() - started
+            problems.tables.append(
+                f"table walks stopped after {spent:.1f} s, their budget (timeout x tries x "
+                f"{WALK_BUDGET_FACTOR}): tables incomplete"
+            )
         except SnmpError as exc:
             problems.tables.append(f"table walk failed ({exc.reason}): tables incomplete")
         return walks
+
+    async def _walk_column(
+        self,
+        target: SnmpTarget,
+        table: TableSpec,
+        oid: str,
+        walked: dict[str, WalkResult],
+        problems: Problems,
+    ) -> None:
+        result = await self.engine.walk(target, oid, table.max_rows)
+        walked[oid] = result
+        if result.problem:
+            problems.tables.append(f"table {table.name}: {result.problem}")
 
     def _observation(
         self,
@@ -152,12 +183,14 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             values["sys_name"] = text_of(name)
         seen: set[CounterKey] = set()
         for spec in profile.scalars:
-            raw = answer.get(spec.oid)
-            if raw is None:
-                problems.missing.append(spec.name)
+            if spec.derive is not None:
                 continue
-            value, problem = decode(spec, raw)
-            if problem is not None or value is None:
+            value, problem = read(spec, [answer.get(source.oid) for source in spec.sources])
+            if problem == MISSING:
+                problems.missing.append(spec.name)
+            elif problem == UNAVAILABLE:
+                problems.unavailable.append(spec.name)
+            elif problem is not None or value is None:
                 problems.malformed.append(problem or spec.name)
             elif spec.is_counter and isinstance(value, int):
                 key: CounterKey = (spec.name, ())
@@ -165,10 +198,14 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
                 values[spec.name] = device.counter(key, value, _bits(spec.kind), rebooted)
             else:
                 values[spec.name] = float(value) if isinstance(value, int) else value
+        for spec in profile.scalars:  # derived after every value read, in profile order
+            if spec.derive is not None and (derived := derive(spec.derive, values)) is not None:
+                values[spec.name] = derived
         samples: list[Sample] = []
         tables: dict[str, list[Row]] = {}
+        hidden = profile.hidden
         for table in profile.tables:
-            rows = decode_table(table, walks.get(table.name, {}), problems)
+            rows = decode_table(table, walks.get(table.name, {}), problems, bool(problems.tables))
             kinds = {column.name: column.kind for column in table.columns}
             for row in rows:
                 for counter, raw_count in row.counters.items():
@@ -177,15 +214,19 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
                     row.values[counter] = device.counter(
                         key, raw_count, _bits(kinds[counter]), rebooted
                     )
-                samples.extend(Sample(n, row.labels, v) for n, v in row.values.items())
+                samples.extend(
+                    Sample(n, row.labels, v) for n, v in row.values.items() if n not in hidden
+                )
             tables[table.name] = rows
         if not problems.tables:
             device.keep_counters(seen)
         if profile is not SYSTEM_PROFILE:
-            values["snmp_values_missing"] = float(len(problems.missing))
+            values["snmp_values_missing"] = float(problems.values_missing)
             values["snmp_values_malformed"] = float(len(problems.malformed))
         self._report(site.id, problems)
         reasons = degraded_reasons(profile, values, tables)
+        for name in hidden:  # read to derive or test others, not to be exported
+            values.pop(name, None)
         return poll.answered(
             degraded_reason="; ".join(reasons) if reasons else None, samples=samples
         )
@@ -205,6 +246,36 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             self._problem_log.log(
                 logging.INFO, site_id, "site=%s SNMP values complete again", site_id
             )
+
+
+def _fallbacks_needed(table: TableSpec, walked: Mapping[str, WalkResult]) -> list[str]:
+    """The fallback columns to walk: those standing in for a column that left a row (of any
+    walked column) without a usable value."""
+    if not table.fallback_columns:
+        return []
+    prefixes = {oid: len(oid) + 1 for oid in walked}
+    indexes = {
+        row_oid[prefixes[oid] :] for oid, result in walked.items() for row_oid, _ in result.rows
+    }
+    needed: dict[str, None] = {}
+    for column in table.columns:
+        if not column.fallbacks:
+            continue
+        primary = walked.get(column.oid)
+        answered = (
+            {
+                row_oid[len(column.oid) + 1 :]
+                for row_oid, raw in primary.rows
+                if not (column.absent and is_absent(raw, column.absent))
+            }
+            if primary is not None
+            else set()
+        )
+        if indexes - answered:
+            for source in column.fallbacks:
+                if source.oid not in walked:
+                    needed.setdefault(source.oid, None)
+    return list(needed)
 
 
 def _bits(kind: str) -> int:
