@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from test_config import BTS, COMMUNITY, broken, edit, errors, load, snmp_probe, write_config
 
+from monitor.cli.summary import summarize
 from monitor.config.credentials import env_var
 from monitor.config.load import load_config
 from monitor.config.settings import TrapSettings
@@ -437,5 +438,54 @@ def test_language_mistakes_are_refused_with_file_line_and_key(
     tmp_path: Path, files: dict[str, str], expected: str
 ) -> None:
     root = write_config(tmp_path, {f"profiles/{name}": text for name, text in files.items()})
+    found = errors(root)
+    assert any(problem.startswith(expected) for problem in found), found
+
+
+def test_auto_and_a_default_profile_per_kind_are_read_and_shown_by_check_config(
+    tmp_path: Path,
+) -> None:
+    root = with_profile(tmp_path, GOOD.replace("description: a test profile\n", DETECTING))
+    with (root / "districtmon.yaml").open("a") as settings:
+        settings.write("snmp:\n  default_profiles: {gateway: auto}\n")
+    config = load(root)
+    assert config.snmp.default_profiles == {"gateway": "auto"}
+    assert snmp_probe(config, "gw-thanh-nua").profile == "auto"  # named none: its kind's
+    assert snmp_probe(config, "bts-vtl-thanh-nua-01").profile == "test-power"  # its own
+    assert snmp_probe(config, "loa-thanh-nua-01").profile is None  # no default for its kind
+    summary = summarize(config)
+    assert "snmp profiles: test-power (1 sites), auto (1 sites: detected at the first poll)" in (
+        summary
+    )
+    assert "  default by kind: gateway auto" in summary
+    assert (
+        "  auto picks test-power: sysObjectID under 1.3.6.1.4.1.99998; "
+        "sysDescr matching '^Acme UPS'" in summary
+    )
+
+
+DETECTING = """\
+description: a test profile
+detect: {sys_object_id: 1.3.6.1.4.1.99998, sys_descr: "^Acme UPS"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("defaults", "expected"),
+    [
+        (
+            "{gateway: no-such}",
+            "districtmon.yaml:14: snmp.default_profiles.gateway: unknown profile 'no-such'",
+        ),
+        (
+            "{gatway: auto}",
+            "districtmon.yaml:14: snmp.default_profiles.gatway: not a kind of site",
+        ),
+    ],
+)
+def test_default_profile_mistakes_are_placed(tmp_path: Path, defaults: str, expected: str) -> None:
+    root = with_profile(tmp_path)
+    with (root / "districtmon.yaml").open("a") as settings:
+        settings.write(f"snmp:\n  default_profiles: {defaults}\n")
     found = errors(root)
     assert any(problem.startswith(expected) for problem in found), found

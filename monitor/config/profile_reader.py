@@ -24,6 +24,7 @@ from monitor.config.profiles import (
     DERIVATIONS,
     MAX_ROWS_LIMIT,
     OPERATORS,
+    PROFILE_VALUES,
     RESERVED_LABELS,
     TRAP_ACTIONS,
     VALUE_KINDS,
@@ -456,7 +457,7 @@ def _read_derived(
 
 
 def _check_name(fields: Fields, name: str, names: dict[str, int]) -> bool:
-    if name in BUILTIN_VALUES:
+    if name in BUILTIN_VALUES or name in PROFILE_VALUES:
         fields.problem("name", f"'{name}' is a value every SNMP site has already")
         return False
     if name in names:

@@ -41,6 +41,9 @@ BUILTIN_VALUES = (
     "snmp_values_missing",
     "snmp_values_malformed",
 )
+#: Names the poller gives the profile it used (`districtmon_device_profile_info`, and the
+#: text the JSON API shows): a profile cannot reuse them either.
+PROFILE_VALUES = ("profile_info", "device_profile", "device_vendor")
 #: Labels every device metric already has, or that Prometheus reserves.
 RESERVED_LABELS = frozenset(
     {"site", "kind", "commune", "owner", "name", "parent", "state", "probe", "job", "instance"}
@@ -262,3 +265,20 @@ class Profile:
 SYSTEM_PROFILE = Profile("system", "sysUpTime and sysName only")
 #: What a site names to have its profile chosen from what the device says it is.
 AUTO = "auto"
+
+
+def describe_detection(profile: Profile) -> str:
+    """How `profile: auto` recognises a device as `profile`, in words."""
+    detect = profile.detect
+    if detect is None:
+        return "never (no detect)"
+    parts = []
+    if detect.sys_object_ids:
+        parts.append("sysObjectID under " + " or ".join(detect.sys_object_ids))
+    if detect.sys_descr is not None:
+        parts.append(f"sysDescr matching {detect.sys_descr.pattern!r}")
+    if detect.has:
+        parts.append(" and ".join(detect.has) + " answering")
+    suffix = " (only when no other profile matches)" if detect.catch_all else ""
+    extends = f", extends {profile.extends}" if profile.extends else ""
+    return "; ".join(parts) + suffix + extends

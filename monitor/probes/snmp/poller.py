@@ -19,7 +19,16 @@ import time
 from collections.abc import Iterable, Mapping
 
 from monitor.config.credentials import SnmpCredential
-from monitor.config.profiles import SYS_NAME, SYS_UPTIME, SYSTEM_PROFILE, Profile, TableSpec
+from monitor.config.profiles import (
+    AUTO,
+    SYS_DESCR,
+    SYS_NAME,
+    SYS_OBJECT_ID,
+    SYS_UPTIME,
+    SYSTEM_PROFILE,
+    Profile,
+    TableSpec,
+)
 from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Sample, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
@@ -36,6 +45,7 @@ from monitor.probes.snmp.decode import (
     read,
     text_of,
 )
+from monitor.probes.snmp.detect import Detected, choose, detection_oids
 from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
 from monitor.probes.snmp.health import degraded_reasons
 
@@ -71,6 +81,9 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         ones."""
         self._credentials = dict(credentials)
         self._profiles = dict(profiles or {})
+        self._detection_oids = detection_oids(self._profiles)
+        self._detected: dict[str, Detected] = {}  # profile: auto, by site; again on a reload
+        self._again: set[str] = set()  # auto sites to detect again (they rebooted)
 
     def retain(self, site_ids: Iterable[str]) -> None:
         """Forget the devices of sites that left the inventory."""
@@ -78,10 +91,35 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         for site_id in [s for s in self._devices if s not in keep]:
             del self._devices[site_id]
             self._problems.pop(site_id, None)
+        for site_id in [s for s in self._detected if s not in keep]:
+            del self._detected[site_id]
 
     def profile_of(self, site: Site) -> Profile:
+        """The profile a site names; for `auto`, the one detected (system until then)."""
         name = site.probe.profile if isinstance(site.probe, SnmpProbe) else None
+        if name == AUTO:
+            detected = self._detected.get(site.id)
+            return detected.profile if detected is not None else SYSTEM_PROFILE
         return self._profiles.get(name, SYSTEM_PROFILE) if name else SYSTEM_PROFILE
+
+    def detected(self, site_id: str) -> Detected | None:
+        """What `profile: auto` chose for a site at its last detection."""
+        return self._detected.get(site_id)
+
+    async def detect(self, site: Site, target: SnmpTarget | None = None) -> Detected:
+        """Ask the device what it is (sysObjectID, sysDescr, the profiles' `has` OIDs) and
+        choose its profile; raises SnmpError when it does not answer."""
+        answer = await self._get(target or self.target_of(site), self._detection_oids)
+        raw_id = answer.get(SYS_OBJECT_ID)
+        object_id = text_of(raw_id).removeprefix(".") if raw_id is not None else ""
+        raw_descr = answer.get(SYS_DESCR)
+        descr = text_of(raw_descr) if raw_descr is not None else ""
+        found = choose(self._profiles, object_id, descr, answer.keys())
+        before = self._detected.get(site.id)
+        self._detected[site.id] = found
+        if before is None or before.profile.id != found.profile.id:
+            log.info("site=%s profile auto: %s (%s)", site.id, found.profile.id, found.why or "-")
+        return found
 
     def target_of(self, site: Site, timeout: float | None = None) -> SnmpTarget:
         probe = site.probe
@@ -98,9 +136,12 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         )
 
     async def measure(self, site: Site, probe: SnmpProbe, poll: Poll) -> Observation:
-        profile = self.profile_of(site)
         problems = Problems()
         target = self.target_of(site, poll.timeout)
+        if probe.profile == AUTO and (site.id not in self._detected or site.id in self._again):
+            self._again.discard(site.id)
+            await self.detect(site, target)
+        profile = self.profile_of(site)
         answer = await self._get(target, profile.get_oids)
         walks = await self._walk(target, profile.tables, problems)
         return self._observation(site, profile, poll, answer, walks, problems)
@@ -166,6 +207,7 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         walks: dict[str, dict[str, WalkResult]],
         problems: Problems,
     ) -> Observation:
+        probe_profile = site.probe.profile if isinstance(site.probe, SnmpProbe) else None
         device = self._devices.get(site.id)
         if device is None:
             device = self._devices[site.id] = DeviceState()
@@ -178,6 +220,8 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             values["reboots_total"] = float(device.reboots)
             if rebooted:
                 log.warning("site=%s rebooted: uptime now %.0f s", site.id, uptime / 100.0)
+                if site.id in self._detected:  # new firmware, or another device
+                    self._again.add(site.id)
         name = answer.get(SYS_NAME)
         if name is not None:
             values["sys_name"] = text_of(name)
@@ -220,6 +264,12 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             tables[table.name] = rows
         if not problems.tables:
             device.keep_counters(seen)
+        if profile is not SYSTEM_PROFILE or probe_profile == AUTO:
+            chosen = "auto" if probe_profile == AUTO else "named"
+            values["device_profile"] = profile.id
+            values["device_vendor"] = profile.vendor
+            info = (("chosen", chosen), ("profile", profile.id), ("vendor", profile.vendor))
+            samples.append(Sample("profile_info", info, 1.0))
         if profile is not SYSTEM_PROFILE:
             values["snmp_values_missing"] = float(problems.values_missing)
             values["snmp_values_malformed"] = float(len(problems.malformed))
