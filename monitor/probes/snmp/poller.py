@@ -195,8 +195,9 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
     ) -> None:
         result = await self.engine.walk(target, oid, table.max_rows)
         walked[oid] = result
-        if result.problem:
-            problems.tables.append(f"table {table.name}: {result.problem}")
+        said = f"table {table.name}: {result.problem}"
+        if result.problem and said not in problems.tables:  # once, not once per column
+            problems.tables.append(said)
 
     def _observation(
         self,
