@@ -32,6 +32,7 @@ RECORDINGS = {
     "s5720": "network/router/huawei-s5720.snmprec.bz2",  # InLoopBack0, NULL0
     "slackware": "os/linux/slackware.snmprec.bz2",  # memAvailReal without buffers/cache
     "cisco": "network/router/cisco-unmarked-0.snmprec.bz2",  # has ifHighSpeed
+    "arista": "cloud/arista-dcs-7150s-52-cl.snmprec.bz2",  # ENTITY-SENSOR-MIB, 95 sensors
 }
 
 
@@ -192,3 +193,23 @@ async def test_walks_out_of_time_say_which_columns_were_not_walked(
     not_answered = line.split("not answered: ")[1].split(";")[0] if "not answered" in line else ""
     assert "if_out_errors_total" not in not_answered
     assert "if_out_errors_total" in line.split("not walked (time budget spent): ")[1]
+
+
+async def test_entity_sensors_are_read_by_kind_scale_and_precision_and_only_when_working(
+    poller: SnmpPoller, sim: Snmpsim
+) -> None:
+    obs = await poll(poller, sim, "arista", "router")
+    celsius = samples(obs, "sensor_celsius")
+    # "Cpu temp sensor": celsius(8), units(9), precision 1, value 282
+    assert celsius[(("sensor", "Cpu temp sensor"),)] == 28.2
+    # "DOM TX Bias Sensor for Ethernet5": amperes(5), milli(8), precision 2, value 509
+    amperes = samples(obs, "sensor_amperes")
+    assert amperes[(("sensor", "DOM TX Bias Sensor for Ethernet5"),)] == 0.00509
+    assert len(celsius) == 17 and len(samples(obs, "sensor_ok")) == 95  # one series per row
+    # two boards share a name: each row keeps its own series, told apart by its index
+    assert celsius[(("sensor", "Board temp sensor (100006003)"),)] == 23.0
+    # six sensors are not operational (a fan tray not fitted reads 0 rpm): no reading
+    fans = samples(obs, "sensor_fan_rpm")
+    assert (("sensor", "Fan Tray 1 Fan 1 Sensor 1"),) not in fans
+    assert sum(1 for ok in samples(obs, "sensor_ok").values() if ok == 0.0) == 6
+    assert not samples(obs, "sensor_raw")  # read to compute the others, not exported

@@ -429,6 +429,18 @@ tables:
             "profiles/a.yaml:1: detect: needs at least one of: sys_object_id, sys_descr, has",
         ),
         (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, only_if: {y: 1}}\n"},
+            "profiles/a.yaml:2: values[0].only_if: only a table column can be kept on some rows",
+        ),
+        (
+            {
+                "a.yaml": "tables:\n  - name: t\n    columns:\n"
+                "      - {name: v, oid: 1.3.6.1.2.1.99.1.1.1.4}\n"
+                "      - {name: s, sensor: [v, v]}\n"
+            },
+            "profiles/a.yaml:5: tables[0].columns[1].sensor: sensor takes exactly 3 values",
+        ),
+        (
             {"auto.yaml": "values: []\n"},
             "profiles/auto.yaml: a profile file name must be a slug other than auto",
         ),

@@ -176,6 +176,7 @@ RANGES = [
     (re.compile(r"rssi_dbm"), -140.0, 0.0),
     (re.compile(r"if_speed_bits_per_second"), 0.0, 1.0e12),
     (re.compile(r".*_(seconds|bytes|watts)|load(1|5|15)|processes|interfaces"), 0.0, math.inf),
+    (re.compile(r".*_rpm"), 0.0, 100000.0),
     (re.compile(r".*_total"), 0.0, 2.0**64),
 ]
 LOOPBACK = re.compile(r"(?i)lo[0-9]*|(in)?loop-?back[0-9/]*|null?[0-9]*")

@@ -71,6 +71,7 @@ _VALUE_KEYS = (
     "fallback",
     *DERIVATIONS,
     "export",
+    "only_if",
     "help",
 )
 
@@ -388,6 +389,9 @@ def _read_value(
     if kind == "text" and (mapping is not None or scaled):
         fields.problem("type", "a text value has no map or scale")
         return None
+    read_well, only_if = _read_only_if(fields, table, scope)
+    if not read_well:
+        return None
     value_kind = next(k for k in VALUE_KINDS if k == kind)  # the Literal, for the type checker
     spec = ValueSpec(
         name,
@@ -401,6 +405,7 @@ def _read_value(
         fallbacks,
         None,
         export,
+        only_if,
     )
     return spec if _check_meaning(fields, spec, table, seen) else None
 
@@ -430,9 +435,9 @@ def _read_derived(
         if name is not None:
             names.setdefault(name, fields.line("name"))
         return None
-    wanted = (2, None) if operation in ("sum", "product") else (2, 2)
+    wanted = {"sum": (2, None), "product": (2, None), "sensor": (3, 3)}.get(operation, (2, 2))
     if len(inputs) < wanted[0] or (wanted[1] is not None and len(inputs) > wanted[1]):
-        count = "two or more" if wanted[1] is None else "exactly two"
+        count = "two or more" if wanted[1] is None else f"exactly {wanted[1]}"
         fields.problem(operation, f"{operation} takes {count} values")
         return None
     where = "values of this profile" if table is None else "columns of this table"
@@ -451,9 +456,54 @@ def _read_derived(
     if name.endswith("_total"):
         fields.problem("name", "a derived value is a gauge: its name must not end in _total")
         return None
+    read_well, only_if = _read_only_if(fields, table, scope)
+    if not read_well:
+        return None
     derivation = Derivation(operation, tuple(each.value for each in inputs))
-    spec = ValueSpec(name, "", "gauge", ONE, help=help_text or "", derive=derivation, export=export)
+    spec = ValueSpec(
+        name,
+        "",
+        "gauge",
+        ONE,
+        help=help_text or "",
+        derive=derivation,
+        export=export,
+        only_if=only_if,
+    )
     return spec if _check_meaning(fields, spec, table, seen) else None
+
+
+def _read_only_if(
+    fields: Fields, table: list[str] | None, scope: set[str]
+) -> tuple[bool, tuple[tuple[str, frozenset[float]], ...] | None]:
+    """`only_if: {column: [numbers], ...}`: (read well, the conditions or None when absent)."""
+    if not fields.has("only_if"):
+        return True, None
+    if table is None:
+        fields.problem("only_if", "only a table column can be kept on some rows")
+        return False, None
+    section = fields.mapping("only_if")
+    if section is None:
+        return False, None
+    if not section.node:
+        section.problem_here("names columns of this table, each with the numbers it must read")
+        return False, None
+    found: list[tuple[str, frozenset[float]]] = []
+    for column in section.node:
+        if column not in scope:
+            hint = did_you_mean(column, scope)
+            section.problem(
+                column, f"'{column}' is not among the columns of this table above{hint}"
+            )
+            return False, None
+        raw = section.get(column)
+        items = list(raw) if isinstance(raw, YamlList) else [raw]
+        numbers = [i for i in items if not isinstance(i, bool) and isinstance(i, int | float)]
+        if not items or len(numbers) != len(items):
+            section.problem(column, "must be a number or a list of numbers")
+            return False, None
+        found.append((column, frozenset(float(i) for i in numbers)))
+    return True, tuple(found)
 
 
 def _check_name(fields: Fields, name: str, names: dict[str, int]) -> bool:

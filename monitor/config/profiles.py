@@ -24,7 +24,9 @@ ValueKind = Literal["gauge", "counter32", "counter64", "timeticks", "text"]
 VALUE_KINDS: tuple[ValueKind, ...] = ("gauge", "counter32", "counter64", "timeticks", "text")
 COUNTER_KINDS = ("counter32", "counter64")
 #: How a derived value is computed from other values of its profile (or of its table row).
-DERIVATIONS = ("sum", "difference", "product", "ratio")
+#: `sensor` is ENTITY-SENSOR-MIB's (RFC 3433) reading: [value, scale, precision], the value
+#: times 1000^(scale - 9) / 10^precision (scale 9 is units, 8 milli, 10 kilo...).
+DERIVATIONS = ("sum", "difference", "product", "ratio", "sensor")
 OPERATORS = ("equals", "not_equals", "below", "above", "one_of")
 TRAP_ACTIONS = ("degraded", "down", "poll")
 
@@ -90,6 +92,9 @@ class ValueSpec:
     fallbacks: tuple[Source, ...] = ()
     derive: Derivation | None = None
     export: bool = True
+    #: In a table: the value is kept only on rows where other columns (by name) each read one
+    #: of their numbers (entPhySensorType 8: a temperature sensor). No such row is no problem.
+    only_if: tuple[tuple[str, frozenset[float]], ...] | None = None
 
     @property
     def is_counter(self) -> bool:

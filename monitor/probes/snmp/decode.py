@@ -8,11 +8,14 @@ the problem is recorded (`missing`, `malformed`) so that the site can say what h
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from monitor.config.profiles import Derivation, Source, TableSpec, ValueSpec
 from monitor.core.kinds import kind_of
+from monitor.core.scaling import Scale
 from monitor.probes.snmp.engine import SnmpValue, WalkResult
 
 _TEXT_LIMIT = 256  # a label or text value longer than this is cut (a hostile agent's 64 KB)
@@ -132,6 +135,12 @@ def derive(derivation: Derivation, values: Mapping[str, float | str]) -> float |
         return product
     if operation == "difference":
         return inputs[0] - inputs[1]
+    if operation == "sensor":  # RFC 3433: value x 1000^(scale - 9) / 10^precision, exactly
+        value, scale, precision = inputs
+        if not (scale.is_integer() and precision.is_integer() and 1 <= scale <= 17):
+            return None
+        shift = Fraction(10) ** (3 * (int(scale) - 9) - int(precision))
+        return Scale(shift.numerator, shift.denominator).apply(value)
     return inputs[0] / inputs[1] if inputs[1] else None
 
 
@@ -206,8 +215,12 @@ def decode_table(
                 indexes[index] = None
     rows: list[Row] = []
     unavailable: set[str] = set()
+    labelled = {index: _labels(table, columns, index) for index in indexes}
+    shared = Counter(labelled.values())
     for index in indexes:
-        labels = _labels(table, columns, index)
+        labels = labelled[index]
+        if shared[labels] > 1:  # two power supplies both named "Power supply sensor"
+            labels = _with_index(table, labels, index)
         label_map = dict(labels)
         if any(pattern.fullmatch(label_map.get(name, "")) for name, pattern in table.exclude):
             continue
@@ -230,10 +243,16 @@ def decode_table(
                 derived = derive(column.derive, row.values)
                 if derived is not None:
                     row.values[column.name] = derived
+        for column in table.columns:  # a sensor's reading only on the rows of its kind
+            if column.only_if is not None and any(
+                row.values.get(name) not in numbers for name, numbers in column.only_if
+            ):
+                row.values.pop(column.name, None)
+                row.counters.pop(column.name, None)
         rows.append(row)
     for column in table.columns:
-        if column.derive is not None:
-            continue
+        if column.derive is not None or column.only_if is not None:
+            continue  # derived: its inputs say; kept on some rows: none is no problem
         if any(column.name in row.values or column.name in row.counters for row in rows):
             continue
         if column.oid not in walks or (cut and any(s.oid not in walks for s in column.fallbacks)):
@@ -243,6 +262,17 @@ def decode_table(
         elif not table.may_be_empty and not any(columns.get(s.oid) for s in column.sources):
             problems.missing.append(column.name)
     return rows
+
+
+def _with_index(
+    table: TableSpec, labels: tuple[tuple[str, str], ...], index: str
+) -> tuple[tuple[str, str], ...]:
+    """Rows whose labels are the same get their index in the first label ("Power supply
+    sensor (100711101)"): one series per row, never two samples of one series."""
+    if not table.labels:
+        return labels
+    first = table.labels[0].name
+    return tuple((k, f"{v} ({index})" if k == first else v) for k, v in labels)
 
 
 def _labels(
