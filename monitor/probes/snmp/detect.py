@@ -30,6 +30,7 @@ class Detected:
     object_id: str
     descr: str
     why: str
+    others: tuple[Profile, ...] = ()  # the other profiles that matched, most specific first
 
 
 def detection_oids(profiles: Mapping[str, Profile]) -> tuple[str, ...]:
@@ -47,17 +48,28 @@ def choose(
 ) -> Detected:
     """The profile for a device whose sysObjectID is `object_id`, sysDescr `descr`, and
     that answered the OIDs `answered` (of `detection_oids`)."""
+    found = ranked(profiles, object_id, descr, answered)
+    if not found:
+        return Detected(SYSTEM_PROFILE, object_id, descr, "no profile's detection matched")
+    best = found[0]
+    return Detected(best, object_id, descr, _why(best, object_id), tuple(found[1:]))
+
+
+def ranked(
+    profiles: Mapping[str, Profile], object_id: str, descr: str, answered: Collection[str]
+) -> list[Profile]:
+    """Every profile whose detection matches, the chosen one first; catch-alls last."""
     matching = [
         profile
         for profile in profiles.values()
         if profile.detect is not None and profile.detect.matches(object_id, descr, answered)
     ]
-    specific = [p for p in matching if p.detect is not None and not p.detect.catch_all]
-    candidates = specific or matching
-    if not candidates:
-        return Detected(SYSTEM_PROFILE, object_id, descr, "no profile's detection matched")
-    best = min(candidates, key=lambda p: _rank(p, profiles, object_id))
-    return Detected(best, object_id, descr, _why(best, object_id))
+
+    def key(profile: Profile) -> tuple[object, ...]:
+        catch_all = profile.detect is not None and profile.detect.catch_all
+        return (catch_all, *_rank(profile, profiles, object_id))
+
+    return sorted(matching, key=key)
 
 
 def _rank(profile: Profile, profiles: Mapping[str, Profile], object_id: str) -> tuple[object, ...]:

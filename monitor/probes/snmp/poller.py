@@ -102,6 +102,10 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             return detected.profile if detected is not None else SYSTEM_PROFILE
         return self._profiles.get(name, SYSTEM_PROFILE) if name else SYSTEM_PROFILE
 
+    def problems_of(self, site_id: str) -> str:
+        """What the last poll of a site could not read, in words ("" when nothing)."""
+        return self._problems.get(site_id, "")
+
     def detected(self, site_id: str) -> Detected | None:
         """What `profile: auto` chose for a site at its last detection."""
         return self._detected.get(site_id)
