@@ -91,7 +91,9 @@ async def test_the_detected_profile_is_an_info_series_and_in_the_api(
     live = LiveState({where.id: where})
     live.apply_observation(await poller.poll(where))
     families = {f.name: f for f in DeviceValueCollector(live).collect()}
-    (sample,) = families["districtmon_device_profile_info"].samples
+    family = families["districtmon_device_profile_info"]
+    assert family.documentation.startswith("The SNMP profile of the last poll")
+    (sample,) = family.samples
     assert sample.value == 1.0
     assert {k: sample.labels[k] for k in ("site", "chosen", "profile", "vendor")} == {
         "site": where.id,

@@ -198,7 +198,9 @@ async def test_walks_out_of_time_say_which_columns_were_not_walked(
 async def test_entity_sensors_are_read_by_kind_scale_and_precision_and_only_when_working(
     poller: SnmpPoller, sim: Snmpsim
 ) -> None:
-    obs = await poll(poller, sim, "arista", "router")
+    # 52 ports and 95 sensors: walks of a few seconds, more with the pure-Python engine
+    obs = await poller.poll(site(sim.port, "arista", "router", timeout_seconds=6.0))
+    assert obs.ok, obs.error
     celsius = samples(obs, "sensor_celsius")
     # "Cpu temp sensor": celsius(8), units(9), precision 1, value 282
     assert celsius[(("sensor", "Cpu temp sensor"),)] == 28.2
@@ -213,3 +215,9 @@ async def test_entity_sensors_are_read_by_kind_scale_and_precision_and_only_when
     assert (("sensor", "Fan Tray 1 Fan 1 Sensor 1"),) not in fans
     assert sum(1 for ok in samples(obs, "sensor_ok").values() if ok == 0.0) == 6
     assert not samples(obs, "sensor_raw")  # read to compute the others, not exported
+    # and the switch's processors (hrProcessorLoad 13, 12, 13 percent)
+    assert samples(obs, "cpu_load_ratio") == {
+        (("cpu", "1"),): 0.13,
+        (("cpu", "2"),): 0.12,
+        (("cpu", "3"),): 0.13,
+    }

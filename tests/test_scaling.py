@@ -16,7 +16,7 @@ SCALES = [0.1, 0.01, 0.001, 0.05, 0.25, 60, 1024, 1000000, 1.5, -0.1]
 
 def by_hand(number: float | int, scale: float) -> float:
     with localcontext() as context:
-        context.prec = 200  # exact for these operands
+        context.prec = 2500  # a float has at most 1,074 decimals: the product is exact
         return float(Decimal(number) * Decimal(repr(scale)))
 
 
