@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from peers import Snmpsim, recording
+from peers import Snmpsim, free_udp_port, recording
 from test_snmp_poller import site
 
 from monitor.config.credentials import Secret, SnmpCredential
@@ -115,3 +115,23 @@ async def test_a_named_profile_is_reported_as_chosen_by_name(
             "profile_info", (("chosen", "named"), ("profile", "router"), ("vendor", "generic")), 1.0
         )
     ]
+
+
+async def test_a_device_that_reboots_as_another_is_detected_again(
+    poller: SnmpPoller, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same address and community answer first as the Huawei UPS (uptime 231 days),
+    # then, after a restart, as the Slackware host (uptime 27 days): sysUpTime went back.
+    caplog.set_level(logging.INFO)
+    port = free_udp_port()
+    community = COMMUNITY["UPS/huawei-gse200m.snmprec.bz2"]
+    where = site(port, community, "auto")
+    with Snmpsim({community: recording("UPS/huawei-gse200m.snmprec.bz2")}, ports=[port]) as ups:
+        ups.start(timeout=60)
+        assert (await poller.poll(where)).values["device_profile"] == "huawei-ups"
+    with Snmpsim({community: recording("os/linux/slackware.snmprec.bz2")}, ports=[port]) as host:
+        host.start(timeout=60)
+        rebooted = await poller.poll(where)  # sees the reboot: detects again at the next poll
+        assert rebooted.values["reboots_total"] == 1.0
+        assert (await poller.poll(where)).values["device_profile"] == "linux-host"
+    assert f"site={where.id} profile auto: linux-host (" in caplog.text
