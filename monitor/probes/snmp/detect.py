@@ -100,8 +100,9 @@ def _why(profile: Profile, object_id: str) -> str:
     assert detect is not None
     parts = []
     if detect.sys_object_ids:
-        prefix = next(
-            p for p in detect.sys_object_ids if object_id == p or object_id.startswith(p + ".")
+        prefix = max(
+            (p for p in detect.sys_object_ids if object_id == p or object_id.startswith(p + ".")),
+            key=len,
         )
         parts.append(f"sysObjectID {object_id} under {prefix}")
     if detect.sys_descr is not None:
