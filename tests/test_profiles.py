@@ -441,6 +441,45 @@ tables:
             "profiles/a.yaml:5: tables[0].columns[1].sensor: sensor takes exactly 3 values",
         ),
         (
+            {"a.yaml": "values:\n  - {name: x, sum: [a, b], oid: 1.3.6.1.2.1.1.7.0}\n"},
+            "profiles/a.yaml:2: values[0].oid: a derived value (sum) has no oid",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, export: no-thanks}\n"},
+            "profiles/a.yaml:2: values[0].export: must be true or false, got 'no-thanks'",
+        ),
+        (
+            {"a.yaml": "detect: {sys_descr: '(unclosed'}\n"},
+            "profiles/a.yaml:1: detect.sys_descr: not a valid regular expression",
+        ),
+        (
+            {"a.yaml": "detect: {has: [1.3.6.1.2.1.1.1.0, not-an-oid]}\n"},
+            "profiles/a.yaml:1: detect.has: must be a numeric OID or a list of them, "
+            "got 'not-an-oid'",
+        ),
+        (
+            {"a.yaml": "extends: b\ndrop: [nothing]\n", "b.yaml": "values: []\n"},
+            "profiles/a.yaml:2: drop[0]: 'nothing' is not a value of b",
+        ),
+        (
+            {
+                "a.yaml": "extends: b\ntables:\n  - name: t\n"
+                "    labels: {x: 1.3.6.1.2.1.2.2.1.2}\n",
+                "b.yaml": "tables:\n  - name: t\n    columns:\n"
+                "      - {name: v, oid: 1.3.6.1.2.1.2.2.1.8}\n",
+            },
+            "profiles/a.yaml:4: tables[0].labels: labels differ from the base table's (index): "
+            "override its columns too (v)",
+        ),
+        (
+            {
+                "a.yaml": "values:\n  - {name: x_total, sum: [a, b]}\n"
+                "  - {name: a, oid: 1.3.6.1.2.1.1.7.0}\n"
+            },
+            "profiles/a.yaml:2: values[0].sum[0]: 'a' is not among the values of this profile "
+            "above",
+        ),
+        (
             {"auto.yaml": "values: []\n"},
             "profiles/auto.yaml: a profile file name must be a slug other than auto",
         ),
