@@ -465,3 +465,14 @@ async def test_wills_a_persistent_broker_kept_over_its_restart_are_not_outages(
     dead = intervals["loa-3"]
     assert [i.state for i in dead] == [State.UNKNOWN, State.UP, State.UNKNOWN, State.DOWN]
     assert "no message for" in dead[3].reason  # its silence, not the broker's memory
+
+
+async def test_a_scaled_field_reads_the_decimal_the_device_sent(
+    broker: Mosquitto, rig_factory: RigFactory
+) -> None:
+    # volume 70 percent at scale 0.01: 0.7, not 70 * 0.01 = 0.7000000000000001
+    rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)])
+    await rig.until("connected", lambda: rig.listener.seeing)
+    await publish(broker, f"{base('loa-a')}/telemetry", telemetry(volume=70, battery_volts=13.6))
+    await rig.until("report", lambda: "volume_ratio" in rig.live.views["loa-a"].values)
+    assert rig.live.views["loa-a"].values["volume_ratio"] == 0.7

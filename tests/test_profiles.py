@@ -9,6 +9,7 @@ import pytest
 import yaml
 from test_config import BTS, COMMUNITY, broken, edit, errors, load, snmp_probe, write_config
 
+from monitor.cli.summary import summarize
 from monitor.config.credentials import env_var
 from monitor.config.load import load_config
 from monitor.config.settings import TrapSettings
@@ -395,3 +396,239 @@ def test_v3_credential_mistakes_are_placed_and_never_show_a_key(
 def test_v1_v2c_credentials_refuse_v3_keys(tmp_path: Path) -> None:
     root = broken(tmp_path, "credentials.yaml", "version: 2c\n", "version: 2c\n    user: x\n")
     assert errors(root)[0].startswith("credentials.yaml:4: snmp.district-ro.user: unknown key")
+
+
+BASE = """\
+values:
+  - {name: battery_volts, oid: 1.3.6.1.2.1.33.1.2.5.0, scale: 0.1}
+  - {name: mains_ok, oid: 1.3.6.1.2.1.33.1.4.1.0, map: {5: 0, default: 1}}
+tables:
+  - name: input
+    index: line
+    columns:
+      - {name: input_volts, oid: 1.3.6.1.2.1.33.1.3.3.1.3}
+health:
+  - reason: on battery
+    when: {mains_ok: {equals: 0}}
+"""
+
+
+def test_a_profile_extends_a_base_overriding_values_columns_and_dropping_some(
+    tmp_path: Path,
+) -> None:
+    child = """\
+extends: base-ups
+vendor: Acme
+detect: {sys_object_id: 1.3.6.1.4.1.99998, sys_descr: "^Acme"}
+drop: [battery_volts]
+values:
+  - {name: mains_ok, oid: 1.3.6.1.4.1.99998.1.0, map: {1: 1, default: 0}}
+  - name: load_watts
+    oid: 1.3.6.1.4.1.99998.2.0
+    absent: [-1]
+    fallback: [{oid: 1.3.6.1.4.1.99998.3.0, scale: 1000}]
+  - {name: load_kilowatts_check, ratio: [load_watts, mains_ok], export: false}
+tables:
+  - name: input
+    columns:
+      - {name: input_volts, oid: 1.3.6.1.2.1.33.1.3.3.1.3, scale: 0.1}
+"""
+    root = write_config(tmp_path, {"profiles/base-ups.yaml": BASE, "profiles/acme-ups.yaml": child})
+    profile = load(root).profiles["acme-ups"]
+    assert profile.extends == "base-ups" and profile.vendor == "Acme"
+    assert [s.name for s in profile.scalars] == ["mains_ok", "load_watts", "load_kilowatts_check"]
+    assert profile.scalars[0].oid == "1.3.6.1.4.1.99998.1.0"  # overridden in place
+    assert profile.scalars[1].absent == frozenset({-1})
+    assert profile.scalars[1].fallbacks[0].scale.value == 1000
+    assert profile.hidden == {"load_kilowatts_check"}
+    (volts,) = profile.tables[0].columns
+    assert volts.scale.value == 0.1 and profile.tables[0].index == "line"
+    assert [rule.reason for rule in profile.health] == ["on battery"]  # inherited
+    assert profile.detect is not None and profile.detect.sys_object_ids == ("1.3.6.1.4.1.99998",)
+
+
+def test_an_extending_profile_keeps_the_codes_of_the_base_rules(tmp_path: Path) -> None:
+    """Inherited rules keep their codes (given or derived); a rule of the child with the
+    reason of a base rule takes its place, one with its code only is added beside it (rules
+    that mean the same may share a code), and a rule on a dropped value goes with it."""
+    base = BASE.replace(
+        "health:\n",
+        "health:\n  - reason: input low\n    code: input_low\n"
+        "    when: {input_volts: {below: 200}}\n",
+    )
+    child = """\
+extends: base-ups
+health:
+  - reason: "input line {line} at {input_volts} V"
+    code: input_low
+    when: {input_volts: {below: 190}}
+  - reason: on battery
+    code: mains_lost
+    when: {mains_ok: {equals: 0}}
+"""
+    dropping = "extends: base-ups\ndrop: [mains_ok]\n"
+    root = write_config(
+        tmp_path,
+        {
+            "profiles/base-ups.yaml": base,
+            "profiles/acme-ups.yaml": child,
+            "profiles/bare-ups.yaml": dropping,
+        },
+    )
+    profiles = load(root).profiles
+    assert [(r.code, r.reason) for r in profiles["base-ups"].health] == [
+        ("input_low", "input low"),
+        ("on_battery", "on battery"),
+    ]
+    assert [(r.code, r.reason) for r in profiles["acme-ups"].health] == [
+        ("input_low", "input low"),
+        ("input_low", "input line {line} at {input_volts} V"),
+        ("mains_lost", "on battery"),
+    ]
+    assert [r.code for r in profiles["bare-ups"].health] == ["input_low"]
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"a.yaml": "extends: nothing-here\n"},
+            "profiles/a.yaml:1: extends: no profile 'nothing-here' to extend",
+        ),
+        (
+            {"a.yaml": "extends: b\n", "b.yaml": "extends: a\n"},
+            "profiles/b.yaml:1: extends: profiles extend each other in a circle: a -> b -> a",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x_bytes, sum: [y_bytes, z_bytes]}\n"},
+            "profiles/a.yaml:2: values[0].sum[0]: 'y_bytes' is not among the values of this "
+            "profile above",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, absent: [1.5]}\n"},
+            "profiles/a.yaml:2: values[0].absent: must be raw values (integers or text), got 1.5",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, fallback: [{scale: 2}]}\n"},
+            "profiles/a.yaml:2: values[0].fallback[0].oid: is required",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0}\ndrop: [x]\n"},
+            "profiles/a.yaml:3: drop: only a profile that extends another can drop its values",
+        ),
+        (
+            {"a.yaml": "detect: {catch_all: true}\n"},
+            "profiles/a.yaml:1: detect: needs at least one of: sys_object_id, sys_descr, has",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, only_if: {y: 1}}\n"},
+            "profiles/a.yaml:2: values[0].only_if: only a table column can be kept on some rows",
+        ),
+        (
+            {
+                "a.yaml": "tables:\n  - name: t\n    columns:\n"
+                "      - {name: v, oid: 1.3.6.1.2.1.99.1.1.1.4}\n"
+                "      - {name: s, sensor: [v, v]}\n"
+            },
+            "profiles/a.yaml:5: tables[0].columns[1].sensor: sensor takes exactly 3 values",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, sum: [a, b], oid: 1.3.6.1.2.1.1.7.0}\n"},
+            "profiles/a.yaml:2: values[0].oid: a derived value (sum) has no oid",
+        ),
+        (
+            {"a.yaml": "values:\n  - {name: x, oid: 1.3.6.1.2.1.1.7.0, export: no-thanks}\n"},
+            "profiles/a.yaml:2: values[0].export: must be true or false, got 'no-thanks'",
+        ),
+        (
+            {"a.yaml": "detect: {sys_descr: '(unclosed'}\n"},
+            "profiles/a.yaml:1: detect.sys_descr: not a valid regular expression",
+        ),
+        (
+            {"a.yaml": "detect: {has: [1.3.6.1.2.1.1.1.0, not-an-oid]}\n"},
+            "profiles/a.yaml:1: detect.has: must be a numeric OID or a list of them, "
+            "got 'not-an-oid'",
+        ),
+        (
+            {"a.yaml": "extends: b\ndrop: [nothing]\n", "b.yaml": "values: []\n"},
+            "profiles/a.yaml:2: drop[0]: 'nothing' is not a value of b",
+        ),
+        (
+            {
+                "a.yaml": "extends: b\ntables:\n  - name: t\n"
+                "    labels: {x: 1.3.6.1.2.1.2.2.1.2}\n",
+                "b.yaml": "tables:\n  - name: t\n    columns:\n"
+                "      - {name: v, oid: 1.3.6.1.2.1.2.2.1.8}\n",
+            },
+            "profiles/a.yaml:4: tables[0].labels: labels differ from the base table's (index): "
+            "override its columns too (v)",
+        ),
+        (
+            {
+                "a.yaml": "values:\n  - {name: x_total, sum: [a, b]}\n"
+                "  - {name: a, oid: 1.3.6.1.2.1.1.7.0}\n"
+            },
+            "profiles/a.yaml:2: values[0].sum[0]: 'a' is not among the values of this profile "
+            "above",
+        ),
+        (
+            {"auto.yaml": "values: []\n"},
+            "profiles/auto.yaml: a profile file name must be a slug other than auto",
+        ),
+    ],
+)
+def test_language_mistakes_are_refused_with_file_line_and_key(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    root = write_config(tmp_path, {f"profiles/{name}": text for name, text in files.items()})
+    found = errors(root)
+    assert any(problem.startswith(expected) for problem in found), found
+
+
+def test_auto_and_a_default_profile_per_kind_are_read_and_shown_by_check_config(
+    tmp_path: Path,
+) -> None:
+    root = with_profile(tmp_path, GOOD.replace("description: a test profile\n", DETECTING))
+    with (root / "districtmon.yaml").open("a") as settings:
+        settings.write("snmp:\n  default_profiles: {gateway: auto}\n")
+    config = load(root)
+    assert config.snmp.default_profiles == {"gateway": "auto"}
+    assert snmp_probe(config, "gw-thanh-nua").profile == "auto"  # named none: its kind's
+    assert snmp_probe(config, "bts-vtl-thanh-nua-01").profile == "test-power"  # its own
+    assert snmp_probe(config, "loa-thanh-nua-01").profile is None  # no default for its kind
+    summary = summarize(config)
+    assert "snmp profiles: test-power (1 sites), auto (1 sites: detected at the first poll)" in (
+        summary
+    )
+    assert "  default by kind: gateway auto" in summary
+    assert (
+        "  auto picks test-power: sysObjectID under 1.3.6.1.4.1.99998; "
+        "sysDescr matching '^Acme UPS'" in summary
+    )
+
+
+DETECTING = """\
+description: a test profile
+detect: {sys_object_id: 1.3.6.1.4.1.99998, sys_descr: "^Acme UPS"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("defaults", "expected"),
+    [
+        (
+            "{gateway: no-such}",
+            "districtmon.yaml:14: snmp.default_profiles.gateway: unknown profile 'no-such'",
+        ),
+        (
+            "{gatway: auto}",
+            "districtmon.yaml:14: snmp.default_profiles.gatway: not a kind of site",
+        ),
+    ],
+)
+def test_default_profile_mistakes_are_placed(tmp_path: Path, defaults: str, expected: str) -> None:
+    root = with_profile(tmp_path)
+    with (root / "districtmon.yaml").open("a") as settings:
+        settings.write(f"snmp:\n  default_profiles: {defaults}\n")
+    found = errors(root)
+    assert any(problem.startswith(expected) for problem in found), found

@@ -1,5 +1,5 @@
 """Command line: `districtmon run` (the daemon), `check-config`, `status`, `report`,
-`maintenance`, `init` and `simulate` (the simulated district, monitor/simulator/, imported
+`maintenance`, `init`, `probe` and `simulate` (the simulated district, monitor/simulator/, imported
 only when that command runs)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from monitor import __version__
 from monitor.cli import init as initcli
 from monitor.cli import maintenance as maintenancecli
+from monitor.cli import probe as probecli
 from monitor.cli import report as reportcli
 from monitor.cli import status as statuscli
 from monitor.cli.common import CONFIG_HELP
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     reportcli.add_parser(commands)
     maintenancecli.add_parser(commands)
     initcli.add_parser(commands)
+    probecli.add_parser(commands)
     return parser
 
 

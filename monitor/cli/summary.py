@@ -11,6 +11,7 @@ from collections import Counter
 
 from monitor.cli.table import table
 from monitor.config.load import Config
+from monitor.config.profiles import AUTO, describe_detection
 from monitor.core.model import SITE_KINDS, MqttProbe
 
 # Short column headers for the commune table, so that it fits in a terminal.
@@ -70,10 +71,22 @@ def _probe_name(probe: object) -> str:
 
 
 def _profiles(config: Config) -> str:
-    """Each profile with the number of sites that use it (an unused one is worth a look)."""
+    """Each profile with the number of sites that name it (an unused one is worth a look),
+    the sites whose profile is detected (`auto`), and each kind's default. Then, per
+    profile, how `auto` recognises it: what to check when a device gets the wrong one."""
     used = Counter(getattr(site.probe, "profile", None) or "-" for site in config.sites.values())
     shown = [f"{name} ({used.get(name, 0)} sites)" for name in config.profiles]
-    return ", ".join(shown) or "none"
+    if used.get(AUTO):
+        shown.append(f"auto ({used[AUTO]} sites: detected at the first poll)")
+    text = ", ".join(shown) or "none"
+    defaults = config.snmp.default_profiles
+    if defaults:
+        text += "\n  default by kind: " + ", ".join(f"{k} {v}" for k, v in defaults.items())
+    if used.get(AUTO) or AUTO in defaults.values():
+        for profile in config.profiles.values():
+            if profile.detect is not None:
+                text += f"\n  auto picks {profile.id}: {describe_detection(profile)}"
+    return text
 
 
 def _traps(config: Config) -> str:

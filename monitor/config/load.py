@@ -32,7 +32,7 @@ from monitor.config.maintenance import (
 from monitor.config.mqtt import MqttSettings
 from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.config.profile_reader import load_profiles
-from monitor.config.profiles import Profile
+from monitor.config.profiles import AUTO, Profile
 from monitor.config.settings import (
     SETTINGS_FILE,
     HttpSettings,
@@ -47,7 +47,7 @@ from monitor.config.settings import (
 )
 from monitor.config.suggest import did_you_mean
 from monitor.config.telemetry import load_profiles as load_telemetry_profiles
-from monitor.core.model import Commune, MqttProbe, Owner, Site
+from monitor.core.model import Commune, MqttProbe, Owner, Site, SnmpProbe
 
 SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
 
@@ -133,7 +133,8 @@ def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]
     profiles = load_profiles(settings.snmp.profiles_dir, profile_problems)
     problems.extend(profile_problems)
     inventory = read_inventory(settings.inventory_dir, problems)
-    known_profiles = None if profile_problems else profiles.keys()
+    known_profiles = None if profile_problems else {*profiles, AUTO}
+    _check_default_profiles(settings, known_profiles, problems)
     checked = check_inventory(
         inventory, credentials, settings.credentials_file, known_profiles, problems
     )
@@ -158,7 +159,7 @@ def _load(directory: Path, env: Mapping[str, str], problems: list[ConfigProblem]
         state=settings.state,
         communes=checked.communes,
         owners=checked.owners,
-        sites=checked.sites,
+        sites=_with_default_profiles(checked.sites, settings.snmp.settings.default_profiles),
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
         ledger_limits=settings.ledger_limits,
@@ -193,6 +194,32 @@ _MASKED_ANYWHERE = 4  # a secret this long is masked wherever it appears in an e
 
 
 # --- districtmon.yaml ----------------------------------------------------------------------
+
+
+def _check_default_profiles(
+    settings: Settings, known: Collection[str] | None, problems: list[ConfigProblem]
+) -> None:
+    """`snmp.default_profiles` names profiles that exist (or `auto`)."""
+    if known is None:  # the profiles are broken: their own problems say so
+        return
+    for ref in settings.snmp.default_refs:
+        if ref.value not in known:
+            hint = did_you_mean(ref.value, known)
+            message = f"unknown profile '{ref.value}' (no {ref.value}.yaml among the profiles)"
+            problems.append(ConfigProblem(settings.snmp.file, ref.line, ref.key, message + hint))
+
+
+def _with_default_profiles(sites: dict[str, Site], defaults: Mapping[str, str]) -> dict[str, Site]:
+    """Each SNMP site that names no profile gets its kind's default, if there is one."""
+    if not defaults:
+        return sites
+    found: dict[str, Site] = {}
+    for site_id, site in sites.items():
+        probe = site.probe
+        if isinstance(probe, SnmpProbe) and probe.profile is None and site.kind in defaults:
+            site = replace(site, probe=replace(probe, profile=defaults[site.kind]))
+        found[site_id] = site
+    return found
 
 
 def _check_trap_credentials(

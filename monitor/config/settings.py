@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.config.addresses import is_address, is_ipv6
@@ -16,7 +17,9 @@ from monitor.config.fields import Fields, Located, Sink, open_document, or_defau
 from monitor.config.located import YamlMap
 from monitor.config.mqtt import MqttSettings, read_mqtt_settings
 from monitor.config.problems import ConfigProblem
+from monitor.config.suggest import did_you_mean
 from monitor.config.webconfig import WebConfig, read_web_config
+from monitor.core.model import SITE_KINDS
 
 SNMP_ENGINES = ("gufo", "pysnmp")
 DEFAULT_RETENTION_DAYS = 400  # raw intervals: a year's report, with its edges, from raw data
@@ -49,7 +52,7 @@ _LEDGER_KEYS = (
 )
 
 
-_SNMP_SETTINGS_KEYS = ("engine", "profiles", "traps")
+_SNMP_SETTINGS_KEYS = ("engine", "profiles", "default_profiles", "traps")
 
 
 _TRAP_KEYS = ("listen", "credentials")
@@ -123,6 +126,8 @@ class SnmpSettings:
     engine: str = DEFAULT_ENGINE
     profiles_dir: Path = Path("profiles")
     traps: TrapSettings | None = None
+    #: The profile of an SNMP site of a kind that names none (a profile, or `auto`).
+    default_profiles: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,7 @@ class SnmpRead:
     profiles_dir: Path
     trap_refs: tuple[Located[str], ...] = ()
     file: Path = Path()
+    default_refs: tuple[Located[str], ...] = ()  # the profiles default_profiles names
 
 
 def default_ledger_path(environ: Mapping[str, str]) -> Path:
@@ -249,8 +255,23 @@ def _read_snmp_settings(fields: Fields | None, directory: Path, path: Path) -> S
         refs = [Located(name.value, name.line, name.key) for name in names]
         if listen is not None:
             traps = TrapSettings(listen.host, listen.port, tuple(n.value for n in names))
-    settings = SnmpSettings(engine or DEFAULT_ENGINE, profiles_dir.absolute(), traps)
-    return SnmpRead(settings, profiles_dir, tuple(refs), path)
+    defaults: dict[str, str] = {}
+    default_refs: list[Located[str]] = []
+    section = fields.mapping("default_profiles") if fields.has("default_profiles") else None
+    for kind in section.node if section is not None else ():
+        assert section is not None
+        if kind not in SITE_KINDS:
+            hint = did_you_mean(kind, SITE_KINDS)
+            section.problem(kind, f"not a kind of site ({', '.join(SITE_KINDS)}){hint}")
+            continue
+        name = section.slug(kind)
+        if name is not None:
+            defaults[kind] = name
+            default_refs.append(Located(name, section.line(kind), section.key(kind)))
+    settings = SnmpSettings(
+        engine or DEFAULT_ENGINE, profiles_dir.absolute(), traps, MappingProxyType(defaults)
+    )
+    return SnmpRead(settings, profiles_dir, tuple(refs), path, tuple(default_refs))
 
 
 def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Path:

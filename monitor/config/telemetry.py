@@ -33,6 +33,7 @@ from monitor.config.located import BROKEN
 from monitor.config.problems import ConfigProblem
 from monitor.config.rules import HealthRule, RuleScope, RuleValue, read_rules
 from monitor.core.kinds import kind_of
+from monitor.core.scaling import ONE, Scale
 
 ValueKind = Literal["bool", "number", "map"]
 VALUE_KINDS: dict[str, ValueKind] = {"bool": "bool", "number": "number", "map": "map"}
@@ -77,7 +78,7 @@ class ValueSpec:
     field: str
     kind: ValueKind
     help: str
-    scale: float = 1.0
+    scale: Scale = ONE  # exact: a volume of 70 at scale 0.01 is 0.7, as on the SNMP path
     table: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def convert(self, raw: object) -> float:
@@ -92,7 +93,7 @@ class ValueSpec:
             number = finite(raw)
             if number is None:
                 raise WrongType(f"field {self.field!r} must be a finite number, got {kind_of(raw)}")
-            scaled = number * self.scale
+            scaled = self.scale.apply(number)
             if not math.isfinite(scaled):
                 raise WrongType(f"field {self.field!r} is out of range")
             return scaled
@@ -130,7 +131,7 @@ class TelemetryProfile:
             elif (
                 isinstance(raw, float)
                 and spec.kind == "number"
-                and spec.scale == 1.0
+                and spec.scale.is_one
                 and raw - raw == 0  # finite: inf - inf and nan - nan are nan
             ):
                 values[spec.name] = raw
@@ -237,17 +238,20 @@ def _read_value(profile: Fields, item: Located[object]) -> ValueSpec | None:
     return ValueSpec(name, field_name, kind, help_text or default_help, scale, table)
 
 
-def _read_scale(fields: Fields, kind: str | None) -> float | None:
+def _read_scale(fields: Fields, kind: str | None) -> Scale | None:
     if not fields.has("scale"):
-        return 1.0
+        return ONE
     if kind is not None and kind != "number":
         fields.problem("scale", f"only values of type number have a scale (type is {kind})")
         return None
     scale = fields.number("scale")
-    if scale is not None and scale == 0:
+    if scale is None:
+        return None
+    if scale == 0:
         fields.problem("scale", "must not be 0")
         return None
-    return scale
+    raw = fields.get("scale")  # as written: 1024 stays an integer, 0.01 the decimal 1/100
+    return Scale.of(raw if isinstance(raw, int | float) and not isinstance(raw, bool) else scale)
 
 
 def _read_table(fields: Fields, kind: str | None) -> dict[str, float] | None:

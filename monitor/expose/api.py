@@ -90,7 +90,14 @@ def site_record(
         "last_poll_ok": view.last_ok,
         "last_poll_duration_seconds": view.last_duration,
         "device_uptime_seconds": view.device_uptime,
+        # the SNMP profile its last poll used (`profile: auto`: the one detected) and vendor
+        "profile": _text(view.values.get("device_profile")),
+        "vendor": _text(view.values.get("device_vendor")),
     }
+
+
+def _text(value: float | str | None) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def sites_report(live: LiveState, query: dict[str, list[str]]) -> dict[str, object]:

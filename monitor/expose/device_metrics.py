@@ -27,6 +27,8 @@ _BUILTIN_HELP = {
     "reboots_total": "Reboots of the device seen by this daemon (sysUpTime went backwards).",
     "snmp_values_missing": "Profile values the device did not answer at the last poll.",
     "snmp_values_malformed": "Profile values the device answered with a wrong type or value.",
+    "profile_info": "The SNMP profile of the last poll (profile: auto: the one detected, "
+    'chosen="auto"), with its vendor; always 1.',
 }
 
 

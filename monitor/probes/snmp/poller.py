@@ -15,17 +15,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 from monitor.config.credentials import SnmpCredential
-from monitor.config.profiles import SYS_NAME, SYS_UPTIME, SYSTEM_PROFILE, Profile, TableSpec
+from monitor.config.profiles import (
+    AUTO,
+    SYS_DESCR,
+    SYS_NAME,
+    SYS_OBJECT_ID,
+    SYS_UPTIME,
+    SYSTEM_PROFILE,
+    Profile,
+    TableSpec,
+)
 from monitor.config.settings import PollSettings
 from monitor.core.model import Observation, Sample, Site, SnmpProbe
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.health import findings
 from monitor.probes.measure import Poll, ProbePoller
 from monitor.probes.snmp.counters import CounterKey, DeviceState
-from monitor.probes.snmp.decode import Problems, Row, decode, decode_table, text_of
+from monitor.probes.snmp.decode import (
+    MISSING,
+    UNAVAILABLE,
+    Problems,
+    Row,
+    decode_table,
+    derive,
+    is_absent,
+    read,
+    text_of,
+)
+from monitor.probes.snmp.detect import Detected, choose, detection_oids
 from monitor.probes.snmp.engine import SnmpEngine, SnmpError, SnmpTarget, SnmpValue, WalkResult
 
 log = logging.getLogger(__name__)
@@ -61,6 +82,9 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         ones."""
         self._credentials = dict(credentials)
         self._profiles = dict(profiles or {})
+        self._detection_oids = detection_oids(self._profiles)
+        self._detected: dict[str, Detected] = {}  # profile: auto, by site; again on a reload
+        self._again: set[str] = set()  # auto sites to detect again (they rebooted)
 
     def known_boots(self, boots: Mapping[str, float]) -> None:
         """Each device's boot time as the ledger kept it (UTC seconds), given at start: the
@@ -74,10 +98,39 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         for site_id in [s for s in self._devices if s not in keep]:
             del self._devices[site_id]
             self._problems.pop(site_id, None)
+        for site_id in [s for s in self._detected if s not in keep]:
+            del self._detected[site_id]
 
     def profile_of(self, site: Site) -> Profile:
+        """The profile a site names; for `auto`, the one detected (system until then)."""
         name = site.probe.profile if isinstance(site.probe, SnmpProbe) else None
+        if name == AUTO:
+            detected = self._detected.get(site.id)
+            return detected.profile if detected is not None else SYSTEM_PROFILE
         return self._profiles.get(name, SYSTEM_PROFILE) if name else SYSTEM_PROFILE
+
+    def problems_of(self, site_id: str) -> str:
+        """What the last poll of a site could not read, in words ("" when nothing)."""
+        return self._problems.get(site_id, "")
+
+    def detected(self, site_id: str) -> Detected | None:
+        """What `profile: auto` chose for a site at its last detection."""
+        return self._detected.get(site_id)
+
+    async def detect(self, site: Site, target: SnmpTarget | None = None) -> Detected:
+        """Ask the device what it is (sysObjectID, sysDescr, the profiles' `has` OIDs) and
+        choose its profile; raises SnmpError when it does not answer."""
+        answer = await self._get(target or self.target_of(site), self._detection_oids)
+        raw_id = answer.get(SYS_OBJECT_ID)
+        object_id = text_of(raw_id).removeprefix(".") if raw_id is not None else ""
+        raw_descr = answer.get(SYS_DESCR)
+        descr = text_of(raw_descr) if raw_descr is not None else ""
+        found = choose(self._profiles, object_id, descr, answer.keys())
+        before = self._detected.get(site.id)
+        self._detected[site.id] = found
+        if before is None or before.profile.id != found.profile.id:
+            log.info("site=%s profile auto: %s (%s)", site.id, found.profile.id, found.why or "-")
+        return found
 
     def target_of(self, site: Site, timeout: float | None = None) -> SnmpTarget:
         probe = site.probe
@@ -94,9 +147,12 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         )
 
     async def measure(self, site: Site, probe: SnmpProbe, poll: Poll) -> Observation:
-        profile = self.profile_of(site)
         problems = Problems()
         target = self.target_of(site, poll.timeout)
+        if probe.profile == AUTO and (site.id not in self._detected or site.id in self._again):
+            self._again.discard(site.id)
+            await self.detect(site, target)
+        profile = self.profile_of(site)
         answer = await self._get(target, profile.get_oids)
         walks = await self._walk(target, profile.tables, problems)
         return self._observation(site, profile, poll, answer, walks, problems)
@@ -113,25 +169,46 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         self, target: SnmpTarget, tables: tuple[TableSpec, ...], problems: Problems
     ) -> dict[str, dict[str, WalkResult]]:
         """Every column of every table; a failure or the time budget stops the walks, keeping
-        what was read (a slow or dying agent must not hold a poll slot for long)."""
+        what was read (a slow or dying agent must not hold a poll slot for long). A fallback
+        column is walked only when its primary left rows without a value. Columns never
+        reached are absent from the result: the decoder says they were not walked, rather
+        than that the device lacks them."""
         walks: dict[str, dict[str, WalkResult]] = {}
         if not tables:
             return walks
         budget = target.timeout * (target.retries + 1) * WALK_BUDGET_FACTOR
+        started = time.monotonic()
         try:
             async with asyncio.timeout(budget):
                 for table in tables:
                     walked = walks.setdefault(table.name, {})
                     for oid in table.walked:
-                        result = await self.engine.walk(target, oid, table.max_rows)
-                        walked[oid] = result
-                        if result.problem:
-                            problems.tables.append(f"table {table.name}: {result.problem}")
+                        await self._walk_column(target, table, oid, walked, problems)
+                    for oid in _fallbacks_needed(table, walked):
+                        await self._walk_column(target, table, oid, walked, problems)
         except TimeoutError:
-            problems.tables.append(f"table walks took over {budget:g} s: tables incomplete")
+            spent = time.monotonic() - started
+            problems.tables.append(
+                f"table walks stopped after {spent:.1f} s, their budget (timeout x tries x "
+                f"{WALK_BUDGET_FACTOR}): tables incomplete"
+            )
         except SnmpError as exc:
             problems.tables.append(f"table walk failed ({exc.reason}): tables incomplete")
         return walks
+
+    async def _walk_column(
+        self,
+        target: SnmpTarget,
+        table: TableSpec,
+        oid: str,
+        walked: dict[str, WalkResult],
+        problems: Problems,
+    ) -> None:
+        result = await self.engine.walk(target, oid, table.max_rows)
+        walked[oid] = result
+        said = f"table {table.name}: {result.problem}"
+        if result.problem and said not in problems.tables:  # once, not once per column
+            problems.tables.append(said)
 
     def _observation(
         self,
@@ -142,6 +219,7 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
         walks: dict[str, dict[str, WalkResult]],
         problems: Problems,
     ) -> Observation:
+        probe_profile = site.probe.profile if isinstance(site.probe, SnmpProbe) else None
         device = self._devices.get(site.id)
         if device is None:
             device = self._devices[site.id] = DeviceState(known_boot=self._boots.pop(site.id, None))
@@ -160,17 +238,23 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
                     " while the monitor was stopped" if first else "",
                     uptime / 100.0,
                 )
+                # new firmware, or another device: detect it again (on a first poll, the
+                # detection was just made)
+                if site.id in self._detected and not first:
+                    self._again.add(site.id)
         name = answer.get(SYS_NAME)
         if name is not None:
             values["sys_name"] = text_of(name)
         seen: set[CounterKey] = set()
         for spec in profile.scalars:
-            raw = answer.get(spec.oid)
-            if raw is None:
-                problems.missing.append(spec.name)
+            if spec.derive is not None:
                 continue
-            value, problem = decode(spec, raw)
-            if problem is not None or value is None:
+            value, problem = read(spec, [answer.get(source.oid) for source in spec.sources])
+            if problem == MISSING:
+                problems.missing.append(spec.name)
+            elif problem == UNAVAILABLE:
+                problems.unavailable.append(spec.name)
+            elif problem is not None or value is None:
                 problems.malformed.append(problem or spec.name)
             elif spec.is_counter and isinstance(value, int):
                 key: CounterKey = (spec.name, ())
@@ -178,10 +262,14 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
                 values[spec.name] = device.counter(key, value, _bits(spec.kind), rebooted)
             else:
                 values[spec.name] = float(value) if isinstance(value, int) else value
+        for spec in profile.scalars:  # derived after every value read, in profile order
+            if spec.derive is not None and (derived := derive(spec.derive, values)) is not None:
+                values[spec.name] = derived
         samples: list[Sample] = []
         tables: dict[str, list[Row]] = {}
+        hidden = profile.hidden
         for table in profile.tables:
-            rows = decode_table(table, walks.get(table.name, {}), problems)
+            rows = decode_table(table, walks.get(table.name, {}), problems, bool(problems.tables))
             kinds = {column.name: column.kind for column in table.columns}
             for row in rows:
                 for counter, raw_count in row.counters.items():
@@ -190,15 +278,26 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
                     row.values[counter] = device.counter(
                         key, raw_count, _bits(kinds[counter]), rebooted
                     )
-                samples.extend(Sample(n, row.labels, v) for n, v in row.values.items())
+                samples.extend(
+                    Sample(n, row.labels, v) for n, v in row.values.items() if n not in hidden
+                )
             tables[table.name] = rows
         if not problems.tables:
             device.keep_counters(seen)
+        if profile is not SYSTEM_PROFILE or probe_profile == AUTO:
+            chosen = "auto" if probe_profile == AUTO else "named"
+            values["device_profile"] = profile.id
+            values["device_vendor"] = profile.vendor
+            info = (("chosen", chosen), ("profile", profile.id), ("vendor", profile.vendor))
+            samples.append(Sample("profile_info", info, 1.0))
         if profile is not SYSTEM_PROFILE:
-            values["snmp_values_missing"] = float(len(problems.missing))
+            values["snmp_values_missing"] = float(problems.values_missing)
             values["snmp_values_malformed"] = float(len(problems.malformed))
         self._report(site.id, problems)
-        return poll.answered(findings=findings(profile.health, values, tables), samples=samples)
+        found = findings(profile.health, values, tables)
+        for name in hidden:  # read to derive or test others, not to be exported
+            values.pop(name, None)
+        return poll.answered(findings=found, samples=samples)
 
     def _report(self, site_id: str, problems: Problems) -> None:
         """Log a site's value problems when they change, not on every poll."""
@@ -215,6 +314,36 @@ class SnmpPoller(ProbePoller[SnmpProbe]):
             self._problem_log.log(
                 logging.INFO, site_id, "site=%s SNMP values complete again", site_id
             )
+
+
+def _fallbacks_needed(table: TableSpec, walked: Mapping[str, WalkResult]) -> list[str]:
+    """The fallback columns to walk: those standing in for a column that left a row (of any
+    walked column) without a usable value."""
+    if not table.fallback_columns:
+        return []
+    prefixes = {oid: len(oid) + 1 for oid in walked}
+    indexes = {
+        row_oid[prefixes[oid] :] for oid, result in walked.items() for row_oid, _ in result.rows
+    }
+    needed: dict[str, None] = {}
+    for column in table.columns:
+        if not column.fallbacks:
+            continue
+        primary = walked.get(column.oid)
+        answered = (
+            {
+                row_oid[len(column.oid) + 1 :]
+                for row_oid, raw in primary.rows
+                if not (column.absent and is_absent(raw, column.absent))
+            }
+            if primary is not None
+            else set()
+        )
+        if indexes - answered:
+            for source in column.fallbacks:
+                if source.oid not in walked:
+                    needed.setdefault(source.oid, None)
+    return list(needed)
 
 
 def _bits(kind: str) -> int:
