@@ -6,6 +6,7 @@ figure a person would check on the device itself (the recording's raw value, by 
 
 from __future__ import annotations
 
+import bz2
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -63,9 +64,30 @@ def profiles() -> dict[str, Profile]:
     return found
 
 
+def without_subtrees(source: Path, prefixes: Sequence[str], out: Path) -> Path:
+    """The recording ``source`` less the subtrees ``prefixes``, written to ``out``.
+
+    The ZTE switch's recording holds 390,000 OIDs, nearly all of its private MIB and its
+    VLAN tables, which no profile reads; snmpsim answers a walk of its ports from the whole
+    file slowly enough that a loaded machine spends a poll's time budget. Its ports, as
+    recorded, are what the test reads, so only what it never asks for is left out."""
+    kept = [
+        line
+        for line in bz2.decompress(source.read_bytes()).decode().splitlines(keepends=True)
+        if not line.startswith(tuple(f"{prefix}." for prefix in prefixes))
+    ]
+    out.write_text("".join(kept))
+    return out
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpsim]:
     sources: dict[str, str | Path] = {name: recording(path) for name, path in RECORDINGS.items()}
+    sources["zte5250"] = without_subtrees(
+        recording(RECORDINGS["zte5250"]),
+        ["1.3.6.1.4.1.3902.15", "1.3.6.1.2.1.17.7"],  # ZTE private MIB, Q-BRIDGE VLANs
+        tmp_path_factory.mktemp("zte") / "zte5250.snmprec",
+    )
     sources["huge"] = huge_interface_table(tmp_path_factory.mktemp("huge") / "h.snmprec", 3000)
     with Snmpsim(sources, probe_oid="1.3.6.1.2.1.1.3.0") as agent:
         agent.start(timeout=60)
@@ -131,8 +153,7 @@ async def test_a_profile_extending_ups_mib_reads_huawei_units_and_keeps_the_rest
 async def test_a_switch_without_ifhighspeed_gets_its_speed_from_ifspeed(
     poller: SnmpPoller, engine: CountingEngine, sim: Snmpsim
 ) -> None:
-    # 390,000 OIDs: snmpsim takes its time over this one, as a busy switch would
-    obs = await poller.poll(site(sim.port, "zte5250", "router", timeout_seconds=6.0))
+    obs = await poller.poll(site(sim.port, "zte5250", "router"))
     assert obs.ok, obs.error
     speeds = samples(obs, "if_speed_bits_per_second")
     assert len(speeds) == len(samples(obs, "if_oper_up")) >= 52  # every port has its speed
