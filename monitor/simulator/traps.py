@@ -1,4 +1,4 @@
-"""SNMPv2c notifications at the moment of a fault, sent with pysnmp's notification originator.
+"""SNMPv2c notifications at the moment of a fault, encoded with pysnmp's v2c message API.
 
 Each device's trap leaves from the device's own address (a receiver tells devices apart by
 source address, as with real ones) and carries the trap community of the configuration: the
@@ -10,6 +10,12 @@ The notifications and their var-binds are listed in monitor/simulator/README.md 
 standard ones where a standard exists (coldStart, linkDown/linkUp, UPS-MIB upsTrapOnBattery
 and alarm entries), the districtmon arc for doors, amplifiers and transmitters.
 
+A trap is a message encoded and sent from a socket bound to the device's address, not through
+a pysnmp engine: an engine per source address costs tens of milliseconds to make and more on its
+first notification, in the one loop that also answers every agent and service of the world.
+Eight BTS going on battery at once then held HTTP answers past a probe's timeout, and the
+daemon rightly saw the district's portals down: the world would have lied about itself.
+
 A device reports only what it can get out: a dead site or one behind a cut link sends nothing
 (the world does not raise the event), and power events of kinds without a UPS-MIB send nothing.
 """
@@ -17,19 +23,13 @@ A device reports only what it can get out: a dead site or one behind a cut link 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import Counter, OrderedDict
+import socket
+from collections import Counter
 from typing import Any
 
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    SnmpEngine,
-    UdpTransportTarget,
-    send_notification,
-)
-from pysnmp.proto import rfc1902
+from pyasn1.codec.ber import encoder
+from pysnmp.proto import api, rfc1902
 
 from monitor.config.load import Config
 from monitor.simulator import mib
@@ -57,7 +57,7 @@ AMPLIFIER_FAULT = (*mib.AMP_NOTIFICATIONS, 1)  # ampFault
 AMPLIFIER_RESTORED = (*mib.AMP_NOTIFICATIONS, 2)  # ampRestored
 
 _UPS_EVENTS = {Event.ON_BATTERY, Event.BATTERY_LOW, Event.POWER_RESTORED}
-ENGINES_KEPT = 32  # one pysnmp engine (and socket) per source address, least recent closed
+_V2C = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
 
 
 def notification(
@@ -144,7 +144,6 @@ class TrapSender:
         self.sent: Counter[str] = Counter()
         self.failed = 0
         self._queue: asyncio.Queue[tuple[Happening, list[Any]]] = asyncio.Queue()
-        self._engines: OrderedDict[str, SnmpEngine] = OrderedDict()
         world.event_listeners.append(self._on_event)
 
     def _on_event(self, happening: Happening) -> None:
@@ -155,52 +154,44 @@ class TrapSender:
             self._queue.put_nowait((happening, varbinds))
 
     async def run(self) -> None:
-        try:
-            while True:
-                happening, varbinds = await self._queue.get()
-                await self._send(happening, varbinds)
-        finally:
-            for engine in self._engines.values():
-                with contextlib.suppress(Exception):
-                    engine.close_dispatcher()
+        while True:
+            happening, varbinds = await self._queue.get()
+            self._send(happening, varbinds)
 
-    async def _send(self, happening: Happening, varbinds: list[Any]) -> None:
+    def _send(self, happening: Happening, varbinds: list[Any]) -> None:
         sim = self.world.sites[happening.site]
         if sim.probe is None:
             return  # a device without an SNMP agent sends no trap
-        source = sim.probe.address
         try:
-            target = await UdpTransportTarget.create(self.target, timeout=1, retries=0)
-            if ":" not in source and ":" not in self.target[0]:
-                target.set_local_address((source, 0))
-            error, *_ = await send_notification(
-                self._engine(source),
-                CommunityData(self._community, mpModel=1),
-                target,
-                ContextData(),
-                "trap",
-                *varbinds,
-            )
-        except asyncio.CancelledError:
-            raise
+            send_from(sim.probe.address, self.target, trap_message(self._community, varbinds))
         except Exception as exc:  # a trap that cannot be sent must not stop the simulation
             self.failed += 1
             log.warning("site=%s: %s trap not sent: %s", sim.id, happening.event.value, exc)
             return
-        if error:
-            self.failed += 1
-            log.warning("site=%s: %s trap not sent: %s", sim.id, happening.event.value, error)
-            return
         self.sent[happening.event.value] += 1
         log.info("site=%s: sent %s trap", sim.id, happening.event.value)
 
-    def _engine(self, source: str) -> SnmpEngine:
-        engine = self._engines.pop(source, None)
-        if engine is None:
-            engine = SnmpEngine()
-            if len(self._engines) >= ENGINES_KEPT:
-                _, oldest = self._engines.popitem(last=False)
-                with contextlib.suppress(Exception):
-                    oldest.close_dispatcher()
-        self._engines[source] = engine
-        return engine
+
+def trap_message(community: str, varbinds: list[Any]) -> bytes:
+    """The BER of an SNMPv2-Trap-PDU carrying ``varbinds`` (sysUpTime.0 and snmpTrapOID.0
+    first, as RFC 3416 wants), in a v2c message of ``community``."""
+    pdu = _V2C.TrapPDU()
+    _V2C.apiTrapPDU.set_defaults(pdu)
+    _V2C.apiTrapPDU.set_varbinds(pdu, varbinds)
+    message = _V2C.Message()
+    _V2C.apiMessage.set_defaults(message)
+    _V2C.apiMessage.set_community(message, community)
+    _V2C.apiMessage.set_pdu(message, pdu)
+    packet: bytes = encoder.encode(message)
+    return packet
+
+
+def send_from(source: str, target: tuple[str, int], packet: bytes) -> None:
+    """One datagram from the device's address (a receiver tells devices apart by it, as with
+    real ones); on loopback a send does not wait."""
+    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if (":" in source) == (family == socket.AF_INET6):
+            sock.bind((source, 0))
+        sock.setblocking(False)
+        sock.sendto(packet, target)
