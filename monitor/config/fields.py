@@ -129,12 +129,12 @@ class Fields:
         file, is an unknown key that does not look like a key name (lower case, digits, `_`)."""
         missing = [key for key in required if key not in self.node]
         explained = self.misspelt
-        expected = f"(expected one of: {', '.join(known)})"
-        cutoff = SENSITIVE_CUTOFF if self.sink.sensitive else CUTOFF
-        absent = [key for key in known if key not in self.node]
-        for key in self.node:
-            if key in known:
-                continue
+        unknown = [key for key in self.node if key not in known]
+        if unknown:  # the words of the messages, only when there is one to write
+            expected = f"(expected one of: {', '.join(known)})"
+            cutoff = SENSITIVE_CUTOFF if self.sink.sensitive else CUTOFF
+            absent = [key for key in known if key not in self.node]
+        for key in unknown:
             match = closest(key, absent, cutoff) or closest(key, known, cutoff)
             if match is None and self.sink.sensitive and key not in self.sink.public:
                 message = f"unknown key, not shown (this file holds secrets) {expected}"

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from monitor.config.forked import load_in_child
 from monitor.config.load import Config, load_config
 
 _SPEC = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
@@ -86,6 +87,11 @@ def load_shard(
     the others only as far as what spans sites needs (`read_inventory`), so that a shard of N
     spends about 1/N of the whole inventory's memory on sites and much less than the whole
     load's time. `restrict(load_config(...))` gives the same sites, by way of all of them."""
-    if shard is None or shard.count == 1:
-        return load_config(directory, environ)
-    return _named_for(load_config(directory, environ, mine=shard.owns), shard)
+
+    def load() -> Config:
+        if shard is None or shard.count == 1:
+            return load_config(directory, environ)
+        return _named_for(load_config(directory, environ, mine=shard.owns), shard)
+
+    loaded = load_in_child(load)  # the daemon keeps what it loaded, not what loading took
+    return load() if loaded is None else loaded
