@@ -84,10 +84,10 @@ def _renamed(entry: dict[str, object], copy: int, keys: tuple[str, ...]) -> dict
     for key in keys:
         if isinstance(found.get(key), str):
             found[key] = f"{found[key]}{suffix}"
-    if "areas" in found:
-        found["areas"] = [f"{area} {suffix[1:]}" for area in entry["areas"]]  # type: ignore[union-attr]
-    if "covers" in found:
-        found["covers"] = [f"{area} {suffix[1:]}" for area in entry["covers"]]  # type: ignore[union-attr]
+    for key in ("areas", "covers"):  # each district its own residential areas
+        areas = found.get(key)
+        if isinstance(areas, list):
+            found[key] = [f"{area} {suffix[1:]}" for area in areas]
     return found
 
 
