@@ -33,8 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -159,9 +160,15 @@ def _rss_mb() -> float:
 
 def _measure(directory: Path, shard_text: str | None) -> dict[str, float]:
     """One load, in this (fresh) process, as `districtmon run [--shard i/N]` does it."""
-    from monitor.config.shards import Shard, load_shard
+    from monitor.config import shards
+    from monitor.config.load import load_config
 
-    shard = Shard.parse(shard_text) if shard_text else None
+    def restricted(directory: Path, shard: shards.Shard | None, environ: dict[str, str]) -> Any:
+        return shards.restrict(load_config(directory, environ), shard)
+
+    # a districtmon from before load_shard is measured the way its `run` loaded
+    load_shard: Callable[..., Any] = getattr(shards, "load_shard", restricted)
+    shard = shards.Shard.parse(shard_text) if shard_text else None
     before = _rss_mb()
     cpu = _cpu()
     wall = time.perf_counter()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from monitor.config.load import Config
+from monitor.config.load import Config, without_cyclic_gc
 from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, MqttProbe, Site, SnmpProbe, TcpProbe
 
@@ -78,7 +78,8 @@ def load_in_child(load: Callable[[], Config]) -> Config | None:
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
         return None
     try:
-        outcome, value = pickle.loads(data)
+        with without_cyclic_gc():  # as for the load itself: 100,000 sites of new objects
+            outcome, value = pickle.loads(data)
     except Exception:  # a result that did not come whole is no result
         return None
     if outcome == "refused":

@@ -307,6 +307,9 @@ def _read_probe(site: Fields) -> tuple[Probe, Located[str] | None]:
     if probe is None:
         return placeholder, None
     types = list(probe.node)
+    if len(types) == 1 and types[0] in PROBE_READERS:  # the usual case, nothing to report
+        fields = probe.mapping(types[0])
+        return (placeholder, None) if fields is None else PROBE_READERS[types[0]](fields)
     supported = ", ".join(PROBE_READERS)
     if len(types) != 1:
         probe.problem_here(f"must name exactly one probe type ({supported}), got {len(types)}")

@@ -128,7 +128,7 @@ def load_config(
     """
     problems: list[ConfigProblem] = []
     try:
-        with _without_cyclic_gc():
+        with without_cyclic_gc():
             return _load(directory, os.environ if environ is None else environ, problems, mine)
     except OSError as exc:
         where = Path(exc.filename) if isinstance(exc.filename, str | Path) else directory
@@ -137,7 +137,7 @@ def load_config(
 
 
 @contextlib.contextmanager
-def _without_cyclic_gc() -> Iterator[None]:
+def without_cyclic_gc() -> Iterator[None]:
     """No cyclic garbage collection while a configuration is read. Reading makes millions of
     small objects that live until the file is done, and every few thousand of them Python
     walks all that live, again and again: over half the time of a province's load (4.1 s of

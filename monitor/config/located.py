@@ -355,14 +355,16 @@ def _build_from_events(
         if kind is ScalarEvent:
             if event.anchor is not None or event.tag is not None:
                 raise _Unusual
-            line = event.start_mark.line + 1
             text = event.value
             plain = event.implicit[0]
-            if is_map and key is None:
-                if (plain and text == "<<") or text in container:
-                    raise _Unusual
-                key, key_line = text, line
-                continue
+            if is_map:
+                if key is None:
+                    if (plain and text == "<<") or text in container:
+                        raise _Unusual
+                    key, key_line = text, event.start_mark.line + 1
+                    continue
+            else:  # a value in a map is placed at its key's line; an item at its own
+                line = event.start_mark.line + 1
             if plain:
                 try:
                     value = resolved[text]
