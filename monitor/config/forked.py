@@ -99,7 +99,8 @@ def _child(load: Callable[[], Config], write_end: int) -> None:
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.dispatch_table = _REDUCERS
-        pickler.dump(outcome)
+        with without_cyclic_gc():  # each site's fields make a tuple: no walk over them all
+            pickler.dump(outcome)
         with os.fdopen(write_end, "wb") as pipe:
             pipe.write(buffer.getbuffer())
         code = 0
