@@ -8,8 +8,11 @@ MQTT sites are split by the same hash rather than by a shared subscription
 (`$share/<group>/...`): a broker hands each message of a shared subscription to one member of
 the group in turn, so one site's heartbeats would be spread over every shard and no shard
 could tell silence from a share that went elsewhere. Each shard therefore subscribes to the
-district's topics and keeps only its own sites' messages; the others are known (the whole
-inventory is loaded) and ignored without being counted as hostile.
+district's topics and keeps only its own sites' messages; the others are known (each shard
+reads every site's id and topic) and ignored without being counted as hostile.
+
+A shard reads in full only its own sites (`load_shard`): of the others, only what the checks
+across sites need (inventory.py, `_read_elsewhere`), so that what it keeps is its share.
 
 Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
 records speak for the sites its daemon watched, and its own MQTT client id.
