@@ -1,15 +1,21 @@
-"""Splitting the inventory between daemons: stable, complete, disjoint (the three-process run
-against a real broker is in test_mqtt_daemon.py)."""
+"""Splitting the inventory between daemons: stable, complete, disjoint, each shard reading in
+full only its own sites (the three-process run against a real broker is in
+test_mqtt_daemon.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from monitor.cli.main import main
 from monitor.config.load import load_config
-from monitor.config.shards import Shard, restrict, shard_of
+from monitor.config.problems import ConfigError
+from monitor.config.shards import Shard, load_shard, restrict, shard_of
+from monitor.core.model import MqttProbe
 
 SHIPPED = load_config(Path(__file__).parents[1] / "config", {})
 
@@ -46,3 +52,109 @@ def test_a_bad_shard_is_refused_on_the_command_line(
         main(["run", "--shard", text, "-c", str(SHIPPED.directory)])
     assert exit_info.value.code == 2
     assert "--shard" in capsys.readouterr().err
+
+
+# --- a shard reads in full only its own sites ------------------------------------------------
+
+
+def _copy_of_shipped(tmp_path: Path) -> Path:
+    root = tmp_path / "config"
+    shutil.copytree(SHIPPED.directory, root)
+    return root
+
+
+def _edit_line(path: Path, marker: str, old: str, new: str) -> int:
+    """Replace `old` by `new` on the one line holding `marker`; that line's number."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    (number,) = [index for index, line in enumerate(lines) if marker in line]
+    assert old in lines[number]
+    lines[number] = lines[number].replace(old, new, 1)
+    path.write_text("".join(lines), encoding="utf-8")
+    return number + 1
+
+
+def _refusal(load: Callable[[], object]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load()
+    return [str(problem) for problem in caught.value.problems]
+
+
+def test_two_shards_hold_the_whole_inventory_each_only_its_own_with_the_same_records() -> None:
+    """The one-process load is the reference, and shard_of (pinned above) the rule."""
+    shares = [load_shard(SHIPPED.directory, Shard(index, 2), {}) for index in (1, 2)]
+    first, second = (set(share.sites) for share in shares)
+    assert first | second == set(SHIPPED.sites) and not first & second
+    for index, share in enumerate(shares, start=1):
+        assert {shard_of(site, 2) for site in share.sites} == {index}
+        assert share.sites == {key: SHIPPED.sites[key] for key in share.sites}  # same records
+        assert list(share.sites) == [key for key in SHIPPED.sites if key in share.sites]
+        assert share.communes == SHIPPED.communes and share.owners == SHIPPED.owners
+        others = share.sites_of_other_shards
+        assert set(others) == set(SHIPPED.sites) - set(share.sites)
+        # of another shard's site only what tells its messages from a stranger's is kept
+        assert all(site.name == "" and site.owner == "" for site in others.values())
+        for site_id, site in others.items():
+            whole = SHIPPED.sites[site_id]
+            assert (site.kind, site.commune, site.parent) == (
+                whole.kind,
+                whole.commune,
+                whole.parent,
+            )
+            if isinstance(whole.probe, MqttProbe):
+                assert site.probe == whole.probe
+                assert share.mqtt.base_topic(site) == SHIPPED.mqtt.base_topic(whole)
+            else:
+                assert not isinstance(site.probe, MqttProbe)
+        assert share.ledger_path.name == f"ledger.shard-{index}-of-2.sqlite"
+
+
+def test_a_shard_loads_the_same_when_no_child_can_load_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_fork() -> int:
+        raise OSError("no fork here")
+
+    forked = load_shard(SHIPPED.directory, Shard(2, 3), {})
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert load_shard(SHIPPED.directory, Shard(2, 3), {}) == forked
+    assert load_shard(SHIPPED.directory, None, {}) == SHIPPED
+
+
+def test_a_broken_site_is_refused_by_the_shard_that_watches_it_in_the_whole_load_s_words(
+    tmp_path: Path,
+) -> None:
+    root = _copy_of_shipped(tmp_path)
+    site = "bts-vtl-thanh-nua-01"
+    bts = root / "inventory" / "bts.yaml"
+    line = _edit_line(bts, f"id: {site},", "port: 1161", "port: 99999")
+    whole = _refusal(lambda: load_config(root, {}))
+    assert len(whole) == 1
+    assert whole[0].startswith(f"{bts}:{line}: sites[0].probe.snmp.port: ")
+    assert f"(site '{site}')" in whole[0]
+    watching = shard_of(site, 2)
+    assert _refusal(lambda: load_shard(root, Shard(watching, 2), {})) == whole
+    other = load_shard(root, Shard(3 - watching, 2), {})  # not its site to judge
+    assert site in other.sites_of_other_shards and site not in other.sites
+
+
+def test_what_spans_sites_is_refused_by_every_shard_in_the_whole_load_s_words(
+    tmp_path: Path,
+) -> None:
+    """An unknown parent, and two loudspeakers of different shards on one MQTT topic."""
+    root = _copy_of_shipped(tmp_path)
+    radio = root / "inventory" / "radio.yaml"
+    loudspeakers = [key for key, site in SHIPPED.sites.items() if isinstance(site.probe, MqttProbe)]
+    one = loudspeakers[0]
+    two = next(key for key in loudspeakers if shard_of(key, 2) != shard_of(one, 2))
+    topic = "dienbien/shared/topic"
+    for site in (one, two):
+        _edit_line(
+            radio, f"id: {site},", "probe: {mqtt: {}}", f"probe: {{mqtt: {{topic: {topic}}}}}"
+        )
+    _edit_line(radio, f"id: {one},", "parent: radio-huyen", "parent: radio-nowhere")
+    whole = _refusal(lambda: load_config(root, {}))
+    assert any("unknown parent 'radio-nowhere'" in problem for problem in whole)
+    assert any(f"topic '{topic}' is also the topic of site '{one}'" in p for p in whole)
+    assert len(whole) == 2
+    for index in (1, 2):
+        assert _refusal(lambda: load_shard(root, Shard(index, 2), {})) == whole  # noqa: B023

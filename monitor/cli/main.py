@@ -17,9 +17,9 @@ from monitor.cli import report as reportcli
 from monitor.cli import status as statuscli
 from monitor.cli.common import CONFIG_HELP
 from monitor.cli.summary import summarize
-from monitor.config.load import Config, find_config_dir, load_config
+from monitor.config.load import Config, find_config_dir
 from monitor.config.problems import ConfigError
-from monitor.config.shards import Shard, restrict
+from monitor.config.shards import Shard, load_shard
 from monitor.core.logsetup import configure_logging
 from monitor.ledger.schema import LedgerError
 
@@ -75,8 +75,8 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _load(path: str | None) -> Config:
-    return load_config(find_config_dir(path))
+def _load(path: str | None, shard: Shard | None) -> Config:
+    return load_shard(find_config_dir(path), shard)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
@@ -88,8 +88,8 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     try:
         asyncio.run(
             run_daemon(
-                restrict(config, shard),
-                reload_config=lambda: restrict(load_config(directory), shard),
+                config,
+                reload_config=lambda: load_shard(directory, shard),
             )
         )
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is not None:
         return int(handler(args))
     try:
-        config = _load(args.config)
+        config = _load(args.config, getattr(args, "shard", None))
     except ConfigError as exc:
         print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
         return 2

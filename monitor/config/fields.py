@@ -11,12 +11,20 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from monitor.config.located import BROKEN, YamlList, YamlMap, child_key, item_key, load_yaml
+from monitor.config.located import (
+    BROKEN,
+    ItemReader,
+    YamlList,
+    YamlMap,
+    child_key,
+    item_key,
+    load_yaml,
+)
 from monitor.config.problems import ConfigProblem, YamlReadError
 from monitor.config.suggest import CUTOFF, SENSITIVE_CUTOFF, closest, did_you_mean
 from monitor.core.kinds import kind_of
@@ -121,12 +129,12 @@ class Fields:
         file, is an unknown key that does not look like a key name (lower case, digits, `_`)."""
         missing = [key for key in required if key not in self.node]
         explained = self.misspelt
-        expected = f"(expected one of: {', '.join(known)})"
-        cutoff = SENSITIVE_CUTOFF if self.sink.sensitive else CUTOFF
-        absent = [key for key in known if key not in self.node]
-        for key in self.node:
-            if key in known:
-                continue
+        unknown = [key for key in self.node if key not in known]
+        if unknown:  # the words of the messages, only when there is one to write
+            expected = f"(expected one of: {', '.join(known)})"
+            cutoff = SENSITIVE_CUTOFF if self.sink.sensitive else CUTOFF
+            absent = [key for key in known if key not in self.node]
+        for key in unknown:
             match = closest(key, absent, cutoff) or closest(key, known, cutoff)
             if match is None and self.sink.sensitive and key not in self.sink.public:
                 message = f"unknown key, not shown (this file holds secrets) {expected}"
@@ -278,6 +286,7 @@ def open_document(
     *,
     sensitive: bool = False,
     if_empty: str | None = None,
+    stream: Mapping[str, ItemReader] | None = None,
 ) -> Fields | None:
     """The top mapping of one YAML file, ready for typed reading. None when the file cannot
     be read or parsed, or its top is not a mapping: each is reported in `problems`, at its
@@ -285,9 +294,9 @@ def open_document(
 
     An empty file (nothing, or only comments) is an empty mapping, unless `if_empty` says how
     to write one on purpose: then it is refused with that advice. A file emptied by accident
-    must not quietly mean "no sites" or "every default"."""
+    must not quietly mean "no sites" or "every default". `stream`: see load_yaml."""
     try:
-        root = load_yaml(path, problems, sensitive=sensitive)
+        root = load_yaml(path, problems, sensitive=sensitive, stream=stream)
     except YamlReadError as error:
         problems.append(error.problem)
         return None

@@ -8,18 +8,28 @@ reference checks that it could have satisfied are skipped rather than reported o
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import unicodedata
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from monitor.config.credentials import Credentials
-from monitor.config.fields import Fields, Located, Sink, open_document, or_default
-from monitor.config.located import YamlMap
+from monitor.config.fields import Fields, Located, Sink, is_slug, open_document, or_default
+from monitor.config.located import StreamedList, YamlMap
+from monitor.config.mqtt import read_mqtt_probe
 from monitor.config.probe_sections import PROBE_READERS
 from monitor.config.problems import ConfigProblem
 from monitor.config.suggest import did_you_mean
-from monitor.core.model import OWNER_KINDS, SITE_KINDS, Commune, Owner, Probe, Site, SnmpProbe
+from monitor.core.model import (
+    OWNER_KINDS,
+    SITE_KINDS,
+    Commune,
+    Owner,
+    Probe,
+    Site,
+    SnmpProbe,
+)
 
 T = TypeVar("T")
 
@@ -59,6 +69,7 @@ class Entry(Generic[T]):
     covers: list[Located[str]] = field(default_factory=list)
     probe_line: int = 0
     probe_key: str = ""
+    mine: bool = True  # False: a site of another shard, read only for the checks across sites
 
     def where(self) -> str:
         return f"{self.file.name}:{self.line}"
@@ -72,7 +83,12 @@ class Inventory:
     complete: bool = True  # every file parsed: absent references are really absent
 
 
-def read_inventory(directory: Path, problems: list[ConfigProblem]) -> Inventory:
+def read_inventory(
+    directory: Path, problems: list[ConfigProblem], mine: Callable[[str], bool] | None = None
+) -> Inventory:
+    """Every entry of inventory/*.yaml, in file and list order. With `mine` (a shard's test of
+    a site id), a site whose id it refuses is read only as far as the checks across sites
+    need (see `_read_elsewhere`): its own fields are its shard's to check and to keep."""
     inventory = Inventory()
     if not directory.is_dir():
         problems.append(ConfigProblem(directory, None, "", "inventory directory not found"))
@@ -95,13 +111,30 @@ def read_inventory(directory: Path, problems: list[ConfigProblem]) -> Inventory:
         )
         problems.append(ConfigProblem(directory, None, "", message))
     for path in files:
-        _read_inventory_file(path, inventory, problems)
+        _read_inventory_file(path, inventory, problems, mine)
     return inventory
 
 
-def _read_inventory_file(path: Path, inventory: Inventory, problems: list[ConfigProblem]) -> None:
+def _read_inventory_file(
+    path: Path,
+    inventory: Inventory,
+    problems: list[ConfigProblem],
+    mine: Callable[[str], bool] | None,
+) -> None:
+    # Sites are read one by one as the parser reaches them (see load_yaml's `stream`): a
+    # province is never held as a tree of YAML, only as the entries read from it. What was
+    # read so is kept only if the whole file was streamed.
+    streamed: list[Entry[Site]] = []
+    sink = Sink(path, [])
+
+    def take(value: object, line: int, key: str) -> None:
+        streamed.append(_read_any_site(sink, Located(value, line, key), mine))
+
     top = open_document(
-        path, problems, if_empty="if it is meant to hold nothing, say so: sites: []"
+        path,
+        problems,
+        if_empty="if it is meant to hold nothing, say so: sites: []",
+        stream={"sites": take},
     )
     if top is None:
         inventory.complete = False
@@ -111,8 +144,22 @@ def _read_inventory_file(path: Path, inventory: Inventory, problems: list[Config
         inventory.communes.append(_read_commune(top.sink, item))
     for item in top.items("owners") or ():
         inventory.owners.append(_read_owner(top.sink, item))
-    for item in top.items("sites") or ():
-        inventory.sites.append(_read_site(top.sink, item))
+    if isinstance(top.get("sites"), StreamedList):
+        problems.extend(sink.problems)
+        inventory.sites.extend(streamed)
+    for item in top.items("sites") or ():  # none when streamed
+        inventory.sites.append(_read_any_site(top.sink, item, mine))
+
+
+def _read_any_site(
+    sink: Sink, item: Located[object], mine: Callable[[str], bool] | None
+) -> Entry[Site]:
+    """A site of this daemon's read in full; one of another shard's only for what spans
+    sites."""
+    site_id = None if mine is None else _plain_id(item.value)
+    if site_id is not None and mine is not None and not mine(site_id):
+        return _read_elsewhere(sink, item, site_id)
+    return _read_site(sink, item)
 
 
 def _open_entry(sink: Sink, item: Located[object], noun: str) -> tuple[Fields, str | None]:
@@ -184,6 +231,53 @@ def _read_site(sink: Sink, item: Located[object]) -> Entry[Site]:
     return entry
 
 
+# The probe of a site another shard polls: this daemon never polls it, and keeps no more of
+# it than its id, kind, commune and parent (an MQTT site keeps its probe: its topics).
+ELSEWHERE = SnmpProbe(address="")
+
+
+def _plain_id(value: object) -> str | None:
+    """The id of an entry when it is a good one (as `Fields.slug` reads it), else None: an
+    entry with a bad id or none is read whole by every shard, which all report it."""
+    raw = value.get("id") if isinstance(value, YamlMap) else None
+    if not isinstance(raw, str):
+        return None
+    text = unicodedata.normalize("NFC", raw)
+    return text if text.strip() and is_slug(text) else None
+
+
+def _read_elsewhere(sink: Sink, item: Located[object], site_id: str) -> Entry[Site]:
+    """A site of another shard, read for what spans sites: its id (duplicates, parents and
+    maintenance windows that name it), its parent (unknown parents, cycles) and, for an MQTT
+    site, its topic (two sites on one topic). What else is wrong with it is its shard's to
+    say: that shard refuses the configuration, so no site is dropped unnoticed; nor does a
+    shard build and keep the name, coordinates and probe of every site of the province.
+    The problems of this reading are dropped; `_read_site` reports the same in that shard."""
+    assert isinstance(item.value, YamlMap)  # _plain_id found an id in it
+    fields = Fields(Sink(sink.file, []), item.value, item.key, f" (site '{site_id}')")
+    refs = {name: ref for name in ("commune", "parent") if (ref := fields.located(name))}
+    probe: Probe = ELSEWHERE
+    probe_fields = fields.mapping("probe")
+    if probe_fields is not None and list(probe_fields.node) == ["mqtt"]:
+        mqtt = probe_fields.mapping("mqtt")
+        if mqtt is not None:
+            probe = read_mqtt_probe(mqtt)
+    site = Site(
+        id=site_id,
+        kind=fields.choice("kind", SITE_KINDS) or "",
+        name="",
+        commune=refs.pop("commune").value if "commune" in refs else "",
+        owner="",
+        lat=0.0,
+        lon=0.0,
+        probe=probe,
+        parent=refs["parent"].value if "parent" in refs else None,
+    )
+    entry = Entry(site, site_id, sink.file, fields.line("id"), item.key, fields.subject, refs)
+    entry.probe_line, entry.probe_key, entry.mine = fields.line("probe"), fields.key("probe"), False
+    return entry
+
+
 def _profile_ref(site: Fields, probe: Probe) -> Located[str] | None:
     """The device profile an SNMP probe names, placed for the check against profiles/."""
     if not isinstance(probe, SnmpProbe) or probe.profile is None:
@@ -213,6 +307,9 @@ def _read_probe(site: Fields) -> tuple[Probe, Located[str] | None]:
     if probe is None:
         return placeholder, None
     types = list(probe.node)
+    if len(types) == 1 and types[0] in PROBE_READERS:  # the usual case, nothing to report
+        fields = probe.mapping(types[0])
+        return (placeholder, None) if fields is None else PROBE_READERS[types[0]](fields)
     supported = ", ".join(PROBE_READERS)
     if len(types) != 1:
         probe.problem_here(f"must name exactly one probe type ({supported}), got {len(types)}")

@@ -11,9 +11,20 @@ monitor/config/fields.py's job.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
+from yaml.events import (
+    DocumentEndEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 
@@ -77,8 +88,21 @@ def item_key(path: str, index: int) -> str:
     return f"{path}[{index}]"
 
 
-def load_yaml(path: Path, problems: list[ConfigProblem], *, sensitive: bool = False) -> object:
+def load_yaml(
+    path: Path,
+    problems: list[ConfigProblem],
+    *,
+    sensitive: bool = False,
+    stream: Mapping[str, ItemReader] | None = None,
+) -> object:
     """Parse one YAML file into YamlMap / YamlList / scalars; None for an empty file.
+
+    With `stream`, each item of a top-level list named there may go to its reader as soon as
+    it is parsed, and the list in the tree is then an empty StreamedList: a province's sites
+    are read one by one instead of all kept as a tree first. Only a file that is read
+    without a problem is streamed (the items went to the reader in order, all of them, and
+    `problems` is left alone); any other gives the whole tree as ever, and the caller drops
+    what its reader took of it before that was known.
 
     Problems that leave a usable tree (duplicate keys, a bad tag on one value) are appended to
     `problems`, and the value in question becomes BROKEN; a file that cannot be read or parsed
@@ -86,6 +110,10 @@ def load_yaml(path: Path, problems: list[ConfigProblem], *, sensitive: bool = Fa
     they may quote a secret.
     """
     text = _read_text(path, sensitive)
+    try:
+        return _plain_tree(text, stream or {})
+    except (_Unusual, yaml.YAMLError):
+        pass  # the full reading below says what is wrong, or builds what is unusual
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
@@ -254,3 +282,141 @@ class _Builder:
             else:
                 self._problem(node, path, "a merge key (<<) needs a mapping or a list of them")
         return found
+
+
+# --- the fast reading of an ordinary file -------------------------------------------------
+
+#: Takes one item of a streamed list as soon as it is parsed: (value, line, key path).
+ItemReader = Callable[[object, int, str], None]
+
+_STR_TAG = "tag:yaml.org,2002:str"
+# what a plain scalar may resolve to on the fast path; anything else (`<<`, `=`) is unusual
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null", "timestamp")
+)
+
+
+class StreamedList(YamlList):
+    """A top-level list whose items went one by one to an ItemReader as they were parsed
+    (see load_yaml's `stream`): it holds none of them."""
+
+
+class _Unusual(Exception):
+    """The file uses what the fast reading leaves to the full one: an anchor, an alias, a
+    tag, a merge key, a key that is not plain text, a second document, a duplicate key."""
+
+
+def _plain_tree(text: str, stream: Mapping[str, ItemReader]) -> object:
+    """The tree `_Builder` would give, built straight from the parser's events.
+
+    Composing PyYAML's node tree and then walking it costs about four times this, and most
+    of the memory a large inventory takes while it is read: every node is kept until the
+    whole file has been composed. Here each value goes into its YamlMap or YamlList as soon
+    as it is parsed, and a plain scalar seen before (a kind, a commune, a credential, a
+    port) is resolved once per file and shared. Only files that the full reading would take
+    without a word are built here: whatever could give a problem, or needs anchors, aliases,
+    tags or merges, raises _Unusual (or the parser's YAMLError), and the caller reads the
+    file the full way, which says what is wrong with the same words as ever.
+    """
+    loader = _LOADER(text)
+    try:
+        return _build_from_events(loader, stream)
+    finally:
+        loader.dispose()
+
+
+# One loop over the parser's events, kept flat: it runs once per value of a province.
+def _build_from_events(
+    loader: yaml.SafeLoader | yaml.CSafeLoader, stream: Mapping[str, ItemReader]
+) -> object:
+    get_event: Callable[[], Any] = loader.get_event
+    resolve = loader.resolve
+    constructors = loader.yaml_constructors
+    resolved: dict[str, object] = {}
+    get_event()  # StreamStartEvent
+    event = get_event()
+    if event.__class__ is StreamEndEvent:
+        return None
+    # (container, is_map, pending key, its line, the container's own line) of each open one
+    stack: list[tuple[Any, bool, str | None, int, int]] = []
+    container: Any = None  # the YamlMap or YamlList being filled
+    is_map = False
+    key: str | None = None
+    key_line = 0
+    root: object = None
+    streamed: StreamedList | None = None  # the list whose items go to `take`
+    take: ItemReader | None = None
+    streamed_key = ""
+    taken = 0
+    value: object
+    while True:
+        event = get_event()
+        kind = event.__class__
+        if kind is ScalarEvent:
+            if event.anchor is not None or event.tag is not None:
+                raise _Unusual
+            text = event.value
+            plain = event.implicit[0]
+            if is_map:
+                if key is None:
+                    if (plain and text == "<<") or text in container:
+                        raise _Unusual
+                    key, key_line = text, event.start_mark.line + 1
+                    continue
+            else:  # a value in a map is placed at its key's line; an item at its own
+                line = event.start_mark.line + 1
+            if plain:
+                try:
+                    value = resolved[text]
+                except KeyError:
+                    tag = resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+                    if tag == _STR_TAG:
+                        value = text
+                    elif tag in _PLAIN_TAGS:
+                        try:
+                            node = ScalarNode(tag, text)
+                            value = constructors[tag](loader, node)
+                        except (yaml.YAMLError, ValueError, TypeError):
+                            raise _Unusual from None
+                    else:
+                        raise _Unusual from None
+                    resolved[text] = value
+            else:
+                value = text
+        elif kind is MappingStartEvent or kind is SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None or (is_map and key is None):
+                raise _Unusual
+            line = event.start_mark.line + 1
+            stack.append((container, is_map, key, key_line, line))
+            if kind is MappingStartEvent:
+                container, is_map = YamlMap(line), True
+            elif len(stack) == 2 and is_map and key is not None and key in stream and not take:
+                streamed = container = StreamedList(line)
+                take, streamed_key, is_map = stream[key], key, False
+            else:
+                container, is_map = YamlList(line), False
+            key = None
+            continue
+        elif kind is MappingEndEvent or kind is SequenceEndEvent:
+            value = container
+            container, is_map, key, key_line, line = stack.pop()
+        elif kind is DocumentEndEvent:
+            break
+        else:  # an alias
+            raise _Unusual
+        if container is None:
+            root = value
+        elif is_map:
+            container[key] = value
+            container.key_lines[key] = key_line
+            key = None
+        elif container is streamed:
+            assert take is not None
+            take(value, line, item_key(streamed_key, taken))
+            taken += 1
+        else:
+            container.append(value)
+            container.item_lines.append(line)
+    if get_event().__class__ is not StreamEndEvent:
+        raise _Unusual  # a second document: the full reading refuses it
+    return root

@@ -8,8 +8,11 @@ MQTT sites are split by the same hash rather than by a shared subscription
 (`$share/<group>/...`): a broker hands each message of a shared subscription to one member of
 the group in turn, so one site's heartbeats would be spread over every shard and no shard
 could tell silence from a share that went elsewhere. Each shard therefore subscribes to the
-district's topics and keeps only its own sites' messages; the others are known (the whole
-inventory is loaded) and ignored without being counted as hostile.
+district's topics and keeps only its own sites' messages; the others are known (each shard
+reads every site's id and topic) and ignored without being counted as hostile.
+
+A shard reads in full only its own sites (`load_shard`): of the others, only what the checks
+across sites need (inventory.py, `_read_elsewhere`), so that what it keeps is its share.
 
 Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
 records speak for the sites its daemon watched, and its own MQTT client id.
@@ -19,9 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from monitor.config.load import Config
+from monitor.config.forked import load_in_child
+from monitor.config.load import Config, load_config
 
 _SPEC = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
 
@@ -62,12 +68,33 @@ def restrict(config: Config, shard: Shard | None) -> Config:
         return config
     mine = {site_id: site for site_id, site in config.sites.items() if shard.owns(site_id)}
     others = {site_id: site for site_id, site in config.sites.items() if site_id not in mine}
+    return _named_for(replace(config, sites=mine, sites_of_other_shards=others), shard)
+
+
+def _named_for(config: Config, shard: Shard) -> Config:
+    """A shard's own ledger file and MQTT client id."""
     suffix = f".shard-{shard.index}-of-{shard.count}"
     ledger = config.ledger_path
     return replace(
         config,
-        sites=mine,
-        sites_of_other_shards=others,
         ledger_path=ledger.with_name(ledger.stem + suffix + ledger.suffix),
         mqtt=replace(config.mqtt, client_id=f"{config.mqtt.client_id}{suffix}"[:64]),
     )
+
+
+def load_shard(
+    directory: Path, shard: Shard | None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration a daemon of `shard` runs on, what `districtmon run` and its reloads
+    load (`environ` as for load_config): the sites of the shard, read and checked in full;
+    the others only as far as what spans sites needs (`read_inventory`), so that a shard of N
+    spends about 1/N of the whole inventory's memory on sites and much less than the whole
+    load's time. `restrict(load_config(...))` gives the same sites, by way of all of them."""
+
+    def load() -> Config:
+        if shard is None or shard.count == 1:
+            return load_config(directory, environ)
+        return _named_for(load_config(directory, environ, mine=shard.owns), shard)
+
+    loaded = load_in_child(load)  # the daemon keeps what it loaded, not what loading took
+    return load() if loaded is None else loaded

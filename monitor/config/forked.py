@@ -1,0 +1,108 @@
+"""A configuration loaded in a forked child, so that the daemon keeps only what it loaded.
+
+Reading a province makes millions of short-lived objects (the entries read from the YAML,
+their places for messages) among the few that stay (sites, probes, names). CPython's
+allocator gives memory back to the system only by whole arenas, and every arena of the load
+keeps a few of the objects that stay: after a load of 100,000 sites the daemon held about
+230 MB for about 50 MB of configuration, for the rest of its life, and again after each
+reload. A child does the load and sends the validated Config (or its problems) back through
+a pipe; the daemon unpickles it into memory of its own, packed, and the child's is gone.
+
+This is only a way of doing the same load: when no child can do it (no fork on this system,
+the child died, killed for memory, or its result could not be sent), the caller loads in
+its own process, as before.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import dataclasses
+import io
+import os
+import pickle
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any
+
+from monitor.config.load import Config, without_cyclic_gc
+from monitor.config.problems import ConfigError, ConfigProblem
+from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, MqttProbe, Site, SnmpProbe, TcpProbe
+
+
+def _proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(items)
+
+
+def _reduce_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, ...]:
+    return (_proxy, (dict(proxy),))
+
+
+# The objects there is one of per site are sent as their class and fields, and rebuilt by
+# their constructor: half the time of pickle's own way for frozen dataclasses (1.5 s
+# instead of 3 for 100,000 sites).
+_PER_SITE = (Site, SnmpProbe, IcmpProbe, TcpProbe, HttpProbe, DnsProbe, MqttProbe)
+
+
+def _by_fields(cls: type[Any]) -> Callable[[Any], tuple[Any, ...]]:
+    names = tuple(field.name for field in dataclasses.fields(cls))
+    assert all(field.init and not field.kw_only for field in dataclasses.fields(cls))
+    return lambda value: (cls, tuple([getattr(value, name) for name in names]))
+
+
+_REDUCERS: dict[type[Any], Callable[[Any], Any]] = {
+    **copyreg.dispatch_table,
+    MappingProxyType: _reduce_proxy,
+    **{cls: _by_fields(cls) for cls in _PER_SITE},
+}
+
+
+def load_in_child(load: Callable[[], Config]) -> Config | None:
+    """`load()` run in a forked child: its Config, or its ConfigError raised here; None when
+    no child could do it, and the caller should load itself."""
+    if not hasattr(os, "fork"):
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
+    if pid == 0:  # the child: load, send, and leave without running the parent's cleanups
+        os.close(read_end)
+        _child(load, write_end)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+        return None
+    try:
+        with without_cyclic_gc():  # as for the load itself: 100,000 sites of new objects
+            outcome, value = pickle.loads(data)
+    except Exception:  # a result that did not come whole is no result
+        return None
+    if outcome == "refused":
+        problems: list[ConfigProblem] = value
+        raise ConfigError(problems)
+    assert isinstance(value, Config)
+    return value
+
+
+def _child(load: Callable[[], Config], write_end: int) -> None:
+    code = 1
+    try:
+        try:
+            outcome: tuple[str, object] = ("config", load())
+        except ConfigError as error:
+            outcome = ("refused", error.problems)
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = _REDUCERS
+        with without_cyclic_gc():  # each site's fields make a tuple: no walk over them all
+            pickler.dump(outcome)
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(buffer.getbuffer())
+        code = 0
+    finally:
+        os._exit(code)
