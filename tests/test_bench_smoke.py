@@ -124,7 +124,7 @@ def test_the_probe_benchmark_gets_every_poll_back_answered() -> None:
     """bench/probes.py --smoke: the real ICMP (raw and datagram sockets), TCP, HTTP(S) and DNS
     pollers against peers in other processes; every poll asked came back, answered."""
     out = _smoke("probes.py", 120)
-    rows = {}
+    rows: dict[str, list[list[str]]] = {}
     for line in out.stdout.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) == 7 and cells[1].isdigit():
