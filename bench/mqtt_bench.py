@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,8 @@ sys.path.insert(0, str(ROOT))
 BROKER_LIMITS = "max_inflight_messages 1000\nmax_queued_messages 60000\n"
 DROPPED = "$SYS/broker/publish/messages/dropped"  # what the broker itself threw away
 PREFIX = "bench"
+READY_SECONDS = 30.0  # the longest wait for the consumer to see the broker, or the first message
+SILENCE_SECONDS = 5.0  # messages stop arriving for this long: the rest is lost
 
 
 def site_ids(count: int) -> list[str]:
@@ -190,7 +193,7 @@ async def _consume(args: argparse.Namespace) -> None:
     from monitor.expose.mqtt_metrics import registered_counts
     from monitor.expose.self_metrics import build_registry
     from monitor.ledger.writer import Ledger
-    from monitor.probes.mqtt.listener import MqttListener
+    from monitor.probes.mqtt.listener import MqttListener, Sink
     from monitor.state.evaluator import Evaluator
     from monitor.state.live import LiveState
     from monitor.state.pipeline import Pipeline
@@ -221,8 +224,9 @@ async def _consume(args: argparse.Namespace) -> None:
             def put_nowait(self, item: aiomqtt.Message) -> None:
                 take()
 
-        queue = {"queue_type": Counting} if args.mode == "inline" else {}
-        async with aiomqtt.Client("127.0.0.1", args.port, identifier="bare", **queue) as client:
+        queue_type = Counting if args.mode == "inline" else None
+        client = aiomqtt.Client("127.0.0.1", args.port, identifier="bare", queue_type=queue_type)
+        async with client:
             await client.subscribe(f"{PREFIX}/+/+/+/telemetry", qos=1)
             print("ready", flush=True)
 
@@ -241,12 +245,13 @@ async def _consume(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="districtmon-bench-"))
     ledger = await Ledger.open(tmp / "ledger.sqlite")
     await ledger.sync_sites(sites.values())
-    pipeline = Pipeline(Evaluator(3, 2), ledger, live, metrics)
-    pipeline.start(ids, time.time())
     received = 0
 
-    class CountingSink:
-        """The pipeline, plus the bench's own bookkeeping (a dict update per message)."""
+    class CountingPipeline(Pipeline):
+        """The daemon's own Pipeline, which the listener feeds in the daemon, plus the bench's
+        bookkeeping (a dict update per message). A subclass, so that every other entry point
+        (blind, sight_restored, whatever the Sink protocol grows) is the real one: the bench
+        cannot drift from what the daemon does."""
 
         def observe(self, obs: Observation) -> None:
             nonlocal received, first, last, cpu_first, out_of_order
@@ -256,18 +261,25 @@ async def _consume(args: argparse.Namespace) -> None:
             counts[obs.site] += 1
             if obs.values.get("seq") != counts[obs.site] - 1:
                 out_of_order += 1
-            pipeline.observe(obs)
+            super().observe(obs)
             last = time.monotonic()
 
-        def blind(self, site_ids: list[str], at: float, reason: str) -> None:
-            pipeline.blind(site_ids, at, reason)
-
+    pipeline = CountingPipeline(Evaluator(3, 2), ledger, live, metrics)
+    pipeline.start(ids, time.time())
+    sink: Sink = pipeline  # what MqttListener takes: mypy checks the protocol here
     listener = MqttListener(
-        settings, sites, {}, CountingSink(), lambda: 3, registered_counts(CollectorRegistry())
+        settings, sites, {}, sink, lambda: 3, registered_counts(CollectorRegistry())
     )
     writer = asyncio.create_task(ledger.run())
     task = asyncio.create_task(listener.run())
-    while not listener.seeing:  # noqa: ASYNC110 - a property, not an event to wait on
+    ready_by = time.monotonic() + READY_SECONDS
+    while not listener.seeing:  # a property, not an event to wait on
+        if task.done() or time.monotonic() > ready_by:
+            # The listener died (its exception is re-raised here) or never saw the broker:
+            # say so and stop rather than wait forever for a "ready" that cannot come.
+            if task.done():
+                task.result()
+            raise SystemExit(f"the listener did not see the broker in {READY_SECONDS:g} s")
         await asyncio.sleep(0.01)
     print("ready", flush=True)
     profiler = cProfile.Profile() if args.profile else None
@@ -296,12 +308,19 @@ async def _consume(args: argparse.Namespace) -> None:
     print(json.dumps(figures), flush=True)
 
 
-async def _until_done(task: object, count: object, last: object, expect: int) -> None:
-    """Until `expect` messages, or 5 s without any (the rest is lost)."""
-    while count() < expect:  # type: ignore[operator]
+async def _until_done(
+    task: asyncio.Task[None] | None,
+    count: Callable[[], int],
+    last: Callable[[], float],
+    expect: int,
+) -> None:
+    """Until `expect` messages, or 5 s without any (the rest is lost), or none at all within
+    READY_SECONDS (nothing arrives: a consumer that stopped taking, not a slow one)."""
+    started = time.monotonic()
+    while count() < expect:
         await asyncio.sleep(0.05)
-        seen = last()  # type: ignore[operator]
-        if seen and time.monotonic() - seen > 5.0:
+        seen = last() or started + READY_SECONDS - SILENCE_SECONDS
+        if time.monotonic() - seen > SILENCE_SECONDS:
             break
     if isinstance(task, asyncio.Task):
         task.cancel()
@@ -501,8 +520,8 @@ def main() -> int:
     broker = Broker()
     results = []
     try:
-        for name, total, rate, mode, profile in phases:
-            results.append(run_phase(name, broker, args.sites, total, rate, mode, profile))
+        for name, total, pace, mode, profile in phases:
+            results.append(run_phase(name, broker, args.sites, total, pace, mode, profile))
     finally:
         broker.close()
     results.append(handling_only(args.sites, args.burst))
@@ -523,7 +542,7 @@ def print_table(results: list[dict[str, object]]) -> None:
     print(header)
     print("-" * len(header))
     for r in results:
-        n, wall, cpu = int(r["messages"]), float(r["wall"]), float(r["cpu"])  # type: ignore[arg-type]
+        n, wall, cpu = int(r["messages"]), float(r["wall"]), float(r["cpu"])  # type: ignore[call-overload, arg-type]
         late = wall - float(r["publish_seconds"])  # type: ignore[arg-type]
         lost = int(r["sent"]) - n  # type: ignore[call-overload]
         print(

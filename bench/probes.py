@@ -7,7 +7,8 @@ concurrent polls do not share an address; its datagram-socket row runs in a netw
 made for it, where unprivileged ping is allowed (needs root, as the tests do).
 
 Usage: .venv/bin/python bench/probes.py [--quick]      (prints a table; about a minute)
-Not run by ./dev test.
+`--smoke` (a fiftieth of the polls, a few seconds) is run by tests/test_bench_smoke.py: every
+poll asked must come back, answered.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +34,15 @@ sys.path.insert(0, str(ROOT / "tests"))  # the certificate maker and dnsmasq run
 from reachpeers import DOMAIN, Dnsmasq, make_tls  # noqa: E402
 
 from monitor.config.settings import PollSettings  # noqa: E402
-from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, Probe, Site, TcpProbe  # noqa: E402
+from monitor.core.model import (  # noqa: E402
+    DnsProbe,
+    HttpProbe,
+    IcmpProbe,
+    Observation,
+    Probe,
+    Site,
+    TcpProbe,
+)
 from monitor.probes.reach.dns import DnsPoller  # noqa: E402
 from monitor.probes.reach.http import HttpPoller  # noqa: E402
 from monitor.probes.reach.icmp import IcmpPoller  # noqa: E402
@@ -45,31 +55,37 @@ def site(index: int, probe: Probe) -> Site:
     return Site(f"s{index}", "portal", "bench", "c", "o", 0.0, 0.0, probe)
 
 
+Result = tuple[float, float, int, int]
+
+
 async def run(
-    poll: Callable[[Site], object], probes: list[Probe], in_flight: int
-) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and failed polls for polling every probe once."""
+    poll: Callable[[Site], Awaitable[Observation]], probes: list[Probe], in_flight: int
+) -> Result:
+    """Wall seconds, CPU seconds, polls that came back and failed polls, for polling every
+    probe once."""
     slots = asyncio.Semaphore(in_flight)
-    failed = 0
+    done = failed = 0
 
     async def one(index: int, probe: Probe) -> None:
-        nonlocal failed
+        nonlocal done, failed
         async with slots:
-            obs = await poll(site(index, probe))  # type: ignore[misc]
+            obs = await poll(site(index, probe))
+            done += 1
             failed += not obs.ok
 
     cpu, wall = time.process_time(), time.perf_counter()
     async with asyncio.TaskGroup() as group:
         for index, probe in enumerate(probes):
             group.create_task(one(index, probe))
-    return time.perf_counter() - wall, time.process_time() - cpu, failed
+    return time.perf_counter() - wall, time.process_time() - cpu, done, failed
 
 
-def row(name: str, n: int, in_flight: int, result: tuple[float, float, int]) -> dict[str, object]:
-    wall, cpu, failed = result
+def row(name: str, n: int, in_flight: int, result: Result) -> dict[str, object]:
+    wall, cpu, done, failed = result
     return {
         "probe": name,
         "polls": n,
+        "done": done,
         "in_flight": in_flight,
         "polls_per_s": n / wall,
         "cpu_ms_per_poll": cpu / n * 1000,
@@ -104,7 +120,7 @@ def _serve(port_out: multiprocessing.connection.Connection, tls: tuple[str, str]
     asyncio.run(main())
 
 
-def start_server(tls: tuple[str, str] | None = None) -> tuple[multiprocessing.Process, int]:
+def start_server(tls: tuple[str, str] | None = None) -> tuple[BaseProcess, int]:
     ours, theirs = multiprocessing.Pipe()
     proc = multiprocessing.get_context("fork").Process(target=_serve, args=(theirs, tls))
     proc.start()
@@ -196,13 +212,13 @@ def dns_rows(n: int, work: Path) -> list[dict[str, object]]:
 
 def print_table(rows: list[dict[str, object]]) -> None:
     print(
-        f"| {'probe':<26} | {'polls':>6} | {'in flight':>9} | {'polls/s':>8} "
+        f"| {'probe':<26} | {'polls':>6} | {'done':>6} | {'in flight':>9} | {'polls/s':>8} "
         f"| {'client CPU ms/poll':>18} | {'failed':>6} |"
     )
-    print(f"|{'-' * 28}|{'-' * 7}:|{'-' * 10}:|{'-' * 9}:|{'-' * 19}:|{'-' * 7}:|")
+    print(f"|{'-' * 28}|{'-' * 7}:|{'-' * 7}:|{'-' * 10}:|{'-' * 9}:|{'-' * 19}:|{'-' * 7}:|")
     for r in rows:
         print(
-            f"| {r['probe']:<26} | {r['polls']:>6} | {r['in_flight']:>9} "
+            f"| {r['probe']:<26} | {r['polls']:>6} | {r['done']:>6} | {r['in_flight']:>9} "
             f"| {r['polls_per_s']:>8.0f} | {r['cpu_ms_per_poll']:>18.3f} | {r['failed']:>6} |"
         )
 
@@ -210,12 +226,13 @@ def print_table(rows: list[dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a tenth of the polls")
+    parser.add_argument("--smoke", action="store_true", help="a fiftieth (a few seconds)")
     parser.add_argument("--icmp-datagram-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.icmp_datagram_child:
         print(json.dumps(icmp_rows(args.icmp_datagram_child, "datagram")))
         return
-    scale = 10 if args.quick else 1
+    scale = 50 if args.smoke else 10 if args.quick else 1
     n_icmp, n_tcp, n_http, n_dns = 2000 // scale, 5000 // scale, 2000 // scale, 5000 // scale
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -227,6 +244,7 @@ def main() -> None:
         rows += dns_rows(n_dns, work)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {socket.gethostname()}")
     print_table(rows)
+    print("polls: asked; done: came back (answered or failed); failed: not answered")
 
 
 if __name__ == "__main__":

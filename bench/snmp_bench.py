@@ -5,6 +5,7 @@ snmp_exporter, all against the same agents. Prints one table.
 
     .venv/bin/python bench/snmp_bench.py --sites 20000 --interval 60 --duration 60
     .venv/bin/python bench/snmp_bench.py --sites 2000 --interval 10 --targets daemon:gufo
+    .venv/bin/python bench/snmp_bench.py --smoke     # 50 sites, three targets, ~40 s
 
 Targets (--targets, comma separated):
   daemon:gufo, daemon:pysnmp  `districtmon run` on a generated config of N sites (profile of
@@ -18,17 +19,20 @@ Targets (--targets, comma separated):
                               generator (its CPU is not counted, the exporter's is).
 
 The agent fleet is pluggable (--fleet): `snmpsim` (default) starts snmpsim processes, each
-serving up to --per-process endpoints on their own loopback addresses (127.10.x.y:1161),
-replaying tests/data/bts-power-normal.snmprec; `file:PATH` uses agents that already run,
-one `address port community` per line (e.g. the district simulator's list). Add a class to
-FLEETS for anything else.
+serving up to --per-process endpoints on their own loopback addresses (127.10.x.y, all on one
+free UDP port), replaying tests/data/bts-power-normal.snmprec; `snmpd` starts net-snmp agents
+answering the same five values (much cheaper per answer: the fleet for a loaded machine);
+`file:PATH` uses agents that already run, one `address port community` per line (e.g. the
+district simulator's list). Add a class to FLEETS for anything else.
 
 Measured over --duration seconds after one interval of warm-up (every agent polled once):
 polls/s, CPU seconds per 1,000 polls (utime+stime of the measured process from /proc),
 CPU as a share of one core, p50/p99 poll latency, p50/p99 schedule lag, failed polls, RSS.
 For the daemon, latency and lag come from its own histograms (interpolated within buckets).
 Everything talks to 127.0.0.0/8 only, every wait is bounded, every process started is
-stopped at the end.
+stopped at the end. `--smoke` (50 sites polled every 2 s, 6 s measured, the exporter, gufo
+alone and the daemon on gufo) is run by tests/test_bench_smoke.py: each target must poll each
+site as often as asked, without a failure.
 """
 
 from __future__ import annotations
@@ -101,7 +105,12 @@ class SnmpsimFleet:
         self.dir = Path(tempfile.mkdtemp(prefix="districtmon-bench-fleet-"))
 
     def start(self, count: int) -> list[Agent]:
-        agents = [Agent(f"127.10.{i // 250}.{i % 250 + 1}", 1161, COMMUNITY) for i in range(count)]
+        # A free port rather than a fixed one, so that two runs (a smoke test beside a full
+        # run) never fight over the same addresses.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.10.0.1", 0))
+            port = int(probe.getsockname()[1])
+        agents = [Agent(f"127.10.{i // 250}.{i % 250 + 1}", port, COMMUNITY) for i in range(count)]
         data = self.dir / "data"
         data.mkdir()
         shutil.copy(RECORDING, data / f"{COMMUNITY}.snmprec")
@@ -142,6 +151,59 @@ class SnmpsimFleet:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class SnmpdFleet:
+    """net-snmp snmpd processes (C: a fraction of snmpsim's CPU per answer, so the agents keep
+    up on a loaded machine), `per_process` loopback addresses each, one free UDP port. The five
+    OIDs answer what the recording says: sysUpTime and sysName are snmpd's own, the UPS-MIB
+    and cabinet values are `override` lines of the same types and values."""
+
+    OVERRIDES = (
+        "override 1.3.6.1.2.1.33.1.2.5.0 integer 535\n"  # upsBatteryVoltage, 0.1 V
+        "override 1.3.6.1.2.1.33.1.4.1.0 integer 3\n"  # upsOutputSource: normal
+        "override 1.3.6.1.4.1.99999.1.3.0 integer 1\n"  # envDoorState: closed
+    )
+
+    def __init__(self, per_process: int = 100) -> None:
+        # snmpd takes about 100 addresses from one agentAddress line (a longer line, or more
+        # lines, and the last addresses are silently not bound)
+        self.per_process = min(per_process, 100)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.dir = Path(tempfile.mkdtemp(prefix="districtmon-bench-snmpd-"))
+
+    def start(self, count: int) -> list[Agent]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(("127.10.0.1", 0))
+            port = int(probe.getsockname()[1])
+        agents = [Agent(f"127.10.{i // 250}.{i % 250 + 1}", port, COMMUNITY) for i in range(count)]
+        for start in range(0, count, self.per_process):
+            group = agents[start : start + self.per_process]
+            work = self.dir / f"snmpd{start}"
+            work.mkdir()
+            addresses = ",".join(f"udp:{a.address}:{a.port}" for a in group)
+            (work / "snmpd.conf").write_text(
+                f"agentAddress {addresses}\nrocommunity {COMMUNITY} 127.0.0.0/8\n"
+                f"sysName bts-power-sim\n{self.OVERRIDES}"
+            )
+            command = ["snmpd", "-f", "-Lo", "-C", "-c", str(work / "snmpd.conf")]
+            command += ["-p", str(work / "pid")]
+            self.procs.append(
+                subprocess.Popen(
+                    command,
+                    stdout=(work / "snmpd.log").open("wb"),
+                    stderr=subprocess.STDOUT,
+                    env={**os.environ, "SNMP_PERSISTENT_DIR": str(work)},
+                )
+            )
+        for start in range(0, count, self.per_process):
+            _wait_agent(agents[min(start + self.per_process, count) - 1], 60)
+        return agents
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            _stop(proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class FileFleet:
     """Agents that run already: `address port community` per line."""
 
@@ -162,15 +224,18 @@ class FileFleet:
         pass
 
 
-FLEETS = {"snmpsim": SnmpsimFleet}
+FLEETS: dict[str, type[SnmpsimFleet] | type[SnmpdFleet]] = {
+    "snmpsim": SnmpsimFleet,
+    "snmpd": SnmpdFleet,
+}
 
 
 def make_fleet(spec: str, per_process: int) -> Fleet:
     if spec.startswith("file:"):
         return FileFleet(spec[5:])
-    if spec == "snmpsim":
-        return SnmpsimFleet(per_process)
-    raise SystemExit(f"unknown fleet {spec!r}: snmpsim or file:PATH")
+    if spec in FLEETS:
+        return FLEETS[spec](per_process)
+    raise SystemExit(f"unknown fleet {spec!r}: {', '.join(FLEETS)} or file:PATH")
 
 
 def _wait_agent(agent: Agent, limit: float) -> None:
@@ -435,7 +500,7 @@ def run_worker(kind: str, agents: list[Agent], interval: float, duration: float)
         if kind == "exporter":
             result.note = "scrapes; load generator's CPU not counted"
     finally:
-        _stop(worker)  # type: ignore[arg-type]
+        _stop(worker)
         if exporter is not None:
             _stop(exporter)
         shutil.rmtree(root, ignore_errors=True)
@@ -578,8 +643,13 @@ def main() -> None:
     parser.add_argument(
         "--targets", default="exporter,engine:gufo,engine:pysnmp,daemon:gufo,daemon:pysnmp"
     )
-    parser.add_argument("--fleet", default="snmpsim", help="snmpsim or file:PATH")
+    parser.add_argument("--fleet", default="snmpsim", help="snmpsim, snmpd or file:PATH")
     parser.add_argument("--per-process", type=int, default=5000, help="snmpsim endpoints each")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="50 sites every 2 s, 6 s measured: exporter, engine:gufo, daemon:gufo (~40 s)",
+    )
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     parser.add_argument("--_agents", help=argparse.SUPPRESS)
     parser.add_argument("--_exporter-port", type=int, help=argparse.SUPPRESS)
@@ -589,6 +659,9 @@ def main() -> None:
         asyncio.run(worker_main(args._worker, agents, args.interval, args.duration,
                                 args._exporter_port))  # fmt: skip
         return
+    if args.smoke:
+        args.sites, args.interval, args.duration = 50, 2.0, 6.0
+        args.targets = "exporter,engine:gufo,daemon:gufo"
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "exporter" in targets and not Path(EXPORTER).exists():
         raise SystemExit(f"{EXPORTER} missing: apt-get install prometheus-snmp-exporter")

@@ -4,27 +4,32 @@ Why this engine is the default: it spends about a twentieth of pysnmp's CPU per 
 (bench/snmp_bench.py), and the CPU per poll is what decides whether one core carries a
 province. gufo_snmp is a client only; traps stay on pysnmp (`monitor.probes.snmp.trap_receiver`).
 
-A session is a socket bound to one agent. For v1/v2c a fresh one is opened per request: it
-costs about 11 us of CPU (measured against keeping one), holds no file descriptor between
-polls (20,000 agents would otherwise need 20,000 of them) and can never read a late reply
-meant for an earlier request. For SNMPv3 the session also holds the agent's engine id, boots
-and time, which would cost a discovery round trip per poll: those sessions are kept, dropped
-after a failed request (a re-resolved name or a rebooted agent gets a fresh one) and beyond a
-bound derived from the file-descriptor limit, least recently used first. Requests on one
-session never overlap: replies are read from its socket, and two readers would steal each
-other's.
+A session is a socket connected to one agent, and it is kept between polls, for every version:
+opening one per request (a socket, a connect, an epoll registration and their undoing) was
+about a fifth of the daemon's event loop. Each kept session registers its socket with the event
+loop once, for its life, instead of once per request (`_KeptSession`). A late reply to a request
+that timed out cannot be taken for the answer to the next one: gufo's core drops any datagram
+whose request id (and community) is not the one it waits for, and a datagram that comes while
+nothing waits is read and dropped. For SNMPv3 the session also holds the agent's engine id,
+boots and time, which would otherwise cost a discovery round trip per poll. A session is
+dropped after a failed request (a re-resolved name or a rebooted agent gets a fresh one), and
+beyond a bound derived from the file-descriptor limit, least recently used first (20,000 agents
+keep 20,000 sockets where the limit allows; the daemon raises its soft limit to the hard one).
+Requests on one session never overlap: they wait for each other on its lock, since one socket
+waits for one request id at a time. `close()` closes every socket at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gufo.snmp import (
     Aes128Key,
@@ -82,16 +87,93 @@ _V3_REFRESH_SECONDS = 100.0
 #: File descriptors kept free for everything else (ledger, HTTP, logs, the trap socket).
 _FD_RESERVE = 512
 
-_SessionKey = tuple[str, int, SnmpCredential, float]
+_SessionKey = tuple[str, int, SnmpCredential]
 T = TypeVar("T")
+
+
+class _KeptSession(SnmpSession):
+    """An SnmpSession whose socket stays registered with the event loop from open to close.
+
+    gufo's own `_recv` adds a reader before each wait and removes it after (two epoll_ctl calls
+    and the loop's bookkeeping per request); here the reader is added once, and a readable
+    socket wakes whoever waits. A datagram that arrives while nobody waits (the late answer to
+    a request that timed out or was cancelled) is read and dropped at once, so that the
+    level-triggered loop does not call back forever. Everything else (encoding, request ids,
+    GETBULK iteration, SNMPv3 discovery) is gufo's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout = self._timeout  # per request: set by the engine before each one
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None
+        self._loop.add_reader(self._fd, self._readable)
+        self._open = True
+
+    def close(self) -> None:
+        """Unregister the socket and close it now. gufo has no close: its socket closes when
+        the session is collected, which a traceback holding a frame can put off for long. So
+        the descriptor is pointed at /dev/null instead (dup2 closes the socket atomically);
+        the number stays gufo's, closed by gufo when it lets go, never reused meanwhile."""
+        if not self._open:
+            return
+        self._open = False
+        self._loop.remove_reader(self._fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            os.dup2(null, self._fd)
+        finally:
+            os.close(null)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(OSError("session closed"))
+
+    def _readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+            return
+        while True:  # nobody waits: a late or stray datagram, dropped unread
+            try:
+                os.read(self._fd, 65536)
+            except OSError:  # BlockingIOError: drained; or a pending ICMP error, now cleared
+                return
+
+    async def _recv(self, receiver: Callable[[], T]) -> T:
+        deadline = self._loop.time() + self.timeout
+        while True:
+            if not self._open:
+                raise OSError("session closed")
+            waiter = self._loop.create_future()
+            self._waiter = waiter
+            timer = self._loop.call_at(deadline, _expire, waiter)
+            try:
+                await waiter
+                return receiver()
+            except BlockingIOError:
+                continue  # a datagram that was not our answer: gufo dropped it; keep waiting
+            finally:
+                timer.cancel()
+                self._waiter = None
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 @dataclass(slots=True)
 class _Session:
-    session: SnmpSession
+    session: _KeptSession
     v3: bool
     refreshed: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    retired: bool = False  # dropped from the pool: closed as soon as no request holds it
+
+    def retire(self) -> None:
+        self.retired = True
+        if not self.lock.locked():
+            self.session.close()
 
 
 def raise_fd_limit() -> int:
@@ -115,9 +197,16 @@ class GufoEngine:
             max_sessions = max(64, raise_fd_limit() - _FD_RESERVE)
         self._max_sessions = max_sessions
         self._sessions: OrderedDict[_SessionKey, _Session] = OrderedDict()
+        self._closed = False
 
     async def close(self) -> None:
-        self._sessions.clear()  # each socket closes when its session is collected
+        """Close every socket now (a request still waiting on one fails at once)."""
+        self._closed = True
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for entry in sessions:
+            entry.retired = True
+            entry.session.close()
 
     async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:
         wanted = list(oids)
@@ -141,22 +230,35 @@ class GufoEngine:
     async def _ask(self, target: SnmpTarget, once: Callable[[SnmpSession], Awaitable[T]]) -> T:
         """One request with its retries: a timeout is tried again up to `target.retries`
         times; any other failure, or the last timeout, drops the session and raises."""
-        entry = await self._session(target)
-        async with entry.lock:
-            attempt = 0
-            while True:
+        while True:
+            entry = await self._session(target)
+            async with entry.lock:
+                if entry.retired:
+                    continue  # dropped while this request waited for it: take a fresh one
                 try:
-                    await self._refresh(entry)
-                    return await once(entry.session)
-                except TimeoutError:
-                    if attempt < target.retries:
-                        attempt += 1
-                        continue
-                    self._drop(target)
-                    raise SnmpError("timeout", f"no answer in {target.timeout:g} s") from None
-                except Exception as exc:
-                    self._drop(target)
-                    raise _error(exc) from None
+                    return await self._attempts(target, entry, once)
+                finally:
+                    if entry.retired:
+                        entry.session.close()
+
+    async def _attempts(
+        self, target: SnmpTarget, entry: _Session, once: Callable[[SnmpSession], Awaitable[T]]
+    ) -> T:
+        attempt = 0
+        while True:
+            try:
+                entry.session.timeout = target.timeout
+                await self._refresh(entry)
+                return await once(entry.session)
+            except TimeoutError:
+                if attempt < target.retries:
+                    attempt += 1
+                    continue
+                self._drop(target, entry)
+                raise SnmpError("timeout", f"no answer in {target.timeout:g} s") from None
+            except Exception as exc:
+                self._drop(target, entry)
+                raise _error(exc) from None
 
     async def _refresh(self, entry: _Session) -> None:
         """SNMPv3: discover the engine id, boots and time; again before they go stale."""
@@ -165,42 +267,50 @@ class GufoEngine:
             entry.refreshed = time.monotonic()
 
     async def _session(self, target: SnmpTarget) -> _Session:
-        if target.credential.version != "3":
-            return _Session(_open(await _resolve(target.address), target), False)
-        key = (target.address, target.port, target.credential, target.timeout)
+        if self._closed:
+            raise SnmpError("internal", "the SNMP engine is closed")
+        key = (target.address, target.port, target.credential)
         entry = self._sessions.get(key)
         if entry is not None:
             self._sessions.move_to_end(key)
             return entry
         address = await _resolve(target.address)
-        entry = _Session(_open(address, target), target.credential.version == "3")
-        entry = self._sessions.setdefault(key, entry)  # a concurrent opener may have won
+        entry = self._sessions.get(key)  # a concurrent opener may have won while resolving
+        if entry is not None:
+            return entry
+        try:
+            session = _open(address, target)
+        except Exception as exc:  # no socket to be had (out of file descriptors...)
+            raise _error(exc) from None
+        entry = _Session(session, target.credential.version == "3")
+        self._sessions[key] = entry
         while len(self._sessions) > self._max_sessions:
-            self._sessions.popitem(last=False)
+            self._sessions.popitem(last=False)[1].retire()
         return entry
 
-    def _drop(self, target: SnmpTarget) -> None:
-        self._sessions.pop((target.address, target.port, target.credential, target.timeout), None)
+    def _drop(self, target: SnmpTarget, entry: _Session) -> None:
+        key = (target.address, target.port, target.credential)
+        if self._sessions.get(key) is entry:
+            del self._sessions[key]
+        entry.retired = True  # closed when the request that failed lets go of it
 
 
-def _open(address: str, target: SnmpTarget) -> SnmpSession:
+def _open(address: str, target: SnmpTarget) -> _KeptSession:
     credential = target.credential
     version = _VERSIONS[credential.version]
     if credential.version != "3":
-        return SnmpSession(
+        return _KeptSession(
             address,
             target.port,
             community=credential.community.reveal() if credential.community else "",
             version=version,
-            timeout=target.timeout,
             max_repetitions=MAX_REPETITIONS,
         )
-    return SnmpSession(
+    return _KeptSession(
         address,
         target.port,
         user=_user(credential),
         version=version,
-        timeout=target.timeout,
         max_repetitions=MAX_REPETITIONS,
     )
 
