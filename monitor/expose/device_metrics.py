@@ -4,18 +4,28 @@ Device values render as `districtmon_device_<name>` with the labels dashboards g
 kind, commune, owner) plus a table's own labels (`if`, `alias`...): base units in the names
 (`_volts`, `_celsius`, `_seconds`, `_bytes`), counters as `_total`. Only numbers are exported;
 text values (sys_name, a firmware string) are for health rules and reasons, not series. The
-values are those of the last poll, none after a failed one.
+values are those of the last poll, none after a failed one. The counts of values a device
+did not answer or answered wrongly (`snmp_values_missing`, `snmp_values_malformed`) are
+exported only when not zero: at 20,000 healthy sites their zeros were 40,000 lines and 4.8 MB
+of every scrape that said nothing (`... > 0` reads the same either way).
+
+The daemon serves these families through `render()` (a MetricsRegistry calls it): the
+`{labels} ` part of each sample is made once by prometheus-client and kept per site and table
+row (textformat.py), so a scrape formats only the values: 0.5 µs a sample instead of 6.
+`collect()` stays the reference rendering; tests hold the two byte for byte equal.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from monitor.config.profiles import Profile
-from monitor.expose.site_metrics import PROBE_VALUES, SITE_LABELS
+from monitor.core.model import Site
+from monitor.expose.site_metrics import PROBE_VALUES, SITE_LABELS, site_label_values
+from monitor.expose.textformat import Prerendered, header, label_parts, sample_name, value_text
 from monitor.state.live import LiveState
 
 PREFIX = "districtmon_device_"
@@ -32,10 +42,28 @@ _BUILTIN_HELP = {
 }
 
 
-class DeviceValueCollector(Collector):
+#: Counts exported only when not zero.
+_ONLY_IF_NOT_ZERO = frozenset({"snmp_values_missing", "snmp_values_malformed"})
+Labels = tuple[tuple[str, str], ...]
+
+
+def _exported(name: str, value: float | str) -> bool:
+    if isinstance(value, str) or name in _ALREADY_EXPORTED:
+        return False
+    return not (value == 0 and name in _ONLY_IF_NOT_ZERO)
+
+
+class DeviceValueCollector(Prerendered):
     def __init__(self, live: LiveState, helps: Mapping[str, str] | None = None) -> None:
         self.live = live
         self.helps: Mapping[str, str] = dict(helps or {})
+        self._lock = threading.Lock()
+        # per family name: its HELP/TYPE lines and its sample name
+        self._headers: dict[str, tuple[bytes, bytes]] = {}
+        # per site: `{labels} ` by the sample's own labels (() for an unlabelled value)
+        self._parts: dict[str, dict[Labels, bytes]] = {}
+        self._parts_of: dict[str, Site] | None = None  # the site table the parts are for
+        self._kept = 0  # how many parts are kept, to drop them when most went out of use
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
@@ -45,8 +73,9 @@ class DeviceValueCollector(Collector):
                 continue
             base = [site.id, site.kind, site.commune, site.owner]
             for name, value in view.values.items():
-                if isinstance(value, str) or name in _ALREADY_EXPORTED:
+                if not _exported(name, value):
                     continue
+                assert not isinstance(value, str)
                 family = self._family(families, label_sets, name, ())
                 if family is not None:
                     family.add_metric(base, value)
@@ -69,15 +98,119 @@ class DeviceValueCollector(Collector):
         family = families.get(name)
         if family is not None:
             return family if label_sets[name] == extra else None
-        help_text = self.helps.get(name) or _BUILTIN_HELP.get(name) or f"Device value {name}."
-        labels = [*SITE_LABELS, *extra]
-        if name.endswith("_total"):
-            family = CounterMetricFamily(PREFIX + name[: -len("_total")], help_text, labels=labels)
-        else:
-            family = GaugeMetricFamily(PREFIX + name, help_text, labels=labels)
+        family = self._new_family(name, extra)
         families[name] = family
         label_sets[name] = extra
         return family
+
+    def _new_family(
+        self, name: str, extra: tuple[str, ...]
+    ) -> GaugeMetricFamily | CounterMetricFamily:
+        help_text = self.helps.get(name) or _BUILTIN_HELP.get(name) or f"Device value {name}."
+        labels = [*SITE_LABELS, *extra]
+        if name.endswith("_total"):
+            return CounterMetricFamily(PREFIX + name[: -len("_total")], help_text, labels=labels)
+        return GaugeMetricFamily(PREFIX + name, help_text, labels=labels)
+
+    def _header(self, name: str, extra: tuple[str, ...]) -> tuple[bytes, bytes]:
+        found = self._headers.get(name)
+        if found is None:
+            family = self._new_family(name, extra)
+            counter = family.type == "counter"
+            found = header(family), sample_name(family.name + ("_total" if counter else ""))
+            self._headers[name] = found
+        return found
+
+    def _parts_for(self, sites: dict[str, Site]) -> dict[str, dict[Labels, bytes]]:
+        """The kept label parts, dropped when a reload swapped the site table or when most of
+        them went out of use (table rows renamed: interface aliases are typed by people)."""
+        if self._parts_of is not sites:
+            self._parts, self._parts_of, self._kept = {}, sites, 0
+        return self._parts
+
+    def render(self) -> bytes:
+        """The text generate_latest writes for collect(), made from kept label parts."""
+        sites, views = self.live.snapshot()
+        with self._lock:
+            parts = self._parts_for(sites)
+        # per family, in order of first appearance: its lines (None where a label part is
+        # still to be made), and the label names it was made with
+        lines: dict[str, list[bytes | None]] = {}
+        label_sets: dict[str, tuple[str, ...]] = {}
+        todo: list[tuple[list[bytes | None], int, Site, Labels, bytes, float]] = []
+        for site_id, site in sites.items():
+            view = views[site_id]
+            if not view.values and not view.samples:
+                continue
+            own = parts.get(site_id)
+            if own is None:
+                own = parts[site_id] = {}
+            for name, value in view.values.items():
+                if not _exported(name, value):
+                    continue
+                assert not isinstance(value, str)
+                family = lines.get(name)
+                if family is None:
+                    family = lines[name] = []
+                    label_sets[name] = ()
+                elif label_sets[name]:
+                    continue
+                part = own.get(())
+                if part is None:
+                    todo.append((family, len(family), site, (), self._header(name, ())[1], value))
+                    family.append(None)
+                else:
+                    family.append(self._header(name, ())[1] + part + value_text(value) + b"\n")
+            for sample in view.samples:
+                name, labels = sample.name, sample.labels
+                extra = tuple(key for key, _ in labels)
+                family = lines.get(name)
+                if family is None:
+                    family = lines[name] = []
+                    label_sets[name] = extra
+                elif label_sets[name] != extra:
+                    continue
+                part = own.get(labels)
+                sample_bytes = self._header(name, extra)[1]
+                if part is None:
+                    todo.append((family, len(family), site, labels, sample_bytes, sample.value))
+                    family.append(None)
+                else:
+                    family.append(sample_bytes + part + value_text(sample.value) + b"\n")
+        if todo:
+            self._make_parts(parts, todo, sum(len(family) for family in lines.values()))
+        out: list[bytes] = []
+        for name, family in lines.items():
+            out.append(self._header(name, label_sets[name])[0])
+            out.extend(line for line in family if line is not None)
+        return b"".join(out)
+
+    def _make_parts(
+        self,
+        parts: dict[str, dict[Labels, bytes]],
+        todo: list[tuple[list[bytes | None], int, Site, Labels, bytes, float]],
+        used: int,
+    ) -> None:
+        """Label parts not yet kept: one library call per set of label names."""
+        by_names: dict[tuple[str, ...], dict[tuple[str, Labels], Site]] = {}
+        for _family, _at, site, labels, _name, _value in todo:
+            names = tuple(key for key, _ in labels)
+            by_names.setdefault(names, {})[site.id, labels] = site
+        made: dict[tuple[str, Labels], bytes] = {}
+        for names, keys in by_names.items():
+            rows = [
+                [*site_label_values(site), *(value for _, value in labels)]
+                for (_id, labels), site in keys.items()
+            ]
+            made.update(zip(keys, label_parts([*SITE_LABELS, *names], rows), strict=True))
+        with self._lock:
+            self._kept += len(made)
+            if self._kept > 2 * used + 10_000:
+                self._parts, self._kept = {}, 0  # made again from the next scrape on
+            for (site_id, labels), part in made.items():
+                parts.setdefault(site_id, {})[labels] = part
+        for family, at, site, labels, sample_bytes, value in todo:
+            family[at] = sample_bytes + made[site.id, labels] + value_text(value) + b"\n"
 
 
 def profile_helps(profiles: Mapping[str, Profile]) -> dict[str, str]:
