@@ -8,11 +8,12 @@ table rows each profile reads, as the SNMP poller names them). Live values are a
 minutes of polling: 96% up, 3% down, 1% never answered; between two scrapes a quarter of the
 sites is polled again. One row per inventory size:
 
-  render CPU s   the CPU the HTTP thread spends making the body (what holds the GIL)
-  gzip CPU s     compressing it at the level the daemon uses
-  scrape wall s  a whole gzip scrape over HTTP on 127.0.0.1, as Prometheus makes it
+  render CPU s   the CPU the HTTP thread spends making the plain body (it holds the GIL)
+  gzip CPU s     what compressing adds, at the daemon's level (scrape less render)
+  scrape CPU s   making and compressing the body, as /metrics does for Prometheus
+  scrape wall s  the same in wall time; HTTP wall s: a whole gzip scrape over 127.0.0.1
 
-Target: render + gzip CPU and the scrape's wall time under 250 ms at 20,000 sites.
+Target: the scrape's CPU and wall time (gzip included) within 250 ms at 20,000 sites.
 
     .venv/bin/python bench/scrape_bench.py [--sites 20000,100000] [--scrapes 5] [--smoke]
 """
@@ -351,9 +352,16 @@ def _start_response(status: str, headers: list[tuple[str, str]]) -> None:
     assert status.startswith("200"), status
 
 
-def render(server: HttpServer) -> bytes:
-    """The body as the daemon's /metrics makes it, without compression."""
-    return b"".join(server._metrics({}, _start_response))
+def render(server: HttpServer, encoding: str = "") -> bytes:
+    """The body as the daemon's /metrics makes it (gzip-compressed if asked)."""
+    return b"".join(server._metrics({"HTTP_ACCEPT_ENCODING": encoding}, _start_response))
+
+
+def timed(server: HttpServer, encoding: str) -> tuple[float, float, bytes]:
+    """CPU (of this thread, the one that renders) and wall seconds of one body."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    body = render(server, encoding)
+    return time.thread_time() - cpu, time.perf_counter() - wall, body
 
 
 def scrape(url: str) -> tuple[float, int]:
@@ -369,7 +377,10 @@ def scrape(url: str) -> tuple[float, int]:
 
 
 def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str, float]:
-    """Median figures of `scrapes` scrapes of an inventory of `n_sites`."""
+    """Median figures of `scrapes` scrapes of an inventory of `n_sites`: each scrape made
+    once plain and once gzip-compressed in-process, then once over HTTP; a quarter of the
+    sites re-polled before each, and the availability gauges refreshed before every fourth
+    (15 s scrapes, 60 s polls and refreshes)."""
     communes, owners, sites = build_inventory(n_sites)
     fleet = build_fleet(sites, communes, owners, profiles)
     gauges = AvailabilityGauges(Path("/nonexistent"))
@@ -381,19 +392,21 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
     first = time.perf_counter() - started
     server.start()
     url = f"http://127.0.0.1:{server.port}/metrics"
-    rows: dict[str, list[float]] = {k: [] for k in ("cpu", "wall", "gzip", "scrape", "gz")}
+    keys = ("cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz")
+    rows: dict[str, list[float]] = {k: [] for k in keys}
     try:
         for i in range(scrapes):
             fleet.churn(rng, share)
-            if i == scrapes // 2:  # one refresh of the availability gauges in the run
+            cpu, wall, body = timed(server, "")
+            rows["cpu"].append(cpu)
+            rows["wall"].append(wall)
+            fleet.churn(rng, share)
+            if i % 4 == 1:
                 gauges.snapshot = availability(sites, seed=9 + i)
-            cpu, wall = time.thread_time(), time.perf_counter()
-            body = render(server)
-            rows["cpu"].append(time.thread_time() - cpu)
-            rows["wall"].append(time.perf_counter() - wall)
-            cpu = time.thread_time()
-            gzip.compress(body, compresslevel=GZIP_LEVEL)
-            rows["gzip"].append(time.thread_time() - cpu)
+            cpu, wall, packed = timed(server, "gzip")
+            assert gzip.decompress(packed).count(b"\n") > len(sites)
+            rows["gzip_cpu"].append(cpu)
+            rows["gzip_wall"].append(wall)
             fleet.churn(rng, share)
             seconds, size = scrape(url)
             rows["scrape"].append(seconds)
@@ -402,26 +415,28 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
         server.stop()
     figures = {key: statistics.median(values) for key, values in rows.items()}
     figures |= {"body": len(body), "lines": body.count(b"\n"), "first": first}
+    figures["worst_gzip_cpu"] = max(rows["gzip_cpu"])
     figures["worst_scrape"] = max(rows["scrape"])
     return figures
 
 
 HEADER = (
-    f"{'sites':>7} {'profiles':<8} {'body MB':>8} {'gzip MB':>8} {'lines':>9} {'render CPU s':>12} "
-    f"{'render wall s':>13} {'gzip CPU s':>10} {'CPU s total':>11} {'scrape wall s':>13} "
-    f"{'worst s':>8} {'first s':>8}  target {TARGET_SECONDS:.3f} s"
+    f"{'sites':>7} {'profiles':<8} {'body MB':>8} {'gzip MB':>8} {'lines':>9} "
+    f"{'render CPU s':>12} {'render wall s':>13} {'gzip CPU s':>10} {'scrape CPU s':>12} "
+    f"{'(worst)':>8} {'scrape wall s':>13} {'HTTP wall s':>11} {'(worst)':>8} {'first s':>8}"
+    f"  target {TARGET_SECONDS:.3f} s"
 )
 
 
 def row(n_sites: int, profiles: str, f: dict[str, float]) -> str:
-    total = f["cpu"] + f["gzip"]
-    ok = total <= TARGET_SECONDS and f["scrape"] <= TARGET_SECONDS
+    """`gzip CPU s` is the scrape's CPU less the render's (medians)."""
+    ok = f["gzip_cpu"] <= TARGET_SECONDS and f["gzip_wall"] <= TARGET_SECONDS
     return (
         f"{n_sites:>7,} {profiles:<8} {f['body'] / 1e6:>8.1f} {f['gz'] / 1e6:>8.2f} "
-        f"{int(f['lines']):>9,} "
-        f"{f['cpu']:>12.3f} {f['wall']:>13.3f} {f['gzip']:>10.3f} {total:>11.3f} "
-        f"{f['scrape']:>13.3f} {f['worst_scrape']:>8.3f} {f['first']:>8.2f}  "
-        f"{'ok' if ok else 'OVER'}"
+        f"{int(f['lines']):>9,} {f['cpu']:>12.3f} {f['wall']:>13.3f} "
+        f"{max(f['gzip_cpu'] - f['cpu'], 0.0):>10.3f} {f['gzip_cpu']:>12.3f} "
+        f"{f['worst_gzip_cpu']:>8.3f} {f['gzip_wall']:>13.3f} {f['scrape']:>11.3f} "
+        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f}  {'ok' if ok else 'OVER'}"
     )
 
 
