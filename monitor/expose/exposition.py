@@ -37,7 +37,7 @@ from monitor.expose.site_metrics import (
 from monitor.expose.textformat import PLACEHOLDER as _PLACEHOLDER
 from monitor.expose.textformat import render as _render
 from monitor.expose.textformat import value_text as _format
-from monitor.state.live import Inventory, LiveState
+from monitor.state.live import Inventory, LiveState, SiteView
 
 
 def _template(family: Metric) -> tuple[bytes, list[bytes]]:
@@ -58,8 +58,8 @@ class _Templates:
     inventory: Inventory
     static: bytes
     up: tuple[bytes, list[bytes]]
-    # per gauge: header, prefixes, and per site the last value and the line made from it
-    gauges: list[tuple[SiteGauge, bytes, list[bytes], list[tuple[float | None, bytes]]]]
+    # per gauge: header, prefixes, and per site its line (b"": no value) as of `seen`
+    gauges: list[tuple[SiteGauge, bytes, list[bytes], list[bytes]]]
     state_header: bytes
     state_blocks: list[bytes]  # per site: its six state lines, every value 0
     reason_header: bytes
@@ -67,6 +67,11 @@ class _Templates:
     # (site index, code) -> its districtmon_site_reason line; codes are bounded by the
     # configuration, so this stays as small as the set of reasons ever seen
     reason_lines: dict[tuple[int, str], bytes]
+    # per site, the view the gauge lines were made from: a view is replaced by every
+    # observation, so a site whose view is the same object has the same lines (most sites,
+    # between two scrapes); only the others are made again
+    seen: list[SiteView | None]
+    lock: threading.Lock
     # the states of the last scrape and their text: served again, the same bytes object,
     # while no state changed (most scrapes), which also spares gzip compressing it again
     state_text: tuple[list[State], bytes] | None = None
@@ -94,8 +99,7 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
     gauges = []
     for gauge in SITE_GAUGES:
         header, prefixes = _template(placeholder_family(gauge.name, gauge.help))
-        memo: list[tuple[float | None, bytes]] = [(None, b"")] * len(prefixes)
-        gauges.append((gauge, header, prefixes, memo))
+        gauges.append((gauge, header, prefixes, [b""] * len(prefixes)))
     reason_header, _ = _template(reason_family())
     return _Templates(
         sites=sites,
@@ -108,6 +112,8 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         reason_header=reason_header,
         label_rows=rows,
         reason_lines={},
+        seen=[None] * len(rows),
+        lock=threading.Lock(),
     )
 
 
@@ -173,18 +179,19 @@ class SiteExposition:
             if view.state is not State.UP:
                 for code in reason_codes(view):
                     out.append(_reason_line(t, index, code))
-        for gauge, header, prefixes, memo in t.gauges:
-            out.append(header)
-            get = gauge.value
-            for i, (prefix, view) in enumerate(zip(prefixes, views, strict=True)):
-                value = get(view)
-                if value is None:
-                    continue
-                seen, line = memo[i]
-                if seen != value:  # most values (since, uptime...) are as in the last scrape
-                    line = prefix + _format(value) + b"\n"
-                    memo[i] = (value, line)  # one assignment: concurrent scrapes stay consistent
-                out.append(line)
+        with t.lock:  # two scrapes at once: the lines stay those of one set of views
+            seen = t.seen
+            pairs = enumerate(zip(views, seen, strict=True))
+            changed = [i for i, (view, old) in pairs if view is not old]
+            for gauge, header, prefixes, lines in t.gauges:
+                get = gauge.value
+                for i in changed:
+                    value = get(views[i])
+                    lines[i] = b"" if value is None else prefixes[i] + _format(value) + b"\n"
+                out.append(header)
+                out.append(b"".join(lines))
+            for i in changed:
+                seen[i] = views[i]
         return [t.static, up, kept[1], b"".join(out)]
 
 
