@@ -30,6 +30,7 @@ from monitor.core.model import (
     State,
     Transition,
 )
+from monitor.expose import device_metrics
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector
 from monitor.expose.gzipparts import KEEP_FROM, PartsGzip, crc32_combine, shift_of
@@ -93,7 +94,13 @@ def reference(collector: DeviceValueCollector | AvailabilityCollector) -> bytes:
     return generate_latest(Families(collector.collect()))
 
 
-def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_them() -> None:
+@pytest.mark.parametrize("keep_lines", [300_000, 25])
+def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_them(
+    keep_lines: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room to keep every site's lines, and with room for only a few sites' (the others
+    made at each scrape)."""
+    monkeypatch.setattr(device_metrics, "KEEP_LINES", keep_lines)
     rng = random.Random(3)
     live = LiveState(sites(30), COMMUNES, OWNERS)
     devices = DeviceValueCollector(live, {"battery_volts": 'Battery "DC" \\ bus\nvolts.'})

@@ -26,7 +26,7 @@ from monitor.config.profiles import Profile
 from monitor.core.model import Site
 from monitor.expose.site_metrics import PROBE_VALUES, SITE_LABELS, site_label_values
 from monitor.expose.textformat import Prerendered, header, label_parts, sample_name, value_text
-from monitor.state.live import LiveState
+from monitor.state.live import LiveState, SiteView
 
 PREFIX = "districtmon_device_"
 #: Rendered by the site collector already (districtmon_site_device_uptime_seconds).
@@ -42,6 +42,7 @@ _BUILTIN_HELP = {
 }
 
 
+KEEP_LINES = 300_000
 #: Counts exported only when not zero.
 _ONLY_IF_NOT_ZERO = frozenset({"snmp_values_missing", "snmp_values_malformed"})
 Labels = tuple[tuple[str, str], ...]
@@ -64,6 +65,12 @@ class DeviceValueCollector(Prerendered):
         self._parts: dict[str, dict[Labels, bytes]] = {}
         self._parts_of: dict[str, Site] | None = None  # the site table the parts are for
         self._kept = 0  # how many parts are kept, to drop them when most went out of use
+        # per site: the view its lines were made from, and those lines with their family's
+        # name and label names; a view is replaced by every poll, so a site whose view is
+        # the same object has the same lines (most sites, between two scrapes). At most
+        # KEEP_LINES lines are kept (about 40 MB): past that, sites are made at each scrape.
+        self._lines: dict[str, tuple[SiteView, list[tuple[str, tuple[str, ...], bytes]]]] = {}
+        self._kept_lines = 0
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
@@ -126,6 +133,7 @@ class DeviceValueCollector(Prerendered):
         them went out of use (table rows renamed: interface aliases are typed by people)."""
         if self._parts_of is not sites:
             self._parts, self._parts_of, self._kept = {}, sites, 0
+            self._lines, self._kept_lines = {}, 0
         return self._parts
 
     def render(self) -> bytes:
@@ -136,6 +144,7 @@ class DeviceValueCollector(Prerendered):
         sites, views = self.live.snapshot()
         with self._lock:
             parts = self._parts_for(sites)
+            memo = self._lines
         # per family, in order of first appearance: its sample name, the label names it was
         # made with, and its lines (None where a label part is still to be made)
         families: dict[str, tuple[bytes, tuple[str, ...], list[bytes | None]]] = {}
@@ -144,9 +153,22 @@ class DeviceValueCollector(Prerendered):
         skip, only_if_not_zero, text = _ALREADY_EXPORTED, _ONLY_IF_NOT_ZERO, value_text
         for site_id, site in sites.items():
             view = views[site_id]
+            kept = memo.get(site_id)
+            if kept is not None and kept[0] is view:
+                for name, label_names, line in kept[1]:
+                    family = families.get(name)
+                    if family is None:
+                        sample_bytes = self._header(name, label_names)[1]
+                        family = families[name] = (sample_bytes, label_names, [])
+                    elif family[1] != label_names:
+                        continue
+                    family[2].append(line)
+                continue
             values, samples = view.values, view.samples
             if not values and not samples:
                 continue
+            rows: list[tuple[str, tuple[str, ...], bytes]] = []
+            whole = True  # every line made and shown: the site's lines can be kept
             own = parts.get(site_id)
             if own is None:
                 own = parts[site_id] = {}
@@ -160,12 +182,16 @@ class DeviceValueCollector(Prerendered):
                 if family is None:
                     family = families[name] = (self._header(name, ())[1], (), [])
                 elif family[1]:
+                    whole = False
                     continue
                 if part is None:
                     todo.append((family[2], len(family[2]), site, (), family[0], value))
                     family[2].append(None)
+                    whole = False
                 else:
-                    family[2].append(b"%s%s%s\n" % (family[0], part, text(value)))
+                    line = b"%s%s%s\n" % (family[0], part, text(value))
+                    family[2].append(line)
+                    rows.append((name, (), line))
             for sample in samples:
                 name, labels = sample.name, sample.labels
                 extra = names_of.get(labels)
@@ -175,13 +201,19 @@ class DeviceValueCollector(Prerendered):
                 if family is None:
                     family = families[name] = (self._header(name, extra)[1], extra, [])
                 elif family[1] != extra:
+                    whole = False
                     continue
                 row = own.get(labels)
                 if row is None:
                     todo.append((family[2], len(family[2]), site, labels, family[0], sample.value))
                     family[2].append(None)
+                    whole = False
                 else:
-                    family[2].append(b"%s%s%s\n" % (family[0], row, text(sample.value)))
+                    line = b"%s%s%s\n" % (family[0], row, text(sample.value))
+                    family[2].append(line)
+                    rows.append((name, extra, line))
+            if whole:
+                self._keep(memo, site_id, view, rows)
         if todo:
             self._make_parts(parts, todo, sum(len(f[2]) for f in families.values()))
         out: list[bytes] = []
@@ -189,6 +221,22 @@ class DeviceValueCollector(Prerendered):
             out.append(self._header(name, extra)[0])
             out.extend(line for line in lines if line is not None)
         return b"".join(out)
+
+    def _keep(
+        self,
+        memo: dict[str, tuple[SiteView, list[tuple[str, tuple[str, ...], bytes]]]],
+        site_id: str,
+        view: SiteView,
+        rows: list[tuple[str, tuple[str, ...], bytes]],
+    ) -> None:
+        old = memo.get(site_id)
+        grown = len(rows) - (len(old[1]) if old is not None else 0)
+        if self._kept_lines + grown <= KEEP_LINES:
+            memo[site_id] = (view, rows)  # one assignment: a concurrent scrape sees either
+            self._kept_lines += grown
+        elif old is not None:
+            del memo[site_id]
+            self._kept_lines -= len(old[1])
 
     def _make_parts(
         self,
@@ -212,6 +260,7 @@ class DeviceValueCollector(Prerendered):
             self._kept += len(made)
             if self._kept > 2 * used + 10_000:
                 self._parts, self._kept = {}, 0  # made again from the next scrape on
+                self._lines, self._kept_lines = {}, 0
             for (site_id, labels), part in made.items():
                 parts.setdefault(site_id, {})[labels] = part
         for family, at, site, labels, sample_bytes, value in todo:
