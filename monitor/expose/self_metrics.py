@@ -165,7 +165,9 @@ def build_registry(timezone: str | None = None) -> tuple[CollectorRegistry, Self
     """The daemon's own instruments and process metrics. The per-site families are not in
     it: HttpServer appends them from monitor/expose/exposition.py (the fast rendering of
     SiteCollector); what devices report (SNMP profile values, pushed MQTT telemetry) is
-    rendered as districtmon_device_* by monitor/expose/device_metrics.py.
+    rendered as districtmon_device_* by monitor/expose/device_metrics.py. It is a
+    MetricsRegistry: collectors that render themselves (device values, availability) are
+    served through their own render(), the others through prometheus-client.
 
     `timezone` (the configuration's, an IANA name) is exported as its current UTC offset:
     Prometheus and Alertmanager templates know no timezone, so the alert texts add this
