@@ -119,6 +119,9 @@ def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_t
     body = devices.render()
     assert body == reference(devices)
     assert b'site="s-new"' in body and b'site="s-000"' not in body
+    devices.helps = {"battery_volts": "Battery volts, from the reloaded profiles."}  # a reload
+    body = devices.render()
+    assert body == reference(devices) and b"from the reloaded profiles" in body
 
 
 def test_zero_counts_of_missing_and_malformed_values_are_left_out_and_others_shown() -> None:

@@ -57,10 +57,10 @@ def _exported(name: str, value: float | str) -> bool:
 class DeviceValueCollector(Prerendered):
     def __init__(self, live: LiveState, helps: Mapping[str, str] | None = None) -> None:
         self.live = live
-        self.helps: Mapping[str, str] = dict(helps or {})
         self._lock = threading.Lock()
         # per family name: its HELP/TYPE lines and its sample name
         self._headers: dict[str, tuple[bytes, bytes]] = {}
+        self.helps = helps or {}
         # per site: `{labels} ` by the sample's own labels (() for an unlabelled value)
         self._parts: dict[str, dict[Labels, bytes]] = {}
         self._parts_of: dict[str, Site] | None = None  # the site table the parts are for
@@ -71,6 +71,16 @@ class DeviceValueCollector(Prerendered):
         # KEEP_LINES lines are kept (about 40 MB): past that, sites are made at each scrape.
         self._lines: dict[str, tuple[SiteView, list[tuple[str, tuple[str, ...], bytes]]]] = {}
         self._kept_lines = 0
+
+    @property
+    def helps(self) -> Mapping[str, str]:
+        return self._helps
+
+    @helps.setter
+    def helps(self, helps: Mapping[str, str]) -> None:
+        """A reload sets new HELP texts: the kept HELP lines are made again."""
+        self._helps: Mapping[str, str] = dict(helps)
+        self._headers = {}
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
