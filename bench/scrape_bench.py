@@ -1,54 +1,66 @@
-"""How long a scrape of /metrics takes, and how big it is, for a province-sized inventory.
+"""What one scrape of /metrics costs the running daemon, and how big its body is.
 
-Builds a synthetic inventory in-process (default 20,000 sites over 25 communes, every kind,
-realistic live values: most sites up, some down or unknown, poll times, durations, device
-uptimes), serves it with the daemon's own HttpServer on 127.0.0.1 and scrapes it over HTTP the
-way Prometheus does: with Prometheus 2.x's Accept header (OpenMetrics) and with the plain text
-format, each uncompressed and gzip-compressed. Prints one table: time per scrape (median and
-worst of N) and response size. Target: under 250 ms per scrape at 20,000 sites.
+Builds a province in-process (default 20,000 sites over 25 communes, every kind) and the
+registry the way `districtmon run` builds it (monitor/runtime/daemon.py): the daemon's own
+instruments, the MQTT counts, the availability gauges of every site and group over the four
+windows, and the device values of every site, made from the shipped profiles (the values and
+table rows each profile reads, as the SNMP poller names them). Live values are as after a few
+minutes of polling: 96% up, 3% down, 1% never answered; between two scrapes a quarter of the
+sites is polled again. One row per inventory size:
 
-    .venv/bin/python bench/scrape_bench.py [--sites 20000] [--scrapes 10]
+  render CPU s   the CPU the HTTP thread spends making the plain body (it holds the GIL)
+  gzip CPU s     what compressing adds, at the daemon's level (scrape less render)
+  scrape CPU s   making and compressing the body, as /metrics does for Prometheus
+  scrape wall s  the same in wall time; HTTP wall s: a whole gzip scrape over 127.0.0.1
+
+Target: the scrape's CPU and wall time (gzip included) within 250 ms at 20,000 sites.
+
+    .venv/bin/python bench/scrape_bench.py [--sites 20000,100000] [--scrapes 5] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import random
 import statistics
 import sys
+import tempfile
 import time
 import unicodedata
 import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_client import make_wsgi_app
-
+from monitor.config.problems import ConfigProblem
+from monitor.config.profile_reader import load_profiles
+from monitor.config.profiles import Profile, TableSpec
 from monitor.core.model import (
     Commune,
     Observation,
     Owner,
+    Sample,
     Site,
     SnmpProbe,
     State,
     Transition,
 )
-from monitor.expose.exposition import SiteExposition
-from monitor.expose.http import HttpServer
+from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
+from monitor.expose.http import GZIP_LEVEL, HttpServer
+from monitor.expose.mqtt_metrics import registered_counts
 from monitor.expose.self_metrics import build_registry
-from monitor.expose.site_metrics import SiteCollector
+from monitor.ledger.recent import GROUPS, WINDOWS, AvailabilityGauges, Snapshot
 from monitor.state.live import LiveState
 
+ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 0.250
 # What Prometheus 2.42 sends: it prefers OpenMetrics, so prometheus-client answers with it.
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
-TEXT_ACCEPT = "text/plain;version=0.0.4"
 
 KINDS = (
     ("bts", 0.62),
@@ -153,13 +165,145 @@ def build_inventory(
     return communes, owners, sites
 
 
-def build_live(
-    sites: dict[str, Site], communes: dict[str, Commune], owners: dict[str, Owner], seed: int = 6
-) -> LiveState:
+# The profile each kind is read through, as in the shipped example (monitor/examples/dienbien):
+# the simulator's profiles carry the same values and tables as the real devices' ones.
+PROFILE_OF_KIND = {
+    "bts": "sim-bts",
+    "loudspeaker": "sim-loudspeaker",
+    "gateway": "router",
+    "radio_station": "sim-radio",
+    "video_endpoint": "linux-host",
+    "post_point": "router",
+}
+# The profile bench/snmp_bench.py polls (5 OIDs: sysUpTime, sysName and three values), the
+# fleet issue 15 measured the running daemon with: six device values a site.
+BENCH5 = """\
+description: benchmark profile, 5 OIDs with sysUpTime and sysName
+values:
+  - {name: battery_volts, oid: 1.3.6.1.2.1.33.1.2.5.0, scale: 0.1}
+  - {name: mains_ok, oid: 1.3.6.1.2.1.33.1.4.1.0, map: {5: 0, default: 1}}
+  - {name: door_open, oid: 1.3.6.1.4.1.99999.1.3.0, map: {2: 1, default: 0}}
+"""
+ROWS = {"interfaces": 4, "cpus": 1, "sensors": 2, "boards": 1, "disks": 2, "storage": 2}
+
+
+def row_labels(table: TableSpec, row: int) -> tuple[tuple[str, str], ...]:
+    """A table row's labels as the poller makes them (sorted by name); interface aliases
+    are free text typed by people (Vietnamese, quotes), the hard case for escaping."""
+    if not table.labels:
+        return ((table.index, str(row + 1)),)
+    labels = []
+    for label in table.labels:
+        if label.name == "alias":
+            labels.append(("alias", f'uplink "{row}" tới Thanh Nưa\\cổng {row}'))
+        else:
+            labels.append((label.name, f"GigabitEthernet0/0/{row}"))
+    return tuple(sorted(labels))
+
+
+def device_values(
+    profile: Profile, rng: random.Random, polls: int
+) -> tuple[dict[str, float | str], list[Sample]]:
+    """What one successful poll through `profile` leaves in the live view."""
+    values: dict[str, float | str] = {}
+    hidden = profile.hidden
+    for spec in profile.scalars:
+        if spec.name in hidden:
+            continue
+        if spec.kind == "text":
+            values[spec.name] = "text"
+        elif spec.is_counter:
+            values[spec.name] = float(1000 * polls + rng.randrange(1000))
+        elif spec.mapping is not None:
+            values[spec.name] = float(rng.random() < 0.97)
+        else:
+            values[spec.name] = round(rng.uniform(0, 60), 2)
+    values["reboots_total"] = 0.0
+    values["snmp_values_missing"] = 0.0
+    values["snmp_values_malformed"] = 0.0
+    values["sys_name"] = "device"
+    samples = []
+    for table in profile.tables:
+        for row in range(ROWS.get(table.name, 1)):
+            labels = row_labels(table, row)
+            for column in table.columns:
+                if column.name in hidden:
+                    continue
+                if column.is_counter:
+                    value = float(10_000_000 * polls + rng.randrange(10_000_000))
+                else:
+                    value = round(rng.uniform(0, 100), 1)
+                samples.append(Sample(column.name, labels, value))
+    info = (("chosen", "named"), ("profile", profile.id), ("vendor", profile.vendor))
+    samples.append(Sample("profile_info", info, 1.0))
+    return values, samples
+
+
+class Fleet:
+    """The live state of a province, and what one poll of a site changes in it."""
+
+    def __init__(
+        self,
+        sites: dict[str, Site],
+        live: LiveState,
+        profiles: dict[str, Profile],
+        profile_of_kind: dict[str, str],
+    ) -> None:
+        self.sites = sites
+        self.live = live
+        self.profiles = profiles
+        self.profile_of_kind = profile_of_kind
+        self.polls = 0
+
+    def poll(self, rng: random.Random, site_id: str, ok: bool, at: float) -> None:
+        values: dict[str, float | str] = {}
+        samples: list[Sample] = []
+        if ok:
+            profile = self.profiles[self.profile_of_kind[self.sites[site_id].kind]]
+            values, samples = device_values(profile, rng, self.polls)
+            values["uptime_seconds"] = rng.uniform(3600, 400 * 86400)
+        self.live.apply_observation(
+            Observation(site_id, at, ok, rng.uniform(0.002, 0.2), values, samples=tuple(samples))
+        )
+
+    def churn(self, rng: random.Random, share: float) -> None:
+        """What happens between two scrapes: a share of the sites is polled again (new poll
+        time, duration, uptime and counters), as the scheduler does over one scrape interval."""
+        self.polls += 1
+        now = time.time()
+        for site_id, view in self.live.views.items():
+            if view.last_poll is not None and rng.random() < share:
+                self.poll(rng, site_id, bool(view.last_ok), now)
+
+
+def read_profiles(which: str) -> tuple[dict[str, Profile], dict[str, str]]:
+    """The profiles and the one each kind is read through: `shipped` (config/profiles, as the
+    example does) or `bench5` (every site through BENCH5)."""
+    problems: list[ConfigProblem] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = ROOT / "config" / "profiles"
+        if which == "bench5":
+            folder = Path(tmp)
+            (folder / "bench-5.yaml").write_text(BENCH5)
+        profiles = load_profiles(folder, problems)
+    if problems:
+        raise SystemExit(f"profiles: {problems}")
+    if which == "bench5":
+        return profiles, dict.fromkeys(PROFILE_OF_KIND, "bench-5")
+    return profiles, PROFILE_OF_KIND
+
+
+def build_fleet(
+    sites: dict[str, Site],
+    communes: dict[str, Commune],
+    owners: dict[str, Owner],
+    profiles: str = "shipped",
+    seed: int = 6,
+) -> Fleet:
     """Live values as a running daemon holds them after a few minutes of polling: 96% up, 3%
     down, 1% never answered (unknown)."""
     rng = random.Random(seed)
-    live = LiveState(sites, communes, owners)
+    fleet = Fleet(sites, LiveState(sites, communes, owners), *read_profiles(profiles))
     now = time.time()
     for site_id in sites:
         roll = rng.random()
@@ -168,80 +312,138 @@ def build_live(
         ok = roll > 0.04
         since = now - rng.uniform(60, 30 * 86400)
         state, codes = (State.UP, ()) if ok else (State.DOWN, ("timeout",))
-        live.apply_transition(Transition(site_id, state, since, State.UNKNOWN, "", codes))
-        poll(live, rng, site_id, ok, now - rng.uniform(0, 60))
-    return live
+        fleet.live.apply_transition(Transition(site_id, state, since, State.UNKNOWN, "", codes))
+        fleet.poll(rng, site_id, ok, now - rng.uniform(0, 60))
+    return fleet
 
 
-def poll(live: LiveState, rng: random.Random, site_id: str, ok: bool, at: float) -> None:
-    values: dict[str, float | str] = {}
-    if ok:
-        values["device_uptime_seconds"] = rng.uniform(3600, 400 * 86400)
-    live.apply_observation(Observation(site_id, at, ok, rng.uniform(0.002, 0.2), values))
+def availability(sites: dict[str, Site], seed: int = 8) -> Snapshot:
+    """What the availability refresh (monitor/ledger/recent.py) leaves: every counted site
+    over the four windows, and every commune, owner and kind."""
+    rng = random.Random(seed)
+    ratios: dict[str, dict[str, float]] = {}
+    counted: dict[str, dict[str, float]] = {}
+    for site_id in sites:
+        if rng.random() < 0.01:
+            ratios[site_id], counted[site_id] = {}, {}
+            continue
+        ratios[site_id] = {w: rng.uniform(0.95, 1.0) for w, _ in WINDOWS}
+        counted[site_id] = {w: seconds * rng.uniform(0.9, 1.0) for w, seconds in WINDOWS}
+    groups = {
+        (group, getattr(site, group)): {w: 0.995 for w, _ in WINDOWS}
+        for site in sites.values()
+        for group in GROUPS
+    }
+    group_counted = {key: {w: s * 10 for w, s in WINDOWS} for key in groups}
+    return Snapshot(time.time(), ratios, groups, 0.5, counted, group_counted)
 
 
-def churn(live: LiveState, rng: random.Random, share: float) -> None:
-    """What happens between two scrapes: a share of the sites is polled again (new poll time,
-    duration and uptime), as the scheduler does over one scrape interval."""
-    now = time.time()
-    for site_id, view in live.views.items():
-        if view.last_poll is not None and rng.random() < share:
-            poll(live, rng, site_id, bool(view.last_ok), now)
+def daemon_server(fleet: Fleet, gauges: AvailabilityGauges) -> HttpServer:
+    """The HTTP server with the registry monitor/runtime/daemon.py builds (less the trap
+    receiver's counts, off by default, and the ledger's lost-changes counter: one sample)."""
+    registry, _metrics = build_registry("Asia/Ho_Chi_Minh")
+    registered_counts(registry)  # the MQTT listener's counters
+    registry.register(AvailabilityCollector(gauges, fleet.live))
+    registry.register(DeviceValueCollector(fleet.live, profile_helps(fleet.profiles)))
+    return HttpServer("127.0.0.1", 0, registry, fleet.live)
 
 
-class ReferenceServer(HttpServer):
-    """/metrics through prometheus-client alone (SiteCollector in the registry, its own
-    rendering and level-9 gzip): what the daemon served before monitor/exposition.py."""
-
-    def __init__(self, live: LiveState) -> None:
-        registry, _ = build_registry()
-        registry.register(SiteCollector(live))
-        super().__init__("127.0.0.1", 0, registry, live)
-        self._reference = make_wsgi_app(registry)
-
-    def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        result: Iterable[bytes] = self._reference(environ, start_response)
-        return result
+def _start_response(status: str, headers: list[tuple[str, str]]) -> None:
+    assert status.startswith("200"), status
 
 
-def scrape(url: str, accept: str, gzip: bool) -> tuple[float, int]:
-    headers = {"Accept": accept}
-    if gzip:
-        headers["Accept-Encoding"] = "gzip"
-    request = urllib.request.Request(url, headers=headers)
+def render(server: HttpServer, encoding: str = "") -> bytes:
+    """The body as the daemon's /metrics makes it (gzip-compressed if asked)."""
+    return b"".join(server._metrics({"HTTP_ACCEPT_ENCODING": encoding}, _start_response))
+
+
+def timed(server: HttpServer, encoding: str) -> tuple[float, float, bytes]:
+    """CPU (of this thread, the one that renders) and wall seconds of one body."""
+    cpu, wall = time.thread_time(), time.perf_counter()
+    body = render(server, encoding)
+    return time.thread_time() - cpu, time.perf_counter() - wall, body
+
+
+def scrape(url: str) -> tuple[float, int]:
+    """One gzip scrape as Prometheus makes it: its wall time and the compressed size."""
+    request = urllib.request.Request(
+        url, headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"}
+    )
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=120) as response:
         body = response.read()
-        assert (response.headers.get("Content-Encoding") == "gzip") == gzip
+        assert response.headers.get("Content-Encoding") == "gzip"
     return time.perf_counter() - started, len(body)
 
 
-def measure(
-    server: HttpServer, live: LiveState, scrapes: int, share: float
-) -> list[tuple[str, str, list[float], int]]:
+def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str, float]:
+    """Median figures of `scrapes` scrapes of an inventory of `n_sites`: each scrape made
+    once plain and once gzip-compressed in-process, then once over HTTP; a quarter of the
+    sites re-polled before each, and the availability gauges refreshed before every fourth
+    (15 s scrapes, 60 s polls and refreshes)."""
+    communes, owners, sites = build_inventory(n_sites)
+    fleet = build_fleet(sites, communes, owners, profiles)
+    gauges = AvailabilityGauges(Path("/nonexistent"))
+    gauges.snapshot = availability(sites)
+    server = daemon_server(fleet, gauges)
     rng = random.Random(7)
+    started = time.perf_counter()
+    body = render(server)  # the first scrape of an inventory builds what is kept for the next
+    first = time.perf_counter() - started
     server.start()
     url = f"http://127.0.0.1:{server.port}/metrics"
-    rows = []
+    keys = ("cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz")
+    rows: dict[str, list[float]] = {k: [] for k in keys}
     try:
-        scrape(url, TEXT_ACCEPT, False)  # warm-up: the first scrape of an inventory builds caches
-        for label, accept in (("Prometheus", PROMETHEUS_ACCEPT), ("text 0.0.4", TEXT_ACCEPT)):
-            for gzip in (False, True):
-                times, size = [], 0
-                for _ in range(scrapes):
-                    churn(live, rng, share)
-                    seconds, size = scrape(url, accept, gzip)
-                    times.append(seconds)
-                rows.append((label, "gzip" if gzip else "plain", times, size))
+        for i in range(scrapes):
+            fleet.churn(rng, share)
+            cpu, wall, body = timed(server, "")
+            rows["cpu"].append(cpu)
+            rows["wall"].append(wall)
+            fleet.churn(rng, share)
+            if i % 4 == 1:
+                gauges.snapshot = availability(sites, seed=9 + i)
+            cpu, wall, packed = timed(server, "gzip")
+            assert gzip.decompress(packed).count(b"\n") > len(sites)
+            rows["gzip_cpu"].append(cpu)
+            rows["gzip_wall"].append(wall)
+            fleet.churn(rng, share)
+            seconds, size = scrape(url)
+            rows["scrape"].append(seconds)
+            rows["gz"].append(size)
     finally:
         server.stop()
-    return rows
+    figures = {key: statistics.median(values) for key, values in rows.items()}
+    figures |= {"body": len(body), "lines": body.count(b"\n"), "first": first}
+    figures["worst_gzip_cpu"] = max(rows["gzip_cpu"])
+    figures["worst_scrape"] = max(rows["scrape"])
+    return figures
+
+
+HEADER = (
+    f"{'sites':>7} {'profiles':<8} {'body MB':>8} {'gzip MB':>8} {'lines':>9} "
+    f"{'render CPU s':>12} {'render wall s':>13} {'gzip CPU s':>10} {'scrape CPU s':>12} "
+    f"{'(worst)':>8} {'scrape wall s':>13} {'HTTP wall s':>11} {'(worst)':>8} {'first s':>8}"
+    f"  target {TARGET_SECONDS:.3f} s"
+)
+
+
+def row(n_sites: int, profiles: str, f: dict[str, float]) -> str:
+    """`gzip CPU s` is the scrape's CPU less the render's (medians)."""
+    ok = f["gzip_cpu"] <= TARGET_SECONDS and f["gzip_wall"] <= TARGET_SECONDS
+    return (
+        f"{n_sites:>7,} {profiles:<8} {f['body'] / 1e6:>8.1f} {f['gz'] / 1e6:>8.2f} "
+        f"{int(f['lines']):>9,} {f['cpu']:>12.3f} {f['wall']:>13.3f} "
+        f"{max(f['gzip_cpu'] - f['cpu'], 0.0):>10.3f} {f['gzip_cpu']:>12.3f} "
+        f"{f['worst_gzip_cpu']:>8.3f} {f['gzip_wall']:>13.3f} {f['scrape']:>11.3f} "
+        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f}  {'ok' if ok else 'OVER'}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sites", type=int, default=20_000)
-    parser.add_argument("--scrapes", type=int, default=10)
+    parser.add_argument("--sites", default="20000", help="inventory sizes, comma-separated")
+    parser.add_argument("--scrapes", type=int, default=5, help="scrapes per size (median)")
     parser.add_argument(
         "--churn",
         type=float,
@@ -249,54 +451,24 @@ def main() -> int:
         help="share of sites polled again between two scrapes (0.25: 15 s scrapes, 60 s polls)",
     )
     parser.add_argument(
-        "--reference",
-        action="store_true",
-        help="also measure prometheus-client's own rendering (the 'before' figures; slow)",
+        "--profiles",
+        default="bench5,shipped",
+        help="device profiles, comma-separated: bench5 (the 5-OID profile of "
+        "bench/snmp_bench.py) and/or shipped (config/profiles, by kind)",
     )
+    parser.add_argument("--smoke", action="store_true", help="300 sites, 2 scrapes: seconds")
     args = parser.parse_args()
-
-    communes, owners, sites = build_inventory(args.sites)
-    live = build_live(sites, communes, owners)
-    samples = sum(1 for family in SiteCollector(live).collect() for _ in family.samples)
-    started = time.perf_counter()
-    SiteExposition(live).render()
-    first = time.perf_counter() - started
-    servers: list[tuple[str, HttpServer]] = []
-    if args.reference:
-        servers.append(("prometheus-client", ReferenceServer(live)))
-    registry, _ = build_registry()
-    servers.append(("districtmon", HttpServer("127.0.0.1", 0, registry, live)))
-
+    sizes = [300] if args.smoke else [int(n) for n in args.sites.split(",")]
+    scrapes = 2 if args.smoke else args.scrapes
     print(
-        f"/metrics for {args.sites:,} sites ({samples:,} site samples); {args.scrapes} scrapes "
-        f"per row, {args.churn:.0%} of sites re-polled between scrapes"
+        f"/metrics of the daemon's whole registry; median of {scrapes} scrapes per size, "
+        f"{args.churn:.0%} of sites re-polled between scrapes, gzip level {GZIP_LEVEL}"
     )
-    print(
-        f"{'renderer':<18} {'asked as':<11} {'encoding':<8} {'median ms':>9} {'worst ms':>9} "
-        f"{'size':>9}  target {TARGET_SECONDS * 1000:.0f} ms"
-    )
-    for name, server in servers:
-        for label, encoding, times, size in measure(server, live, args.scrapes, args.churn):
-            median = statistics.median(times)
-            print(
-                f"{name:<18} {label:<11} {encoding:<8} {median * 1000:>9.1f} "
-                f"{max(times) * 1000:>9.1f} {_size(size):>9}  "
-                f"{'ok' if max(times) < TARGET_SECONDS else 'OVER'}"
-            )
-    print(f"first scrape after start or reload (builds the text cache): {first * 1000:.0f} ms")
-    server = HttpServer("127.0.0.1", 0, registry, live)
-    server.start()
-    try:
-        api = [scrape(f"http://127.0.0.1:{server.port}/api/v1/sites", "*/*", False)]
-        api += [scrape(f"http://127.0.0.1:{server.port}/api/v1/sites", "*/*", False)]
-    finally:
-        server.stop()
-    print(f"/api/v1/sites, every site: {api[-1][0] * 1000:.0f} ms, {_size(api[-1][1])}")
+    print(HEADER)
+    for n in sizes:
+        for profiles in args.profiles.split(","):
+            print(row(n, profiles, measure(n, profiles, scrapes, args.churn)), flush=True)
     return 0
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 if __name__ == "__main__":

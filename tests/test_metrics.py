@@ -318,25 +318,24 @@ def test_api_gives_one_site_or_a_clear_404(served: tuple[LiveState, str]) -> Non
     assert refused.value.code == 405
 
 
-def test_scrape_benchmark_runs_on_a_small_district() -> None:
-    """A smoke run, so that bench/scrape_bench.py keeps working as the code moves."""
+def test_scrape_benchmark_smoke_run_measures_the_daemons_whole_body() -> None:
+    """bench/scrape_bench.py --smoke: a few seconds, so that the bench keeps working as the code
+    moves and keeps measuring what the daemon serves (device values and availability in it)."""
     root = Path(__file__).resolve().parents[1]
     run = subprocess.run(
-        [
-            sys.executable,
-            str(root / "bench" / "scrape_bench.py"),
-            "--sites",
-            "300",
-            "--scrapes",
-            "1",
-        ],
+        [sys.executable, str(root / "bench" / "scrape_bench.py"), "--smoke"],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    assert "districtmon" in run.stdout and "/api/v1/sites" in run.stdout
+    rows = [line.split() for line in run.stdout.splitlines() if line.lstrip().startswith("300 ")]
+    assert [r[1] for r in rows] == ["bench5", "shipped"], run.stdout
+    for r in rows:
+        body_mb, lines = float(r[2]), int(r[4].replace(",", ""))
+        # 300 sites: at least their state sets, device values and availability over 4 windows
+        assert lines > 300 * (6 + 6 + 8) and body_mb > 0.5, run.stdout
 
 
 def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges() -> None:

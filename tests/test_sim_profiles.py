@@ -89,8 +89,10 @@ poll: {{interval_seconds: 1.0, timeout_seconds: 1.0, retries: 1}}
                     _, text = daemon.get("/metrics")
                 except OSError:
                     return False
-                missing = "districtmon_device_snmp_values_missing"
-                polled = {site for name, site in series(text) if name == missing}
+                # every poll through a profile names it (a zero count of missing values
+                # is not a series)
+                info = "districtmon_device_profile_info"
+                polled = {site for name, site in series(text) if name == info}
                 return polled >= set(loaded.sites)
 
             wait_for("a profile poll of every site", all_polled, daemon, limit=60)
@@ -122,7 +124,7 @@ poll: {{interval_seconds: 1.0, timeout_seconds: 1.0, retries: 1}}
                     for site in sites:
                         for count in ("snmp_values_missing", "snmp_values_malformed"):
                             value = found.get((f"districtmon_device_{count}", site))
-                            if value != 0:
+                            if value is not None:  # absent: none
                                 lacking.append(f"{site}: {count} {value}")
                         absent = [
                             n

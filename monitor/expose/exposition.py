@@ -16,12 +16,9 @@ identity of the sites dict), so a reload costs one slow render, not every scrape
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
 
 from monitor.core.model import Site, State
 from monitor.expose.site_metrics import (
@@ -37,23 +34,10 @@ from monitor.expose.site_metrics import (
     reason_family,
     site_label_values,
 )
-from monitor.state.live import Inventory, LiveState
-
-_PLACEHOLDER = b"0.0"  # what floatToGoString makes of 0.0: every template sample carries it
-
-
-class _Families:
-    """A stand-in registry: what generate_latest needs is an object with collect()."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self._families)
-
-
-def _render(families: list[Metric]) -> bytes:
-    return generate_latest(_Families(families))
+from monitor.expose.textformat import PLACEHOLDER as _PLACEHOLDER
+from monitor.expose.textformat import render as _render
+from monitor.expose.textformat import value_text as _format
+from monitor.state.live import Inventory, LiveState, SiteView
 
 
 def _template(family: Metric) -> tuple[bytes, list[bytes]]:
@@ -74,8 +58,8 @@ class _Templates:
     inventory: Inventory
     static: bytes
     up: tuple[bytes, list[bytes]]
-    # per gauge: header, prefixes, and per site the last value and the line made from it
-    gauges: list[tuple[SiteGauge, bytes, list[bytes], list[tuple[float | None, bytes]]]]
+    # per gauge: header, prefixes, and per site its line (b"": no value) as of `seen`
+    gauges: list[tuple[SiteGauge, bytes, list[bytes], list[bytes]]]
     state_header: bytes
     state_blocks: list[bytes]  # per site: its six state lines, every value 0
     reason_header: bytes
@@ -83,6 +67,14 @@ class _Templates:
     # (site index, code) -> its districtmon_site_reason line; codes are bounded by the
     # configuration, so this stays as small as the set of reasons ever seen
     reason_lines: dict[tuple[int, str], bytes]
+    # per site, the view the gauge lines were made from: a view is replaced by every
+    # observation, so a site whose view is the same object has the same lines (most sites,
+    # between two scrapes); only the others are made again
+    seen: list[SiteView | None]
+    lock: threading.Lock
+    # the states of the last scrape and their text: served again, the same bytes object,
+    # while no state changed (most scrapes), which also spares gzip compressing it again
+    state_text: tuple[list[State], bytes] | None = None
 
 
 def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
@@ -107,8 +99,7 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
     gauges = []
     for gauge in SITE_GAUGES:
         header, prefixes = _template(placeholder_family(gauge.name, gauge.help))
-        memo: list[tuple[float | None, bytes]] = [(None, b"")] * len(prefixes)
-        gauges.append((gauge, header, prefixes, memo))
+        gauges.append((gauge, header, prefixes, [b""] * len(prefixes)))
     reason_header, _ = _template(reason_family())
     return _Templates(
         sites=sites,
@@ -121,6 +112,8 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         reason_header=reason_header,
         label_rows=rows,
         reason_lines={},
+        seen=[None] * len(rows),
+        lock=threading.Lock(),
     )
 
 
@@ -156,57 +149,50 @@ class SiteExposition:
             return t
 
     def render(self) -> bytes:
+        return b"".join(self.render_parts())
+
+    def render_parts(self) -> list[bytes]:
+        """The text in parts: the inventory families and the state sets are the same bytes
+        objects from one scrape to the next while nothing changed in them (gzipparts.py)."""
         sites, views_by_id = self.live.snapshot()
         t = self._templates_for(sites, self.live.inventory)
         views = [views_by_id[site_id] for site_id in sites]
-        out = [t.static]
         up_header, up_prefixes = t.up
-        out.append(up_header)
+        out = [up_header]
         up_value = SITE_UP.value
         for prefix, view in zip(up_prefixes, views, strict=True):
             value = up_value(view)
             if value is not None:
                 out.append(prefix + _format(value) + b"\n")
-        out.append(t.state_header)
-        swap = _STATE_SWAP
-        for block, view in zip(t.state_blocks, views, strict=True):
-            zero, one = swap[view.state]
-            out.append(block.replace(zero, one, 1))
-        out.append(t.reason_header)
+        up = b"".join(out)
+        states = [view.state for view in views]
+        kept = t.state_text
+        if kept is None or kept[0] != states:
+            swap = _STATE_SWAP
+            out = [t.state_header]
+            for block, state in zip(t.state_blocks, states, strict=True):
+                zero, one = swap[state]
+                out.append(block.replace(zero, one, 1))
+            kept = t.state_text = (states, b"".join(out))
+        out = [t.reason_header]
         for index, view in enumerate(views):
             if view.state is not State.UP:
                 for code in reason_codes(view):
                     out.append(_reason_line(t, index, code))
-        for gauge, header, prefixes, memo in t.gauges:
-            out.append(header)
-            get = gauge.value
-            for i, (prefix, view) in enumerate(zip(prefixes, views, strict=True)):
-                value = get(view)
-                if value is None:
-                    continue
-                seen, line = memo[i]
-                if seen != value:  # most values (since, uptime...) are as in the last scrape
-                    line = prefix + _format(value) + b"\n"
-                    memo[i] = (value, line)  # one assignment: concurrent scrapes stay consistent
-                out.append(line)
-        return b"".join(out)
-
-
-def _go(value: float) -> bytes:
-    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
-    return text.encode()
-
-
-_ZERO, _ONE = _go(0.0), _go(1.0)
-
-
-def _format(value: float) -> bytes:
-    """floatToGoString, with the two commonest values (0 and 1) not formatted anew."""
-    if value == 1.0:
-        return _ONE
-    if value == 0.0:
-        return _ZERO
-    return _go(value)
+        with t.lock:  # two scrapes at once: the lines stay those of one set of views
+            seen = t.seen
+            pairs = enumerate(zip(views, seen, strict=True))
+            changed = [i for i, (view, old) in pairs if view is not old]
+            for gauge, header, prefixes, lines in t.gauges:
+                get = gauge.value
+                for i in changed:
+                    value = get(views[i])
+                    lines[i] = b"" if value is None else prefixes[i] + _format(value) + b"\n"
+                out.append(header)
+                out.append(b"".join(lines))
+            for i in changed:
+                seen[i] = views[i]
+        return [t.static, up, kept[1], b"".join(out)]
 
 
 _STATE_SWAP = {state: _state_swap(state) for state in State}

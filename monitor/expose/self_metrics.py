@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.core.model import Observation, State
+from monitor.expose.textformat import MetricsRegistry
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -164,14 +165,16 @@ def build_registry(timezone: str | None = None) -> tuple[CollectorRegistry, Self
     """The daemon's own instruments and process metrics. The per-site families are not in
     it: HttpServer appends them from monitor/expose/exposition.py (the fast rendering of
     SiteCollector); what devices report (SNMP profile values, pushed MQTT telemetry) is
-    rendered as districtmon_device_* by monitor/expose/device_metrics.py.
+    rendered as districtmon_device_* by monitor/expose/device_metrics.py. It is a
+    MetricsRegistry: collectors that render themselves (device values, availability) are
+    served through their own render(), the others through prometheus-client.
 
     `timezone` (the configuration's, an IANA name) is exported as its current UTC offset:
     Prometheus and Alertmanager templates know no timezone, so the alert texts add this
     offset to give local times. Read at each scrape, so it follows daylight saving."""
     disable_created_metrics()  # type: ignore[no-untyped-call]
     # `_created` series double the output and no dashboard reads them
-    registry = CollectorRegistry(auto_describe=False)
+    registry = MetricsRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     offset = Gauge(
         "districtmon_timezone_offset_seconds",

@@ -1,0 +1,146 @@
+"""Pieces of the text format 0.0.4, made by prometheus-client and kept for later scrapes.
+
+prometheus-client formats every sample anew on each scrape (sorting and escaping its labels):
+about 6 µs a sample. What changes between two scrapes is the value, seldom the labels. So the
+fast renderers (exposition.py, device_metrics.py, availability_metrics.py) ask the library to
+render the `{labels} ` part of a sample once, cut it out of the library's own line, and at
+scrape time write `name` + that part + the value, formatted by the library's `floatToGoString`.
+Nothing here escapes a label value itself: every byte comes from `generate_latest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+PLACEHOLDER = b"0.0"  # what floatToGoString makes of 0.0: every template sample carries it
+_NAME = "x"  # the name of the throw-away family label parts are cut out of
+
+
+class Families:
+    """A stand-in registry: what generate_latest needs is an object with collect()."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    return generate_latest(Families(families))
+
+
+def header(family: Metric) -> bytes:
+    """The HELP and TYPE lines of `family` (its samples left out)."""
+    empty = Metric(family.name, family.documentation, family.type)
+    return render([empty])
+
+
+def label_parts(names: Sequence[str], rows: Sequence[Sequence[str]]) -> list[bytes]:
+    """`{labels} ` for each row of label values, as prometheus-client writes it after a
+    sample's name (labels sorted, values escaped); one call to the library for all rows."""
+    family = GaugeMetricFamily(_NAME, _NAME, labels=list(names))
+    for values in rows:
+        family.add_metric(list(values), 0.0)
+    lines = render([family]).split(b"\n")[2:-1]
+    if len(lines) != len(rows):
+        raise RuntimeError(f"prometheus-client wrote {len(lines)} lines for {len(rows)} samples")
+    start, end = len(_NAME), len(PLACEHOLDER)
+    for line in lines:
+        if not (line.startswith(b"x{") and line.endswith(b"} " + PLACEHOLDER)):
+            raise RuntimeError(f"unexpected sample line from prometheus-client: {line!r}")
+    return [line[start:-end] for line in lines]
+
+
+def sample_name(name: str) -> bytes:
+    """A sample's name as prometheus-client writes it (it checks the name, never escapes it
+    in the text format: a valid name is written as it is)."""
+    family = GaugeMetricFamily(name, _NAME)
+    family.add_metric([], 0.0)
+    line = render([family]).split(b"\n")[2]
+    if line != name.encode() + b" " + PLACEHOLDER:
+        raise RuntimeError(f"unexpected sample line from prometheus-client: {line!r}")
+    return name.encode()
+
+
+def _go(value: float) -> bytes:
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text.encode()
+
+
+ONE = _go(1.0)
+
+
+def value_text(value: float) -> bytes:
+    """floatToGoString's text of `value`. The library writes `repr(value)` for every finite
+    value but a positive one of 10^6 or more, which it spells the Go way (1.5e+06): those,
+    and the infinities and NaN, are left to it; 1 is the commonest value and made once."""
+    if value == 1.0:
+        return ONE
+    d = float(value)
+    text = b"%r" % d
+    if d - d == 0.0 and (d <= 0.0 or text.find(b".") <= 6):
+        return text
+    return _go(d)
+
+
+class Prerendered(Collector):
+    """A collector that can also write its own text: `render()` gives the bytes
+    generate_latest would give for `collect()` (tests hold the two equal), faster. A
+    MetricsRegistry serves it through render(); any other registry through collect()."""
+
+    def render(self) -> bytes:
+        raise NotImplementedError
+
+
+class MetricsRegistry(CollectorRegistry):
+    """The daemon's registry. Collectors that render themselves (Prerendered) are kept
+    apart: `collect()` still yields every family (the reference rendering), `exposition_parts()`
+    writes the others through prometheus-client and appends the prerendered text."""
+
+    def __init__(self, auto_describe: bool = False) -> None:
+        super().__init__(auto_describe=auto_describe)
+        self._prerendered: list[Prerendered] = []
+
+    def register(self, collector: Collector) -> None:
+        if isinstance(collector, Prerendered):
+            with self._lock:
+                self._prerendered.append(collector)
+            return
+        super().register(collector)
+
+    def unregister(self, collector: Collector) -> None:
+        if isinstance(collector, Prerendered):
+            with self._lock:
+                self._prerendered.remove(collector)
+            return
+        super().unregister(collector)
+
+    def _library_collect(self) -> Iterator[Metric]:
+        yield from super().collect()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._library_collect()
+        with self._lock:
+            prerendered = list(self._prerendered)
+        for collector in prerendered:
+            yield from collector.collect()
+
+    def exposition_parts(self) -> list[bytes]:
+        with self._lock:
+            prerendered = list(self._prerendered)
+        library = generate_latest(Families(self._library_collect()))
+        return [library, *(collector.render() for collector in prerendered)]
+
+
+def exposition_parts(registry: CollectorRegistry) -> list[bytes]:
+    """The text of `registry`, in parts to be joined: fast for a MetricsRegistry,
+    generate_latest for any other."""
+    if isinstance(registry, MetricsRegistry):
+        return registry.exposition_parts()
+    return [generate_latest(registry)]
