@@ -171,6 +171,8 @@ class Site:
     probe: Probe
     parent: str | None = None
     covers: tuple[str, ...] = ()
+    # the site's own 30-day availability objective (a share 0..1); None: its kind's
+    objective: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

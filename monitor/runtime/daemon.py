@@ -29,6 +29,7 @@ from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
 from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.objective_metrics import ObjectiveCollector
 from monitor.expose.self_metrics import LedgerLossCollector, SelfMetrics, build_registry
 from monitor.expose.trap_metrics import TrapCollector
 from monitor.ledger.recent import AvailabilityGauges
@@ -111,6 +112,7 @@ class Daemon:
         self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
         self.traps.update_sites(config.sites.values())
         self.device_values = DeviceValueCollector(live, _device_helps(config))
+        self.objectives = ObjectiveCollector(lambda: live.sites, config.objectives)
 
     def _poll_now(self, site_id: str, confirm: bool) -> None:
         if confirm:
@@ -169,6 +171,7 @@ class Daemon:
         self.poller.retain(new.sites)
         self.traps.update_sites(new.sites.values())
         self.device_values.helps = _device_helps(new)
+        self.objectives.objectives = new.objectives
         self.probes.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         self.live.value_help = value_help(new.mqtt.profiles)
@@ -280,6 +283,7 @@ async def run_daemon(
         daemon.pipeline.boots.seed(boots, started)
         daemon.pipeline.start(list(config.sites), started, carried)
         registry.register(daemon.device_values)
+        registry.register(daemon.objectives)
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
             registry.register(_trap_collector(daemon, receiver))
