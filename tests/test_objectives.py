@@ -84,12 +84,12 @@ def served(daemon: Daemon) -> dict[tuple[str, str], float]:
         _, text = daemon.get("/metrics")
     except OSError:  # not listening yet
         return {}
-    found = {}
+    found: dict[tuple[str, str], float] = {}
     for line in text.splitlines():
         match = re.match(r"(districtmon_(?:site_)?objective_ratio)\{(.*)\} (\S+)$", line)
         if match:
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
-            found[match.group(1), labels.get("site", labels["kind"])] = float(match.group(3))
+            labels: dict[str, str] = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2)))
+            found[str(match.group(1)), labels.get("site", labels["kind"])] = float(match.group(3))
     return found
 
 

@@ -44,8 +44,8 @@ class ObjectiveCollector(Collector):
             labels=["kind"],
             unit="ratio",
         )
-        for kind, value in objectives.items():
-            kinds.add_metric([kind], value)
+        for kind, objective in objectives.items():
+            kinds.add_metric([kind], objective)
         yield kinds
         per_site = GaugeMetricFamily(
             "districtmon_site_objective",
