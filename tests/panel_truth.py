@@ -365,7 +365,7 @@ def one_value(board: dict[str, Any], world: World, states: dict[str, str]) -> di
     mine = [p for p in world.places if kinds == ALL or p.kind in kinds.split("|")]
     troubled = [p for p in mine if states[p.id] != "up"] or mine
     pick = sorted(troubled, key=lambda p: (SEVERITY[states[p.id]] * -1, p.id))[0]
-    chosen = {"commune": pick.commune, "owner": pick.owner, "kind": pick.kind}
+    chosen = {"commune": pick.commune, "owner": pick.owner, "kind": pick.kind, "site": pick.id}
     names = [v["name"] for v in board["templating"]["list"]]
     return {name: chosen.get(name, "districtmon") for name in names}  # job: the shipped one
 
@@ -398,6 +398,8 @@ def check_panels(
         rates_quiet = quiet(played, edges, at, rate_calm)
         seen.append((at, states, rates_quiet))
         truth = panel_truth(played, world, at, states, range_start)
+        if query("districtmon_objective_ratio", at):  # a daemon that exports objectives
+            truth = replace(truth, **objectives_of(played.config))
         places = tuple(replace(p, facts=facts_at(played, p, at, rate_window)) for p in world.places)
         now = World(places, world.areas, world.owner_names, world.site_names)
         clock = f"{at - played.known_at:.0f} s into the day"
@@ -428,6 +430,18 @@ def check_panels(
                                 f"{target['refId']} with {values}: {exc}\n  {expr}"
                             )
     return problems, seen
+
+
+def objectives_of(config: Any) -> dict[str, dict[str, float]]:
+    """The objectives the run's configuration sets: each site's (its own, else its kind's)
+    and each kind's."""
+    kinds = dict(config.objectives)
+    sites = {
+        site.id: site.objective if site.objective is not None else kinds[site.kind]
+        for site in config.sites.values()
+        if site.objective is not None or site.kind in kinds
+    }
+    return {"objectives": sites, "kind_objectives": kinds}
 
 
 def _ms(seconds: float) -> str:

@@ -33,7 +33,7 @@ from monitor.expose.objective_metrics import ObjectiveCollector
 from monitor.expose.self_metrics import LedgerLossCollector, SelfMetrics, build_registry
 from monitor.expose.trap_metrics import TrapCollector
 from monitor.ledger.recent import AvailabilityGauges
-from monitor.ledger.records import InventorySync, read_boots, read_final_states
+from monitor.ledger.records import InventorySync, read_boots, read_final_states, read_runs
 from monitor.ledger.schema import LedgerError
 from monitor.ledger.windows import read_ledger_windows
 from monitor.ledger.writer import Ledger
@@ -275,6 +275,11 @@ async def run_daemon(
             return
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
         boots = await asyncio.to_thread(read_boots, config.ledger_path)
+        runs = await asyncio.to_thread(read_runs, config.ledger_path)
+        if len(runs) >= 2:  # the last one is this run
+            previous = runs[-2]
+            ended = previous.stopped if previous.stopped is not None else previous.heartbeat
+            metrics.previous_run_end.labels(str(previous.clean).lower()).set(ended)
         # read before this run records anything: how the previous run left each site
         carried = await asyncio.to_thread(read_final_states, config.ledger_path)
         daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
