@@ -399,7 +399,8 @@ def check_panels(
         seen.append((at, states, rates_quiet))
         truth = panel_truth(played, world, at, states, range_start)
         if query("districtmon_objective_ratio", at):  # a daemon that exports objectives
-            truth = replace(truth, **objectives_of(played.config))
+            held, per_kind = objectives_of(played.config)
+            truth = replace(truth, objectives=held, kind_objectives=per_kind)
         places = tuple(replace(p, facts=facts_at(played, p, at, rate_window)) for p in world.places)
         now = World(places, world.areas, world.owner_names, world.site_names)
         clock = f"{at - played.known_at:.0f} s into the day"
@@ -432,7 +433,7 @@ def check_panels(
     return problems, seen
 
 
-def objectives_of(config: Any) -> dict[str, dict[str, float]]:
+def objectives_of(config: Any) -> tuple[dict[str, float], dict[str, float]]:
     """The objectives the run's configuration sets: each site's (its own, else its kind's)
     and each kind's."""
     kinds = dict(config.objectives)
@@ -441,7 +442,7 @@ def objectives_of(config: Any) -> dict[str, dict[str, float]]:
         for site in config.sites.values()
         if site.objective is not None or site.kind in kinds
     }
-    return {"objectives": sites, "kind_objectives": kinds}
+    return sites, kinds
 
 
 def _ms(seconds: float) -> str:
