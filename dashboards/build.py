@@ -157,7 +157,10 @@ def variable(
 def named_variable(name: str, label: str, info: str, *, multi: bool = True) -> dict[str, Any]:
     """A variable whose value is the id label `name` and whose text is the `name` label of
     `info` (an instant vector of `max by (<name>, name) (...)`): Grafana renders each series
-    as `{a="..", b=".."} 1 <ms>`, labels in name order, which the regex reads."""
+    as `{a="..", b=".."} 1 <ms>`, labels in name order, which the regex reads. One line:
+    Grafana's pattern for query_result does not match across a line break."""
+    if "\n" in info:
+        raise ValueError(f"{name}: a query_result variable must be one line")
     first, second = sorted((name, "name"))
     groups = {name: "value", "name": "text"}
     regex = f'/{first}="(?<{groups[first]}>[^"]*)".*{second}="(?<{groups[second]}>[^"]*)"/'
@@ -184,14 +187,14 @@ def site_variables(kinds: str = ".*") -> list[dict[str, Any]]:
         named_variable(
             "commune",
             "Xã",
-            "max by (commune, name) (districtmon_commune_info\n"
-            f"  and on (commune) districtmon_site_info{{{base}}})",
+            "max by (commune, name) (districtmon_commune_info "
+            f"and on (commune) districtmon_site_info{{{base}}})",
         ),
         named_variable(
             "owner",
             "Chủ sở hữu",
-            "max by (name, owner) (districtmon_owner_info\n"
-            f'  and on (owner) districtmon_site_info{{{base},commune=~"$commune"}})',
+            "max by (name, owner) (districtmon_owner_info "
+            f'and on (owner) districtmon_site_info{{{base},commune=~"$commune"}})',
         ),
         variable(
             "kind",

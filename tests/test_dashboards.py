@@ -498,17 +498,18 @@ class Stack:
     def options(self, query: str) -> list[tuple[str, str]]:
         """What a variable offers, as (value, text), in Grafana's order (by text): for
         `label_values` the values themselves; for `query_result(expr)` each series as
-        Grafana renders it (`{a="x", b="y"} 1 <ms>`, labels in the order Prometheus gives
+        Grafana renders it (`{a="x",b="y"} 1 <ms>`, labels in the order Prometheus gives
         them) read by the variable's regex."""
         if query.startswith("label_values("):
             return [(value, value) for value in self.label_values(query)]
         expr, regex = query.split("\n#regex ")
-        inner = re.fullmatch(r"query_result\((.*)\)", expr.strip(), re.S)
+        # Grafana's own pattern, which does not match across a line break
+        inner = re.fullmatch(r"query_result\((.+)\)\s*", expr)
         assert inner, expr
         pattern = re.compile(regex.strip("/").replace("(?<", "(?P<"))
         found = set()
         for series in self.prometheus.query(inner.group(1)):
-            labels = ", ".join(f'{k}="{v}"' for k, v in series["metric"].items() if k != "__name__")
+            labels = ",".join(f'{k}="{v}"' for k, v in series["metric"].items() if k != "__name__")
             line = f"{{{labels}}} {series['value'][1]} {int(series['value'][0] * 1000)}"
             match = pattern.search(line)
             if match:
