@@ -180,8 +180,8 @@ DAEMON_VARIABLE = variable(
 
 def site_variables(kinds: str = ".*") -> list[dict[str, Any]]:
     """Xã (commune), chủ sở hữu (owner), loại (kind); each narrowed by those before it and by
-    the dashboard's kinds, so the BTS dashboard offers operators only. Communes and owners
-    are offered by name."""
+    the dashboard's kinds, so the BTS dashboard offers operators only. All three are offered
+    by name."""
     base = f'kind=~"{kinds}"'
     return [
         named_variable(
@@ -196,11 +196,11 @@ def site_variables(kinds: str = ".*") -> list[dict[str, Any]]:
             "max by (name, owner) (districtmon_owner_info "
             f'and on (owner) districtmon_site_info{{{base},commune=~"$commune"}})',
         ),
-        variable(
+        named_variable(
             "kind",
             "Loại",
-            f'label_values(districtmon_site_info{{{base},commune=~"$commune",owner=~"$owner"}}, '
-            "kind)",
+            "max by (kind, name) (districtmon_kind_info and on (kind) "
+            f'districtmon_site_info{{{base},commune=~"$commune",owner=~"$owner"}})',
         ),
         DAEMON_VARIABLE,
     ]

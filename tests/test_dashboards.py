@@ -649,6 +649,8 @@ def test_variables_offer_names_and_select_ids(stack: Stack) -> None:
     assert owners == sorted(NAMES.items(), key=lambda owner: owner[1])
     in_thanh_nua = stack.options(variable_query(variables["owner"], {"commune": TN}))
     assert {owner for owner, _ in in_thanh_nua} == {p.owner for p in DISTRICT if p.commune == TN}
+    kinds = stack.options(variable_query(variables["kind"], {**everything, "owner": RTV}))
+    assert kinds == [("loudspeaker", "Cụm loa"), ("radio_station", "Đài truyền thanh")]
     sites = stack.options(variable_query(variables["site"], {**everything, "commune": MP}))
     assert sites == sorted(
         ((p.id, f"Trạm {p.id}") for p in DISTRICT if p.commune == MP), key=lambda s: s[1]

@@ -1,6 +1,8 @@
 """The availability objectives of the configuration as series: one per kind
 (`districtmon_objective_ratio`) and the one each site is held to
-(`districtmon_site_objective_ratio`, its own `objective:` or its kind's).
+(`districtmon_site_objective_ratio`, its own `objective:` or its kind's); and what each kind
+is called (`districtmon_kind_info`), so that dashboards offer kinds by name as they offer
+communes and owners.
 
 The alert rules (config/prometheus/alerts.yml) and the SLA dashboard compare availability
 with these series instead of numbers of their own, so the objective lives in one place, the
@@ -13,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitor.core.model import Site
+from monitor.core.model import KIND_NAMES_VI, Site
 from monitor.expose.site_metrics import SITE_LABELS, site_label_values
 
 
@@ -59,3 +61,11 @@ class ObjectiveCollector(Collector):
             if value is not None:
                 per_site.add_metric(site_label_values(site), value)
         yield per_site
+        names = InfoMetricFamily(
+            "districtmon_kind",
+            "What each kind of site is called (Vietnamese), value always 1.",
+            labels=["kind"],
+        )
+        for kind, name in KIND_NAMES_VI.items():
+            names.add_metric([kind], {"name": name})
+        yield names
