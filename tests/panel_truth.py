@@ -22,6 +22,7 @@ from typing import Any
 from oracle import Span, Timing, Truth, Window, expected, raw_state
 from panels import (
     ALL,
+    ANNOTATIONS,
     EXPECTED,
     SEVERITY,
     UNSTATED,
@@ -407,6 +408,19 @@ def check_panels(
         for board in boards.values():
             kinds = base_kinds(board)
             everything = {v["name"]: ALL for v in board["templating"]["list"]}
+            for note in board["annotations"]["list"]:
+                if note["name"] not in ANNOTATIONS:
+                    continue
+                for values in (everything, one_value(board, now, states)):
+                    expr = substitute(note["expr"], values, {})
+                    sel = Selection(now, values, states, at - played.started_at, truth)
+                    try:
+                        ANNOTATIONS[note["name"]](at)(sel, query(expr, at))
+                    except AssertionError as exc:
+                        problems.append(
+                            f"{clock}: {board['uid']} annotation {note['name']!r} with "
+                            f"{values}: {exc}\n  {expr}"
+                        )
             for panel in panels(board):
                 grafana = {
                     "$__rate_interval": _ms(rate_interval(panel, played.scrape, factor)),

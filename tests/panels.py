@@ -854,6 +854,39 @@ EXPECTED: dict[tuple[str, int, str], Check] = {
     },
 }
 
+
+def state_change_notes(at: float) -> Check:
+    """The state-change annotation queried at `at`: one moment per selected site, at the
+    time its current state began (ms), titled with that state and the site's name."""
+
+    def check(sel: Selection, result: Result) -> None:
+        got = {series["metric"]["site"]: series for series in result}
+        sites = sel.sites(EVERY_KIND)
+        assert sorted(got) == sorted(p.id for p in sites), "one moment per selected site"
+        for place in sites:
+            metric = got[place.id]["metric"]
+            assert metric["state"] == sel.state(place), (place.id, metric["state"])
+            assert metric["name"] == sel.world.site_names[place.id], place.id
+            since = Range(0, sel.age) if sel.truth.since is None else sel.truth.since[place.id]
+            began = float(got[place.id]["value"][1]) / 1000
+            assert within(at - began, since, 1e-3), f"{place.id}: began {at - began} s ago"
+
+    return check
+
+
+def maintenance_notes(sel: Selection, result: Result) -> None:
+    """The maintenance annotation: a region for each selected site in maintenance now."""
+    got = sorted(series["metric"]["site"] for series in result)
+    assert got == sorted(p.id for p in sel.sites(EVERY_KIND) if sel.state(p) == "maintenance")
+
+
+# What the annotations every dashboard carries must show, by name (a function of the
+# instant they are queried at).
+ANNOTATIONS: dict[str, Callable[[float], Check]] = {
+    "Đổi trạng thái (state changes)": state_change_notes,
+    "Bảo trì (maintenance)": lambda at: maintenance_notes,
+}
+
 # Why the whole-stack run cannot state a figure: only its labels are checked there.
 UNSTATED: dict[tuple[str, int, str], str] = {
     ("districtmon-agency", 4, "A"): "a poll's round trip is the machine's, not the simulator's",

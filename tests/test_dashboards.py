@@ -40,6 +40,7 @@ from harness import Daemon, free_tcp_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from panels import (
     ALL,
+    ANNOTATIONS,
     DASHBOARDS,
     EXPECTED,
     ROOT,
@@ -717,6 +718,9 @@ def test_annotations_mark_state_changes_and_the_daemons_start(stack: Stack) -> N
         assert note["datasource"] == provisioned_datasource_ref(), name
         return stack.prometheus.query(substitute(note["expr"], everything, GRAFANA_GLOBALS))
 
+    sel = Selection(WORLD, everything, stack.states, now - stack.started + 1, OBJECTIVE_TRUTH)
+    for name, expected in ANNOTATIONS.items():
+        expected(now)(sel, query(name))
     changes = {s["metric"]["site"]: s for s in query("Đổi trạng thái (state changes)")}
     assert sorted(changes) == sorted(PLACES)
     for site, series in changes.items():
