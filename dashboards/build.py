@@ -394,6 +394,19 @@ def matrix(row: str, column: str) -> dict[str, Any]:
     }
 
 
+def state_columns() -> dict[str, Any]:
+    """After a matrix by (kind, state): the states' names as column headers."""
+    return {
+        "id": "organize",
+        "options": {
+            "excludeByName": {},
+            "indexByName": {"kind\\state": 0}
+            | {state: 1 + n for state, n in STATE_SEVERITY.items()},
+            "renameByName": {"kind\\state": "Loại \\ trạng thái"} | STATE_NAMES,
+        },
+    }
+
+
 def dashboard(uid: str, title: str, description: str, variables: list[dict[str, Any]],
               rows: list[list[Panel]], tags: tuple[str, ...] = (),
               notes: list[dict[str, Any]] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -1440,7 +1453,7 @@ def overview() -> dict[str, Any]:
         "Sites by kind and state",
         "Counts of the selection, one row per kind of site.",
         instant_table(f"sum by (kind, state) ({COUNTS}{{{sel}}})"),
-        transformations=[matrix("kind", "state")],
+        transformations=[matrix("kind", "state"), state_columns()],
         width=12,
         height=14,
         unit="short",
@@ -2534,7 +2547,7 @@ def commune() -> dict[str, Any]:
                     "Sites by kind and state",
                     "Counts of the commune's selected sites, one row per kind.",
                     instant_table(f"sum by (kind, state) ({COUNTS}{{{sel}}})"),
-                    transformations=[matrix("kind", "state")],
+                    transformations=[matrix("kind", "state"), state_columns()],
                     unit="short",
                     width=10,
                     hide=(),
