@@ -703,6 +703,16 @@ def annotations(sel: str, *, changes: bool = False) -> list[dict[str, Any]]:
             tags="commune,kind",
         ),
         annotation(
+            "Cửa sổ bảo trì (maintenance windows)",
+            "(districtmon_maintenance_window_active == 1)\n"
+            "* on (window, source) group_left (reason)\n"
+            "  max by (window, source, reason) (districtmon_maintenance_window_info)",
+            "light-blue",
+            "cửa sổ bảo trì {{window}} (maintenance window)",
+            "{{reason}} (from {{source}})",
+            tags="window",
+        ),
+        annotation(
             "Daemon khởi động (daemon started)",
             "max by (instance) (districtmon_start_time_seconds) * 1000",
             "green",

@@ -707,7 +707,8 @@ def test_annotations_mark_state_changes_and_the_daemons_start(stack: Stack) -> N
     """On the site dashboard (the others share the annotations): a moment per site at the
     time its current state began, named by the site and titled with the state the daemon
     gave it; the daemon's start and the loading of its configuration at its start; no stop
-    (the ledger's first run), no refused reload, no scrape missed, no maintenance."""
+    (the ledger's first run), no refused reload, no scrape missed, no maintenance (the
+    district has no window)."""
     board = dashboards()["site.json"]
     notes = {note["name"]: note for note in board["annotations"]["list"]}
     everything = {var["name"]: ALL for var in board["templating"]["list"]}
@@ -737,6 +738,7 @@ def test_annotations_mark_state_changes_and_the_daemons_start(stack: Stack) -> N
         "Nạp lại bị từ chối (reload refused)",
         "Không thu thập được daemon (daemon not scraped)",
         "Bảo trì (maintenance)",
+        "Cửa sổ bảo trì (maintenance windows)",
     ):
         assert query(silent) == [], silent
     assert set(STATES) >= {s["metric"]["state"] for s in changes.values()}

@@ -28,6 +28,7 @@ from monitor.expose.api import local_time
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
+from monitor.expose.maintenance_metrics import MaintenanceCollector
 from monitor.expose.mqtt_metrics import registered_counts
 from monitor.expose.objective_metrics import ObjectiveCollector
 from monitor.expose.self_metrics import LedgerLossCollector, SelfMetrics, build_registry
@@ -123,7 +124,9 @@ class Daemon:
         return [site for site in config.sites.values() if self.probes.polled(site)]
 
     def _schedule(self, config: Config) -> Schedule:
-        return Schedule([*config.maintenance, *self.ledger_windows], config.sites.values())
+        # kept for the maintenance series too (the HTTP thread reads the one in place)
+        self.schedule = Schedule([*config.maintenance, *self.ledger_windows], config.sites.values())
+        return self.schedule
 
     def set_ledger_windows(self, windows: Sequence[Window], now: float) -> None:
         """Windows stored in the ledger (`districtmon maintenance add|remove`) changed."""
@@ -289,6 +292,7 @@ async def run_daemon(
         daemon.pipeline.start(list(config.sites), started, carried)
         registry.register(daemon.device_values)
         registry.register(daemon.objectives)
+        registry.register(MaintenanceCollector(lambda: daemon.schedule))
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
             registry.register(_trap_collector(daemon, receiver))
