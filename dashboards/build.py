@@ -400,9 +400,9 @@ def state_columns() -> dict[str, Any]:
         "id": "organize",
         "options": {
             "excludeByName": {},
-            "indexByName": {"kind\\state": 0}
+            "indexByName": {"kind_name\\state": 0}
             | {state: 1 + n for state, n in STATE_SEVERITY.items()},
-            "renameByName": {"kind\\state": "Loại \\ trạng thái"} | STATE_NAMES,
+            "renameByName": {"kind_name\\state": "Loại \\ trạng thái"} | STATE_NAMES,
         },
     }
 
@@ -521,6 +521,7 @@ COLUMNS = {
     "owner_name": "Chủ sở hữu (owner)",
     "reason": "Lý do (reason)",
     "kind": "Loại (kind)",
+    "kind_name": "Tên loại (kind name)",
 }
 FOR = "Thời gian (for)"
 REASON_COLUMNS = {
@@ -600,18 +601,28 @@ COMMUNE_NAME = (
     '"name", "(.*)")'
 )
 SITE_NAME = "max by (site, name) (districtmon_site_info)"
+KIND_NAME = (
+    'label_replace(max by (kind, name) (districtmon_kind_info), "kind_name", "$1", "name", "(.*)")'
+)
 
 
 def named(expr: str, *labels: str) -> str:
     """`expr` with the names of its `labels` joined in (commune -> commune_name, owner ->
-    owner_name, site -> name): legends and columns show names, the ids stay for links and
-    checks. The value is unchanged (each name series is 1)."""
+    owner_name, kind -> kind_name, site -> name): legends and columns show names, the ids
+    stay for links and checks. The value is unchanged (each name series is 1)."""
     joins = {
         "commune": f"* on (commune) group_left (commune_name) {COMMUNE_NAME}",
         "owner": f"* on (owner) group_left (owner_name) {OWNER_NAME}",
         "site": f"* on (site) group_left (name) {SITE_NAME}",
     }
     for label in labels:
+        if label == "kind":
+            # a daemon without districtmon_kind_info (older) still shows its kinds, by id
+            expr = (
+                f"(\n  (\n  {expr}\n  )\n  * on (kind) group_left (kind_name) {KIND_NAME}\n)\n"
+                f"or on (kind) (\n  {expr}\n)"
+            )
+            continue
         expr = f"(\n  {expr}\n)\n{joins[label]}"
     return expr
 
@@ -1342,7 +1353,7 @@ def status_history(by: str, sel: str, panel_id: int, title: str, legend: str) ->
         title,
         f"The worst state of the selected sites of each {' and '.join(labels)}, over the "
         "time range, in the state colours.",
-        named(f"max by ({by}) ({SEVERITY}{{{sel}}})", *[x for x in labels if x != "kind"]),
+        named(f"max by ({by}) ({SEVERITY}{{{sel}}})", *labels),
         legend,
         kind="status-history",
         panel_id=panel_id,
@@ -1462,8 +1473,8 @@ def overview() -> dict[str, Any]:
     kinds = table(
         "Sites by kind and state",
         "Counts of the selection, one row per kind of site.",
-        instant_table(f"sum by (kind, state) ({COUNTS}{{{sel}}})"),
-        transformations=[matrix("kind", "state"), state_columns()],
+        instant_table(named(f"sum by (kind, state) ({COUNTS}{{{sel}}})", "kind")),
+        transformations=[matrix("kind_name", "state"), state_columns()],
         width=12,
         height=14,
         unit="short",
@@ -1527,7 +1538,7 @@ def overview() -> dict[str, Any]:
                     sel,
                     11,
                     "Worst state by commune and kind",
-                    "{{commune_name}} · {{kind}}",
+                    "{{commune_name}} · {{kind_name}}",
                 )
             ],
             [
@@ -1535,7 +1546,10 @@ def overview() -> dict[str, Any]:
                     "Sites down or unreachable, by kind",
                     "How the outage count moved over the time range.",
                     Target(
-                        f'sum by (kind) ({COUNTS}{{state=~"down|unreachable",{sel}}})', "{{kind}}"
+                        named(
+                            f'sum by (kind) ({COUNTS}{{state=~"down|unreachable",{sel}}})', "kind"
+                        ),
+                        "{{kind_name}}",
                     ),
                     unit="short",
                     width=24,
@@ -2046,9 +2060,8 @@ def sla() -> dict[str, Any]:
 
     def availability(by: str, panel_id: int, width: int = 8) -> Panel:
         a, b = weighted_availability(by, "30d", sel), budget_left(by, "30d", sel)
-        if by != "kind":  # kinds have no names of their own
-            a, b = named(a, by), named(b, by)
-        shown = {"commune": "commune_name", "owner": "owner_name", "kind": "kind"}[by]
+        a, b = named(a, by), named(b, by)
+        shown = f"{by}_name"
         return table(
             f"30-day availability by {by}",
             "Time-weighted availability from the ledger (A): up+degraded seconds over the "
@@ -2180,9 +2193,10 @@ def sla() -> dict[str, Any]:
                             "sum by (commune, kind) (changes("
                             f"districtmon_site_state_since_timestamp_seconds{{{sel}}}[$__range]))",
                             "commune",
+                            "kind",
                         )
                     ),
-                    transformations=[matrix("commune_name", "kind")],
+                    transformations=[matrix("commune_name", "kind_name")],
                     unit="short",
                     hide=(),
                     panel_id=6,
@@ -2556,8 +2570,8 @@ def commune() -> dict[str, Any]:
                 table(
                     "Sites by kind and state",
                     "Counts of the commune's selected sites, one row per kind.",
-                    instant_table(f"sum by (kind, state) ({COUNTS}{{{sel}}})"),
-                    transformations=[matrix("kind", "state"), state_columns()],
+                    instant_table(named(f"sum by (kind, state) ({COUNTS}{{{sel}}})", "kind")),
+                    transformations=[matrix("kind_name", "state"), state_columns()],
                     unit="short",
                     width=10,
                     hide=(),
@@ -2613,7 +2627,7 @@ def commune() -> dict[str, Any]:
                     panel_id=4,
                 ),
             ],
-            [status_history("kind", sel, 6, "Worst state by kind", "{{kind}}")],
+            [status_history("kind", sel, 6, "Worst state by kind", "{{kind_name}}")],
             [site_timeline(sel, 7)],
         ],
         tags=("commune",),
