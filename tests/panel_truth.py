@@ -408,7 +408,9 @@ def check_panels(
         for board in boards.values():
             kinds = base_kinds(board)
             everything = {v["name"]: ALL for v in board["templating"]["list"]}
-            for note in board["annotations"]["list"]:
+            # the annotations: the overview's are every dashboard's but the site's
+            notes = board["annotations"]["list"] if board["uid"] in NOTED else []
+            for note in notes:
                 if note["name"] not in ANNOTATIONS:
                     continue
                 for values in (everything, one_value(board, now, states)):
@@ -457,6 +459,10 @@ def objectives_of(config: Any) -> tuple[dict[str, float], dict[str, float]]:
         if site.objective is not None or site.kind in kinds
     }
     return sites, kinds
+
+
+# The dashboards whose annotations are checked: the others carry the overview's.
+NOTED = ("districtmon-overview", "districtmon-site")
 
 
 def _ms(seconds: float) -> str:
