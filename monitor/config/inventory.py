@@ -33,19 +33,8 @@ _COMMUNE_KEYS = ("id", "name", "lat", "lon", "areas")
 _OWNER_KEYS = ("id", "name", "kind")
 
 
-_SITE_KEYS = (
-    "id",
-    "kind",
-    "name",
-    "commune",
-    "owner",
-    "lat",
-    "lon",
-    "parent",
-    "covers",
-    "probe",
-    "objective",
-)
+_SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", "covers", "probe",
+              "objective")  # fmt: skip
 
 
 _SITE_REQUIRED = ("id", "kind", "name", "commune", "owner", "lat", "lon", "probe")
