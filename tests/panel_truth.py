@@ -22,6 +22,7 @@ from typing import Any
 from oracle import Span, Timing, Truth, Window, expected, raw_state
 from panels import (
     ALL,
+    ANNOTATIONS,
     EXPECTED,
     SEVERITY,
     UNSTATED,
@@ -365,7 +366,7 @@ def one_value(board: dict[str, Any], world: World, states: dict[str, str]) -> di
     mine = [p for p in world.places if kinds == ALL or p.kind in kinds.split("|")]
     troubled = [p for p in mine if states[p.id] != "up"] or mine
     pick = sorted(troubled, key=lambda p: (SEVERITY[states[p.id]] * -1, p.id))[0]
-    chosen = {"commune": pick.commune, "owner": pick.owner, "kind": pick.kind}
+    chosen = {"commune": pick.commune, "owner": pick.owner, "kind": pick.kind, "site": pick.id}
     names = [v["name"] for v in board["templating"]["list"]]
     return {name: chosen.get(name, "districtmon") for name in names}  # job: the shipped one
 
@@ -398,12 +399,30 @@ def check_panels(
         rates_quiet = quiet(played, edges, at, rate_calm)
         seen.append((at, states, rates_quiet))
         truth = panel_truth(played, world, at, states, range_start)
+        if query("districtmon_objective_ratio", at):  # a daemon that exports objectives
+            held, per_kind = objectives_of(played.config)
+            truth = replace(truth, objectives=held, kind_objectives=per_kind)
         places = tuple(replace(p, facts=facts_at(played, p, at, rate_window)) for p in world.places)
         now = World(places, world.areas, world.owner_names, world.site_names)
         clock = f"{at - played.known_at:.0f} s into the day"
         for board in boards.values():
             kinds = base_kinds(board)
             everything = {v["name"]: ALL for v in board["templating"]["list"]}
+            # the annotations: the overview's are every dashboard's but the site's
+            notes = board["annotations"]["list"] if board["uid"] in NOTED else []
+            for note in notes:
+                if note["name"] not in ANNOTATIONS:
+                    continue
+                for values in (everything, one_value(board, now, states)):
+                    expr = substitute(note["expr"], values, {})
+                    sel = Selection(now, values, states, at - played.started_at, truth)
+                    try:
+                        ANNOTATIONS[note["name"]](at)(sel, query(expr, at))
+                    except AssertionError as exc:
+                        problems.append(
+                            f"{clock}: {board['uid']} annotation {note['name']!r} with "
+                            f"{values}: {exc}\n  {expr}"
+                        )
             for panel in panels(board):
                 grafana = {
                     "$__rate_interval": _ms(rate_interval(panel, played.scrape, factor)),
@@ -428,6 +447,22 @@ def check_panels(
                                 f"{target['refId']} with {values}: {exc}\n  {expr}"
                             )
     return problems, seen
+
+
+def objectives_of(config: Any) -> tuple[dict[str, float], dict[str, float]]:
+    """The objectives the run's configuration sets: each site's (its own, else its kind's)
+    and each kind's."""
+    kinds = dict(config.objectives)
+    sites = {
+        site.id: site.objective if site.objective is not None else kinds[site.kind]
+        for site in config.sites.values()
+        if site.objective is not None or site.kind in kinds
+    }
+    return sites, kinds
+
+
+# The dashboards whose annotations are checked: the others carry the overview's.
+NOTED = ("districtmon-overview", "districtmon-site")
 
 
 def _ms(seconds: float) -> str:

@@ -11,6 +11,7 @@ truth allows at that instant."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -146,6 +147,10 @@ class Truth:
     # site -> (codes that must show, codes that may): every site not up has a reason
     reasons: Mapping[str, tuple[frozenset[str], frozenset[str]]] | None = None
     broker_up: bool = True  # the MQTT broker path (the daemon's connection to it)
+    # the objectives the configuration sets, site -> its own or its kind's, and per kind;
+    # None where the daemon that ran did not export them (then their panels are empty)
+    objectives: Mapping[str, float] | None = None
+    kind_objectives: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,7 @@ class Selection:
             and self.matches("commune", p.commune)
             and self.matches("owner", p.owner)
             and (not follow_kind or self.matches("kind", p.kind))
+            and self.matches("site", p.id)
         ]
 
     def communes(self) -> list[str]:
@@ -318,7 +324,7 @@ def facts_count(kinds: str, keep: Keep, follow_kind: bool = True) -> Check:
 def per_site(
     kinds: str,
     keep: Keep,
-    value: Callable[[Selection, Place], Reading] | None,
+    value: Callable[[Selection, Place], Reading | None] | None,
     follow_kind: bool = True,
     tol: float = 1e-9,
 ) -> Check:
@@ -598,8 +604,143 @@ def expect_reasons(sel: Selection, result: Result) -> None:
     assert not wrong, f"site: (shown, must, may) {wrong}"
 
 
+def severity(sel: Selection, place: Place) -> Reading:
+    return float(SEVERITY[sel.state(place)])
+
+
+def worst(sel: Selection, places: list[Place]) -> Reading:
+    return max(float(SEVERITY[sel.state(p)]) for p in places)
+
+
+def worst_of_all(sel: Selection) -> float | None:
+    """The worst state of the selected sites, as its severity (None: no site selected)."""
+    sites = sel.sites(EVERY_KIND)
+    return max(float(SEVERITY[sel.state(p)]) for p in sites) if sites else None
+
+
+def every(sel: Selection, place: Place) -> bool:
+    return True
+
+
+def budget(sel: Selection, window: str, sites: list[Place]) -> Reading:
+    """Error budget left: 1 - downtime / the downtime the sites' objectives allow, both
+    over counted seconds (the oracle's seconds when the truth has them; else every site was
+    counted about as long, and its ratio is near its answering share)."""
+    assert sel.truth.objectives is not None
+    objectives = [sel.truth.objectives[p.id] for p in sites]
+    if sel.truth.availability is None:
+        ratios = [Range.of(availability(sel, window, [p]) or 0.0) for p in sites]
+        down = Range(sum(1 - r.hi for r in ratios), sum(1 - r.lo for r in ratios))
+        allowed = Range.of(sum(1 - o for o in objectives))
+    else:
+        seconds = sel.truth.availability[window]
+        spans = [seconds[p.id] for p in sites]
+        down = total([Range(max(0.0, c.lo - a.hi), max(0.0, c.hi - a.lo)) for a, c in spans])
+        allowed = Range(
+            sum((1 - o) * c.lo for o, (_, c) in zip(objectives, spans, strict=True)),
+            sum((1 - o) * c.hi for o, (_, c) in zip(objectives, spans, strict=True)),
+        )
+    lo = 1 - down.hi / allowed.lo if allowed.lo > 0 else -math.inf
+    hi = 1 - down.lo / allowed.hi if allowed.hi > 0 else math.inf
+    return Range(lo, hi)
+
+
+def budget_by(kinds: str, labels: tuple[str, ...], window: str = "30d") -> Check:
+    """Per group of the selected sites with counted time: the error budget left; nothing at
+    all where the daemon exported no objectives."""
+    grouped = per_group(kinds, labels, counted(window), lambda sel, ps: budget(sel, window, ps))
+
+    def check(sel: Selection, result: Result) -> None:
+        if sel.truth.objectives is None:
+            assert not result, "no objectives were exported, yet the budget has a value"
+            return
+        grouped(sel, result)
+
+    return check
+
+
+def least_budget(kinds: str, k: int, window: str = "30d") -> Check:
+    """bottomk of the sites' budgets: each row its site's, none left out that is lower."""
+
+    def check(sel: Selection, result: Result) -> None:
+        if sel.truth.objectives is None:
+            assert not result, "no objectives were exported, yet the budget has a value"
+            return
+        sites = [p for p in sel.sites(kinds) if counted(window)(sel, p)]
+        expected = {p.id: Range.of(budget(sel, window, [p])) for p in sites}
+        got = {key[0]: value for key, value in values_by(result, "site").items()}
+        assert len(got) == min(k, len(sites)), f"{len(got)} rows, {len(sites)} sites"
+        wrong = {s: (v, expected.get(s)) for s, v in got.items() if not within(v, expected[s])}
+        assert not wrong, f"(got, expected) {wrong}"
+        cut = max(got.values(), default=1.0)
+        left_out = [s for s, v in expected.items() if s not in got and v.hi < cut - 1e-9]
+        assert not left_out, f"lower than the last row ({cut}), yet not listed: {left_out}"
+
+    return check
+
+
+def kind_objective(kind: str) -> Check:
+    return expect_scalar(
+        lambda sel: None if sel.truth.kind_objectives is None else sel.truth.kind_objectives[kind]
+    )
+
+
+def highest_objective(sel: Selection) -> float | None:
+    """The highest objective of the selected sites (None: none exported or none selected)."""
+    if sel.truth.objectives is None:
+        return None
+    held = [
+        sel.truth.objectives[p.id] for p in sel.sites(EVERY_KIND) if p.id in sel.truth.objectives
+    ]
+    return max(held) if held else None
+
+
+def device_values(facts: Mapping[str, str]) -> Check:
+    """Series of districtmon_device_* values of the selected sites, each named by its `value`
+    label; those that `facts` maps to a fact the site reports (value -> fact) must be there,
+    while it answers, and read what the device reported."""
+
+    def check(sel: Selection, result: Result) -> None:
+        selected = {p.id: p for p in sel.sites(EVERY_KIND)}
+        got: dict[tuple[str, str], list[float]] = {}
+        for series in result:
+            metric = series["metric"]
+            assert metric["site"] in selected, f"not selected: {metric}"
+            assert metric["name"] == sel.world.site_names[metric["site"]], metric
+            got.setdefault((metric["site"], metric["value"]), []).append(float(series["value"][1]))
+        wrong = []
+        for place in selected.values():
+            for value, fact in facts.items():
+                if not (sel.answering(place) and fact in place.facts):
+                    continue
+                shown = got.get((place.id, value))
+                expected = place.facts[fact]
+                if not shown or not all(within(v, expected, 1e-6) for v in shown):
+                    wrong.append(f"{place.id} {value}: {shown}, expected {expected}")
+        assert not wrong, "; ".join(wrong)
+
+    return check
+
+
+def objective_budget(sel: Selection, place: Place) -> Reading:
+    return budget(sel, "30d", [place])
+
+
+def site_budget(sel: Selection, result: Result) -> None:
+    if sel.truth.objectives is None:
+        assert not result, "no objectives were exported, yet the budget has a value"
+        return
+    per_site(EVERY_KIND, counted("30d"), objective_budget)(sel, result)
+
+
+def site_changes(sel: Selection, place: Place) -> Reading | None:
+    return state_changes(sel, [place])
+
+
 # The monitor dashboard's panels on the daemon's own work: panel id -> its targets' refIds.
-MONITOR_OWN = {6: "A", 7: "A", 8: "A", 9: "AB", 10: "ABC", 11: "ABC", 12: "A", 13: "AB", 14: "A"}
+MONITOR_OWN = {
+    6: "A", 7: "A", 8: "A", 9: "AB", 10: "ABC", 11: "ABC", 12: "A", 13: "A", 14: "A", 15: "A",
+}  # fmt: skip
 
 # (dashboard uid, panel id, refId) -> what it must show. Every target has an entry (a new
 # panel comes with its check), and every entry a target. UNSTATED says, for the entries a
@@ -615,9 +756,12 @@ EXPECTED: dict[tuple[str, int, str], Check] = {
     ("districtmon-overview", 7, "A"): expect_sites(EVERY_KIND, "down|unreachable|degraded"),
     ("districtmon-overview", 8, "A"): grouped_counts(EVERY_KIND, ("kind",), "down|unreachable"),
     ("districtmon-overview", 9, "A"): expect_reasons,
+    ("districtmon-overview", 10, "A"): per_site(EVERY_KIND, every, severity),
+    ("districtmon-overview", 11, "A"): per_group(EVERY_KIND, ("commune", "kind"), every, worst),
     # BTS
     ("districtmon-bts", 1, "A"): share_by_owner("bts"),
     ("districtmon-bts", 2, "A"): weighted("bts", ("owner",)),
+    ("districtmon-bts", 2, "B"): kind_objective("bts"),
     ("districtmon-bts", 3, "A"): facts_count("bts", fact("mains_ok", 0)),
     ("districtmon-bts", 4, "A"): grouped_counts("bts", ("commune", "owner"), "down|unreachable"),
     ("districtmon-bts", 5, "A"): weighted("bts", ("commune", "owner"), "24h"),
@@ -627,6 +771,7 @@ EXPECTED: dict[tuple[str, int, str], Check] = {
     ("districtmon-bts", 9, "A"): per_group(
         "bts", ("commune",), fact("cabinet"), highest("cabinet")
     ),
+    ("districtmon-bts", 10, "A"): budget_by("bts", ("owner",)),
     # broadcast: the panels about one kind ignore the kind variable
     ("districtmon-broadcast", 1, "A"): up_share("radio_station", follow_kind=False),
     ("districtmon-broadcast", 2, "A"): up_share("loudspeaker", follow_kind=False),
@@ -665,11 +810,39 @@ EXPECTED: dict[tuple[str, int, str], Check] = {
     ("districtmon-sla", 1, "A"): weighted(EVERY_KIND, ("commune",)),
     ("districtmon-sla", 2, "A"): weighted(EVERY_KIND, ("owner",)),
     ("districtmon-sla", 3, "A"): weighted(EVERY_KIND, ("kind",)),
+    ("districtmon-sla", 1, "B"): budget_by(EVERY_KIND, ("commune",)),
+    ("districtmon-sla", 2, "B"): budget_by(EVERY_KIND, ("owner",)),
+    ("districtmon-sla", 3, "B"): budget_by(EVERY_KIND, ("kind",)),
+    ("districtmon-sla", 7, "A"): least_budget(EVERY_KIND, 20),
     ("districtmon-sla", 4, "A"): least_available(EVERY_KIND, 20),
     ("districtmon-sla", 5, "A"): per_group(EVERY_KIND, ("commune",), scraped, scrapes_up),
     ("districtmon-sla", 6, "A"): per_group(
         EVERY_KIND, ("commune", "kind"), lambda sel, p: True, state_changes
     ),
+    # one site (the site variable narrows every selection)
+    ("districtmon-site", 1, "A"): expect_scalar(worst_of_all),
+    ("districtmon-site", 2, "A"): expect_sites(EVERY_KIND, "|".join(STATES)),
+    ("districtmon-site", 3, "A"): per_site(EVERY_KIND, every, severity),
+    ("districtmon-site", 4, "A"): expect_reasons,
+    ("districtmon-site", 5, "A"): device_values({"battery_volts": "battery_volts"}),
+    ("districtmon-site", 6, "A"): device_values({"cabinet_temperature_celsius": "cabinet"}),
+    ("districtmon-site", 7, "A"): device_values({"rssi_dbm": "rssi_dbm"}),
+    ("districtmon-site", 8, "A"): device_values(
+        {"mains_ok": "mains_ok", "amplifier_ok": "amplifier_ok"}
+    ),
+    ("districtmon-site", 9, "A"): per_site(EVERY_KIND, every, None),
+    ("districtmon-site", 10, "A"): per_site(EVERY_KIND, counted("30d"), ledger_ratio),
+    ("districtmon-site", 10, "B"): expect_scalar(highest_objective),
+    ("districtmon-site", 11, "A"): site_budget,
+    ("districtmon-site", 12, "A"): per_site(EVERY_KIND, every, site_changes),
+    # one commune
+    ("districtmon-commune", 1, "A"): expect_sites(EVERY_KIND, "|".join(STATES)),
+    ("districtmon-commune", 2, "A"): grouped_counts(EVERY_KIND, ("kind", "state")),
+    ("districtmon-commune", 3, "A"): expect_by(("commune",), coverage_by_commune),
+    ("districtmon-commune", 4, "A"): expect_sites("gateway", "|".join(STATES)),
+    ("districtmon-commune", 5, "A"): share_by_owner("bts"),
+    ("districtmon-commune", 6, "A"): per_group(EVERY_KIND, ("kind",), every, worst),
+    ("districtmon-commune", 7, "A"): per_site(EVERY_KIND, every, severity),
     # the monitor's own health
     ("districtmon-monitor", 1, "A"): expect_scalar(lambda sel: 1.0),
     ("districtmon-monitor", 2, "A"): anything,
@@ -681,6 +854,39 @@ EXPECTED: dict[tuple[str, int, str], Check] = {
     },
 }
 
+
+def state_change_notes(at: float) -> Check:
+    """The state-change annotation queried at `at`: one moment per selected site, at the
+    time its current state began (ms), titled with that state and the site's name."""
+
+    def check(sel: Selection, result: Result) -> None:
+        got = {series["metric"]["site"]: series for series in result}
+        sites = sel.sites(EVERY_KIND)
+        assert sorted(got) == sorted(p.id for p in sites), "one moment per selected site"
+        for place in sites:
+            metric = got[place.id]["metric"]
+            assert metric["state"] == sel.state(place), (place.id, metric["state"])
+            assert metric["name"] == sel.world.site_names[place.id], place.id
+            since = Range(0, sel.age) if sel.truth.since is None else sel.truth.since[place.id]
+            began = float(got[place.id]["value"][1]) / 1000
+            assert within(at - began, since, 1e-3), f"{place.id}: began {at - began} s ago"
+
+    return check
+
+
+def maintenance_notes(sel: Selection, result: Result) -> None:
+    """The maintenance annotation: a region for each selected site in maintenance now."""
+    got = sorted(series["metric"]["site"] for series in result)
+    assert got == sorted(p.id for p in sel.sites(EVERY_KIND) if sel.state(p) == "maintenance")
+
+
+# What the annotations every dashboard carries must show, by name (a function of the
+# instant they are queried at).
+ANNOTATIONS: dict[str, Callable[[float], Check]] = {
+    "Đổi trạng thái (state changes)": state_change_notes,
+    "Bảo trì (maintenance)": lambda at: maintenance_notes,
+}
+
 # Why the whole-stack run cannot state a figure: only its labels are checked there.
 UNSTATED: dict[tuple[str, int, str], str] = {
     ("districtmon-agency", 4, "A"): "a poll's round trip is the machine's, not the simulator's",
@@ -688,6 +894,7 @@ UNSTATED: dict[tuple[str, int, str], str] = {
     ("districtmon-agency", 9, "A"): "a ping's round trip is the machine's, not the simulator's",
     ("districtmon-monitor", 2, "A"): "the daemon's poll rate: its schedule, not the district's",
     ("districtmon-monitor", 3, "A"): "how late the oldest poll is: the daemon's schedule",
+    ("districtmon-site", 9, "A"): "a poll's round trip is the machine's, not the simulator's",
     **{
         ("districtmon-monitor", n, ref): "the daemon's own work and process, not the district"
         for n, refs in MONITOR_OWN.items()
@@ -708,6 +915,7 @@ def allowed_sites(board_kinds: str, expr: str, sel: Selection) -> list[Place]:
         and ("$commune" not in expr or sel.matches("commune", p.commune))
         and ("$owner" not in expr or sel.matches("owner", p.owner))
         and ("$kind" not in expr or sel.matches("kind", p.kind))
+        and ("$site" not in expr or sel.matches("site", p.id))
     ]
 
 
@@ -723,7 +931,10 @@ def check_labels(board_kinds: str, expr: str, sel: Selection, result: Result) ->
         present = [label for label in GROUP_LABELS if label in metric]
         if not present:
             continue
-        commune_series = str(metric.get("__name__", "")).startswith("commune:")
+        # a commune's own figure (a recording rule of communes), its name joined in or not
+        commune_series = str(metric.get("__name__", "")).startswith("commune:") or (
+            "commune:districtmon" in expr and "commune_name" in metric
+        )
         if commune_series and present == ["commune"] and metric["commune"] in sel.world.areas:
             # a commune's own figure (its coverage): every commune has one, sites or none
             assert "$commune" not in expr or sel.matches("commune", metric["commune"]), metric

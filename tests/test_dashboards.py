@@ -18,6 +18,7 @@ checked structurally and the queries, which are what can go wrong, are run for r
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import re
@@ -39,13 +40,16 @@ from harness import Daemon, free_tcp_port, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 from panels import (
     ALL,
+    ANNOTATIONS,
     DASHBOARDS,
     EXPECTED,
     ROOT,
+    STATES,
     VARIABLE_REF,
     Place,
     Range,
     Selection,
+    Truth,
     World,
     approx,
     base_kinds,
@@ -93,10 +97,12 @@ def test_there_is_a_dashboard_for_each_question_operators_ask() -> None:
         "districtmon-agency",
         "districtmon-sla",
         "districtmon-monitor",
+        "districtmon-site",
+        "districtmon-commune",
     }
 
 
-def test_dashboard_json_is_what_build_py_writes() -> None:
+def load_build() -> Any:
     spec = importlib.util.spec_from_file_location("dashboards_build", DASHBOARDS / "build.py")
     assert spec is not None and spec.loader is not None
     build = importlib.util.module_from_spec(spec)
@@ -105,6 +111,11 @@ def test_dashboard_json_is_what_build_py_writes() -> None:
         spec.loader.exec_module(build)
     finally:
         del sys.modules[spec.name]
+    return build
+
+
+def test_dashboard_json_is_what_build_py_writes() -> None:
+    build = load_build()
     assert sorted(f"{name}.json" for name in build.DASHBOARDS) == sorted(dashboards())
     for name, make in build.DASHBOARDS.items():
         committed = (DASHBOARDS / f"{name}.json").read_text(encoding="utf-8")
@@ -129,7 +140,10 @@ def test_dashboard_structure_is_valid(name: str) -> None:
         assert re.fullmatch(r"[a-z_][a-z0-9_]*", var["name"]), var["name"]
         assert var["type"] == "query" and var["datasource"] == expected_ref
         query = var["query"]["query"]
-        assert query == var["definition"] and query.startswith("label_values(")
+        assert query == var["definition"]
+        assert query.startswith(("label_values(", "query_result(")), query
+        if query.startswith("query_result("):  # offers names, puts ids in the queries
+            assert "(?<value>" in var["regex"] and "(?<text>" in var["regex"], var["name"]
         used = {next(filter(None, m)) for m in VARIABLE_REF.findall(query)}
         assert used <= defined, f"{var['name']} uses {used - defined} before it is defined"
         defined.add(var["name"])
@@ -157,6 +171,56 @@ def test_dashboard_structure_is_valid(name: str) -> None:
             used = {next(filter(None, m)) for m in VARIABLE_REF.findall(target["expr"])}
             unknown = {u for u in used if u not in defined and f"${u}" not in GRAFANA_GLOBALS}
             assert not unknown, f"{where}: undefined variables {unknown}"
+
+
+def test_the_build_checks_pass_and_catch_what_operators_rely_on() -> None:
+    """build.py's own checks hold for the committed dashboards, and each fails when its rule
+    is broken: a panel without a unit, one that does not say what to do when red, a link to
+    a dashboard that does not exist, an id used twice, a variable nobody defined."""
+    build = load_build()
+    boards = dashboards()
+    assert build.check(boards) == []
+    broken = copy.deepcopy(boards)
+    overview = broken["overview.json"]
+    first, second, third = overview["panels"][:3]
+    first["fieldConfig"]["defaults"]["unit"] = ""
+    first["description"] = first["description"].split("**Khi đỏ")[0]
+    second["id"] = first["id"]
+    third["targets"][0]["expr"] += " * $nowhere"
+    overview["links"][0]["url"] = "/d/districtmon-nowhere/x"
+    problems = "\n".join(build.check(broken))
+    for expected in (
+        f"panel {first['id']}: no unit",
+        f"panel {first['id']}: the description says nothing of what to do",
+        f"panel {first['id']}: id used twice",
+        "uses undefined {'nowhere'}",
+        "link to a dashboard that does not exist: /d/districtmon-nowhere/x",
+    ):
+        assert expected in problems, problems
+
+
+def test_every_table_row_of_a_site_or_commune_leads_to_its_dashboard() -> None:
+    """A table that names sites links the name to the site dashboard, one that names
+    communes links the commune; both keep the time range and the variables."""
+    for name, board in dashboards().items():
+        for panel in panels(board):
+            if panel["type"] != "table":
+                continue
+            exprs = " ".join(t["expr"] for t in panel["targets"])
+            urls = [
+                link["url"]
+                for override in panel["fieldConfig"]["overrides"]
+                for prop in override["properties"]
+                if prop["id"] == "links"
+                for link in prop["value"]
+            ]
+            where = f"{name} {panel['id']}"
+            if "group_left (name)" in exprs and board["uid"] != "districtmon-site":
+                assert any(u.startswith("/d/districtmon-site/") for u in urls), where
+            if "group_left (commune_name)" in exprs and "by (commune, " not in exprs:
+                assert any(u.startswith("/d/districtmon-commune/") for u in urls), where
+            for url in urls:
+                assert "${__url_time_range}" in url and "${kind:queryparam}" in url, where
 
 
 SELECTOR = re.compile(r"\{([^{}]*)\}")
@@ -277,6 +341,14 @@ NAMES = {
 }
 OWNER_KIND = {"viettel": "operator", "vnpt": "operator", RTV: "broadcaster"}
 WORLD = World(DISTRICT, AREAS, NAMES, {p.id: f"Trạm {p.id}" for p in DISTRICT})
+# The objectives the test's configuration sets: every kind's, and two sites' own.
+KIND_OBJECTIVES = {"bts": 0.99, "radio_station": 0.98, "loudspeaker": 0.9, "gateway": 0.97,
+                   "video_endpoint": 0.95, "post_point": 0.95, "portal": 0.96}  # fmt: skip
+SITE_OBJECTIVES = {"gw-ubnd-thanh-nua": 0.999, "bts-vtl-muong-phang-02": 0.5}
+OBJECTIVE_TRUTH = Truth(
+    objectives={p.id: SITE_OBJECTIVES.get(p.id, KIND_OBJECTIVES[p.kind]) for p in DISTRICT},
+    kind_objectives=KIND_OBJECTIVES,
+)
 
 # The gateway whose WAN counters move: the router profile's table, ifAlias naming the WAN port.
 GW_TRAFFIC = f"""1.3.6.1.2.1.1.1.0|4|districtmon test gateway, WAN up
@@ -316,6 +388,7 @@ ledger: {{path: ledger.sqlite, availability_refresh_seconds: 1}}
 poll: {{interval_seconds: 0.5, timeout_seconds: 0.15, retries: 0}}
 state: {{down_after: 2, up_after: 2}}
 mqtt: {{host: 127.0.0.1, port: {broker.port}, keepalive_seconds: 5, self_check_seconds: 0.5}}
+objectives: {{{", ".join(f"{kind}: {value}" for kind, value in KIND_OBJECTIVES.items())}}}
 """,
         encoding="utf-8",
     )
@@ -340,6 +413,8 @@ mqtt: {{host: 127.0.0.1, port: {broker.port}, keepalive_seconds: 5, self_check_s
                 f"credential: {credential}{profile}}}}}"
             )
         covers = f", covers: [{', '.join(place.covers)}]" if place.covers else ""
+        if place.id in SITE_OBJECTIVES:
+            covers += f", objective: {SITE_OBJECTIVES[place.id]}"
         lines.append(
             f"  - {{id: {place.id}, kind: {place.kind}, name: Trạm {place.id}, "
             f"commune: {place.commune}, owner: {place.owner}, lat: 21.4, lon: 103.0, "
@@ -420,6 +495,27 @@ class Stack:
         )
         series = http_json(url)["data"]
         return sorted({s[label] for s in series if label in s})
+
+    def options(self, query: str) -> list[tuple[str, str]]:
+        """What a variable offers, as (value, text), in Grafana's order (by text): for
+        `label_values` the values themselves; for `query_result(expr)` each series as
+        Grafana renders it (`{a="x",b="y"} 1 <ms>`, labels in the order Prometheus gives
+        them) read by the variable's regex."""
+        if query.startswith("label_values("):
+            return [(value, value) for value in self.label_values(query)]
+        expr, regex = query.split("\n#regex ")
+        # Grafana's own pattern, which does not match across a line break
+        inner = re.fullmatch(r"query_result\((.+)\)\s*", expr)
+        assert inner, expr
+        pattern = re.compile(regex.strip("/").replace("(?<", "(?P<"))
+        found = set()
+        for series in self.prometheus.query(inner.group(1)):
+            labels = ",".join(f'{k}="{v}"' for k, v in series["metric"].items() if k != "__name__")
+            line = f"{{{labels}}} {series['value'][1]} {int(series['value'][0] * 1000)}"
+            match = pattern.search(line)
+            if match:
+                found.add((match.group("value"), match.group("text")))
+        return sorted(found, key=lambda option: option[1])
 
 
 DEAD = {"bts-vtl-muong-phang-02", "loa-muong-phang-02", "gw-ubnd-muong-phang-2",
@@ -528,10 +624,38 @@ def variable_values(stack: Stack, board: dict[str, Any]) -> dict[str, str]:
     """Each variable's first real value, as Grafana would list it, in dependency order."""
     chosen: dict[str, str] = {}
     for var in board["templating"]["list"]:
-        options = stack.label_values(substitute(var["query"]["query"], chosen, GRAFANA_GLOBALS))
+        options = stack.options(variable_query(var, chosen))
         assert options, f"{board['uid']}: variable {var['name']} offers nothing"
-        chosen[var["name"]] = options[0]
+        chosen[var["name"]] = options[0][0]
     return chosen
+
+
+def variable_query(var: dict[str, Any], values: dict[str, str]) -> str:
+    """The variable's query as Grafana runs it, its regex after `#regex ` (Stack.options)."""
+    query = substitute(var["query"]["query"], values, GRAFANA_GLOBALS)
+    return f"{query}\n#regex {var['regex']}" if var["regex"] else query
+
+
+def test_variables_offer_names_and_select_ids(stack: Stack) -> None:
+    """Communes, owners and sites are offered by the inventory's names; what a panel query
+    receives is the id."""
+    board = dashboards()["site.json"]
+    variables = {var["name"]: var for var in board["templating"]["list"]}
+    everything = dict.fromkeys(variables, ALL)
+    assert stack.options(variable_query(variables["commune"], everything)) == [
+        (MP, "Mường Phăng"),
+        (TN, "Thanh Nưa"),
+    ]
+    owners = stack.options(variable_query(variables["owner"], everything))
+    assert owners == sorted(NAMES.items(), key=lambda owner: owner[1])
+    in_thanh_nua = stack.options(variable_query(variables["owner"], {"commune": TN}))
+    assert {owner for owner, _ in in_thanh_nua} == {p.owner for p in DISTRICT if p.commune == TN}
+    kinds = stack.options(variable_query(variables["kind"], {**everything, "owner": RTV}))
+    assert kinds == [("loudspeaker", "Cụm loa"), ("radio_station", "Đài truyền thanh")]
+    sites = stack.options(variable_query(variables["site"], {**everything, "commune": MP}))
+    assert sites == sorted(
+        ((p.id, f"Trạm {p.id}") for p in DISTRICT if p.commune == MP), key=lambda s: s[1]
+    )
 
 
 def pending_in(expr: str) -> set[str]:
@@ -556,7 +680,9 @@ def test_every_panel_shows_the_selected_sites_and_the_right_figures(
         for values in (everything, chosen):  # All, then the first real value of each
             expr = substitute(target["expr"], values, GRAFANA_GLOBALS)
             result = stack.prometheus.query(expr)  # raises on a parse error
-            sel = Selection(WORLD, values, stack.states, time.time() - stack.started + 1)
+            sel = Selection(
+                WORLD, values, stack.states, time.time() - stack.started + 1, OBJECTIVE_TRUTH
+            )
             where = f"{panel['id']} {panel['title']!r} {target['refId']} with {values}"
             try:
                 check_labels(kinds, target["expr"], sel, result)
@@ -575,3 +701,49 @@ def test_pending_metrics_are_still_pending(stack: Stack) -> None:
     _, text = stack.daemon.get("/metrics")
     present = {name for name in PENDING_METRICS if re.search(rf"^{name}[{{ ]", text, re.M)}
     assert not present, f"now served, remove from PENDING_METRICS: {sorted(present)}"
+
+
+def test_annotations_mark_state_changes_and_the_daemons_start(stack: Stack) -> None:
+    """On the site dashboard (the others share the annotations): a moment per site at the
+    time its current state began, named by the site and titled with the state the daemon
+    gave it; the daemon's start and the loading of its configuration at its start; no stop
+    (the ledger's first run), no refused reload, no scrape missed, no maintenance (the
+    district has no window)."""
+    board = dashboards()["site.json"]
+    notes = {note["name"]: note for note in board["annotations"]["list"]}
+    everything = {var["name"]: ALL for var in board["templating"]["list"]}
+    now = time.time()
+
+    def query(name: str) -> list[dict[str, Any]]:
+        note = notes[name]
+        assert note["datasource"] == provisioned_datasource_ref(), name
+        return stack.prometheus.query(substitute(note["expr"], everything, GRAFANA_GLOBALS))
+
+    sel = Selection(WORLD, everything, stack.states, now - stack.started + 1, OBJECTIVE_TRUTH)
+    for name, expected in ANNOTATIONS.items():
+        expected(now)(sel, query(name))
+    changes = {s["metric"]["site"]: s for s in query("Đổi trạng thái (state changes)")}
+    assert sorted(changes) == sorted(PLACES)
+    for site, series in changes.items():
+        assert series["metric"]["state"] == stack.states[site], site
+        assert series["metric"]["name"] == WORLD.site_names[site], site
+        assert stack.started - 1 <= float(series["value"][1]) / 1000 <= now, site
+    assert notes["Đổi trạng thái (state changes)"]["useValueForTime"] is True
+    [start] = query("Daemon khởi động (daemon started)")
+    assert stack.started - 1 <= float(start["value"][1]) / 1000 <= stack.started + 10
+    [loaded] = query("Nạp cấu hình (configuration loaded)")
+    assert abs(float(loaded["value"][1]) - float(start["value"][1])) < 5000
+    for silent in (
+        "Daemon dừng (daemon stopped)",
+        "Nạp lại bị từ chối (reload refused)",
+        "Không thu thập được daemon (daemon not scraped)",
+        "Bảo trì (maintenance)",
+        "Cửa sổ bảo trì (maintenance windows)",
+    ):
+        assert query(silent) == [], silent
+    assert set(STATES) >= {s["metric"]["state"] for s in changes.values()}
+
+
+def provisioned_datasource_ref() -> dict[str, Any]:
+    source = provisioned_datasource()
+    return {"type": source["type"], "uid": source["uid"]}

@@ -31,6 +31,7 @@ from monitor.core.model import Observation, Sample, State, Transition
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector
 from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.objective_metrics import ObjectiveCollector
 from monitor.expose.self_metrics import build_registry, utc_offset_seconds
 from monitor.expose.site_metrics import SiteCollector
 from monitor.ledger.recent import AvailabilityGauges
@@ -189,6 +190,7 @@ def _exported_metric_names() -> set[str]:
     registry, _ = build_registry()
     registry.register(SiteCollector(live))
     registry.register(DeviceValueCollector(live))
+    registry.register(ObjectiveCollector(lambda: live.sites, config.objectives))
     registered_counts(registry)
     # the ledger's gauges have samples only once computed; their family names are what count
     availability = AvailabilityCollector(AvailabilityGauges(ROOT / "unused.sqlite", 60), live)

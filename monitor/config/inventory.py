@@ -43,7 +43,8 @@ _COMMUNE_KEYS = ("id", "name", "lat", "lon", "areas")
 _OWNER_KEYS = ("id", "name", "kind")
 
 
-_SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", "covers", "probe")
+_SITE_KEYS = ("id", "kind", "name", "commune", "owner", "lat", "lon", "parent", "covers", "probe",
+              "objective")  # fmt: skip
 
 
 _SITE_REQUIRED = ("id", "kind", "name", "commune", "owner", "lat", "lon", "probe")
@@ -224,6 +225,7 @@ def _read_site(sink: Sink, item: Located[object]) -> Entry[Site]:
         probe=probe,
         parent=refs["parent"].value if "parent" in refs else None,
         covers=tuple(area.value for area in covers),
+        objective=fields.number("objective", 0, 1),
     )
     line = _id_line(fields, item)
     entry = Entry(site, site_id, sink.file, line, item.key, fields.subject, refs, covers)

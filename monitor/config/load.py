@@ -36,6 +36,7 @@ from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.config.profile_reader import load_profiles
 from monitor.config.profiles import AUTO, Profile
 from monitor.config.settings import (
+    DEFAULT_OBJECTIVES,
     SETTINGS_FILE,
     HttpSettings,
     LedgerLimits,
@@ -83,6 +84,9 @@ class Config:
     # what is accepted but unsafe (a credentials file others can read): said at every start,
     # reload and check-config, never a refusal
     warnings: tuple[str, ...] = ()
+    # 30-day availability objective per kind (districtmon.yaml `objectives:`); a site's own
+    # `objective:` in the inventory overrides its kind's
+    objectives: Mapping[str, float] = field(default_factory=lambda: DEFAULT_OBJECTIVES)
 
 
 def find_config_dir(
@@ -207,6 +211,7 @@ def _load(
         snmp=settings.snmp.settings,
         profiles=profiles,
         warnings=tuple(file_warnings(settings.credentials_file)),
+        objectives=settings.objectives,
     )
 
 

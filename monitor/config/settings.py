@@ -39,6 +39,22 @@ _SETTINGS_KEYS = (
     "timezone",
     "mqtt",
     "snmp",
+    "objectives",
+)
+
+# 30-day availability objectives per kind of site (`objectives:`): the daemon exports them
+# (districtmon_objective_ratio), the alert rules and the SLA dashboard read that series, so
+# this is the one place the figures live. Examples: set them to the service agreements.
+DEFAULT_OBJECTIVES: Mapping[str, float] = MappingProxyType(
+    {
+        "bts": 0.995,
+        "gateway": 0.99,
+        "radio_station": 0.99,
+        "loudspeaker": 0.95,
+        "video_endpoint": 0.98,
+        "post_point": 0.98,
+        "portal": 0.99,
+    }
 )
 
 
@@ -146,6 +162,7 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_credential: Located[str] | None = None
     mqtt_configured: bool = False
+    objectives: Mapping[str, float] = field(default_factory=lambda: DEFAULT_OBJECTIVES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +206,22 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
         mqtt_credential=mqtt_credential,
         mqtt_configured=top.has("mqtt"),
         snmp=_read_snmp_settings(top.mapping("snmp", null_is_empty=True), directory, path),
+        objectives=_read_objectives(top.mapping("objectives", null_is_empty=True)),
     )
+
+
+def _read_objectives(fields: Fields | None) -> Mapping[str, float]:
+    """Objectives per kind, each a share 0..1 (0.995, not 99.5); a kind left out keeps its
+    default."""
+    if fields is None:
+        return DEFAULT_OBJECTIVES
+    fields.expect(SITE_KINDS)
+    found = dict(DEFAULT_OBJECTIVES)
+    for kind in SITE_KINDS:
+        value = fields.number(kind, 0, 1)
+        if value is not None:
+            found[kind] = value
+    return MappingProxyType(found)
 
 
 def _read_ledger(

@@ -45,6 +45,17 @@ KIND_NAMES = {
     "post_point": "Post points",
     "portal": "Online services",
 }
+# The same in Vietnamese, for the office's screens (the dashboards' kind drop-down, through
+# districtmon_kind_info).
+KIND_NAMES_VI = {
+    "bts": "Trạm BTS",
+    "radio_station": "Đài truyền thanh",
+    "loudspeaker": "Cụm loa",
+    "gateway": "Cổng mạng LAN",
+    "video_endpoint": "Điểm cầu truyền hình",
+    "post_point": "Điểm bưu điện văn hóa",
+    "portal": "Dịch vụ công trực tuyến",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +182,8 @@ class Site:
     probe: Probe
     parent: str | None = None
     covers: tuple[str, ...] = ()
+    # the site's own 30-day availability objective (a share 0..1); None: its kind's
+    objective: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

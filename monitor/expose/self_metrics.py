@@ -106,6 +106,17 @@ class SelfMetrics:
             "When this daemon process started.",
             registry=registry,
         )
+        # with the start time, what a dashboard annotates as "the monitor was away": the
+        # previous run's end is known only to the ledger, so the new run says it
+        self.previous_run_end = Gauge(
+            "districtmon_previous_run_end_timestamp_seconds",
+            "When the previous run of the daemon on this ledger ended: its stop (clean=true), "
+            "or its last heartbeat when it did not stop cleanly (clean=false: a crash, a "
+            "power loss). Absent on a ledger's first run. Every site is unknown from then to "
+            "this run's start.",
+            ["clean"],
+            registry=registry,
+        )
         build = Gauge(
             "districtmon_build_info",
             "districtmon version, value always 1.",

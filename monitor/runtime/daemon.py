@@ -28,11 +28,13 @@ from monitor.expose.api import local_time
 from monitor.expose.availability_metrics import AvailabilityCollector
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
+from monitor.expose.maintenance_metrics import MaintenanceCollector
 from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.objective_metrics import ObjectiveCollector
 from monitor.expose.self_metrics import LedgerLossCollector, SelfMetrics, build_registry
 from monitor.expose.trap_metrics import TrapCollector
 from monitor.ledger.recent import AvailabilityGauges
-from monitor.ledger.records import InventorySync, read_boots, read_final_states
+from monitor.ledger.records import InventorySync, read_boots, read_final_states, read_runs
 from monitor.ledger.schema import LedgerError
 from monitor.ledger.windows import read_ledger_windows
 from monitor.ledger.writer import Ledger
@@ -111,6 +113,7 @@ class Daemon:
         self.traps = TrapRouter(self.pipeline.event, self._poll_now, self.poller.profile_of)
         self.traps.update_sites(config.sites.values())
         self.device_values = DeviceValueCollector(live, _device_helps(config))
+        self.objectives = ObjectiveCollector(lambda: live.sites, config.objectives)
 
     def _poll_now(self, site_id: str, confirm: bool) -> None:
         if confirm:
@@ -121,7 +124,9 @@ class Daemon:
         return [site for site in config.sites.values() if self.probes.polled(site)]
 
     def _schedule(self, config: Config) -> Schedule:
-        return Schedule([*config.maintenance, *self.ledger_windows], config.sites.values())
+        # kept for the maintenance series too (the HTTP thread reads the one in place)
+        self.schedule = Schedule([*config.maintenance, *self.ledger_windows], config.sites.values())
+        return self.schedule
 
     def set_ledger_windows(self, windows: Sequence[Window], now: float) -> None:
         """Windows stored in the ledger (`districtmon maintenance add|remove`) changed."""
@@ -169,6 +174,7 @@ class Daemon:
         self.poller.retain(new.sites)
         self.traps.update_sites(new.sites.values())
         self.device_values.helps = _device_helps(new)
+        self.objectives.objectives = new.objectives
         self.probes.configure(new.poll)
         self.scheduler.update_sites(self._polled(new))
         self.live.value_help = value_help(new.mqtt.profiles)
@@ -272,6 +278,11 @@ async def run_daemon(
             return
         windows = await asyncio.to_thread(read_ledger_windows, config.ledger_path)
         boots = await asyncio.to_thread(read_boots, config.ledger_path)
+        runs = await asyncio.to_thread(read_runs, config.ledger_path)
+        if len(runs) >= 2:  # the last one is this run
+            previous = runs[-2]
+            ended = previous.stopped if previous.stopped is not None else previous.heartbeat
+            metrics.previous_run_end.labels(str(previous.clean).lower()).set(ended)
         # read before this run records anything: how the previous run left each site
         carried = await asyncio.to_thread(read_final_states, config.ledger_path)
         daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
@@ -280,6 +291,8 @@ async def run_daemon(
         daemon.pipeline.boots.seed(boots, started)
         daemon.pipeline.start(list(config.sites), started, carried)
         registry.register(daemon.device_values)
+        registry.register(daemon.objectives)
+        registry.register(MaintenanceCollector(lambda: daemon.schedule))
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
             registry.register(_trap_collector(daemon, receiver))
