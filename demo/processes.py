@@ -72,7 +72,7 @@ class Child:
             time.sleep(0.2)
         raise self.failure(f"did not answer {url} within {limit:g} s")
 
-    def stop(self, limit: float = 15.0) -> int:
+    def stop(self, limit: float = 30.0) -> int:
         """SIGTERM, then SIGKILL after `limit` seconds; returns the exit status. Signals the
         child's whole group, so nothing it started outlives it."""
         if not self.running():

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -173,7 +174,8 @@ def expectations(plan: Plan, daemon: Daemon, alertmanager: Path) -> str:
             if labels.get("severity") not in ("critical", "warning"):
                 continue
             delays.setdefault(rule["alert"], timers.parse_duration(rule.get("for", "0s")) / speed)
-            keep = max(keep, timers.parse_duration(rule.get("keep_firing_for", "0s")) / speed)
+            if labels["scope"] == "site":
+                keep = max(keep, timers.parse_duration(rule.get("keep_firing_for", "0s")) / speed)
     route = timers.load_yaml(alertmanager)["route"]
     wait = timers.parse_duration(route["group_wait"])
     interval = timers.parse_duration(route["group_interval"])
@@ -186,29 +188,39 @@ def expectations(plan: Plan, daemon: Daemon, alertmanager: Path) -> str:
         divided = "Every timer is the shipped one: the pages come as they would in life."
     else:
         divided = (
-            f"Every timer of the daemon, of Prometheus (the rules' for: included) and of\n"
-            f"  Alertmanager is divided by {speed:g}, like the scenario's clock (the scrape interval"
-            f" down to 1 s):\n  the pages come as they would in life, {speed:g} times sooner"
+            f"Every timer of the daemon, of Prometheus (the rules' for: included; the scrape"
+            f" interval down to 1 s) and of Alertmanager is divided by {speed:g}, like the"
+            f" scenario's clock: the pages come as they would in life, {speed:g} times sooner"
             f" (copies of the shipped files in {plan.shown(plan.run)}/)."
         )
-    first = _first_page(plan, daemon, delays, wait)
-    return f"""\
-  What to expect, and when. {divided}
-    - a site that stops answering is down after {daemon.down_after} failed polls in a row, at most \
-{_seconds(confirm)} after
-      the fault (an MQTT loudspeaker cluster: {_seconds(daemon.heartbeat)} of silence),\
- dated at the first;
-    - its alert fires once that state has lasted the rule's for: {fors};
-    - Alertmanager sends it {_seconds(wait)} later (group_wait) to its owner's receiver\
- ({", ".join(receivers)}:
-      config/alertmanager/, each a webhook to the demo's receiver), and news of a commune that
-      was paged already within {_seconds(interval)} (group_interval); a site behind a broken one,
-      or in a commune cut off, is muted: one page for the cause;
-    - "resolved" follows {_seconds(keep)} (keep_firing_for) to {_seconds(keep + interval)}\
- after the repair.
-  Every page is printed below as it arrives and written to\
- {plan.shown(plan.run / "notifications.jsonl")}.{first}
-"""
+    points = [
+        f"a site that stops answering is down after {daemon.down_after} failed polls in a row,"
+        f" at most {_seconds(confirm)} after the fault (an MQTT loudspeaker cluster:"
+        f" {_seconds(daemon.heartbeat)} of silence), dated at the first;",
+        f"its alert fires once that state has lasted the rule's for: {fors};",
+        f"Alertmanager sends it {_seconds(wait)} later (group_wait) to its owner's receiver"
+        f" ({', '.join(receivers)}: config/alertmanager/, each a webhook to the demo's"
+        f" receiver), and news of a commune that was paged already within {_seconds(interval)}"
+        " (group_interval); a site behind a broken one, or in a commune cut off, is muted:"
+        " one page for the cause;",
+        f'a site\'s "resolved" follows {_seconds(keep)} (keep_firing_for) to'
+        f" {_seconds(keep + interval)} after the repair.",
+    ]
+    lines = [_wrap(f"What to expect, and when. {divided}", "  ", "  ")]
+    lines += [_wrap(point, "    - ", "      ") for point in points]
+    closing = (
+        "Every page is printed below as it arrives and written to"
+        f" {plan.shown(plan.run / 'notifications.jsonl')}."
+        + _first_page(plan, daemon, delays, wait)
+    )
+    lines.append(_wrap(closing, "  ", "  "))
+    return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, first: str, rest: str) -> str:
+    return textwrap.fill(
+        text, width=96, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
 
 
 def _first_page(plan: Plan, daemon: Daemon, delays: dict[str, float], wait: float) -> str:
@@ -220,9 +232,9 @@ def _first_page(plan: Plan, daemon: Daemon, delays: dict[str, float], wait: floa
             at = timers.parse_duration(str(event["at"])) / plan.speed
             page = at + daemon.down_after * daemon.poll + delays["BtsDown"] + wait
             return (
-                f"\n  The first: {site} dies at t+{event['at']} ({_seconds(at)} after the"
-                f" start); BtsDown should\n  reach its operator about {_seconds(page)} after the"
-                " start, give or take a poll."
+                f" The first: {site} dies at t+{event['at']} ({_seconds(at)} after the start);"
+                f" BtsDown should reach its operator about {_seconds(page)} after the start,"
+                " give or take a poll."
             )
     return ""
 
