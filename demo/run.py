@@ -261,13 +261,15 @@ class Demo:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """The daemon first, so that it records its own stop while the devices still answer
-        (a daemon that outlived the simulator would record a district-wide outage); then the
-        rest, together."""
+        """Prometheus first, so that the demo's own end pages nobody (the daemon gone would
+        fire DistrictmonDown); then the daemon, so that it records its stop while the devices
+        still answer (one that outlived the simulator would record a district-wide outage);
+        then the rest, together."""
         by_name = {c.name: c for c in self.children}
-        if "daemon" in by_name:
-            by_name["daemon"].stop()
-        rest = [c for c in reversed(self.children) if c.name != "daemon"]
+        for first in ("prometheus", "daemon"):
+            if first in by_name:
+                by_name[first].stop()
+        rest = [c for c in reversed(self.children) if c.name not in ("prometheus", "daemon")]
         stoppers = [threading.Thread(target=c.stop) for c in rest]
         for t in stoppers:
             t.start()

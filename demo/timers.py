@@ -7,8 +7,8 @@ lengths, so a 15-minute outage played in 90 s would page nobody. Dividing *every
 the same factor keeps their proportions, which is what decides whether an alert reaches its
 owner (NOTES.md). What is divided:
 
-- the daemon: poll interval and timeout, MQTT heartbeat timeout and self-check, the
-  availability refresh;
+- the daemon: poll interval and timeout, MQTT heartbeat timeout, self-check and reconnect
+  delays, the availability refresh;
 - Prometheus: scrape and evaluation intervals, every rule's `for:` and `keep_firing_for:`,
   each rule group's own `interval:`, range selectors in expressions and annotations, and the
   timers set by flags (resend delay, `for:` grace period, outage tolerance, lookback);
@@ -117,6 +117,9 @@ def daemon_config(source: Path, target: Path, speed: float, ledger: Path) -> Pat
             float(mqtt.get("heartbeat_timeout_seconds", 180)) / speed
         )
         mqtt["self_check_seconds"] = max(0.5, float(mqtt.get("self_check_seconds", 5)) / speed)
+        # a broker lost is retried within the same (divided) time as in life
+        for key, default in (("reconnect_min_seconds", 1.0), ("reconnect_max_seconds", 60.0)):
+            mqtt[key] = float(mqtt.get(key, default)) / speed
     _dump(settings, path, f"{source}/districtmon.yaml, the daemon's timers divided by {speed:g}")
     return target
 
