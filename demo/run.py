@@ -270,7 +270,12 @@ class Demo:
             if first in by_name:
                 by_name[first].stop()
         rest = [c for c in reversed(self.children) if c.name not in ("prometheus", "daemon")]
-        stoppers = [threading.Thread(target=c.stop) for c in rest]
+        # the simulator removes its nftables table as it stops: on a loaded machine that
+        # takes a while, and killed it would leave the table behind
+        stoppers = [
+            threading.Thread(target=c.stop, args=(60.0 if c.name == "simulator" else 30.0,))
+            for c in rest
+        ]
         for t in stoppers:
             t.start()
         for t in stoppers:

@@ -107,7 +107,7 @@ class DemoRun:
         """Ctrl-C: SIGINT to the demo's process group; its exit status."""
         os.killpg(self.proc.pid, signal.SIGINT)
         try:
-            return self.proc.wait(120)  # each peer's stop is bounded by 30 s
+            return self.proc.wait(150)  # each peer's stop is bounded (demo/run.py)
         finally:
             self._reader.join(timeout=5)
 
