@@ -172,7 +172,7 @@ def prometheus_states(prometheus: str, at: float, scrape: float) -> dict[str, st
     """Each site's state as Prometheus stored it just before `at`: the last sample of each
     series over three scrapes, so that one scrape that failed on a loaded machine (whose
     staleness markers end every series at once) does not hide them."""
-    expr = f"last_over_time(districtmon_site_state[{3 * scrape:g}s]) == 1"
+    expr = f"last_over_time(districtmon_site_state[{round(3 * scrape * 1000)}ms]) == 1"
     query = urllib.parse.urlencode({"query": expr, "time": at})
     result = http_json(f"{prometheus}/api/v1/query?{query}")["data"]["result"]
     return {r["metric"]["site"]: r["metric"]["state"] for r in result}
