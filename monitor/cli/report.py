@@ -12,6 +12,7 @@ from monitor.cli.common import CONFIG_HELP, config_or_none, fail
 from monitor.config.load import Config
 from monitor.config.problems import ConfigError
 from monitor.report.build import BY, build_report, month_window, parse_moment
+from monitor.report.html import SECTIONS, render_html
 from monitor.report.render import FORMATS, render
 
 
@@ -28,7 +29,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     report.add_argument("--to", dest="end", metavar="WHEN", help="end (exclusive; default: now)")
     report.add_argument("--month", metavar="YYYY-MM", help="a whole calendar month in --tz")
     report.add_argument("--by", choices=BY, default="site")
-    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument(
+        "--format",
+        choices=(*FORMATS, "html"),
+        default="table",
+        help="html: the printable page the office files, in Vietnamese, per commune, owner "
+        "and kind (--by is not used)",
+    )
     report.add_argument(
         "--ledger",
         action="append",
@@ -71,10 +78,13 @@ def run_report(args: argparse.Namespace) -> int:
         for path in ledgers:
             if not path.is_file():
                 return fail(f"{path}: no such ledger")
-        report = build_report(ledgers, start, end, args.by, zone)
+        if args.format == "html":
+            sections = [build_report(ledgers, start, end, by, zone) for by, _, _ in SECTIONS]
+            text = render_html(sections, time.time())
+        else:
+            text = render(build_report(ledgers, start, end, args.by, zone), args.format)
     except ValueError as exc:
         return fail(str(exc))
-    text = render(report, args.format)
     # A byte order mark lets spreadsheet programs read the CSV as UTF-8 (Vietnamese names).
     data = (("\ufeff" if args.format == "csv" else "") + text).encode("utf-8")
     if args.output:

@@ -1,0 +1,3 @@
+from monitor.simulator.demo.run import main
+
+raise SystemExit(main())
