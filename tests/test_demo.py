@@ -1,6 +1,6 @@
-"""`./dev demo` as a newcomer runs it: its steps after the set-up (`python -m monitor.simulator.demo`, what ./dev
-execs), at its default x10, playing a scenario of the test's own: one Viettel BTS dies 5
-simulated minutes in and stays dead.
+"""`./dev demo` as a newcomer runs it: its steps after the set-up (`python -m
+monitor.simulator.demo`, what ./dev execs), at its default x10, playing a scenario of the
+test's own: one Viettel BTS dies 5 simulated minutes in and stays dead.
 
 What the demo must show, checked against what was decided outside it: the simulator's own
 record (GET /truth of its control port) for the sites' states that Prometheus holds, the
@@ -37,6 +37,7 @@ from oracle import STATES, Timing, Truth, raw_state
 from monitor.simulator.demo import timers
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO = "monitor.simulator.demo"
 SPEED = 10.0
 SITE = "bts-vtl-thanh-nua-03"  # Viettel's: the shipped routing pages viettel-noc
 DIES_AT = 5 * 60  # simulated seconds: a lead for every site to be known and Prometheus settled
@@ -60,13 +61,14 @@ def wait_for(what: str, check: Callable[[], bool], limit: float, log: Callable[[
 
 
 class DemoRun:
-    """`python -m monitor.simulator.demo SCENARIO SPEED --var DIR` in a session of its own, as a terminal starts
-    a command: Ctrl-C reaches its whole process group. Its output is read in a thread."""
+    """`python -m monitor.simulator.demo SCENARIO SPEED --var DIR` in a session of its own, as a
+    terminal starts a command: Ctrl-C reaches its whole process group. Its output is read in a
+    thread."""
 
     def __init__(self, scenario: Path, var: Path) -> None:
         self.var = var
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.simulator.demo", str(scenario), f"{SPEED:g}", "--var", str(var)],
+            [sys.executable, "-m", DEMO, str(scenario), f"{SPEED:g}", "--var", str(var)],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -107,7 +109,7 @@ class DemoRun:
         """Ctrl-C: SIGINT to the demo's process group; its exit status."""
         os.killpg(self.proc.pid, signal.SIGINT)
         try:
-            return self.proc.wait(150)  # each peer's stop is bounded (monitor/simulator/demo/run.py)
+            return self.proc.wait(150)  # each peer's stop is bounded (the demo's run.py)
         finally:
             self._reader.join(timeout=5)
 
@@ -276,7 +278,7 @@ def test_the_demo_runs_prometheus_and_alertmanager_beside_the_daemon_and_ctrl_c_
         max(truth.edges(site), default=truth.start_wall) + timing.sure(info.probe, 3)
         for site, info in truth.sites.items()
     )
-    scrape = max(1.0, 15 / SPEED)  # the shipped 15 s divided, down to 1 s (monitor/simulator/demo/timers.py)
+    scrape = max(1.0, 15 / SPEED)  # the shipped 15 s divided, down to 1 s (the demo's timers.py)
     at = settled + 3 * scrape  # and then scraped
     time.sleep(max(0.0, at + 2 - time.time()))  # stored by then
     assert http_json(f"{control}/truth?after={truth.records[-1]['seq']}")["records"] == []

@@ -1,6 +1,6 @@
-"""`python -m monitor.simulator.demo [SCENARIO [SPEED]]` (what `./dev demo` runs once it has set up): the shipped
-district played by the simulator, watched by the daemon, scraped by Prometheus, paged through
-Alertmanager, all on loopback; Ctrl-C stops everything.
+"""`python -m monitor.simulator.demo [SCENARIO [SPEED]]` (what `./dev demo` runs once it has
+set up): the shipped district played by the simulator, watched by the daemon, scraped by
+Prometheus, paged through Alertmanager, all on loopback; Ctrl-C stops everything.
 
 Order of start, each waited for before the next: the receiver and Alertmanager (so that no
 page is lost), mosquitto, the simulator (the scenario's clock starts when it is up), the daemon,
