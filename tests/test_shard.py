@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from monitor.cli.main import main
-from monitor.config.load import load_config
+from monitor.config import forked
+from monitor.config.load import Config, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, load_shard, restrict, shard_of
 from monitor.core.model import MqttProbe
@@ -118,6 +120,36 @@ def test_a_shard_loads_the_same_when_no_child_can_load_for_it(
     monkeypatch.setattr(os, "fork", no_fork)
     assert load_shard(SHIPPED.directory, Shard(2, 3), {}) == forked
     assert load_shard(SHIPPED.directory, None, {}) == SHIPPED
+
+
+def test_a_child_that_hangs_is_ended_and_the_caller_loads_for_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(forked, "CHILD_LIMIT_SECONDS", 0.5)
+    hung: list[int] = []
+    children: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            children.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+
+    def never_done() -> Config:
+        hung.append(os.getpid())
+        time.sleep(60)  # in the child: a lock that another thread of the daemon held
+        raise AssertionError("the child was not ended")
+
+    started = time.monotonic()
+    assert forked.load_in_child(never_done) is None
+    assert time.monotonic() - started < 10
+    assert not hung  # it ran in the child, not here
+    [child] = children
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # and the child is gone, reaped
 
 
 def test_a_broken_site_is_refused_by_the_shard_that_watches_it_in_the_whole_load_s_words(

@@ -15,11 +15,15 @@ its own process, as before.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import dataclasses
 import io
 import os
 import pickle
+import select
+import signal
+import time
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
@@ -27,6 +31,10 @@ from typing import Any
 from monitor.config.load import Config, without_cyclic_gc
 from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, MqttProbe, Site, SnmpProbe, TcpProbe
+
+# A load of 100,000 sites takes about 10 s of CPU; a child still at it after this long is
+# taken for stuck, and the caller loads in its own process instead.
+CHILD_LIMIT_SECONDS = 300.0
 
 
 def _proxy(items: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -72,10 +80,12 @@ def load_in_child(load: Callable[[], Config]) -> Config | None:
         os.close(read_end)
         _child(load, write_end)
     os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
+    data = _read_within(read_end, CHILD_LIMIT_SECONDS)
+    if data is None:  # a child that hangs (a lock another thread held at the fork) is ended
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
+    if data is None or not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
         return None
     try:
         with without_cyclic_gc():  # as for the load itself: 100,000 sites of new objects
@@ -87,6 +97,23 @@ def load_in_child(load: Callable[[], Config]) -> Config | None:
         raise ConfigError(problems)
     assert isinstance(value, Config)
     return value
+
+
+def _read_within(fd: int, limit: float) -> bytes | None:
+    """All the child sends, or None if it has not finished sending within ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    chunks: list[bytes] = []
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                return None
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
 
 
 def _child(load: Callable[[], Config], write_end: int) -> None:
