@@ -265,9 +265,13 @@ def panel_truth(
         assert current.state == states[place.id], (place.id, current, states[place.id])
         if current.start > played.known_at:
             # dated at the first observation that saw it: one poll late, or two when the
-            # machine delayed the poll due at the edge (the scheduler's lag)
+            # machine delayed the poll due at the edge (the scheduler's lag). Early too: an
+            # observation is dated when its poll began, and a poll that spans the edge (a ping
+            # burst whose last requests are answered once the fibre is back) dates the new
+            # state before the record does, by up to the poll's timeout
             slow = late + timing.every(place.probe) + 2 * played.scrape
-            since[place.id] = Range(at - current.start - slow, at - current.start + played.scrape)
+            early = played.scrape + timing.timeout + timing.slack
+            since[place.id] = Range(at - current.start - slow, at - current.start + early)
         else:  # since the daemon's first look at it
             since[place.id] = Range(at - played.known_at - late, at - played.started_at)
         seconds = want.seconds()
