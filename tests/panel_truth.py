@@ -270,6 +270,10 @@ def panel_truth(
             # burst whose last requests are answered once the fibre is back) dates the new
             # state before the record does, by up to the poll's timeout
             slow = late + timing.every(place.probe) + 2 * played.scrape
+            if place.probe == "mqtt" and played.config.mqtt is not None:
+                # a stretch that begins with the broker's return waits for the daemon to
+                # connect again (its backoff) before the first report can date it
+                slow += played.config.mqtt.reconnect_max_seconds + timing.slack
             early = played.scrape + timing.timeout + timing.slack
             since[place.id] = Range(at - current.start - slow, at - current.start + early)
         else:  # since the daemon's first look at it
