@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from html import escape
 from zoneinfo import ZoneInfo
 
+from monitor.report import render
 from monitor.report.build import Gap, Report, Row
 
 # Sections of the page, in order: (the report's `by`, section title, first column's title).
@@ -95,16 +96,8 @@ def percent(ratio: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """`2 ngày 04:05:06`, `04:05:06`; to the second (half up at the millisecond), like the
-    table's durations."""
-    if seconds is None:
-        return "-"
-    whole = int(seconds + 0.5)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days} ngày {clock}" if days else clock
+    """`2 ngày 04:05:06`, `04:05:06`: the text report's durations, the days in Vietnamese."""
+    return render.duration(seconds, day_unit=" ngày")
 
 
 def period(report: Report) -> str:

@@ -34,8 +34,9 @@ def _when(report: Report, t: float) -> str:
     return dt.datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def duration(seconds: float | None) -> str:
-    """`3d 04:05:06`, `04:05:06`; to the second (rounded half up at the millisecond)."""
+def duration(seconds: float | None, day_unit: str = "d") -> str:
+    """`3d 04:05:06`, `04:05:06`; to the second (rounded half up at the millisecond);
+    `day_unit` is what follows the days (the HTML report's is " ngày")."""
     if seconds is None:
         return "-"
     whole = int(seconds + 0.5)
@@ -43,7 +44,7 @@ def duration(seconds: float | None) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {clock}" if days else clock
+    return f"{days}{day_unit} {clock}" if days else clock
 
 
 def percent(ratio: float | None) -> str:
