@@ -27,6 +27,7 @@ from monitor.expose.self_metrics import build_registry
 from monitor.ledger.records import read_intervals
 from monitor.ledger.writer import Ledger
 from monitor.probes.mqtt.listener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
+from monitor.simulator.relay import BrokerRelay
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
 from monitor.state.pipeline import Pipeline
@@ -102,6 +103,7 @@ class RigFactory(Protocol):
         tls: TlsSettings | None = None,
         username: str | None = None,
         password: Secret | None = None,
+        port: int | None = None,
     ) -> Rig: ...
 
 
@@ -117,10 +119,11 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
         tls: TlsSettings | None = None,
         username: str | None = None,
         password: Secret | None = None,
+        port: int | None = None,
     ) -> Rig:
         mqtt = MqttSettings(
             host=broker.host,
-            port=broker.port,
+            port=broker.port if port is None else port,
             tls=tls,
             username=username,
             password=password,
@@ -278,6 +281,29 @@ async def test_losing_the_broker_makes_sites_unknown_and_back_without_downtime(
     assert [i.state for i in b] == [State.UNKNOWN, State.UP, State.DOWN, State.UNKNOWN, State.DOWN]
     # the down time before the loss ends when the monitor went blind
     assert b[2].end == b[3].start and b[3].reason == BROKER_LOST
+
+
+async def test_a_path_that_drops_connections_is_retried_at_the_backoff_and_seen_back_at_once(
+    broker: Mosquitto, rig_factory: RigFactory
+) -> None:
+    """A relay with no broker behind it accepts and drops: each attempt fails at once, so the
+    listener keeps its backoff (0.1..0.4 s here) and sees the broker as soon as it is back,
+    not at the end of a 5 s wait for a CONNACK that cannot come."""
+    relay = BrokerRelay(("127.0.0.1", 0), (broker.host, broker.port))
+    await relay.start()
+    try:
+        relay.set_up(False)
+        rig = await rig_factory(broker, [speaker("loa-a")], port=relay.port)
+        await asyncio.sleep(2.0)
+        assert relay.refused >= 4, f"{relay.refused} attempts in 2 s"
+        assert not rig.listener.seeing
+        relay.set_up(True)
+        restored = time.monotonic()
+        await rig.until("seeing", lambda: rig.listener.seeing, 5.0)
+        # a backoff at most (0.4 s, jitter 1.2), a connection and one self-check echo
+        assert time.monotonic() - restored < 1.5
+    finally:
+        await relay.close()
 
 
 async def test_tls_with_a_private_authority(tmp_path: Path, rig_factory: RigFactory) -> None:

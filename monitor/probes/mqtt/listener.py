@@ -48,7 +48,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
@@ -62,9 +62,10 @@ from monitor.probes.mqtt.ingest import Ingest
 from monitor.probes.mqtt.wills import WillGrace
 
 log = logging.getLogger(__name__)
-# paho logs two debug lines per message: noise at any level below warning.
+# paho logs two debug lines per message, and an error line for each reset socket, which the
+# listener already reports, rate limited, as a broker lost or unreachable: noise, all of it.
 _WIRE_LOG = logging.getLogger(__name__ + ".wire")
-_WIRE_LOG.setLevel(logging.WARNING)
+_WIRE_LOG.setLevel(logging.CRITICAL)
 
 BROKER_LOST = "monitor blind: broker lost"
 SUBSCRIPTION_LOST = "monitor blind: subscription lost"
@@ -232,6 +233,7 @@ class MqttListener:
             logger=_WIRE_LOG,
             queue_type=self._handing_queue(),
         )
+        _fail_fast_when_closed(client)
         self._taking = True
         try:
             async with client:
@@ -378,6 +380,30 @@ async def _until_lost(client: aiomqtt.Client) -> None:
     connection is lost."""
     async for _message in client.messages:
         pass
+
+
+def _fail_fast_when_closed(client: aiomqtt.Client) -> None:
+    """End a connection attempt as soon as the other side closes it before its CONNACK.
+
+    aiomqtt ignores a disconnection that comes before the CONNACK and waits out its whole
+    timeout (5 s). A path that accepts and drops -- a relay or load balancer with no broker
+    behind it, a broker at its connection limit -- would then space the attempts by the
+    timeout instead of the backoff, and a broker that came back would be seen up to 5 s late:
+    its sites unknown that much longer. paho reports the closure; this turns it into the
+    failure of the attempt, which aiomqtt handles as a refused CONNACK."""
+    paho = client._client
+    inner = paho.on_disconnect
+
+    def on_disconnect(*args: Any) -> None:
+        connected = getattr(client, "_connected", None)
+        if isinstance(connected, asyncio.Future) and not connected.done():
+            connected.set_exception(
+                aiomqtt.MqttError("the broker closed the connection before accepting it")
+            )
+        if inner is not None:
+            inner(*args)
+
+    paho.on_disconnect = on_disconnect
 
 
 def _settle_disconnection(client: aiomqtt.Client) -> None:
