@@ -147,7 +147,9 @@ class MqttPublishers:
         await asyncio.sleep(rng.uniform(0, min(2.0, len(self.sites) / 500)))  # spread connects
         retry = RETRY_FIRST
         while True:
-            if not sim.reachable:
+            if not sim.reachable or not self.world.broker_up:
+                # no attempt while the path is cut: aiomqtt would wait out its timeout on a
+                # relay that drops the connection, and the device return late when it is back
                 wake.clear()
                 await wake.wait()
                 continue
