@@ -210,6 +210,8 @@ def facts_at(played: Played, place: Place, at: float, rate_window: float) -> dic
         playing = {bool(m["playing"]) for _, m in near if "playing" in m}
         if len(playing) == 1:
             facts["playing"] = 1.0 if playing.pop() else 0.0
+        elif playing:  # the programme began or ended in the window: either may be shown
+            facts["playing"] = Range(0.0, 1.0)
     elif place.kind == "gateway":
         links = [m["uplink"] for _, m in near if "uplink" in m]
         if links:
