@@ -139,6 +139,9 @@ class Timing:
     up_after: int
     report: float  # the MQTT devices' telemetry period (real seconds)
     slack: float = 0.5  # scheduling, evaluation and scrape jitter on a loaded machine
+    # the daemon's longest wait before it connects to the broker again (mqtt.reconnect_max_
+    # seconds with its jitter): a return from the broker's loss is dated after it
+    reconnect: float = 0.0
 
     def late(self, probe: str) -> float:
         """How late the daemon may date an edge: its first observation after it."""
@@ -273,6 +276,8 @@ def expected(
             spans.append(span)
         if not first:
             tolerance += late
+            if probe == "mqtt" and previous == "unknown":
+                tolerance += timing.reconnect
     if spans and spans[0].state == "down":
         outages += 1
     return Expected(site, spans, tolerance, outages, ambiguous)

@@ -50,6 +50,8 @@ from peers import free_udp_port
 from promstack import Alertmanager, Prometheus
 from simpeers import SHIPPED, Mosquitto, Simulator, wait_until
 
+RECONNECT_MAX = 1.0  # the daemon's MQTT reconnection backoff, at most (seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -64,7 +66,14 @@ class Settings:
 
     def timing(self) -> Timing:
         # the simulator's MQTT devices report every 60 simulated seconds
-        return Timing(self.poll, self.timeout, self.down_after, self.up_after, 60 / self.factor)
+        return Timing(
+            self.poll,
+            self.timeout,
+            self.down_after,
+            self.up_after,
+            60 / self.factor,
+            reconnect=RECONNECT_MAX * 1.2,
+        )
 
 
 def daemon_settings(
@@ -86,7 +95,7 @@ def daemon_settings(
     mqtt["self_check_seconds"] = max(0.5, mqtt.get("self_check_seconds", 5) / factor)
     mqtt["keepalive_seconds"] = 5
     mqtt["reconnect_min_seconds"] = 0.05
-    mqtt["reconnect_max_seconds"] = 1.0
+    mqtt["reconnect_max_seconds"] = RECONNECT_MAX
     target.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     state = doc.get("state", {})
     return doc, Settings(
