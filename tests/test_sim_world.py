@@ -12,6 +12,8 @@ from monitor.config.problems import ConfigError
 from monitor.simulator import mib
 from monitor.simulator.actions import build_action, entry_gateways, parse_duration
 from monitor.simulator.clock import ManualClock
+from monitor.simulator.mqtt import telemetry
+from monitor.simulator.readings import measured
 from monitor.simulator.scenario import load_scenario, schedule
 from monitor.simulator.world import Event, Happening, World
 
@@ -211,3 +213,26 @@ def test_a_broken_scenario_is_refused_whole_with_file_line_and_key(tmp_path: Pat
     assert f"{path}:6: events[1].do: 'slow' needs delay" in text[2]
     assert any(f"{path}:10: events[2].commune: 'down' takes a site" in t for t in text)
     assert any(f"{path}:11: events[2].colour: unknown key" in t for t in text)
+
+
+def test_a_cluster_with_a_failed_amplifier_plays_nothing_whichever_way_it_is_read() -> None:
+    """The morning programme (05:30-06:30 local time) is on; the cluster whose amplifier failed
+    is silent in its SNMP status, its MQTT telemetry and the control's `measured` alike: a
+    panel of clusters playing must not count it."""
+    morning = (1_750_000_000 // 86400) * 86400 + 22.75 * 3600  # 05:45 at UTC+7
+    world = World(CONFIG, ManualClock(start=morning))
+    speaker = "loa-thanh-nua-02"
+    sim = world.sites[speaker]
+
+    def readings() -> tuple[int, object, object]:
+        return (
+            value(world, speaker, (*mib.AMP, 2, 0), morning),
+            telemetry(sim, morning)["playing"],
+            measured(sim, morning)["playing"],
+        )
+
+    assert readings() == (mib.PLAYING, True, True)
+    fault, _ = build_action("amplifier-fault", speaker, {}, CONFIG)
+    assert fault is not None
+    world.apply(fault, morning)
+    assert readings() == (mib.IDLE, False, False)

@@ -65,7 +65,7 @@ def telemetry(sim: SiteSim, now: float) -> dict[str, object]:
     if kind == "loudspeaker":
         body.update(
             amplifier_ok=sim.amplifier_ok,
-            playing=sim.amplifier_ok and r.speaker_playing(sim, now),
+            playing=r.speaker_playing(sim, now),
             volume=r.speaker_volume(sim),
             battery_volts=round(r.speaker_battery_volts(sim, now), 2),
             rssi_dbm=r.rssi_dbm(sim, now),

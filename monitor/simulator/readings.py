@@ -99,7 +99,9 @@ def transmitter_celsius(sim: SiteSim, now: float) -> float:
 
 
 def speaker_playing(sim: SiteSim, now: float) -> bool:
-    return sim.playing(now)
+    """Heard, not only scheduled: a cluster whose amplifier failed plays nothing, whichever
+    way it reports (SNMP status, MQTT telemetry, the control's `measured`)."""
+    return sim.amplifier_ok and sim.playing(now)
 
 
 def speaker_volume(sim: SiteSim) -> int:
@@ -108,7 +110,7 @@ def speaker_volume(sim: SiteSim) -> int:
 
 def speaker_line_volts(sim: SiteSim, now: float) -> float:
     """The 100 V loudspeaker line carries the programme only while the amplifier plays."""
-    if not sim.amplifier_ok or not sim.playing(now):
+    if not speaker_playing(sim, now):
         return 0.0
     return 98.0 + 3.0 * math.sin(now / 7 + sim.seed % 11)
 
@@ -121,7 +123,7 @@ def speaker_battery_volts(sim: SiteSim, now: float) -> float:
 
 
 def speaker_celsius(sim: SiteSim, now: float) -> float:
-    playing = 5.0 if sim.amplifier_ok and sim.playing(now) else 0.0
+    playing = 5.0 if speaker_playing(sim, now) else 0.0
     return 31.0 + 5.0 * _daily(now, 14) + playing + _spread(sim, 4)
 
 
