@@ -157,6 +157,9 @@ class Run:
     runbooks: dict[str, tuple[int, str]] = field(default_factory=dict)  # url -> status, text
     started_at: float = 0.0  # when the daemon was first started
     sampler: Sampler | None = None
+    # the simulator's own loop over the run (its /stats "loop"): a held-up simulator answers
+    # late for every device, which a failure message must tell apart from the daemon
+    simulator_loop: dict[str, Any] = field(default_factory=dict)
 
     def truth(self) -> Truth:
         return Truth.load(self.truth_file)

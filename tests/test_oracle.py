@@ -75,6 +75,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         district.wait_scenario_end(limit=600)
         time.sleep(SETTLE)
         run.ended_at = time.time()
+        run.simulator_loop = dict(run.simulator.get("/stats")[1]["loop"])
         run.fetch_runbooks()  # while the daemon that serves them runs
         district.stop_daemon()
         _keep_for_reading(root, run)
@@ -133,7 +134,10 @@ def test_the_ledger_holds_what_each_site_went_through(day: Run) -> None:
             wrong.append(
                 f"{site}: off by {off} (tolerance {want.tolerance:.1f} s); expected {spans}"
             )
-    assert not wrong, f"{len(wrong)} of {len(truth.sites)} sites:\n" + "\n".join(wrong[:60])
+    assert not wrong, (
+        f"{len(wrong)} of {len(truth.sites)} sites (simulator loop {day.simulator_loop}):\n"
+        + "\n".join(wrong[:60])
+    )
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -433,7 +437,9 @@ def test_every_panel_shows_what_the_oracle_says_at_quiet_instants(day: Run) -> N
     assert sum(rates for _, _, rates in seen) >= 3, "rates stated at fewer than 3 instants"
     shown = {state for _, states, _ in seen for state in states.values()}
     assert shown == set(STATES), f"the instants checked show only {sorted(shown)}"
-    assert not problems, f"{len(problems)} wrong:\n" + "\n".join(problems[:40])
+    assert not problems, (
+        f"{len(problems)} wrong (simulator loop {day.simulator_loop}):\n" + "\n".join(problems[:40])
+    )
 
 
 # --- what the day is, and the report --------------------------------------------------------
@@ -478,7 +484,7 @@ def test_the_report_over_the_day_gives_the_oracles_figures(day: Run) -> None:
         outages = int(row["outages"])
         if not want.outages <= outages <= want.outages + want.ambiguous_outages:
             wrong.append(f"{site}: {outages} outages, expected {want.outages}")
-    assert not wrong, "\n".join(wrong[:40])
+    assert not wrong, f"simulator loop {day.simulator_loop}:\n" + "\n".join(wrong[:40])
 
 
 def _moment(seconds: float) -> str:

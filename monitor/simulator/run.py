@@ -38,6 +38,7 @@ from monitor.simulator.nameserver import NameServers
 from monitor.simulator.relay import BrokerRelay
 from monitor.simulator.scenario import Scenario, schedule
 from monitor.simulator.services import Services
+from monitor.simulator.stalls import StallWatch
 from monitor.simulator.traps import TrapSender, trap_community
 from monitor.simulator.truth import Truth
 from monitor.simulator.world import World
@@ -122,6 +123,7 @@ async def run_simulator(
         scenario = options.scenario.path.name if options.scenario is not None else None
         world.begin(icmp_cut=icmp_cut, scenario=scenario)
         served = services
+        stalls = StallWatch()
 
         def stats() -> dict[str, object]:
             body: dict[str, object] = {
@@ -135,6 +137,7 @@ async def run_simulator(
                 "listening": served.listening(),
                 "icmp_cut": icmp_cut,
                 "truth_records": len(world.truth),
+                "loop": stalls.stats(),
             }
             if publishers is not None:
                 body["mqtt"] = publishers.stats()
@@ -160,6 +163,7 @@ async def run_simulator(
             background = [
                 tasks.create_task(_timers(world, clock, wake), name="timers"),
                 tasks.create_task(icmp.run(), name="icmp-cut"),
+                tasks.create_task(stalls.run(), name="stall-watch"),
             ]
             if publishers is not None:
                 background.append(tasks.create_task(publishers.run(), name="mqtt"))
