@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from monitor.cli.common import CONFIG_HELP, config_or_none, fail
 from monitor.config.load import Config
 from monitor.config.problems import ConfigError
-from monitor.report.build import BY, build_report, month_window, parse_moment
+from monitor.core.availability import Figures
+from monitor.report.build import BY, Report, build_report, month_window, parse_moment
 from monitor.report.html import SECTIONS, render_html
-from monitor.report.render import FORMATS, render
+from monitor.report.indicators import Indicator, infrastructure
+from monitor.report.render import FORMATS, render, render_indicators
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +45,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         help="a ledger file; repeat to merge shards (default: the configuration's ledger)",
     )
+    report.add_argument(
+        "--indicators",
+        action="store_true",
+        help="the district's infrastructure indicators over the window (BTS in service by "
+        "operator, communes with fibre, 3G/4G coverage, radio on air, areas with loudspeakers, "
+        "agencies online, meeting system, post points) instead of availability rows; needs the "
+        "configuration (its inventory); the html page holds them whenever it has it",
+    )
     report.add_argument("--tz", metavar="ZONE", help="IANA time zone, e.g. Asia/Ho_Chi_Minh")
     report.add_argument("-o", "--output", metavar="FILE", type=Path, help="write to FILE")
     report.add_argument("-c", "--config", metavar="PATH", help=CONFIG_HELP)
@@ -56,6 +66,17 @@ def zone_of(args: argparse.Namespace, config: Config | None) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r} (an IANA name: Asia/Ho_Chi_Minh)") from None
     return str(name)
+
+
+def _figures_of(report: Report) -> dict[str, Figures]:
+    return {row.key: row.figures for row in report.rows}
+
+
+def _indicators(
+    config: Config, ledgers: list[Path], start: float, end: float, zone: str
+) -> list[Indicator]:
+    per_site = build_report(ledgers, start, end, "site", zone)
+    return infrastructure(config, _figures_of(per_site), config.in_service)
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -78,9 +99,20 @@ def run_report(args: argparse.Namespace) -> int:
         for path in ledgers:
             if not path.is_file():
                 return fail(f"{path}: no such ledger")
+        if args.indicators and config is None:
+            return fail(
+                "--indicators needs the configuration (-c DIR): the inventory says what to count"
+            )
         if args.format == "html":
             sections = [build_report(ledgers, start, end, by, zone) for by, _, _ in SECTIONS]
-            text = render_html(sections, time.time())
+            found = _indicators(config, ledgers, start, end, zone) if config else []
+            threshold = config.in_service if config else 0.99
+            text = render_html(sections, time.time(), found, threshold)
+        elif args.indicators:
+            assert config is not None
+            per_site = build_report(ledgers, start, end, "site", zone)
+            items = infrastructure(config, _figures_of(per_site), config.in_service)
+            text = render_indicators(items, per_site, config.in_service, args.format)
         else:
             text = render(build_report(ledgers, start, end, args.by, zone), args.format)
     except ValueError as exc:

@@ -36,6 +36,7 @@ from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.config.profile_reader import load_profiles
 from monitor.config.profiles import AUTO, Profile
 from monitor.config.settings import (
+    DEFAULT_IN_SERVICE,
     DEFAULT_OBJECTIVES,
     SETTINGS_FILE,
     HttpSettings,
@@ -87,6 +88,7 @@ class Config:
     # 30-day availability objective per kind (districtmon.yaml `objectives:`); a site's own
     # `objective:` in the inventory overrides its kind's
     objectives: Mapping[str, float] = field(default_factory=lambda: DEFAULT_OBJECTIVES)
+    in_service: float = DEFAULT_IN_SERVICE  # the indicators' threshold (`indicators:`)
 
 
 def find_config_dir(
@@ -212,6 +214,7 @@ def _load(
         profiles=profiles,
         warnings=tuple(file_warnings(settings.credentials_file)),
         objectives=settings.objectives,
+        in_service=settings.in_service,
     )
 
 

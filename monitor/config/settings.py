@@ -40,7 +40,10 @@ _SETTINGS_KEYS = (
     "mqtt",
     "snmp",
     "objectives",
+    "indicators",
 )
+
+DEFAULT_IN_SERVICE = 0.99
 
 # 30-day availability objectives per kind of site (`objectives:`): the daemon exports them
 # (districtmon_objective_ratio), the alert rules and the SLA dashboard read that series, so
@@ -163,6 +166,9 @@ class Settings:
     mqtt_credential: Located[str] | None = None
     mqtt_configured: bool = False
     objectives: Mapping[str, float] = field(default_factory=lambda: DEFAULT_OBJECTIVES)
+    # the share of a period a site must be available to count as in service in the
+    # infrastructure indicators (`indicators.in_service`, monitor/report/indicators.py)
+    in_service: float = DEFAULT_IN_SERVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +213,17 @@ def read_settings(directory: Path, problems: list[ConfigProblem], ledger_default
         mqtt_configured=top.has("mqtt"),
         snmp=_read_snmp_settings(top.mapping("snmp", null_is_empty=True), directory, path),
         objectives=_read_objectives(top.mapping("objectives", null_is_empty=True)),
+        in_service=_read_indicators(top.mapping("indicators", null_is_empty=True)),
     )
+
+
+def _read_indicators(fields: Fields | None) -> float:
+    """`indicators.in_service`: a share 0..1 (0.99, not 99)."""
+    if fields is None:
+        return DEFAULT_IN_SERVICE
+    fields.expect(("in_service",))
+    value = fields.number("in_service", 0, 1)
+    return DEFAULT_IN_SERVICE if value is None else value
 
 
 def _read_objectives(fields: Fields | None) -> Mapping[str, float]:

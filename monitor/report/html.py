@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.report import render
 from monitor.report.build import Gap, Report, Row
+from monitor.report.indicators import Indicator
 
 # Sections of the page, in order: (the report's `by`, section title, first column's title).
 SECTIONS = (
@@ -155,9 +156,45 @@ def _gaps(gaps: Sequence[Gap], zone: ZoneInfo) -> str:
     return "\n".join(items)
 
 
-def render_html(reports: Sequence[Report], made: float) -> str:
+def _indicators(items: Sequence[Indicator], threshold: float) -> str:
+    head = "".join(
+        f"<th>{escape(t)}</th>" for t in ("Chỉ tiêu", "Đạt", "Tổng số", "Tỷ lệ (%)", "Chưa đạt")
+    )
+    lines = ['<table id="chi-tieu">', f"<thead><tr>{head}</tr></thead>", "<tbody>"]
+    for i in items:
+        shown = ", ".join(i.short[:SHORT_SHOWN])
+        if len(i.short) > SHORT_SHOWN:
+            shown += f" và {len(i.short) - SHORT_SHOWN} khác"
+        cells = [
+            f"<td>{escape(i.label)}</td>",
+            f'<td class="num">{i.met}</td>',
+            f'<td class="num">{i.of} {escape(i.unit)}</td>',
+            f'<td class="num">{escape(percent(i.share))}</td>',
+            f"<td>{escape(shown)}</td>",
+        ]
+        lines.append(f'<tr id="chi-tieu-{escape(i.key)}">{"".join(cells)}</tr>')
+    lines += [
+        "</tbody>",
+        "</table>",
+        f"<p>Một điểm được tính là hoạt động khi độ khả dụng trong kỳ đạt từ "
+        f"{escape(number(threshold * 100, 1))}% trở lên; đài truyền thanh được tính là phát "
+        "sóng theo thời gian hoạt động bình thường (không tính thời gian máy phát ngừng).</p>",
+    ]
+    return "\n".join(lines)
+
+
+SHORT_SHOWN = 8
+
+
+def render_html(
+    reports: Sequence[Report],
+    made: float,
+    indicators: Sequence[Indicator] = (),
+    threshold: float = 0.99,
+) -> str:
     """One page from `reports` of one window, one per `by` of SECTIONS (in any order);
-    `made`: when it was drawn up (Unix seconds)."""
+    `made`: when it was drawn up (Unix seconds); the infrastructure indicators first when
+    given (they need the inventory)."""
     by_section = {r.by: r for r in reports}
     missing = [by for by, _, _ in SECTIONS if by not in by_section]
     if missing:
@@ -174,8 +211,14 @@ def render_html(reports: Sequence[Report], made: float) -> str:
         f"<p>Lập ngày {_moment(made, zone)}</p>",
         "</header>",
     ]
-    for n, (by, title, column) in enumerate(SECTIONS, 1):
-        body += [f"<h2>{n}. {escape(title)}</h2>", _table(by, column, by_section[by])]
+    sections: list[tuple[str, str]] = []
+    if indicators:
+        sections.append(
+            ("Chỉ tiêu hạ tầng thông tin và truyền thông", _indicators(indicators, threshold))
+        )
+    sections += [(title, _table(by, column, by_section[by])) for by, title, column in SECTIONS]
+    for n, (title, table) in enumerate(sections, 1):
+        body += [f"<h2>{n}. {escape(title)}</h2>", table]
     warnings = "".join(f"<li>Lưu ý: {escape(w)}</li>" for w in first.warnings)
     running = "".join(
         f"<li>Hệ thống giám sát đang chạy (tín hiệu gần nhất {_moment(beat, zone, True)}): "

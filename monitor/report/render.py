@@ -10,11 +10,12 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from monitor.core.availability import Figures
 from monitor.report.build import Report, Row
+from monitor.report.indicators import Indicator
 
 FORMATS = ("table", "csv", "json")
 
@@ -269,3 +270,64 @@ def render_json(report: Report) -> str:
         "warnings": report.warnings,
     }
     return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+
+
+# --- the infrastructure indicators (indicators.py) ------------------------------------------
+
+
+def render_indicators(
+    items: Sequence[Indicator], report: Report, threshold: float, fmt: str
+) -> str:
+    """The indicators of `report`'s window, in `fmt` (table, csv or json)."""
+    if fmt == "json":
+        body = {
+            "from": report.start,
+            "to": report.end,
+            "timezone": report.timezone,
+            "in_service": threshold,
+            "rule": "a site is in service when its availability over the window reaches "
+            "in_service; a radio station is on air on its up time only",
+            "indicators": [
+                {
+                    "key": i.key,
+                    "label": i.label,
+                    "met": i.met,
+                    "of": i.of,
+                    "unit": i.unit,
+                    "share": i.share,
+                    "short": list(i.short),
+                }
+                for i in items
+            ],
+            "monitor_gaps": [{"from": g.start, "to": g.end, "cause": g.cause} for g in report.gaps],
+        }
+        return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["key", "label", "met", "of", "unit", "share", "short"])
+        for i in items:
+            share = "" if i.share is None else f"{i.share:.6f}"
+            writer.writerow([i.key, i.label, i.met, i.of, i.unit, share, " ".join(i.short)])
+        return out.getvalue()
+    if fmt != "table":
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)} or html")
+    head = (
+        f"Infrastructure indicators {_when(report, report.start)} .. "
+        f"{_when(report, report.end)} ({report.timezone}); in service: availability >= "
+        f"{percent(threshold)} %"
+    )
+    width = max((len(i.label) for i in items), default=10)
+    lines = [head, ""]
+    for i in items:
+        figure = f"{i.met}/{i.of} {i.unit}"
+        shown = ", ".join(i.short[:SHORT_SHOWN])
+        more = f" and {len(i.short) - SHORT_SHOWN} more" if len(i.short) > SHORT_SHOWN else ""
+        short = f"  short: {shown}{more}" if i.short else ""
+        lines.append(f"{i.label:<{width}}  {figure:>16}  {percent(i.share):>8} %{short}")
+    if report.gaps:
+        lines += ["", f"the monitor was not watching during {len(report.gaps)} stretch(es)"]
+    return "\n".join(lines) + "\n"
+
+
+SHORT_SHOWN = 5
