@@ -31,6 +31,7 @@ from oracle import STATES, Expected, expected, ledger_seconds, raw_state
 from panel_truth import check_panels
 from simpeers import SHIPPED
 from stack import District, Run, save, unmeasured
+from test_report_html import Tables
 
 from monitor.config.load import load_config
 from monitor.ledger.records import Interval, read_intervals
@@ -489,3 +490,142 @@ def test_the_report_over_the_day_gives_the_oracles_figures(day: Run) -> None:
 
 def _moment(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="milliseconds")
+
+
+# Three-valued: True in service, False not, None either (the site's figure is within the
+# oracle's tolerance of the threshold).
+Maybe = bool | None
+
+
+def _in_service(want: Expected, kind: str, threshold: float) -> Maybe:
+    """The oracle's word on a site over the day: its available (for a radio station: up)
+    seconds over its counted seconds, each of which may be off by the tolerance."""
+    s = want.seconds()
+    counted = sum(s[state] for state in ("up", "degraded", "down"))
+    good = s["up"] if kind == "radio_station" else s["up"] + s["degraded"]
+    t = want.tolerance
+    if counted + t <= 0:
+        return False
+    lo = max(0.0, good - t) / (counted + t)
+    hi = 1.0 if counted - t <= 0 else min(1.0, (good + t) / (counted - t))
+    if lo >= threshold:
+        return True
+    if hi < threshold:
+        return False
+    return None
+
+
+def _all(values: list[Maybe]) -> Maybe:
+    if any(v is False for v in values):
+        return False
+    return True if all(v is True for v in values) else None
+
+
+def _any(values: list[Maybe]) -> Maybe:
+    if any(v is True for v in values):
+        return True
+    return False if all(v is False for v in values) else None
+
+
+def test_the_infrastructure_indicators_over_the_day_count_what_the_oracle_counts(day: Run) -> None:
+    """`districtmon report --indicators`, the figures the office files, over the day: each
+    count lies between what the oracle says surely was in service and what may have been."""
+    truth = day.truth()
+    timing = day.settings.timing()
+    config = load_config(day.config, environ={})
+    threshold = config.in_service
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "report", "-c", str(day.config), "--indicators",
+         "--format", "json", "--from", _moment(day.known_at), "--to", _moment(day.ended_at)],
+        capture_output=True, text=True, timeout=120, check=True, cwd=day.config,
+    )  # fmt: skip
+    got = {i["key"]: i for i in json.loads(done.stdout)["indicators"]}
+    sites = config.sites.values()
+    served: dict[str, Maybe] = {
+        s.id: _in_service(
+            expected(truth, s.id, day.known_at, day.ended_at, timing, day.maintenance, day.gaps),
+            s.kind,
+            threshold,
+        )
+        for s in sites
+    }
+    communes = list(config.communes)
+    want: dict[str, list[Maybe]] = {}
+    for operator in (o.id for o in config.owners.values() if o.kind == "operator"):
+        theirs = [served[s.id] for s in sites if s.kind == "bts" and s.owner == operator]
+        if theirs:
+            want[f"bts:{operator}"] = theirs
+    # a commune's line: its gateways whose parent is in another commune, or that have none
+    lines = {
+        c: [
+            served[s.id]
+            for s in sites
+            if s.kind == "gateway"
+            and s.commune == c
+            and (s.parent not in config.sites or config.sites[s.parent].commune != c)
+        ]
+        for c in communes
+    }
+    want["communes_fibre"] = [_all(v) if v else False for v in lines.values()]
+    operators = sorted({s.owner for s in sites if s.kind == "bts"})
+    want["communes_mobile"] = [
+        _all(
+            [
+                _any(
+                    [
+                        served[s.id]
+                        for s in sites
+                        if s.kind == "bts" and (s.commune, s.owner) == (c, op)
+                    ]
+                )
+                for op in operators
+            ]
+        )
+        for c in communes
+    ]
+    want["radio_on_air"] = [served[s.id] for s in sites if s.kind == "radio_station"]
+    want["loudspeaker_areas"] = [
+        _any(
+            [
+                served[s.id]
+                for s in sites
+                if s.kind == "loudspeaker" and s.commune == commune.id and area in s.covers
+            ]
+        )
+        for commune in config.communes.values()
+        for area in commune.areas
+    ]
+    agencies = {o.id for o in config.owners.values() if o.kind == "agency"}
+    want["agencies_online"] = [
+        served[s.id] for s in sites if s.kind == "gateway" and s.owner in agencies
+    ]
+    want["communes_meeting"] = [
+        _any([served[s.id] for s in sites if s.kind == "video_endpoint" and s.commune == c])
+        for c in communes
+    ]
+    want["post_points"] = [served[s.id] for s in sites if s.kind == "post_point"]
+    assert set(got) == set(want)
+    wrong = []
+    for key, values in want.items():
+        sure = sum(v is True for v in values)
+        maybe = sum(v is None for v in values)
+        item = got[key]
+        if item["of"] != len(values) or not sure <= item["met"] <= sure + maybe:
+            wrong.append(
+                f"{key}: {item['met']}/{item['of']}, expected {sure}..{sure + maybe}/{len(values)}"
+            )
+    assert not wrong, "\n".join(wrong)
+    # the day's faults are in the figures: something fell short, and not everything did
+    assert any(got[k]["short"] for k in want) and any(got[k]["met"] for k in want)
+    # the printed page holds the same counts, first
+    page = subprocess.run(
+        [sys.executable, "-m", "monitor", "report", "-c", str(day.config), "--format", "html",
+         "--from", _moment(day.known_at), "--to", _moment(day.ended_at)],
+        capture_output=True, text=True, timeout=120, check=True, cwd=day.config,
+    ).stdout  # fmt: skip
+    tables = Tables()
+    tables.feed(page)
+    _head, *rows = tables.tables["chi-tieu"]
+    printed = {row[0]: (int(row[1]), row[2]) for row in rows}
+    assert printed == {i["label"]: (i["met"], f"{i['of']} {i['unit']}") for i in got.values()}
+    assert page.index('id="chi-tieu"') < page.index('id="theo-commune"')
