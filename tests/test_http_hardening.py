@@ -209,6 +209,14 @@ def test_prometheus_scrapes_over_tls_with_basic_auth_and_a_wrong_password_is_ref
         assert answer("/healthz", Authorization=f"Basic {stranger}")[0] == 401
         status, body, header = answer("/healthz", Authorization=f"Basic {good}")
         assert status == 200 and json.loads(body)["status"] == "ok" and header == "nosniff"
+        # the status page is guarded as /metrics is; the page reads the API it is served with
+        html = "text/html,application/xhtml+xml"
+        assert answer("/", Accept=html)[0] == 401 and answer("/status")[0] == 401
+        status, page, _ = answer("/", Accept=html, Authorization=f"Basic {good}")
+        assert status == 200 and b'fetch("/api/v1/sites"' in page and b"<html" in page
+        assert answer("/status", Authorization=f"Basic {good}")[1] == page
+        status, listing, _ = answer("/", Authorization=f"Basic {good}")
+        assert "/status" in json.loads(listing)["endpoints"]
         with pytest.raises(OSError):  # plain HTTP on the TLS port: no answer
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).close()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import Daemon, free_tcp_port, wait_for
 from peers import free_udp_port
-from simpeers import SHIPPED, Simulator, snmp, values, write_district
+from simpeers import SHIPPED, Simulator, fast_settings, snmp, values, write_district
 
 from monitor.core.model import State
 from monitor.ledger.records import Interval, read_intervals
@@ -41,15 +41,9 @@ def test_power_cut_scenario_turns_the_commune_bts_down_then_up_in_metrics_and_le
     tmp_path: Path,
 ) -> None:
     port, http = free_udp_port(), free_tcp_port()
-    settings = f"""
-http: {{listen: "127.0.0.1:{http}"}}
-ledger: {{path: ledger.sqlite}}
-poll: {{interval_seconds: 0.4, timeout_seconds: 0.15, retries: 0}}
-state: {{down_after: 3, up_after: 2}}
-"""
     config = write_district(
         tmp_path / "config", communes=["muong-phang", "thanh-nua"], kinds=["bts"], port=port,
-        settings=settings,
+        settings=fast_settings(http, 0.4, 0.15),
     )  # fmt: skip
     daemon = Daemon(config, http)
     try:

@@ -38,6 +38,7 @@ import threading
 import typing
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
+from importlib import resources
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
@@ -66,6 +67,7 @@ _KEPT_LOGINS = 64
 
 API_SITES = "/api/v1/sites"
 RUNBOOKS = "/runbooks"
+STATUS = "/status"  # also "/" for a browser (one that accepts text/html)
 GZIP_LEVEL = 1
 
 StartResponse = Callable[..., Any]
@@ -241,6 +243,7 @@ class HttpServer:
     ) -> None:
         self._registry = registry
         self._runbooks = runbooks if runbooks is not None else load_packaged()
+        self._status_page = _packaged_page()
         self._sites = SiteExposition(live)
         self._gzip = PartsGzip(GZIP_LEVEL)
         self._live = live
@@ -337,11 +340,32 @@ class HttpServer:
             return _json(start_response, "200 OK", found)
         if path == RUNBOOKS or path.startswith(RUNBOOKS + "/"):
             return self._runbook(path, start_response)
+        if path == STATUS or (path == "/" and "text/html" in environ.get("HTTP_ACCEPT", "")):
+            return self._status(start_response)
         if path == "/":
             endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}", RUNBOOKS]
-            endpoints.append(RUNBOOKS + "/{alertname}")
+            endpoints += [RUNBOOKS + "/{alertname}", STATUS]
             return _json(start_response, "200 OK", {"endpoints": endpoints})
         return _json(start_response, "404 Not Found", {"error": f"no such path: {path}"})
+
+    def _status(self, start_response: StartResponse) -> list[bytes]:
+        """The status page: one file of the package, which reads API_SITES from this same
+        listener (so the same TLS and logins guard both)."""
+        if self._status_page is None:
+            return _json(
+                start_response,
+                "503 Service Unavailable",
+                {"error": "status page not installed: monitor/expose/status.html is missing"},
+            )
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(self._status_page))),
+                ("Cache-Control", "no-cache"),
+            ],
+        )
+        return [self._status_page]
 
     def _runbook(self, path: str, start_response: StartResponse) -> list[bytes]:
         """The runbooks page, or a redirect from an alert's link to its section there."""
@@ -388,3 +412,12 @@ def _json(start_response: StartResponse, status: str, body: object) -> list[byte
         [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))],
     )
     return [data]
+
+
+def _packaged_page() -> bytes | None:
+    """The status page installed with the package; None when the file is missing (a broken
+    install: the daemon still monitors, /status says what is missing)."""
+    try:
+        return resources.files("monitor.expose").joinpath("status.html").read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
