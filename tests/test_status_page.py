@@ -18,10 +18,16 @@ from peers import free_udp_port
 from playwright.sync_api import Browser, Page, sync_playwright
 from simpeers import Simulator, fast_settings, write_district
 
+from monitor.core.model import Commune, Site, SnmpProbe, State, Transition
+from monitor.expose.api import summary_report
+from monitor.state.live import LiveState
+
 CHROMIUM = "/usr/bin/chromium"
 POLL, TIMEOUT, DOWN_AFTER = 0.5, 0.2, 3
 REFRESH = 0.5  # the page's own refresh (?refresh=), seconds
 TAKEN = "bts-vtl-muong-phang-01"
+# the columns of the page's counts table, after the kind
+STATES = ("down", "unreachable", "degraded", "unknown", "maintenance", "up")
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +39,24 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+# The page redraws at every refresh: each read below is one evaluation in the page, never an
+# element handle kept across a redraw.
+
+
 def cells(page: Page, selector: str) -> list[list[str]]:
-    return [
-        [cell.inner_text().strip() for cell in row.query_selector_all("td")]
-        for row in page.query_selector_all(selector)
-    ]
+    """The cells' text of every row matching `selector`."""
+    found: list[list[str]] = page.eval_on_selector_all(
+        selector,
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(c => c.innerText.trim()))",
+    )
+    return found
+
+
+def attributes(page: Page, selector: str, name: str) -> list[str | None]:
+    found: list[str | None] = page.eval_on_selector_all(
+        selector, f"nodes => nodes.map(n => n.getAttribute('{name}'))"
+    )
+    return found
 
 
 def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_reason(
@@ -65,11 +84,9 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
             page.goto(f"http://127.0.0.1:{http}/?refresh={REFRESH}")
             page.wait_for_selector("body[data-updated]")
             # every BTS the simulator answers for is counted up, none is listed as wrong
-            counts = page.query_selector('#counts tr[data-kind="bts"]')
-            assert counts is not None
-            up = counts.query_selector('td[data-state="up"]')
-            assert up is not None and int(up.inner_text()) == len(district)
-            assert page.query_selector_all("#wrong tr[data-site]") == []
+            up = cells(page, '#counts tr[data-kind="bts"]')[0][STATES.index("up") + 1]
+            assert int(up) == len(district)
+            assert attributes(page, "#wrong tr[data-site]", "data-site") == []
             page.screenshot(path=str(tmp_path / "status-all-up.png"), full_page=True)
 
             sim.ctl(f"/sites/{TAKEN}/down")
@@ -78,10 +95,10 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
             assert not truth["answering"]
             # confirmed after DOWN_AFTER failed polls, then shown at the next refresh
             limit = (DOWN_AFTER + 1) * POLL + TIMEOUT + REFRESH + 5.0
-            row = page.wait_for_selector(
+            page.wait_for_selector(
                 f'#wrong tr[data-site="{TAKEN}"][data-state="down"]', timeout=limit * 1000
             )
-            assert row is not None and time.time() - taken_at < limit
+            assert time.time() - taken_at < limit
             name, state, reason, since, lasted, commune, owner = cells(
                 page, f'#wrong tr[data-site="{TAKEN}"]'
             )[0]
@@ -90,17 +107,14 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
             hours, minutes, seconds = map(int, lasted.split(":"))
             assert hours == minutes == 0 and seconds <= limit
             assert commune == "Mường Phăng" and owner == "Viettel"
-            colour = row.eval_on_selector("td", "td => getComputedStyle(td).borderLeftColor")
+            colour = page.eval_on_selector(
+                f'#wrong tr[data-site="{TAKEN}"] td', "td => getComputedStyle(td).borderLeftColor"
+            )
             assert colour == "rgb(198, 40, 40)"  # --down
-            listed = {
-                r.get_attribute("data-site") for r in page.query_selector_all("#wrong tbody tr")
-            }
-            assert listed == {TAKEN}, "only the site the simulator took down"
-            commune_dot = page.query_selector('#map g[data-commune="muong-phang"]')
-            other_dot = page.query_selector('#map g[data-commune="thanh-nua"]')
-            assert commune_dot is not None and other_dot is not None
-            assert commune_dot.get_attribute("data-state") == "down"
-            assert other_dot.get_attribute("data-state") == "up"
+            listed = attributes(page, "#wrong tbody tr", "data-site")
+            assert listed == [TAKEN], "only the site the simulator took down"
+            assert attributes(page, '#map g[data-commune="muong-phang"]', "data-state") == ["down"]
+            assert attributes(page, '#map g[data-commune="thanh-nua"]', "data-state") == ["up"]
             page.screenshot(path=str(tmp_path / "status-one-down.png"), full_page=True)
 
             page.click("#lang")
@@ -111,3 +125,37 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
         daemon.stop()
     for shot in ("status-all-up.png", "status-one-down.png"):
         assert (tmp_path / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_summary_is_sized_by_what_is_wrong_and_counts_every_site() -> None:
+    """/api/v1/summary, what the page draws: every site counted by kind and commune, each
+    commune's worst state, the wrong ones longest first and cut at `shown` with their total."""
+    sites = {
+        f"s{n}": Site(
+            f"s{n}", "bts" if n % 2 else "gateway", f"S{n}", f"c{n % 3}", "o", 0, 0,
+            SnmpProbe("127.0.0.1"),
+        )
+        for n in range(12)
+    }  # fmt: skip
+    communes = {f"c{n}": Commune(f"c{n}", f"Xã {n}", 21.0 + n / 10, 103.0) for n in range(3)}
+    live = LiveState(sites, communes=communes)
+    # s3 down since 300, s6 unreachable since 100, s9 degraded since 200; the rest up
+    for site, state, since in (("s3", State.DOWN, 300.0), ("s6", State.UNREACHABLE, 100.0),
+                               ("s9", State.DEGRADED, 200.0)):  # fmt: skip
+        live.apply_transition(Transition(site, state, since, State.UP, "why"))
+    for site in sites:
+        if site not in ("s3", "s6", "s9"):
+            live.apply_transition(Transition(site, State.UP, 50.0, State.UNKNOWN))
+    body = summary_report(live, shown=2)
+    assert body["sites"] == 12
+    assert body["kinds"] == {
+        "gateway": {"up": 5, "unreachable": 1},
+        "bts": {"up": 4, "down": 1, "degraded": 1},
+    }
+    wrong = body["wrong"]
+    assert isinstance(wrong, list) and body["wrong_total"] == 3
+    assert [w["id"] for w in wrong] == ["s6", "s9"]  # longest first, cut at 2
+    by_commune = {c["id"]: c for c in body["communes"]}  # type: ignore[attr-defined]
+    assert {c: p["worst"] for c, p in by_commune.items()} == {"c0": "down", "c1": "up", "c2": "up"}
+    assert by_commune["c0"]["counts"] == {"up": 1, "down": 1, "unreachable": 1, "degraded": 1}
+    assert (by_commune["c1"]["name"], by_commune["c1"]["lat"]) == ("Xã 1", 21.1)

@@ -140,3 +140,55 @@ def site_report(live: LiveState, site_id: str) -> dict[str, object] | None:
         "time_local": local_time(now, zone),
         "site": site_record(site, views[site_id], live.inventory, zone),
     }
+
+
+#: The states the status page lists as wrong now, and the order "worst" follows.
+WRONG = ("down", "unreachable", "degraded")
+WORST_FIRST = ("down", "unreachable", "degraded", "unknown", "maintenance", "up")
+WRONG_SHOWN = 200
+
+
+def summary_report(live: LiveState, shown: int = WRONG_SHOWN) -> dict[str, object]:
+    """What the status page draws, sized by what is wrong rather than by the district: counts
+    per kind and state, each commune's counts and worst state (with its coordinates), and
+    the sites down, unreachable or degraded, longest first, at most `shown` of them (with how
+    many there are). At 20,000 sites the page loads this, not every site's record."""
+    inventory = live.inventory
+    zone = live.timezone
+    kinds: dict[str, dict[str, int]] = {}
+    communes: dict[str, dict[str, int]] = {}
+    wrong: list[tuple[Site, SiteView]] = []
+    for site, view in live.items():
+        state = view.state.value
+        per_kind = kinds.setdefault(site.kind, {})
+        per_kind[state] = per_kind.get(state, 0) + 1
+        per_commune = communes.setdefault(site.commune, {})
+        per_commune[state] = per_commune.get(state, 0) + 1
+        if state in WRONG:
+            wrong.append((site, view))
+    wrong.sort(key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id))
+    now = time.time()
+    places = []
+    for commune_id, counts in communes.items():
+        commune = inventory.communes.get(commune_id)
+        worst = next(state for state in WORST_FIRST if counts.get(state))
+        places.append(
+            {
+                "id": commune_id,
+                "name": commune.name if commune else commune_id,
+                "lat": commune.lat if commune else None,
+                "lon": commune.lon if commune else None,
+                "worst": worst,
+                "counts": counts,
+            }
+        )
+    return {
+        "time": now,
+        "time_local": local_time(now, zone),
+        "timezone": _zone_name(zone),
+        "sites": sum(sum(c.values()) for c in kinds.values()),
+        "kinds": kinds,
+        "communes": places,
+        "wrong_total": len(wrong),
+        "wrong": [site_record(site, view, inventory, zone) for site, view in wrong[:shown]],
+    }

@@ -51,7 +51,7 @@ from prometheus_client.registry import Collector
 from monitor.config.settings import HttpSettings
 from monitor.config.webconfig import WebConfig, server_context
 from monitor.core.ratelimit import RateLimitedLog
-from monitor.expose.api import health_report, site_report, sites_report
+from monitor.expose.api import health_report, site_report, sites_report, summary_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
 from monitor.expose.runbooks import Runbooks, load_packaged
@@ -66,6 +66,7 @@ _DUMMY_HASH = b"$2b$10$" + b"." * 53
 _KEPT_LOGINS = 64
 
 API_SITES = "/api/v1/sites"
+API_SUMMARY = "/api/v1/summary"  # what the status page draws
 RUNBOOKS = "/runbooks"
 STATUS = "/status"  # also "/" for a browser (one that accepts text/html)
 GZIP_LEVEL = 1
@@ -329,6 +330,8 @@ class HttpServer:
         if path == "/healthz":
             ok, body = health_report(self._live, self._stall_seconds)
             return _json(start_response, "200 OK" if ok else "503 Service Unavailable", body)
+        if path == API_SUMMARY:
+            return _json(start_response, "200 OK", summary_report(self._live))
         if path == API_SITES:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             return _json(start_response, "200 OK", sites_report(self._live, query))
@@ -343,7 +346,8 @@ class HttpServer:
         if path == STATUS or (path == "/" and "text/html" in environ.get("HTTP_ACCEPT", "")):
             return self._status(start_response)
         if path == "/":
-            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}", RUNBOOKS]
+            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}", API_SUMMARY]
+            endpoints.append(RUNBOOKS)
             endpoints += [RUNBOOKS + "/{alertname}", STATUS]
             return _json(start_response, "200 OK", {"endpoints": endpoints})
         return _json(start_response, "404 Not Found", {"error": f"no such path: {path}"})
