@@ -189,3 +189,28 @@ def test_the_snmp_benchmark_polls_every_site_as_often_as_asked_beside_snmp_expor
         asked = 50 / float(interval)
         assert 0.6 * asked <= float(rate) <= 1.4 * asked, (target, out.stdout)
         assert float(per_1000) > 0 and ratio.endswith("x"), (target, out.stdout)
+
+
+STATUS = Path(__file__).parents[1] / "bench" / "status_bench.py"
+
+
+def test_the_status_page_benchmark_loads_the_page_in_chromium_and_prints_its_weight() -> None:
+    """bench/status_bench.py --smoke: the page served by the daemon's HTTP server and drawn in
+    headless Chromium, with the wrong sites of a 300-site province listed."""
+    out = subprocess.run(
+        [sys.executable, str(STATUS), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    _head, row = out.stdout.splitlines()
+    sites, page, data, first, every, summary, render = row.split()
+    assert sites == "300"
+    assert float(page) > 0 and 0 < float(data) < float(every)
+    assert (
+        float(first) == float(page) + float(data)
+        or abs(float(first) - float(page) - float(data)) <= 0.1
+    )
+    assert float(first) <= 200 and float(summary) > 0 and float(render) > 0
