@@ -56,20 +56,10 @@ def test_the_soak_survives_one_fault_of_each_kind() -> None:
     assert rows["ledger overlaps / integrity"] == "0 / ok"
 
 
-CONFIG = Path(__file__).parents[1] / "bench" / "config_bench.py"
-
-
 def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_shard() -> None:
     """bench/config_bench.py --smoke: 2,000 generated sites loaded as `districtmon run` loads
     them, whole and as --shard 1/2; the shard keeps about half and knows the rest."""
-    out = subprocess.run(
-        [sys.executable, str(CONFIG), "--smoke"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = _smoke("config_bench.py", 120)
     rows = {}
     for line in out.stdout.splitlines()[2:]:
         sites, load, wall, cpu, peak, after, before, kept, others = line.split()
@@ -191,20 +181,10 @@ def test_the_snmp_benchmark_polls_every_site_as_often_as_asked_beside_snmp_expor
         assert float(per_1000) > 0 and ratio.endswith("x"), (target, out.stdout)
 
 
-STATUS = Path(__file__).parents[1] / "bench" / "status_bench.py"
-
-
 def test_the_status_page_benchmark_loads_the_page_in_chromium_and_prints_its_weight() -> None:
     """bench/status_bench.py --smoke: the page served by the daemon's HTTP server and drawn in
     headless Chromium, with the wrong sites of a 300-site province listed."""
-    out = subprocess.run(
-        [sys.executable, str(STATUS), "--smoke"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr
+    out = _smoke("status_bench.py", 120)
     _head, row = out.stdout.splitlines()
     sites, page, data, first, every, summary, render = row.split()
     assert sites == "300"
