@@ -117,13 +117,37 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
             assert attributes(page, '#map g[data-commune="thanh-nua"]', "data-state") == ["up"]
             page.screenshot(path=str(tmp_path / "status-one-down.png"), full_page=True)
 
+            # its page: the facts, and the ledger's timeline with the outage where it began
+            page.click(f'#wrong tr[data-site="{TAKEN}"] a')
+            page.wait_for_selector('#timeline rect[data-state="down"]', timeout=10_000)
+            facts = dict(
+                page.eval_on_selector_all(
+                    "#site-facts tr",
+                    "rows => rows.map(r => [r.dataset.fact, r.cells[1].innerText])",
+                )
+            )
+            assert facts["id"] == TAKEN and facts["reason"], facts
+            assert page.inner_text("#site-name").endswith("gián đoạn")
+            spans = page.eval_on_selector_all(
+                "#timeline rect", "rs => rs.map(r => [r.dataset.state, Number(r.dataset.start)])"
+            )
+            assert [state for state, _ in spans][-2:] == ["up", "down"], spans
+            began = spans[-1][1]
+            # dated at the first failed poll: after the test's own action, within one poll
+            assert taken_at - 0.5 <= began <= taken_at + POLL + TIMEOUT + 1.0, (began, taken_at)
+            first_outage = attributes(page, "#outages tbody tr", "data-start")[0]
+            assert first_outage is not None and float(first_outage) == began
+            page.screenshot(path=str(tmp_path / "status-site.png"), full_page=True)
+            page.click('a[data-t="back"]')
+            page.wait_for_selector("#overview:not([hidden])")
+
             page.click("#lang")
             assert page.inner_text("h1") == "Information and communication infrastructure"
             assert cells(page, f'#wrong tr[data-site="{TAKEN}"]')[0][1] == "down"
             page.close()
     finally:
         daemon.stop()
-    for shot in ("status-all-up.png", "status-one-down.png"):
+    for shot in ("status-all-up.png", "status-one-down.png", "status-site.png"):
         assert (tmp_path / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

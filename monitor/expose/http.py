@@ -39,6 +39,7 @@ import typing
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 
@@ -56,6 +57,7 @@ from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
 from monitor.expose.runbooks import Runbooks, load_packaged
 from monitor.expose.textformat import exposition_parts
+from monitor.expose.timeline import WINDOWS, site_timeline
 from monitor.state.live import LiveState
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ _KEPT_LOGINS = 64
 
 API_SITES = "/api/v1/sites"
 API_SUMMARY = "/api/v1/summary"  # what the status page draws
+TIMELINE = "/timeline"  # API_SITES/{id}/timeline?window=1d|7d|30d: from the ledger
 RUNBOOKS = "/runbooks"
 STATUS = "/status"  # also "/" for a browser (one that accepts text/html)
 GZIP_LEVEL = 1
@@ -241,10 +244,12 @@ class HttpServer:
         runbooks: Runbooks | None = None,
         *,
         settings: HttpSettings | None = None,
+        ledger: Path | None = None,
     ) -> None:
         self._registry = registry
         self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._status_page = _packaged_page()
+        self._ledger = ledger  # a site's timeline (read-only, beside the writer)
         self._sites = SiteExposition(live)
         self._gzip = PartsGzip(GZIP_LEVEL)
         self._live = live
@@ -335,6 +340,10 @@ class HttpServer:
         if path == API_SITES:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             return _json(start_response, "200 OK", sites_report(self._live, query))
+        if path.startswith(API_SITES + "/") and path.endswith(TIMELINE):
+            site_id = urllib.parse.unquote(path.removeprefix(API_SITES + "/")[: -len(TIMELINE)])
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            return self._timeline(site_id, query.get("window", ["1d"])[0], start_response)
         if path.startswith(API_SITES + "/"):
             site_id = urllib.parse.unquote(path.removeprefix(API_SITES + "/"))
             found = site_report(self._live, site_id)
@@ -347,10 +356,26 @@ class HttpServer:
             return self._status(start_response)
         if path == "/":
             endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}", API_SUMMARY]
+            endpoints.append(API_SITES + "/{id}" + TIMELINE + "?window=1d|7d|30d")
             endpoints.append(RUNBOOKS)
             endpoints += [RUNBOOKS + "/{alertname}", STATUS]
             return _json(start_response, "200 OK", {"endpoints": endpoints})
         return _json(start_response, "404 Not Found", {"error": f"no such path: {path}"})
+
+    def _timeline(self, site_id: str, window: str, start_response: StartResponse) -> list[bytes]:
+        if site_id not in self._live.sites:
+            return _json(start_response, "404 Not Found", {"error": f"no such site: {site_id}"})
+        if window not in WINDOWS:
+            error = f"window must be one of {', '.join(WINDOWS)}"
+            return _json(start_response, "400 Bad Request", {"error": error})
+        if self._ledger is None or not self._ledger.exists():
+            return _json(start_response, "503 Service Unavailable", {"error": "no ledger yet"})
+        try:
+            body = site_timeline(self._ledger, site_id, window, self._live.timezone)
+        except OSError as exc:  # the ledger's own trouble is /healthz's: say it, do not crash
+            error = f"cannot read the ledger: {exc}"
+            return _json(start_response, "503 Service Unavailable", {"error": error})
+        return _json(start_response, "200 OK", body)
 
     def _status(self, start_response: StartResponse) -> list[bytes]:
         """The status page: one file of the package, which reads API_SITES from this same

@@ -104,3 +104,21 @@ def runs_of(conn: sqlite3.Connection) -> list[MonitorRun]:
 def read_runs(path: Path) -> list[MonitorRun]:
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         return runs_of(conn)
+
+
+def read_window(path: Path, site: str, start: float, end: float) -> list[Interval]:
+    """One site's intervals that overlap `[start, end)` (an open one reaches to now), oldest
+    first: what a timeline of the last day, week or month draws. Read-only, beside the
+    writer; a ledger that cannot be read raises OSError (its layer alone knows SQLite)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
+            codes = "codes" if "codes" in columns else "''"
+            rows = conn.execute(
+                f'SELECT site, state, start, "end", reason, {codes} FROM intervals WHERE '
+                'site = ? AND start < ? AND ("end" IS NULL OR "end" > ?) ORDER BY start, id',
+                (site, end, start),
+            ).fetchall()
+    except sqlite3.Error as exc:
+        raise OSError(f"{path}: {exc}") from None
+    return [Interval(r[0], State(r[1]), r[2], r[3], r[4], tuple(r[5].split())) for r in rows]

@@ -296,7 +296,14 @@ async def run_daemon(
         if config.snmp.traps is not None:
             receiver = _start_traps(config, daemon)
             registry.register(_trap_collector(daemon, receiver))
-        http = HttpServer(config.http.host, config.http.port, registry, live, settings=config.http)
+        http = HttpServer(
+            config.http.host,
+            config.http.port,
+            registry,
+            live,
+            settings=config.http,
+            ledger=config.ledger_path,
+        )
         http.start()
         daemon.http = http
         log.info(

@@ -1,0 +1,99 @@
+"""A site's history as the status page reads it (/api/v1/sites/{id}/timeline), from a ledger
+the test writes with outages it knows (tests/test_report_html.py: a 30-day November): the
+spans, the seconds in each state, availability and outages are worked out here by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from test_report_html import DAY, END, MONTH, SITES, START, write_ledger
+
+from monitor.core.model import Site, SnmpProbe
+from monitor.expose.http import HttpServer
+from monitor.expose.self_metrics import build_registry
+from monitor.expose.timeline import site_timeline
+from monitor.state.live import LiveState
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger.sqlite"
+    asyncio.run(write_ledger(path))
+    return path
+
+
+def test_a_month_of_a_bts_gives_its_outages_latest_first_and_its_availability(
+    ledger: Path,
+) -> None:
+    body = site_timeline(ledger, "bts-a", "30d", "Asia/Ho_Chi_Minh", now=END)
+    assert (body["start"], body["end"]) == (START, END)
+    assert body["seconds"] == {"up": MONTH - 1800, "down": 1800}
+    assert body["availability"] == (MONTH - 1800) / MONTH
+    assert body["outages_total"] == 2
+    outages = body["outages"]
+    assert isinstance(outages, list)
+    assert [(o["start"], o["seconds"], o["ongoing"]) for o in outages] == [
+        (START + 10 * DAY, 1200, False),
+        (START + 1 * DAY, 600, False),
+    ]
+    assert outages[0]["start_local"] == "2025-11-11T00:00:00.000+07:00"  # in the office zone
+
+
+def test_time_behind_a_parent_or_in_maintenance_is_drawn_but_not_counted(ledger: Path) -> None:
+    body = site_timeline(ledger, "radio-d", "30d", None, now=END)
+    spans = body["spans"]
+    assert isinstance(spans, list)
+    assert [s["state"] for s in spans] == ["up", "unreachable", "up", "maintenance", "up"]
+    assert body["seconds"] == {"up": MONTH - 3600 - 7200, "unreachable": 3600, "maintenance": 7200}
+    assert body["availability"] == 1.0 and body["outages_total"] == 0
+
+
+def test_the_last_day_cuts_what_began_before_it(ledger: Path) -> None:
+    # the day of bts-a's first outage, ending 300 s into it
+    body = site_timeline(ledger, "bts-a", "1d", None, now=START + DAY + 300)
+    assert body["seconds"] == {"up": DAY - 300, "down": 300}
+    outages = body["outages"]
+    assert isinstance(outages, list) and outages[0]["seconds"] == 300
+
+
+def get(url: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())
+
+
+def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
+    ledger: Path, tmp_path: Path
+) -> None:
+    sites = {
+        s: Site(s, kind, s, commune, owner, 0, 0, SnmpProbe("127.0.0.1"), parent)
+        for s, kind, commune, owner, parent in SITES
+    }
+    server = HttpServer("127.0.0.1", 0, build_registry()[0], LiveState(sites), ledger=ledger)
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}/api/v1/sites"
+        status, body = get(f"{base}/bts-a/timeline?window=30d")
+        assert status == 200 and body["site"] == "bts-a" and body["window"] == "30d"
+        assert get(f"{base}/nowhere/timeline")[0] == 404
+        status, body = get(f"{base}/bts-a/timeline?window=1y")
+        assert status == 400 and "1d, 7d, 30d" in str(body["error"])
+    finally:
+        server.stop()
+    missing = HttpServer(
+        "127.0.0.1", 0, build_registry()[0], LiveState(sites), ledger=tmp_path / "none.sqlite"
+    )
+    missing.start()
+    try:
+        status, body = get(f"http://127.0.0.1:{missing.port}/api/v1/sites/bts-a/timeline")
+        assert status == 503 and body["error"] == "no ledger yet"
+    finally:
+        missing.stop()
