@@ -7,8 +7,11 @@ The screenshots are kept beside the test's files (its tmp_path) for whoever read
 
 from __future__ import annotations
 
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +20,14 @@ from harness import Daemon, free_tcp_port, wait_for
 from peers import free_udp_port
 from playwright.sync_api import Browser, Page, sync_playwright
 from simpeers import Simulator, fast_settings, write_district
+from test_objectives import district, problems
 
+from monitor.config.load import load_config
+from monitor.config.settings import HttpSettings
 from monitor.core.model import Commune, Site, SnmpProbe, State, Transition
 from monitor.expose.api import summary_report
+from monitor.expose.http import HttpServer
+from monitor.expose.self_metrics import build_registry
 from monitor.state.live import LiveState
 
 CHROMIUM = "/usr/bin/chromium"
@@ -183,3 +191,56 @@ def test_the_summary_is_sized_by_what_is_wrong_and_counts_every_site() -> None:
     assert {c: p["worst"] for c, p in by_commune.items()} == {"c0": "down", "c1": "up", "c2": "up"}
     assert by_commune["c0"]["counts"] == {"up": 1, "down": 1, "unreachable": 1, "degraded": 1}
     assert (by_commune["c1"]["name"], by_commune["c1"]["lat"]) == ("Xã 1", 21.1)
+
+
+def get(url: str, **headers: str) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode()
+
+
+def test_the_status_page_can_be_turned_off_and_on_again_by_a_reload() -> None:
+    sites = {"a": Site("a", "bts", "A", "c", "o", 0, 0, SnmpProbe("127.0.0.1"))}
+    settings = HttpSettings("127.0.0.1", 0, status_page=False)
+    server = HttpServer("127.0.0.1", 0, build_registry()[0], LiveState(sites), settings=settings)
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        status, body = get(base + "/", Accept="text/html")
+        assert status == 200 and "/status" not in json.loads(body)["endpoints"]
+        for path in ("/status", "/api/v1/summary", "/api/v1/sites/a/timeline"):
+            status, body = get(base + path)
+            assert status == 404 and "http.status_page: false" in body, path
+        assert get(base + "/api/v1/sites")[0] == 200  # the scripts' API stays
+        server.use_status_page(True)
+        status, body = get(base + "/", Accept="text/html")
+        assert status == 200 and body.startswith("<!DOCTYPE html>")
+    finally:
+        server.stop()
+
+
+def test_the_switch_is_read_from_the_settings_and_anything_but_a_boolean_is_refused(
+    tmp_path: Path,
+) -> None:
+    def with_http(root: Path, extra: str) -> Path:
+        district(root, 9, "")
+        path = root / "districtmon.yaml"
+        text = path.read_text(encoding="utf-8")
+        listen = 'http: {listen: "127.0.0.1:9"}'
+        assert listen in text
+        path.write_text(text.replace(listen, 'http: {listen: "127.0.0.1:9", ' + extra + "}"))
+        return root
+
+    assert (
+        load_config(with_http(tmp_path / "a", "status_page: false"), {}).http.status_page is False
+    )
+    assert load_config(with_http(tmp_path / "b", "max_connections: 9"), {}).http.status_page
+    found = problems(with_http(tmp_path / "c", 'status_page: "no"'))
+    assert any(
+        re.match(r"districtmon\.yaml:\d+: http\.status_page: must be true or false", p)
+        for p in found
+    ), found

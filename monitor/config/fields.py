@@ -159,6 +159,15 @@ class Fields:
         """The raw value; BROKEN when absent too, since both mean 'nothing to check here'."""
         return self.node.get(key, BROKEN)
 
+    def boolean(self, key: str) -> bool | None:
+        """true or false (YAML's own booleans only: "yes" in quotes is text, refused)."""
+        value = self.get(key)
+        if isinstance(value, bool):
+            return value
+        if self.has(key) and value is not BROKEN:
+            self.problem(key, f"must be true or false, got {self.sink.show(value)}")
+        return None
+
     def text(self, key: str) -> str | None:
         """Non-empty text, NFC-normalised so that names typed with combining accents compare
         equal to the same names typed precomposed."""

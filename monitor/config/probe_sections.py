@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 from monitor.config.addresses import is_address, is_dns_name, is_ip
 from monitor.config.fields import Fields, Located, or_default
-from monitor.config.located import BROKEN
 from monitor.config.mqtt import read_mqtt_probe
 from monitor.core.model import DnsProbe, HttpProbe, IcmpProbe, Probe, SnmpProbe, TcpProbe
 
@@ -114,15 +113,6 @@ def _timing(fields: Fields) -> dict[str, float | None]:
     }
 
 
-def _boolean(fields: Fields, key: str) -> bool | None:
-    value = fields.get(key)
-    if isinstance(value, bool):
-        return value
-    if fields.has(key) and value is not BROKEN:
-        fields.problem(key, f"must be true or false, got {fields.sink.show(value)}")
-    return None
-
-
 def _regex(fields: Fields, key: str, text: str | None, line_key: str | None = None) -> str | None:
     """A Python regular expression, compiled once here so that a typo is a config error."""
     if text is None:
@@ -175,8 +165,8 @@ def _read_http_probe(http: Fields) -> tuple[Probe, None]:
         expect_status=_http_statuses(http),
         body_matches=_regex(http, "body_matches", http.text("body_matches")),
         header_matches=_http_headers(http),
-        follow_redirects=or_default(_boolean(http, "follow_redirects"), False),
-        verify_tls=or_default(_boolean(http, "verify_tls"), True),
+        follow_redirects=or_default(http.boolean("follow_redirects"), False),
+        verify_tls=or_default(http.boolean("verify_tls"), True),
         ca_file=ca_file,
         cert_expiry_days=or_default(http.number("cert_expiry_days", 0, 3650), 14.0),
         **_timing(http),

@@ -114,6 +114,7 @@ class HttpSettings:
     max_connections: int = 32
     timeout_seconds: float = 10.0
     web: WebConfig | None = None
+    status_page: bool = True  # the page at / and /status, and the API only it reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +340,9 @@ def _read_path(top: Fields, section: str, directory: Path, default: Path) -> Pat
 def _read_http(fields: Fields | None, directory: Path) -> HttpSettings:
     if fields is None:
         return HttpSettings()
-    fields.expect(("listen", "max_connections", "timeout_seconds", "web_config_file"))
+    fields.expect(
+        ("listen", "max_connections", "timeout_seconds", "web_config_file", "status_page")
+    )
     text = fields.text("listen")
     parsed = HttpSettings()
     if text is not None:
@@ -358,6 +361,7 @@ def _read_http(fields: Fields | None, directory: Path) -> HttpSettings:
         max_connections=or_default(fields.integer("max_connections", 1, 10_000), 32),
         timeout_seconds=or_default(fields.number("timeout_seconds", 0.1, 3600), 10.0),
         web=web,
+        status_page=or_default(fields.boolean("status_page"), True),
     )
 
 

@@ -255,6 +255,7 @@ class HttpServer:
         self._live = live
         self._stall_seconds = stall_seconds
         settings = settings or HttpSettings(host, port)
+        self._page_off = not settings.status_page
         web = settings.web
         self._logins = _Logins(web) if web is not None and web.users else None
         self._headers = list(web.headers) if web is not None else []
@@ -301,6 +302,10 @@ class HttpServer:
         self._logins = _Logins(web) if web is not None and web.users else None
         self._headers = list(web.headers) if web is not None else []
 
+    def use_status_page(self, on: bool) -> None:
+        """A reload: `http.status_page` turns the page and its API on or off at once."""
+        self._page_off = not on
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -330,6 +335,9 @@ class HttpServer:
         path = environ.get("PATH_INFO", "/")
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _json(start_response, "405 Method Not Allowed", {"error": "only GET"})
+        if self._page_off and (path in (STATUS, API_SUMMARY) or path.endswith(TIMELINE)):
+            error = f"the status page is off (http.status_page: false): no {path}"
+            return _json(start_response, "404 Not Found", {"error": error})
         if path == "/metrics":
             return self._metrics(environ, start_response)
         if path == "/healthz":
@@ -352,13 +360,18 @@ class HttpServer:
             return _json(start_response, "200 OK", found)
         if path == RUNBOOKS or path.startswith(RUNBOOKS + "/"):
             return self._runbook(path, start_response)
-        if path == STATUS or (path == "/" and "text/html" in environ.get("HTTP_ACCEPT", "")):
+        if path == STATUS or (
+            path == "/" and not self._page_off and "text/html" in environ.get("HTTP_ACCEPT", "")
+        ):
             return self._status(start_response)
         if path == "/":
-            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}", API_SUMMARY]
-            endpoints.append(API_SITES + "/{id}" + TIMELINE + "?window=1d|7d|30d")
+            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}"]
+            if not self._page_off:
+                endpoints += [API_SUMMARY, API_SITES + "/{id}" + TIMELINE + "?window=1d|7d|30d"]
             endpoints.append(RUNBOOKS)
-            endpoints += [RUNBOOKS + "/{alertname}", STATUS]
+            endpoints.append(RUNBOOKS + "/{alertname}")
+            if not self._page_off:
+                endpoints.append(STATUS)
             return _json(start_response, "200 OK", {"endpoints": endpoints})
         return _json(start_response, "404 Not Found", {"error": f"no such path: {path}"})
 

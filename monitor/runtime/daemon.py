@@ -182,6 +182,7 @@ class Daemon:
         self.listener.update(new.mqtt, mqtt_sites(new.sites), mqtt_sites(new.sites_of_other_shards))
         if self.http is not None:
             self.http.use_web(new.http.web)
+            self.http.use_status_page(new.http.status_page)
         log.info(
             "configuration reloaded: %d sites (%d added, %d removed, %d changed)",
             len(new.sites),
