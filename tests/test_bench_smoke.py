@@ -189,8 +189,6 @@ def test_the_status_page_benchmark_loads_the_page_in_chromium_and_prints_its_wei
     sites, page, data, first, every, summary, render = row.split()
     assert sites == "300"
     assert float(page) > 0 and 0 < float(data) < float(every)
-    assert (
-        float(first) == float(page) + float(data)
-        or abs(float(first) - float(page) - float(data)) <= 0.1
-    )
+    # each column is rounded to 0.1 KB: the sum of two may differ from the total by one step
+    assert abs(float(first) - float(page) - float(data)) <= 0.1 + 1e-9
     assert float(first) <= 200 and float(summary) > 0 and float(render) > 0
