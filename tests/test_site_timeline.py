@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from test_report_html import DAY, END, MONTH, SITES, START, write_ledger
 
-from monitor.core.model import Site, SnmpProbe
+from monitor.core.model import Site, SnmpProbe, State, Transition
 from monitor.expose.http import HttpServer
 from monitor.expose.self_metrics import build_registry
 from monitor.expose.timeline import site_timeline
+from monitor.ledger.writer import Ledger
 from monitor.state.live import LiveState
 
 
@@ -97,3 +98,27 @@ def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
         assert status == 503 and body["error"] == "no ledger yet"
     finally:
         missing.stop()
+
+
+def test_an_outage_across_the_monitors_blind_time_is_one_as_in_the_report(tmp_path: Path) -> None:
+    """Down, the daemon stopped (unknown), down again: one outage of the down time alone, as
+    `districtmon report` counts it (monitor/core/availability.py)."""
+    path = tmp_path / "ledger.sqlite"
+
+    async def write() -> None:
+        now = [START]
+        ledger = await Ledger.open(path, clock=lambda: now[0])
+        await ledger.sync_sites([Site("x", "bts", "X", "c", "o", 0, 0, SnmpProbe("127.0.0.1"))])
+        for state, at in ((State.UP, 0.0), (State.DOWN, 100.0), (State.UNKNOWN, 160.0),
+                          (State.DOWN, 400.0), (State.UP, 440.0)):  # fmt: skip
+            ledger.record(Transition("x", state, START + at, State.UNKNOWN))
+        now[0] = START + 1000
+        await ledger.close(at=START + 1000)
+
+    asyncio.run(write())
+    body = site_timeline(path, "x", "1d", None, now=START + 1000)
+    assert body["outages_total"] == 1
+    outages = body["outages"]
+    assert isinstance(outages, list) and len(outages) == 1
+    assert (outages[0]["start"], outages[0]["seconds"]) == (START + 100, 100.0)
+    assert body["seconds"] == {"up": 660.0, "down": 100.0, "unknown": 240.0}
