@@ -53,14 +53,17 @@ def codes_text(codes: tuple[str, ...]) -> str:
 def read_intervals(path: Path, site: str | None = None) -> list[Interval]:
     """Read intervals with the standard library (for reports and tests; safe beside the
     running writer thanks to WAL). A ledger older than reason codes reads with none."""
+    if site is None:
+        return _select(path, "", ())
+    return _select(path, " WHERE site = ?", (site,))
+
+
+def _select(path: Path, where: str, args: tuple[str | float, ...]) -> list[Interval]:
+    """The intervals matching `where`, by site then start, through a read-only connection."""
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
         codes = "codes" if "codes" in columns else "''"
-        query = f'SELECT site, state, start, "end", reason, {codes} FROM intervals'
-        args: tuple[str, ...] = ()
-        if site is not None:
-            query += " WHERE site = ?"
-            args = (site,)
+        query = f'SELECT site, state, start, "end", reason, {codes} FROM intervals{where}'
         rows = conn.execute(query + " ORDER BY site, start, id", args).fetchall()
     return [Interval(r[0], State(r[1]), r[2], r[3], r[4], tuple(r[5].split())) for r in rows]
 
@@ -111,14 +114,10 @@ def read_window(path: Path, site: str, start: float, end: float) -> list[Interva
     first: what a timeline of the last day, week or month draws. Read-only, beside the
     writer; a ledger that cannot be read raises OSError (its layer alone knows SQLite)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(intervals)")}
-            codes = "codes" if "codes" in columns else "''"
-            rows = conn.execute(
-                f'SELECT site, state, start, "end", reason, {codes} FROM intervals WHERE '
-                'site = ? AND start < ? AND ("end" IS NULL OR "end" > ?) ORDER BY start, id',
-                (site, end, start),
-            ).fetchall()
+        return _select(
+            path,
+            ' WHERE site = ? AND start < ? AND ("end" IS NULL OR "end" > ?)',
+            (site, end, start),
+        )
     except sqlite3.Error as exc:
         raise OSError(f"{path}: {exc}") from None
-    return [Interval(r[0], State(r[1]), r[2], r[3], r[4], tuple(r[5].split())) for r in rows]
