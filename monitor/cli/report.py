@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from monitor.cli.common import CONFIG_HELP, config_or_none, fail
 from monitor.config.load import Config
 from monitor.config.problems import ConfigError
-from monitor.core.availability import Figures
 from monitor.report.build import BY, Report, build_report, month_window, parse_moment
 from monitor.report.html import SECTIONS, render_html
 from monitor.report.indicators import Indicator, infrastructure
@@ -68,15 +67,13 @@ def zone_of(args: argparse.Namespace, config: Config | None) -> str:
     return str(name)
 
 
-def _figures_of(report: Report) -> dict[str, Figures]:
-    return {row.key: row.figures for row in report.rows}
-
-
 def _indicators(
     config: Config, ledgers: list[Path], start: float, end: float, zone: str
-) -> list[Indicator]:
+) -> tuple[Report, list[Indicator]]:
+    """The per-site report of the window and the indicators made from it."""
     per_site = build_report(ledgers, start, end, "site", zone)
-    return infrastructure(config, _figures_of(per_site), config.in_service)
+    figures = {row.key: row.figures for row in per_site.rows}
+    return per_site, infrastructure(config, figures, config.in_service)
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -105,13 +102,14 @@ def run_report(args: argparse.Namespace) -> int:
             )
         if args.format == "html":
             sections = [build_report(ledgers, start, end, by, zone) for by, _, _ in SECTIONS]
-            found = _indicators(config, ledgers, start, end, zone) if config else []
-            threshold = config.in_service if config else 0.99
-            text = render_html(sections, time.time(), found, threshold)
+            if config is None:
+                text = render_html(sections, time.time())
+            else:
+                _, found = _indicators(config, ledgers, start, end, zone)
+                text = render_html(sections, time.time(), found, config.in_service)
         elif args.indicators:
             assert config is not None
-            per_site = build_report(ledgers, start, end, "site", zone)
-            items = infrastructure(config, _figures_of(per_site), config.in_service)
+            per_site, items = _indicators(config, ledgers, start, end, zone)
             text = render_indicators(items, per_site, config.in_service, args.format)
         else:
             text = render(build_report(ledgers, start, end, args.by, zone), args.format)

@@ -391,8 +391,8 @@ class HttpServer:
         return _json(start_response, "200 OK", body)
 
     def _status(self, start_response: StartResponse) -> list[bytes]:
-        """The status page: one file of the package, which reads API_SITES from this same
-        listener (so the same TLS and logins guard both)."""
+        """The status page: one file of the package, which reads API_SUMMARY and the
+        timelines from this same listener (so the same TLS and logins guard them)."""
         if self._status_page is None:
             return _json(
                 start_response,

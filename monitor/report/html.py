@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from html import escape
 from zoneinfo import ZoneInfo
 
+from monitor.config.settings import DEFAULT_IN_SERVICE
 from monitor.report import render
 from monitor.report.build import Gap, Report, Row
 from monitor.report.indicators import Indicator
@@ -190,7 +191,7 @@ def render_html(
     reports: Sequence[Report],
     made: float,
     indicators: Sequence[Indicator] = (),
-    threshold: float = 0.99,
+    threshold: float = DEFAULT_IN_SERVICE,
 ) -> str:
     """One page from `reports` of one window, one per `by` of SECTIONS (in any order);
     `made`: when it was drawn up (Unix seconds); the infrastructure indicators first when
