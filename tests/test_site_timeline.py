@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+from test_http_hardening import get
 from test_report_html import DAY, END, MONTH, SITES, START, write_ledger
 
 from monitor.core.model import Site, SnmpProbe, State, Transition
@@ -62,13 +61,9 @@ def test_the_last_day_cuts_what_began_before_it(ledger: Path) -> None:
     assert isinstance(outages, list) and outages[0]["seconds"] == 300
 
 
-def get(url: str) -> tuple[int, dict[str, object]]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
+def get_json(url: str) -> tuple[int, dict[str, object]]:
+    status, body = get(url)
+    return status, json.loads(body)
 
 
 def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
@@ -82,10 +77,10 @@ def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
     server.start()
     try:
         base = f"http://127.0.0.1:{server.port}/api/v1/sites"
-        status, body = get(f"{base}/bts-a/timeline?window=30d")
+        status, body = get_json(f"{base}/bts-a/timeline?window=30d")
         assert status == 200 and body["site"] == "bts-a" and body["window"] == "30d"
-        assert get(f"{base}/nowhere/timeline")[0] == 404
-        status, body = get(f"{base}/bts-a/timeline?window=1y")
+        assert get_json(f"{base}/nowhere/timeline")[0] == 404
+        status, body = get_json(f"{base}/bts-a/timeline?window=1y")
         assert status == 400 and "1d, 7d, 30d" in str(body["error"])
     finally:
         server.stop()
@@ -94,7 +89,7 @@ def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
     )
     missing.start()
     try:
-        status, body = get(f"http://127.0.0.1:{missing.port}/api/v1/sites/bts-a/timeline")
+        status, body = get_json(f"http://127.0.0.1:{missing.port}/api/v1/sites/bts-a/timeline")
         assert status == 503 and body["error"] == "no ledger yet"
     finally:
         missing.stop()

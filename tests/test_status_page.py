@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from harness import Daemon, free_tcp_port, wait_for
 from peers import free_udp_port
 from playwright.sync_api import Browser, Page, sync_playwright
 from simpeers import Simulator, fast_settings, write_district
+from test_http_hardening import get
 from test_objectives import district, problems
 
 from monitor.config.load import load_config
@@ -193,14 +192,9 @@ def test_the_summary_is_sized_by_what_is_wrong_and_counts_every_site() -> None:
     assert (by_commune["c1"]["name"], by_commune["c1"]["lat"]) == ("Xã 1", 21.1)
 
 
-def get(url: str, **headers: str) -> tuple[int, str]:
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.read().decode()
+def get_text(url: str, **headers: str) -> tuple[int, str]:
+    status, body = get(url, **headers)
+    return status, body.decode()
 
 
 def test_the_status_page_can_be_turned_off_and_on_again_by_a_reload() -> None:
@@ -210,14 +204,14 @@ def test_the_status_page_can_be_turned_off_and_on_again_by_a_reload() -> None:
     server.start()
     try:
         base = f"http://127.0.0.1:{server.port}"
-        status, body = get(base + "/", Accept="text/html")
+        status, body = get_text(base + "/", Accept="text/html")
         assert status == 200 and "/status" not in json.loads(body)["endpoints"]
         for path in ("/status", "/api/v1/summary", "/api/v1/sites/a/timeline"):
-            status, body = get(base + path)
+            status, body = get_text(base + path)
             assert status == 404 and "http.status_page: false" in body, path
-        assert get(base + "/api/v1/sites")[0] == 200  # the scripts' API stays
+        assert get_text(base + "/api/v1/sites")[0] == 200  # the scripts' API stays
         server.use_status_page(True)
-        status, body = get(base + "/", Accept="text/html")
+        status, body = get_text(base + "/", Accept="text/html")
         assert status == 200 and body.startswith("<!DOCTYPE html>")
     finally:
         server.stop()
