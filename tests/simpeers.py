@@ -69,8 +69,8 @@ def write_district(
         clusters: with `speakers="mqtt"` they report over MQTT as shipped; with "snmp" they answer
         SNMP instead (the simulated amplifier subtree) on 127.2.1.N, N their rank in the
         inventory, so that both sides can be tested (MQTT sites come with the shipped telemetry
-    mappings). `profiles` keeps each site's device profile
-        and copies the shipped profiles beside the inventory."""
+    mappings). `profiles` keeps each site's device profile (sim-loudspeaker for the clusters
+        that answer SNMP) and copies the shipped profiles beside the inventory."""
     shipped = load_config(SHIPPED, environ={})
     keep_communes = set(communes) if communes is not None else set(shipped.communes)
     keep_kinds = set(kinds) if kinds is not None else None
@@ -136,6 +136,8 @@ def _probe_of(
     snmp: dict[str, object] = {"address": address, "port": port, "credential": credential}
     if profiles and isinstance(site.probe, SnmpProbe) and site.probe.profile is not None:
         snmp["profile"] = site.probe.profile
+    elif profiles and site.kind == "loudspeaker":  # shipped over MQTT: the simulator's SNMP one
+        snmp["profile"] = "sim-loudspeaker"
     return {"snmp": snmp}
 
 

@@ -2,13 +2,17 @@
 daemon polling a simulated district: what the page shows is checked against what the simulator
 says it did, not against what the daemon's API returned.
 
-The screenshots are kept beside the test's files (its tmp_path) for whoever reads a failure.
+The screenshots are kept beside the test's files (its tmp_path) for whoever reads a failure;
+with DISTRICTMON_SCREENSHOTS=DIR the commune test copies its own to DIR (the README's pictures,
+tests/screenshots/, are made so).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +21,7 @@ import pytest
 from harness import Daemon, free_tcp_port, wait_for
 from peers import free_udp_port
 from playwright.sync_api import Browser, Page, sync_playwright
-from simpeers import Simulator, fast_settings, write_district
+from simpeers import SHIPPED, Simulator, fast_settings, write_district
 from test_http_hardening import get
 from test_objectives import district, problems
 
@@ -145,7 +149,7 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
             first_outage = attributes(page, "#outages tbody tr", "data-start")[0]
             assert first_outage is not None and float(first_outage) == began
             page.screenshot(path=str(tmp_path / "status-site.png"), full_page=True)
-            page.click('a[data-t="back"]')
+            page.click('#site a[data-t="back"]')
             page.wait_for_selector("#overview:not([hidden])")
 
             page.click("#lang")
@@ -156,6 +160,151 @@ def test_the_status_page_shows_a_site_the_simulator_takes_down_in_red_with_its_r
         daemon.stop()
     for shot in ("status-all-up.png", "status-one-down.png", "status-site.png"):
         assert (tmp_path / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SPEAKERS = "muong-phang"  # its clusters are played over SNMP (simpeers.write_district)
+SILENCED = "loa-muong-phang-02"  # its amplifier fails: it answers and plays nothing
+CUT = "bts-vnp-muong-phang-02"
+
+
+def reached(sim: Simulator, commune: str, areas: list[str]) -> tuple[int, int]:
+    """The simulator's own account of a commune: (areas a cluster that answers and has a
+    working amplifier reaches, clusters in that case)."""
+    clusters = [
+        (site, sim.state(site["site"]))
+        for site in sim.get("/sites")[1]["sites"]
+        if site["kind"] == "loudspeaker" and site["commune"] == commune
+    ]
+    working = [site for site, truth in clusters if truth["answering"] and truth["amplifier_ok"]]
+    heard = {area for site in working for area in COVERS[site["site"]]}
+    return sum(1 for area in areas if area in heard), len(working)
+
+
+COVERS = {
+    site.id: site.covers for site in load_config(SHIPPED, environ={}).sites.values() if site.covers
+}
+
+
+def test_the_commune_page_the_monitor_panel_and_the_monthly_report_say_what_the_simulator_did(
+    tmp_path: Path, browser: Browser
+) -> None:
+    port, http = free_udp_port(), free_tcp_port()
+    config = write_district(
+        tmp_path / "config", communes=[SPEAKERS, "thanh-nua"], kinds=["bts", "loudspeaker"],
+        port=port, settings=fast_settings(http, POLL, TIMEOUT, DOWN_AFTER), profiles=True,
+    )  # fmt: skip
+    communes_areas = {
+        c.id: list(c.areas) for c in load_config(config, environ={}).communes.values()
+        if c.id in (SPEAKERS, "thanh-nua")
+    }  # fmt: skip
+    areas = communes_areas[SPEAKERS]
+    daemon = Daemon(config, http)
+    try:
+        with Simulator(config) as sim:
+            sim.wait_ready()
+            district = {s["site"]: s for s in sim.get("/sites")[1]["sites"]}
+            wait_for(
+                "every site up",
+                lambda: all(
+                    daemon.metric("districtmon_site_up", site=site) == 1 for site in district
+                ),
+                daemon,
+            )
+            page = browser.new_page(viewport={"width": 1000, "height": 1200})
+            page.goto(f"http://127.0.0.1:{http}/?refresh={REFRESH}")
+            page.wait_for_selector("body[data-updated]")
+            # the monitor's own panel: healthy, every site the simulator answers for answered
+            panel = dict(
+                page.eval_on_selector_all(
+                    "#monitor tr", "rows => rows.map(r => [r.dataset.fact, r.cells[1].innerText])"
+                )
+            )
+            assert panel["monitor_state"] == "bình thường", panel
+            answered = sum(1 for s in district.values() if s["answering"])
+            assert panel["polls"].startswith(f"{answered} / {len(district)} "), panel
+            assert panel["broker"] == "không dùng"  # this district has no MQTT site
+            assert page.is_hidden("#monitor-alert")
+            page.screenshot(path=str(tmp_path / "status-district.png"), full_page=True)
+
+            for commune, listed_areas in communes_areas.items():
+                heard, _ = reached(sim, commune, listed_areas)
+                row = f'#speakers tr[data-commune="{commune}"]'
+                assert attributes(page, row, "data-covered") == [str(heard)], commune
+
+            sim.ctl(f"/sites/{SILENCED}/amplifier-fault")
+            sim.ctl(f"/sites/{CUT}/down")
+            taken_at = time.time()
+            assert not sim.state(CUT)["answering"] and not sim.state(SILENCED)["amplifier_ok"]
+            covered, working = reached(sim, SPEAKERS, areas)
+            assert covered < len(areas) and working == 2
+            limit = (DOWN_AFTER + 1) * POLL + TIMEOUT + REFRESH + 5.0
+            # the district's page first: the commune's row of live coverage
+            page.wait_for_selector(
+                f'#speakers tr[data-commune="{SPEAKERS}"][data-covered="{covered}"]',
+                timeout=limit * 1000,
+            )
+            page.wait_for_selector(f'#wrong tr[data-site="{CUT}"]', timeout=limit * 1000)
+            page.screenshot(path=str(tmp_path / "status-trouble.png"), full_page=True)
+            page.click(f'#map a[href="#commune={SPEAKERS}"]')
+            page.wait_for_selector("#commune:not([hidden])")
+            page.wait_for_selector(
+                f'#commune-wrong tr[data-site="{CUT}"][data-state="down"]', timeout=limit * 1000
+            )
+            page.wait_for_selector(
+                f'#commune-coverage[data-covered="{covered}"][data-areas="{len(areas)}"]',
+                timeout=limit * 1000,
+            )
+            assert page.inner_text("#commune-name") == "Mường Phăng"
+            assert f"{working} / 3" in page.inner_text("#commune-coverage")
+            shown = {
+                row[0]: row
+                for row in page.eval_on_selector_all(
+                    "#commune-wrong tbody tr[data-site]",
+                    "rows => rows.map(r => [r.dataset.site, r.dataset.state])",
+                )
+            }
+            assert shown == {CUT: [CUT, "down"], SILENCED: [SILENCED, "degraded"]}, shown
+            # each of the commune's sites, as the simulator answers for it
+            listed = dict(
+                page.eval_on_selector_all(
+                    "#commune-sites tbody tr",
+                    "rows => rows.map(r => [r.dataset.site, r.dataset.state])",
+                )
+            )
+            mine = {site for site, s in district.items() if s["commune"] == SPEAKERS}
+            assert set(listed) == mine
+            assert [site for site, state in listed.items() if state == "up"] == sorted(
+                mine - {CUT, SILENCED}
+            )
+            # the last day from the ledger: the one outage the simulator made, a BTS's
+            history = {
+                row[0]: row[1:]
+                for row in cells(page, "#commune-history tbody tr")
+            }  # fmt: skip
+            assert history["BTS"][2] == "1" and history["Cụm loa"][2] == "0", history
+            assert history["Tất cả"][0] == str(len(mine))
+            page.screenshot(path=str(tmp_path / "status-commune.png"), full_page=True)
+
+            # the monthly report, from the header's link, counts the same outage
+            page.click("#report")
+            page.wait_for_selector("h1")
+            assert "Báo cáo độ khả dụng" in (page.text_content("h1") or "")
+            by_commune = {row[0]: row for row in cells(page, "#theo-commune tbody tr")}
+            # id, name, sites, availability, outages...
+            assert by_commune[SPEAKERS][4] == "1", by_commune
+            assert by_commune["thanh-nua"][4] == "0", by_commune
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            assert time.time() - taken_at < 60
+            page.close()
+    finally:
+        daemon.stop()
+    shots = ("status-district.png", "status-trouble.png", "status-commune.png", "report.png")
+    for shot in shots:
+        assert (tmp_path / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("DISTRICTMON_SCREENSHOTS")  # the README's come from here
+    if keep:
+        for shot in shots:
+            shutil.copyfile(tmp_path / shot, Path(keep) / shot)
 
 
 def test_the_summary_is_sized_by_what_is_wrong_and_counts_every_site() -> None:

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from monitor.cli.common import CONFIG_HELP, config_or_none, fail
 from monitor.config.load import Config
 from monitor.config.problems import ConfigError
-from monitor.report.build import BY, Report, build_report, month_window, parse_moment
-from monitor.report.html import SECTIONS, render_html
-from monitor.report.indicators import Indicator, infrastructure
+from monitor.report.build import BY, build_report, month_window, parse_moment
+from monitor.report.monthly import per_site_and_indicators, report_html
 from monitor.report.render import FORMATS, render, render_indicators
 
 
@@ -67,15 +66,6 @@ def zone_of(args: argparse.Namespace, config: Config | None) -> str:
     return str(name)
 
 
-def _indicators(
-    config: Config, ledgers: list[Path], start: float, end: float, zone: str
-) -> tuple[Report, list[Indicator]]:
-    """The per-site report of the window and the indicators made from it."""
-    per_site = build_report(ledgers, start, end, "site", zone)
-    figures = {row.key: row.figures for row in per_site.rows}
-    return per_site, infrastructure(config, figures, config.in_service)
-
-
 def run_report(args: argparse.Namespace) -> int:
     try:
         config = config_or_none(args, needed=not args.ledger)
@@ -101,15 +91,10 @@ def run_report(args: argparse.Namespace) -> int:
                 "--indicators needs the configuration (-c DIR): the inventory says what to count"
             )
         if args.format == "html":
-            sections = [build_report(ledgers, start, end, by, zone) for by, _, _ in SECTIONS]
-            if config is None:
-                text = render_html(sections, time.time())
-            else:
-                _, found = _indicators(config, ledgers, start, end, zone)
-                text = render_html(sections, time.time(), found, config.in_service)
+            text = report_html(config, ledgers, start, end, zone)
         elif args.indicators:
             assert config is not None
-            per_site, items = _indicators(config, ledgers, start, end, zone)
+            per_site, items = per_site_and_indicators(config, ledgers, start, end, zone)
             text = render_indicators(items, per_site, config.in_service, args.format)
         else:
             text = render(build_report(ledgers, start, end, args.by, zone), args.format)

@@ -12,7 +12,9 @@ import time
 from zoneinfo import ZoneInfo
 
 from monitor.core.model import Site
+from monitor.expose.coverage import coverage
 from monitor.expose.site_metrics import reason_codes
+from monitor.probes.mqtt.counts import MqttCounts
 from monitor.state.live import Inventory, LiveState, SiteView
 
 
@@ -135,11 +137,25 @@ def site_report(live: LiveState, site_id: str) -> dict[str, object] | None:
         return None
     now = time.time()
     zone = live.timezone
+    view = views[site_id]
     return {
         "time": now,
         "time_local": local_time(now, zone),
-        "site": site_record(site, views[site_id], live.inventory, zone),
+        "site": site_record(site, view, live.inventory, zone),
+        # what the device said at its last poll (battery_volts, mains_ok, amplifier_ok...):
+        # the names of the profile's values, in base units; a value it could not read is absent
+        "values": {k: v for k, v in sorted(view.values.items()) if k not in _RECORDED},
+        "samples": [
+            {"name": s.name, "labels": dict(s.labels), "value": s.value}
+            for s in view.samples[:SAMPLES_SHOWN]
+        ],
+        "samples_total": len(view.samples),
     }
+
+
+# values the record already carries under its own key
+_RECORDED = frozenset({"device_profile", "device_vendor", "device_uptime_seconds"})
+SAMPLES_SHOWN = 200  # the rows of a switch's tables: a 48-port switch has ~400
 
 
 #: The states the status page lists as wrong now, and the order "worst" follows.
@@ -148,17 +164,28 @@ WORST_FIRST = ("down", "unreachable", "degraded", "unknown", "maintenance", "up"
 WRONG_SHOWN = 200
 
 
-def summary_report(live: LiveState, shown: int = WRONG_SHOWN) -> dict[str, object]:
+def summary_report(
+    live: LiveState,
+    shown: int = WRONG_SHOWN,
+    *,
+    stall_seconds: float = 10.0,
+    mqtt: MqttCounts | None = None,
+) -> dict[str, object]:
     """What the status page draws, sized by what is wrong rather than by the district: counts
     per kind and state, each commune's counts and worst state (with its coordinates), and
     the sites down, unreachable or degraded, longest first, at most `shown` of them (with how
-    many there are). At 20,000 sites the page loads this, not every site's record."""
+    many there are); and the monitor's own health, so that a page of green is not read as
+    good news while the monitor itself is blind. At 20,000 sites the page loads this, not
+    every site's record."""
     inventory = live.inventory
     zone = live.timezone
     kinds: dict[str, dict[str, int]] = {}
     communes: dict[str, dict[str, int]] = {}
     wrong: list[tuple[Site, SiteView]] = []
+    clusters: dict[str, list[tuple[Site, SiteView]]] = {}
     for site, view in live.items():
+        if site.kind == "loudspeaker":
+            clusters.setdefault(site.commune, []).append((site, view))
         state = view.state.value
         per_kind = kinds.setdefault(site.kind, {})
         per_kind[state] = per_kind.get(state, 0) + 1
@@ -180,6 +207,12 @@ def summary_report(live: LiveState, shown: int = WRONG_SHOWN) -> dict[str, objec
                 "lon": commune.lon if commune else None,
                 "worst": worst,
                 "counts": counts,
+                # live loudspeaker coverage; None for a commune that lists no area
+                "coverage": (
+                    coverage(commune.areas, clusters.get(commune_id, []))
+                    if commune is not None and commune.areas
+                    else None
+                ),
             }
         )
     return {
@@ -191,4 +224,41 @@ def summary_report(live: LiveState, shown: int = WRONG_SHOWN) -> dict[str, objec
         "communes": places,
         "wrong_total": len(wrong),
         "wrong": [site_record(site, view, inventory, zone) for site, view in wrong[:shown]],
+        "monitor": monitor_report(live, stall_seconds, mqtt),
+    }
+
+
+def monitor_report(
+    live: LiveState, stall_seconds: float, mqtt: MqttCounts | None
+) -> dict[str, object]:
+    """The monitor's own parts as the status page shows them: /healthz's verdict, the polls
+    (the newest says the poller runs; a share failing at once says the monitor's network may
+    be the trouble, not the sites'), the broker (MQTT sites are unknown while it is lost),
+    the ledger and the configuration's last load."""
+    ok, health = health_report(live, stall_seconds)
+    now = time.time()
+    polled = [view for view in live.views.values() if view.last_poll is not None]
+    newest = max((view.last_poll or 0.0 for view in polled), default=None)
+    broker: dict[str, object] | None = None
+    if mqtt is not None and mqtt.sites:
+        broker = {"connected": mqtt.connected, "sites": mqtt.sites, "reconnects": mqtt.reconnects}
+    own = live.health
+    return {
+        "ok": ok,
+        "problems": health["problems"],
+        "warnings": health["warnings"],
+        "started_local": health["started_local"],
+        "config_loaded_local": health["config_loaded_local"],
+        "reload_refused": own.reload_refused,
+        "polls": {
+            "sites": len(live.views),
+            "polled": len(polled),
+            "answered": sum(1 for view in polled if view.last_ok),
+            "newest_age_seconds": None if newest is None else max(0.0, now - newest),
+        },
+        "broker": broker,
+        "ledger": {
+            "last_commit_age_seconds": max(0.0, time.monotonic() - own.ledger_commit),
+            "trouble": own.ledger_trouble,
+        },
     }

@@ -1,5 +1,6 @@
-"""The HTTP endpoint: /metrics, /healthz, the JSON API (/api/v1/sites[/{id}], api.py) and the
-alert runbooks (/runbooks, /runbooks/{alertname}, runbooks.py).
+"""The HTTP endpoint: /metrics, /healthz, the JSON API (/api/v1/sites[/{id}], api.py), the
+alert runbooks (/runbooks, /runbooks/{alertname}, runbooks.py), the status page (status.html,
+with the API it reads: summary, communes, timelines) and the monthly report (/report).
 
 It runs in its own thread (prometheus-client's collectors are synchronous), so it only reads
 the in-memory snapshot and never awaits anything of the event loop.
@@ -53,11 +54,13 @@ from monitor.config.settings import HttpSettings
 from monitor.config.webconfig import WebConfig, server_context
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import health_report, site_report, sites_report, summary_report
+from monitor.expose.commune import commune_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
 from monitor.expose.runbooks import Runbooks, load_packaged
 from monitor.expose.textformat import exposition_parts
 from monitor.expose.timeline import WINDOWS, site_timeline
+from monitor.probes.mqtt.counts import MqttCounts
 from monitor.state.live import LiveState
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,8 @@ _KEPT_LOGINS = 64
 
 API_SITES = "/api/v1/sites"
 API_SUMMARY = "/api/v1/summary"  # what the status page draws
+API_COMMUNES = "/api/v1/communes"  # API_COMMUNES/{id}?window=1d|7d|30d: a commune's page
+REPORT = "/report"  # ?month=YYYY-MM: the monthly report, as `districtmon report --format html`
 TIMELINE = "/timeline"  # API_SITES/{id}/timeline?window=1d|7d|30d: from the ledger
 RUNBOOKS = "/runbooks"
 STATUS = "/status"  # also "/" for a browser (one that accepts text/html)
@@ -76,6 +81,9 @@ GZIP_LEVEL = 1
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
+#: Renders the monthly report of "YYYY-MM" ("" for the month so far) as one HTML page; raises
+#: ValueError for a month it cannot make. Given by the runtime: the report is not this layer's.
+MonthlyReport = Callable[[str], str]
 
 
 class _Quiet(ServerHandler):
@@ -245,11 +253,15 @@ class HttpServer:
         *,
         settings: HttpSettings | None = None,
         ledger: Path | None = None,
+        mqtt: MqttCounts | None = None,
+        report: MonthlyReport | None = None,
     ) -> None:
         self._registry = registry
         self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._status_page = _packaged_page()
         self._ledger = ledger  # a site's timeline (read-only, beside the writer)
+        self._mqtt = mqtt  # the broker as the status page's health panel shows it
+        self._report = report
         self._sites = SiteExposition(live)
         self._gzip = PartsGzip(GZIP_LEVEL)
         self._live = live
@@ -335,7 +347,7 @@ class HttpServer:
         path = environ.get("PATH_INFO", "/")
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
             return _json(start_response, "405 Method Not Allowed", {"error": "only GET"})
-        if self._page_off and (path in (STATUS, API_SUMMARY) or path.endswith(TIMELINE)):
+        if self._page_off and _of_the_page(path):
             error = f"the status page is off (http.status_page: false): no {path}"
             return _json(start_response, "404 Not Found", {"error": error})
         if path == "/metrics":
@@ -344,7 +356,15 @@ class HttpServer:
             ok, body = health_report(self._live, self._stall_seconds)
             return _json(start_response, "200 OK" if ok else "503 Service Unavailable", body)
         if path == API_SUMMARY:
-            return _json(start_response, "200 OK", summary_report(self._live))
+            body = summary_report(self._live, stall_seconds=self._stall_seconds, mqtt=self._mqtt)
+            return _json(start_response, "200 OK", body)
+        if path.startswith(API_COMMUNES + "/"):
+            commune = urllib.parse.unquote(path.removeprefix(API_COMMUNES + "/"))
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            return self._commune(commune, query.get("window", ["1d"])[0], start_response)
+        if path == REPORT:
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            return self._monthly(query.get("month", [""])[0], start_response)
         if path == API_SITES:
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             return _json(start_response, "200 OK", sites_report(self._live, query))
@@ -367,7 +387,12 @@ class HttpServer:
         if path == "/":
             endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}"]
             if not self._page_off:
-                endpoints += [API_SUMMARY, API_SITES + "/{id}" + TIMELINE + "?window=1d|7d|30d"]
+                endpoints += [
+                    API_SUMMARY,
+                    API_SITES + "/{id}" + TIMELINE + "?window=1d|7d|30d",
+                    API_COMMUNES + "/{id}?window=1d|7d|30d",
+                    REPORT + "?month=YYYY-MM",
+                ]
             endpoints.append(RUNBOOKS)
             endpoints.append(RUNBOOKS + "/{alertname}")
             if not self._page_off:
@@ -389,6 +414,38 @@ class HttpServer:
             error = f"cannot read the ledger: {exc}"
             return _json(start_response, "503 Service Unavailable", {"error": error})
         return _json(start_response, "200 OK", body)
+
+    def _commune(self, commune: str, window: str, start_response: StartResponse) -> list[bytes]:
+        if window not in WINDOWS:
+            error = f"window must be one of {', '.join(WINDOWS)}"
+            return _json(start_response, "400 Bad Request", {"error": error})
+        try:
+            body = commune_report(self._live, commune, self._ledger, window)
+        except OSError as exc:  # the ledger's own trouble is /healthz's: say it, do not crash
+            error = f"cannot read the ledger: {exc}"
+            return _json(start_response, "503 Service Unavailable", {"error": error})
+        if body is None:
+            return _json(start_response, "404 Not Found", {"error": f"no such commune: {commune}"})
+        return _json(start_response, "200 OK", body)
+
+    def _monthly(self, month: str, start_response: StartResponse) -> list[bytes]:
+        """The monthly report, made from the ledger at each request (a month of a district
+        is read in well under a second; the page is for the office, not for every refresh)."""
+        if self._report is None:
+            error = "no monthly report here: the daemon was started without its ledger"
+            return _json(start_response, "503 Service Unavailable", {"error": error})
+        try:
+            page = self._report(month).encode()
+        except ValueError as exc:
+            return _json(start_response, "400 Bad Request", {"error": str(exc)})
+        except OSError as exc:
+            error = f"cannot read the ledger: {exc}"
+            return _json(start_response, "503 Service Unavailable", {"error": error})
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
+        )
+        return [page]
 
     def _status(self, start_response: StartResponse) -> list[bytes]:
         """The status page: one file of the package, which reads API_SUMMARY and the
@@ -454,6 +511,15 @@ def _json(start_response: StartResponse, status: str, body: object) -> list[byte
         [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))],
     )
     return [data]
+
+
+def _of_the_page(path: str) -> bool:
+    """What `http.status_page: false` turns off: the page, and what only the page reads."""
+    return (
+        path in (STATUS, API_SUMMARY, REPORT)
+        or path.endswith(TIMELINE)
+        or path.startswith(API_COMMUNES + "/")
+    )
 
 
 def _packaged_page() -> bytes | None:

@@ -150,6 +150,16 @@ def window_tallies(conn: sqlite3.Connection, start: int, end: int) -> dict[str, 
     return join_pieces(pieces, [piece_tallies(conn, keys, p, open_end) for p in pieces])
 
 
+def read_tallies(path: Path, start: int, end: int) -> dict[str, Tally]:
+    """`window_tallies` of the ledger at `path`, for a page read beside the running writer: a
+    ledger that cannot be read raises OSError (only this layer knows SQLite)."""
+    try:
+        with open_readonly(path) as conn:
+            return window_tallies(conn, start, end)
+    except sqlite3.Error as exc:
+        raise OSError(f"{path}: {exc}") from None
+
+
 def piece_tallies(
     conn: sqlite3.Connection, keys: dict[int, str], piece: Piece, open_end: int
 ) -> dict[str, Tally]:

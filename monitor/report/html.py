@@ -75,7 +75,10 @@ tr.total td { font-weight: bold; }
 .signatures { display: flex; justify-content: space-around; margin-top: 12mm;
               text-align: center; break-inside: avoid; }
 .signatures p { margin: 1mm 0; }
+nav { font-family: sans-serif; font-size: 11pt; margin-bottom: 4mm; }
+nav a { margin-right: 6mm; }
 @media print { th { background: #eee !important; print-color-adjust: exact; } }
+@media print { nav { display: none; } }
 """
 
 
@@ -192,10 +195,12 @@ def render_html(
     made: float,
     indicators: Sequence[Indicator] = (),
     threshold: float = DEFAULT_IN_SERVICE,
+    links: Sequence[tuple[str, str]] = (),
 ) -> str:
     """One page from `reports` of one window, one per `by` of SECTIONS (in any order);
     `made`: when it was drawn up (Unix seconds); the infrastructure indicators first when
-    given (they need the inventory)."""
+    given (they need the inventory); `links` (text, href) on top, for the page the daemon
+    serves (to the status page, the months before and after), left out when printed."""
     by_section = {r.by: r for r in reports}
     missing = [by for by, _, _ in SECTIONS if by not in by_section]
     if missing:
@@ -203,7 +208,9 @@ def render_html(
     first = by_section["commune"]
     zone = ZoneInfo(first.timezone)
     when = period(first)
+    nav = "".join(f'<a href="{escape(href)}">{escape(text)}</a>' for text, href in links)
     body = [
+        *([f"<nav>{nav}</nav>"] if links else []),
         "<header>",
         "<h1>Báo cáo độ khả dụng hạ tầng thông tin và truyền thông</h1>",
         f"<p><strong>Kỳ báo cáo: {escape(when)}</strong></p>",

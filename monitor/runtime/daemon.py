@@ -47,6 +47,7 @@ from monitor.probes.snmp.engines import create_engine
 from monitor.probes.snmp.poller import SnmpPoller
 from monitor.probes.snmp.trap_receiver import TrapReceiver
 from monitor.probes.snmp.trap_router import TrapRouter
+from monitor.report.monthly import served_month
 from monitor.runtime.notify import Notifier
 from monitor.state.evaluator import Evaluator
 from monitor.state.live import LiveState
@@ -286,7 +287,8 @@ async def run_daemon(
             metrics.previous_run_end.labels(str(previous.clean).lower()).set(ended)
         # read before this run records anything: how the previous run left each site
         carried = await asyncio.to_thread(read_final_states, config.ledger_path)
-        daemon = Daemon(config, ledger, live, metrics, engine, registered_counts(registry), windows)
+        mqtt_counts = registered_counts(registry)
+        daemon = Daemon(config, ledger, live, metrics, engine, mqtt_counts, windows)
         started = time.time()
         daemon.poller.known_boots(boots)  # a device that rebooted while we were stopped
         daemon.pipeline.boots.seed(boots, started)
@@ -304,6 +306,8 @@ async def run_daemon(
             live,
             settings=config.http,
             ledger=config.ledger_path,
+            mqtt=mqtt_counts,
+            report=lambda month: served_month(daemon.config, month),
         )
         http.start()
         daemon.http = http

@@ -1,0 +1,107 @@
+"""A commune's page for the status page: what its chairman asks of the district office. Now:
+its sites by kind and state, those that are wrong, and which of its residential areas a
+working loudspeaker cluster reaches. Over the last day, week or month, from the ledger: the
+availability and outages of each kind of site in the commune, as the monthly report counts
+them (monitor/core/availability.py), so that the page and the report never disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from monitor.core.availability import Figures, group_figures, to_ms
+from monitor.core.model import Site
+from monitor.expose.api import WRONG, WRONG_SHOWN, local_time, site_record
+from monitor.expose.coverage import coverage
+from monitor.expose.timeline import WINDOWS
+from monitor.ledger.views import read_tallies
+from monitor.state.live import LiveState
+
+#: The most sites a commune's page lists one by one (a province's commune may hold hundreds).
+SITES_SHOWN = 1000
+
+
+def commune_report(
+    live: LiveState, commune_id: str, ledger: Path | None, window: str, now: float | None = None
+) -> dict[str, object] | None:
+    """The page of `commune_id`, its history over `window` (1d, 7d or 30d); None when the
+    inventory has no such commune. `history` is None without a ledger to read."""
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+    commune = live.inventory.communes.get(commune_id)
+    if commune is None:
+        return None
+    now = time.time() if now is None else now
+    zone = live.timezone
+    mine = [(site, view) for site, view in live.items() if site.commune == commune_id]
+    counts: dict[str, dict[str, int]] = {}
+    for site, view in mine:
+        per_kind = counts.setdefault(site.kind, {})
+        per_kind[view.state.value] = per_kind.get(view.state.value, 0) + 1
+    wrong = sorted(
+        ((s, v) for s, v in mine if v.state.value in WRONG),
+        key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id),
+    )
+    listed = sorted(mine, key=lambda pair: (pair[0].kind, pair[0].id))[:SITES_SHOWN]
+    history = None
+    if ledger is not None and ledger.exists():
+        history = _history(ledger, [site for site, _ in mine], now - WINDOWS[window], now)
+    return {
+        "time": now,
+        "time_local": local_time(now, zone),
+        "id": commune.id,
+        "name": commune.name,
+        "lat": commune.lat,
+        "lon": commune.lon,
+        "kinds": counts,
+        "coverage": coverage(commune.areas, mine),
+        "wrong_total": len(wrong),
+        "wrong": [site_record(s, v, live.inventory, zone) for s, v in wrong[:WRONG_SHOWN]],
+        "sites_total": len(mine),
+        "sites": [
+            {
+                "id": site.id,
+                "name": site.name,
+                "kind": site.kind,
+                "owner": site.owner,
+                "state": view.state.value,
+                "since_local": local_time(view.since, zone),
+            }
+            for site, view in listed
+        ],
+        "window": window,
+        "history": history,
+    }
+
+
+def _history(ledger: Path, sites: list[Site], start: float, end: float) -> dict[str, object]:
+    """Each kind's figures and the commune's over `[start, end)`: availability over the time
+    counted, outages, down time and the longest outage, summed over the sites as the report
+    does (a site the ledger knows nothing of in the window counts nothing)."""
+    tallies = read_tallies(ledger, to_ms(start), to_ms(end))
+    by_kind: dict[str, list[str]] = {}
+    for site in sites:
+        by_kind.setdefault(site.kind, []).append(site.id)
+    kinds = {
+        kind: _figures(group_figures(tallies[s] for s in ids if s in tallies), len(ids))
+        for kind, ids in sorted(by_kind.items())
+    }
+    every = [tallies[site.id] for site in sites if site.id in tallies]
+    return {
+        "start": start,
+        "end": end,
+        "kinds": kinds,
+        "total": _figures(group_figures(every), len(sites)),
+    }
+
+
+def _figures(found: Figures, sites: int) -> dict[str, object]:
+    return {
+        "sites": sites,
+        "availability": found.availability,
+        "outages": found.outages,
+        "down_seconds": found.down,
+        "longest_outage_seconds": found.longest_outage,
+        "mttr_seconds": found.mttr,
+    }
