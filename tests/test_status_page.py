@@ -284,6 +284,22 @@ def test_the_commune_page_the_monitor_panel_and_the_monthly_report_say_what_the_
             assert history["BTS"][2] == "1" and history["Cụm loa"][2] == "0", history
             assert history["Tất cả"][0] == str(len(mine))
             page.screenshot(path=str(tmp_path / "status-commune.png"), full_page=True)
+            # the silenced cluster's page: what the device said, beside what the simulator plays
+            page.click(f'#commune-sites tr[data-site="{SILENCED}"] a')
+            page.wait_for_selector('#site-values tr[data-value="amplifier_ok"]')
+            values = dict(
+                page.eval_on_selector_all(
+                    "#site-values tr",
+                    "rows => rows.map(r => [r.dataset.value, r.cells[1].innerText])",
+                )
+            )
+            measured = sim.state(SILENCED)["measured"]
+            assert values["amplifier_ok"] == "0", values
+            assert float(values["battery_volts"]) == pytest.approx(
+                measured["battery_volts"], abs=0.2
+            )
+            page.go_back()
+            page.wait_for_selector("#commune:not([hidden])")
 
             # the monthly report, from the header's link, counts the same outage
             page.click("#report")
@@ -303,7 +319,7 @@ def test_the_commune_page_the_monitor_panel_and_the_monthly_report_say_what_the_
         assert (tmp_path / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     keep = os.environ.get("DISTRICTMON_SCREENSHOTS")  # the README's come from here
     if keep:
-        for shot in shots:
+        for shot in ("status-trouble.png", "status-commune.png"):
             shutil.copyfile(tmp_path / shot, Path(keep) / shot)
 
 
