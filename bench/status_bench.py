@@ -11,6 +11,9 @@ would. One row per inventory size:
   all sites KB     /api/v1/sites, what the page would read if it asked for every site
   summary ms       the server's time for one summary (median over 5, wall, over 127.0.0.1)
   first render ms  from navigation to the page drawn with its data (median over 3 loads)
+  commune KB       what a commune's page reads at each refresh (the largest commune's
+                   /api/v1/communes/{id}, live part: no ledger behind this province)
+  commune ms       from navigation to that commune's page drawn (median over 3 loads)
 
     .venv/bin/python bench/status_bench.py [--sites 20000,100000] [--smoke]
 """
@@ -32,6 +35,7 @@ from playwright.sync_api import sync_playwright
 from scrape_bench import build_inventory
 
 from monitor.core.model import State, Transition
+from monitor.expose.commune import SITES_SHOWN
 from monitor.expose.http import HttpServer
 from monitor.expose.self_metrics import build_registry
 from monitor.state.live import LiveState
@@ -72,7 +76,13 @@ def measure(n_sites: int, loads: int) -> dict[str, float]:
         summaries = [fetch(base + "/api/v1/summary") for _ in range(5)]
         data = summaries[-1][1]
         every = fetch(base + "/api/v1/sites")[1]
+        counts: dict[str, int] = {}
+        for site in live.sites.values():
+            counts[site.commune] = counts.get(site.commune, 0) + 1
+        largest = max(counts, key=lambda c: counts[c])
+        commune = fetch(f"{base}/api/v1/communes/{largest}")[1]
         renders = []
+        commune_renders = []
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
@@ -85,6 +95,14 @@ def measure(n_sites: int, loads: int) -> dict[str, float]:
                     drawn = tab.eval_on_selector_all("#wrong tbody tr[data-site]", "r => r.length")
                     assert drawn > 0, "the page drew no wrong site"
                     tab.close()
+                    tab = browser.new_page()
+                    start = time.perf_counter()
+                    tab.goto(f"{base}/?refresh=3600#commune={largest}")
+                    tab.wait_for_selector("#commune[data-updated]", timeout=60_000)
+                    commune_renders.append(time.perf_counter() - start)
+                    listed = tab.eval_on_selector_all("#commune-sites tbody tr", "r => r.length")
+                    assert listed == min(counts[largest], SITES_SHOWN), "the commune's sites"
+                    tab.close()
             finally:
                 browser.close()
     finally:
@@ -95,6 +113,8 @@ def measure(n_sites: int, loads: int) -> dict[str, float]:
         "every": len(every) / 1024,
         "summary": statistics.median(t for t, _ in summaries) * 1000,
         "render": statistics.median(renders) * 1000,
+        "commune": len(commune) / 1024,
+        "commune_render": statistics.median(commune_renders) * 1000,
     }
 
 
@@ -106,18 +126,19 @@ def main() -> int:
     sizes = [300] if args.smoke else [int(n) for n in args.sites.split(",")]
     loads = 1 if args.smoke else 3
     head = ("sites", "page KB", "data KB", "first load KB", "all sites KB", "summary ms",
-            "first render ms")  # fmt: skip
+            "first render ms", "commune KB", "commune ms")  # fmt: skip
     print("  ".join(f"{h:>15}" for h in head))
     over = False
     for n in sizes:
         f = measure(n, loads)
         first = f["page"] + f["data"]
-        over = over or first > FIRST_LOAD_TARGET_KB
+        over = over or max(first, f["page"] + f["commune"]) > FIRST_LOAD_TARGET_KB
         cells = (f"{n:,}", f"{f['page']:.1f}", f"{f['data']:.1f}", f"{first:.1f}",
-                 f"{f['every']:.1f}", f"{f['summary']:.1f}", f"{f['render']:.0f}")  # fmt: skip
+                 f"{f['every']:.1f}", f"{f['summary']:.1f}", f"{f['render']:.0f}",
+                 f"{f['commune']:.1f}", f"{f['commune_render']:.0f}")  # fmt: skip
         print("  ".join(f"{c:>15}" for c in cells), flush=True)
     if over:
-        print(f"first load over {FIRST_LOAD_TARGET_KB:.0f} KB", file=sys.stderr)
+        print(f"a first load over {FIRST_LOAD_TARGET_KB:.0f} KB", file=sys.stderr)
     return 1 if over else 0
 
 

@@ -186,9 +186,10 @@ def test_the_status_page_benchmark_loads_the_page_in_chromium_and_prints_its_wei
     headless Chromium, with the wrong sites of a 300-site province listed."""
     out = _smoke("status_bench.py", 120)
     _head, row = out.stdout.splitlines()
-    sites, page, data, first, every, summary, render = row.split()
+    sites, page, data, first, every, summary, render, commune, commune_ms = row.split()
     assert sites == "300"
     assert float(page) > 0 and 0 < float(data) < float(every)
     # each column is rounded to 0.1 KB: the sum of two may differ from the total by one step
     assert abs(float(first) - float(page) - float(data)) <= 0.1 + 1e-9
     assert float(first) <= 200 and float(summary) > 0 and float(render) > 0
+    assert 0 < float(commune) < float(every) and float(commune_ms) > 0

@@ -12,14 +12,15 @@ from pathlib import Path
 
 from monitor.core.availability import Figures, group_figures, to_ms
 from monitor.core.model import Site
-from monitor.expose.api import WRONG, WRONG_SHOWN, local_time, site_record
+from monitor.expose.api import WORST_FIRST, WRONG, WRONG_SHOWN, local_time, site_record
 from monitor.expose.coverage import coverage
 from monitor.expose.timeline import WINDOWS
 from monitor.ledger.views import read_tallies
 from monitor.state.live import LiveState
 
-#: The most sites a commune's page lists one by one (a province's commune may hold hundreds).
-SITES_SHOWN = 1000
+#: The most sites a commune's page lists one by one, the worst first: a province's commune may
+#: hold thousands, and the page must stay light on a phone (bench/status_bench.py).
+SITES_SHOWN = 500
 
 
 def commune_report(
@@ -43,7 +44,9 @@ def commune_report(
         ((s, v) for s, v in mine if v.state.value in WRONG),
         key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id),
     )
-    listed = sorted(mine, key=lambda pair: (pair[0].kind, pair[0].id))[:SITES_SHOWN]
+    listed = sorted(
+        mine, key=lambda pair: (WORST_FIRST.index(pair[1].state.value), pair[0].kind, pair[0].id)
+    )[:SITES_SHOWN]
     history = None
     if ledger is not None and ledger.exists():
         history = _history(ledger, [site for site, _ in mine], now - WINDOWS[window], now)
