@@ -289,6 +289,20 @@ def test_the_demo_runs_prometheus_and_alertmanager_beside_the_daemon_and_ctrl_c_
     assert not wrong, f"site: (Prometheus, truth): {wrong}"
     assert set(seen.values()) <= set(STATES)
 
+    # the printed status page lists the site the simulator killed; the printed report is the
+    # month's page with every commune of the shipped inventory
+    daemon = demo.printed_url("report:")  # the daemon's listener, as the line names it
+    summary = http_json(f"{daemon}/api/v1/summary")
+    assert SITE in {w["id"] for w in summary["wrong"]}, summary["wrong"]
+    assert summary["monitor"]["ok"] is True, summary["monitor"]
+    with urllib.request.urlopen(f"{daemon}/report", timeout=30) as answer:
+        report = answer.read().decode()
+    assert "Báo cáo độ khả dụng hạ tầng" in report
+    rows = re.findall(r'<table id="theo-commune">.*?</table>', report, re.S)
+    listed = ROOT / "config" / "inventory" / "communes.yaml"
+    communes = yaml.safe_load(listed.read_text("utf-8"))
+    assert len(rows) == 1 and rows[0].count("<tr>") == 1 + len(communes["communes"])
+
     # Ctrl-C stops everything: the demo exits 0, no process of its session is left, and the
     # simulator's firewall table (its pings cut) is gone with it
     sessions_before = session_processes(demo.proc.pid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from monitor.core.model import Site
@@ -164,6 +165,12 @@ WORST_FIRST = ("down", "unreachable", "degraded", "unknown", "maintenance", "up"
 WRONG_SHOWN = 200
 
 
+def longest_first(pairs: Iterable[tuple[Site, SiteView]]) -> list[tuple[Site, SiteView]]:
+    """Sites in the order the page lists what is wrong: the longest in its state first, those
+    whose start is unknown last, then by id."""
+    return sorted(pairs, key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id))
+
+
 def summary_report(
     live: LiveState,
     shown: int = WRONG_SHOWN,
@@ -193,7 +200,7 @@ def summary_report(
         per_commune[state] = per_commune.get(state, 0) + 1
         if state in WRONG:
             wrong.append((site, view))
-    wrong.sort(key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id))
+    wrong = longest_first(wrong)
     now = time.time()
     places = []
     for commune_id, counts in communes.items():

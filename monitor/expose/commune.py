@@ -12,7 +12,14 @@ from pathlib import Path
 
 from monitor.core.availability import Figures, group_figures, to_ms
 from monitor.core.model import Site
-from monitor.expose.api import WORST_FIRST, WRONG, WRONG_SHOWN, local_time, site_record
+from monitor.expose.api import (
+    WORST_FIRST,
+    WRONG,
+    WRONG_SHOWN,
+    local_time,
+    longest_first,
+    site_record,
+)
 from monitor.expose.coverage import coverage
 from monitor.expose.timeline import WINDOWS
 from monitor.ledger.views import read_tallies
@@ -40,10 +47,7 @@ def commune_report(
     for site, view in mine:
         per_kind = counts.setdefault(site.kind, {})
         per_kind[view.state.value] = per_kind.get(view.state.value, 0) + 1
-    wrong = sorted(
-        ((s, v) for s, v in mine if v.state.value in WRONG),
-        key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id),
-    )
+    wrong = longest_first((s, v) for s, v in mine if v.state.value in WRONG)
     listed = sorted(
         mine, key=lambda pair: (WORST_FIRST.index(pair[1].state.value), pair[0].kind, pair[0].id)
     )[:SITES_SHOWN]

@@ -372,7 +372,8 @@ def _urls(plan: Plan, daemon: Daemon) -> str:
     http, prom, am = _address(daemon.http), _address(PROMETHEUS_AT), _address(ALERTMANAGER_AT)
     control, relay = _address(CONTROL), daemon.relay[1]
     return f"""
-    status page:   http://{http}/   (what is wrong now, counts, the communes; in a browser)
+    status page:   http://{http}/   (what is wrong now, the communes, the monitor; a browser)
+    report:        http://{http}/report   (the month so far, as the office prints it)
     metrics:       http://{http}/metrics
     sites:         http://{http}/api/v1/sites   (JSON: state, reason, since; ?state=down)
     Prometheus:    http://{prom}/alerts   (the rules, pending and firing; /graph to query,
