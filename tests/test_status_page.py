@@ -371,7 +371,10 @@ def test_the_status_page_can_be_turned_off_and_on_again_by_a_reload() -> None:
         base = f"http://127.0.0.1:{server.port}"
         status, body = get_text(base + "/", Accept="text/html")
         assert status == 200 and "/status" not in json.loads(body)["endpoints"]
-        for path in ("/status", "/api/v1/summary", "/api/v1/sites/a/timeline"):
+        for path in (
+            "/status", "/api/v1/summary", "/api/v1/sites/a/timeline", "/api/v1/communes/c",
+            "/report",
+        ):  # fmt: skip
             status, body = get_text(base + path)
             assert status == 404 and "http.status_page: false" in body, path
         assert get_text(base + "/api/v1/sites")[0] == 200  # the scripts' API stays
