@@ -12,8 +12,9 @@ rollups, its clamping) on a simulated clock, as the daemon would over a month:
 - every change is confirmed 0-3 min after it began and dated at its start, like the evaluator.
 
 Then a 31-day report (a calendar month in Asia/Ho_Chi_Minh time, as the office asks for it)
-is built for every site, by commune, and rendered to CSV, and the /metrics availability
-gauges are computed once. Prints a table.
+is built for every site, by commune, and rendered to CSV, the monthly page the daemon serves
+at /report is made (its weight too), a commune's 30-day history for the status page is read,
+and the /metrics availability gauges are computed once. Prints a table.
 
     .venv/bin/python bench/ledger_bench.py                 # 20,000 sites, 31 days
     .venv/bin/python bench/ledger_bench.py --sites 500 --days 3
@@ -42,8 +43,11 @@ from monitor.core.availability import HOUR_MS, to_ms
 from monitor.core.model import Commune, Owner, Site, SnmpProbe, State, Transition
 from monitor.ledger.recent import compute as compute_gauges
 from monitor.ledger.writer import Ledger
+from monitor.expose.commune import commune_report
 from monitor.report.build import build_report
+from monitor.report.monthly import report_html
 from monitor.report.render import render_csv
+from monitor.state.live import LiveState
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 GRACE = 900.0
@@ -297,7 +301,16 @@ def main() -> None:
             [path], start, end, "commune", "Asia/Ho_Chi_Minh", now=end + 86400
         )
         timings["commune"] = time.perf_counter() - began
-        sites = {s.id: s for s in district(args.sites)[0]}
+        began = time.perf_counter()
+        page = report_html(None, [path], start, end, "Asia/Ho_Chi_Minh")
+        timings["page"] = time.perf_counter() - began
+        listed, communes, owners = district(args.sites)
+        sites = {s.id: s for s in listed}
+        live = LiveState(sites, {c.id: c for c in communes}, {o.id: o for o in owners})
+        began = time.perf_counter()
+        commune = commune_report(live, communes[0].id, path, "30d", now=end)
+        timings["commune_page"] = time.perf_counter() - began
+        assert commune is not None and commune["history"] is not None
         cache: dict = {}  # type: ignore[type-arg]
         began = time.perf_counter()
         gauges = compute_gauges(path, sites, end + 3 * 3600, cache)
@@ -331,6 +344,11 @@ def main() -> None:
         ("31-day report, by site", f"{timings['report']:.2f} s   (target < 3 s)"),
         ("  + CSV rendering", f"{timings['csv']:.2f} s"),
         ("31-day report, by commune", f"{timings['commune']:.2f} s"),
+        (
+            "/report page (commune, owner, kind)",
+            f"{timings['page']:.2f} s, {len(page.encode()) / 1024:,.1f} KB",
+        ),
+        ("a commune's 30 days (status page)", f"{timings['commune_page']:.2f} s"),
         (
             "/metrics gauges (1h/24h/7d/30d)",
             f"{timings['gauges']:.2f} s after a rollup pass, "

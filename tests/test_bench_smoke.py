@@ -23,7 +23,10 @@ def test_the_ledger_benchmark_runs_and_prints_its_table() -> None:
     )
     assert out.returncode == 0, out.stderr
     lines = {line.split("  ")[0]: line for line in out.stdout.splitlines()}
-    for measure in ("bytes per site per day", "31-day report, by site", "ledger file"):
+    for measure in (
+        "bytes per site per day", "31-day report, by site", "ledger file",
+        "/report page (commune, owner, kind)", "a commune's 30 days (status page)",
+    ):  # fmt: skip
         assert measure in lines, out.stdout
     per_day = int(lines["bytes per site per day"].split()[5].replace(",", ""))
     assert 0 < per_day < 5000
