@@ -16,7 +16,7 @@ from test_site_timeline import get_json
 from monitor.config.load import load_config
 from monitor.core.model import Commune, Observation, Site, SnmpProbe, State, Transition
 from monitor.expose.api import monitor_report, summary_report
-from monitor.expose.commune import commune_report
+from monitor.expose.commune import WindowTallies, commune_report
 from monitor.expose.http import HttpServer
 from monitor.expose.self_metrics import build_registry
 from monitor.probes.mqtt.counts import MqttCounts
@@ -47,7 +47,7 @@ def month_live() -> LiveState:
 
 
 def test_a_commune_s_month_sums_its_sites_per_kind_as_the_report_does(ledger: Path) -> None:
-    body = commune_report(month_live(), "thanh-nua", ledger, "30d", now=END)
+    body = commune_report(month_live(), "thanh-nua", WindowTallies(ledger), "30d", now=END)
     assert body is not None and body["name"] == "Thanh Nưa" and body["sites_total"] == 2
     history = body["history"]
     assert isinstance(history, dict) and (history["start"], history["end"]) == (START, END)
@@ -64,7 +64,7 @@ def test_a_commune_s_month_sums_its_sites_per_kind_as_the_report_does(ledger: Pa
 
 
 def test_time_behind_a_parent_and_in_maintenance_is_not_counted_in_a_commune(ledger: Path) -> None:
-    body = commune_report(month_live(), "na-tau", ledger, "30d", now=END)
+    body = commune_report(month_live(), "na-tau", WindowTallies(ledger), "30d", now=END)
     assert body is not None
     history = body["history"]
     assert isinstance(history, dict)
@@ -77,8 +77,21 @@ def test_time_behind_a_parent_and_in_maintenance_is_not_counted_in_a_commune(led
     assert total["outages"] == 1
 
 
+def test_a_window_is_read_from_the_ledger_once_a_minute_for_every_commune(ledger: Path) -> None:
+    tallies = WindowTallies(ledger)
+    first = tallies.get("30d", END)
+    assert first is not None and first[0] == END and "bts-a" in first[1]
+    assert tallies.get("30d", END + 59) is first  # the next refresh, any commune
+    later = tallies.get("30d", END + 61)
+    assert later is not None and later is not first and later[0] == END + 61
+    assert tallies.get("1d", END + 61) is not later  # each window its own
+    assert WindowTallies(ledger.with_name("none.sqlite")).get("1d", END) is None
+
+
 def test_the_last_day_of_a_commune_cuts_what_began_before_it(ledger: Path) -> None:
-    body = commune_report(month_live(), "thanh-nua", ledger, "1d", now=START + 10 * DAY + 600)
+    body = commune_report(
+        month_live(), "thanh-nua", WindowTallies(ledger), "1d", now=START + 10 * DAY + 600
+    )
     assert body is not None
     history = body["history"]
     assert isinstance(history, dict)

@@ -7,10 +7,11 @@ them (monitor/core/availability.py), so that the page and the report never disag
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
-from monitor.core.availability import Figures, group_figures, to_ms
+from monitor.core.availability import Figures, Tally, group_figures, to_ms
 from monitor.core.model import Site
 from monitor.expose.api import (
     WORST_FIRST,
@@ -28,13 +29,45 @@ from monitor.state.live import LiveState
 #: The most sites a commune's page lists one by one, the worst first: a province's commune may
 #: hold thousands, and the page must stay light on a phone (bench/status_bench.py).
 SITES_SHOWN = 500
+#: How old the ledger's figures behind a commune's history may be, in seconds.
+HISTORY_MAX_AGE = 60.0
+
+
+class WindowTallies:
+    """Every site's tallies over the last day, week or month, read from the ledger at most once
+    a minute per window and shared by every commune's page: a province's month is seconds of
+    reading (bench/ledger_bench.py), and each open page asks again at every refresh. Safe
+    from the HTTP server's threads: one reads, the others wait for its figures."""
+
+    def __init__(self, ledger: Path, max_age: float = HISTORY_MAX_AGE) -> None:
+        self.ledger = ledger
+        self.max_age = max_age
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[float, dict[str, Tally]]] = {}
+
+    def get(self, window: str, now: float) -> tuple[float, dict[str, Tally]] | None:
+        """(the end the tallies reach, each site's tally); None while there is no ledger."""
+        if not self.ledger.exists():
+            return None
+        with self._lock:
+            kept = self._kept.get(window)
+            if kept is not None and abs(now - kept[0]) < self.max_age:
+                return kept
+            start = now - WINDOWS[window]
+            fresh = (now, read_tallies(self.ledger, to_ms(start), to_ms(now)))
+            self._kept[window] = fresh
+            return fresh
 
 
 def commune_report(
-    live: LiveState, commune_id: str, ledger: Path | None, window: str, now: float | None = None
+    live: LiveState,
+    commune_id: str,
+    tallies: WindowTallies | None,
+    window: str,
+    now: float | None = None,
 ) -> dict[str, object] | None:
-    """The page of `commune_id`, its history over `window` (1d, 7d or 30d); None when the
-    inventory has no such commune. `history` is None without a ledger to read."""
+    """The page of `commune_id`, its history over `window` (1d, 7d or 30d) from `tallies`;
+    None when the inventory has no such commune. `history` is None without a ledger."""
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
     commune = live.inventory.communes.get(commune_id)
@@ -51,9 +84,11 @@ def commune_report(
     listed = sorted(
         mine, key=lambda pair: (WORST_FIRST.index(pair[1].state.value), pair[0].kind, pair[0].id)
     )[:SITES_SHOWN]
+    read = None if tallies is None else tallies.get(window, now)
     history = None
-    if ledger is not None and ledger.exists():
-        history = _history(ledger, [site for site, _ in mine], now - WINDOWS[window], now)
+    if read is not None:
+        end, found = read
+        history = _history(found, [site for site, _ in mine], end - WINDOWS[window], end)
     return {
         "time": now,
         "time_local": local_time(now, zone),
@@ -82,11 +117,12 @@ def commune_report(
     }
 
 
-def _history(ledger: Path, sites: list[Site], start: float, end: float) -> dict[str, object]:
+def _history(
+    tallies: dict[str, Tally], sites: list[Site], start: float, end: float
+) -> dict[str, object]:
     """Each kind's figures and the commune's over `[start, end)`: availability over the time
     counted, outages, down time and the longest outage, summed over the sites as the report
     does (a site the ledger knows nothing of in the window counts nothing)."""
-    tallies = read_tallies(ledger, to_ms(start), to_ms(end))
     by_kind: dict[str, list[str]] = {}
     for site in sites:
         by_kind.setdefault(site.kind, []).append(site.id)

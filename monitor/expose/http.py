@@ -54,7 +54,7 @@ from monitor.config.settings import HttpSettings
 from monitor.config.webconfig import WebConfig, server_context
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import health_report, site_report, sites_report, summary_report
-from monitor.expose.commune import commune_report
+from monitor.expose.commune import WindowTallies, commune_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
 from monitor.expose.runbooks import Runbooks, load_packaged
@@ -260,6 +260,7 @@ class HttpServer:
         self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._status_page = _packaged_page()
         self._ledger = ledger  # a site's timeline (read-only, beside the writer)
+        self._tallies = WindowTallies(ledger) if ledger is not None else None  # communes'
         self._mqtt = mqtt  # the broker as the status page's health panel shows it
         self._report = report
         self._sites = SiteExposition(live)
@@ -420,7 +421,7 @@ class HttpServer:
             error = f"window must be one of {', '.join(WINDOWS)}"
             return _json(start_response, "400 Bad Request", {"error": error})
         try:
-            body = commune_report(self._live, commune, self._ledger, window)
+            body = commune_report(self._live, commune, self._tallies, window)
         except OSError as exc:  # the ledger's own trouble is /healthz's: say it, do not crash
             error = f"cannot read the ledger: {exc}"
             return _json(start_response, "503 Service Unavailable", {"error": error})

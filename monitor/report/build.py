@@ -79,8 +79,22 @@ def build_report(
     now: float | None = None,
 ) -> Report:
     """Figures of `[start, end)` (UTC seconds); a window reaching past `now` stops at now."""
-    if by not in BY:
-        raise ValueError(f"--by must be one of {', '.join(BY)}")
+    return build_reports(ledgers, start, end, (by,), timezone, now)[0]
+
+
+def build_reports(
+    ledgers: Sequence[Path],
+    start: float,
+    end: float,
+    bys: Sequence[str],
+    timezone: str = "UTC",
+    now: float | None = None,
+) -> list[Report]:
+    """One report per `by` of `bys`, from one reading of the ledgers: the monthly page needs
+    four of the same window, and reading a province's month costs seconds each time."""
+    for by in bys:
+        if by not in BY:
+            raise ValueError(f"--by must be one of {', '.join(BY)}")
     now = time.time() if now is None else now
     end = min(end, now)
     if end <= start:
@@ -115,12 +129,17 @@ def build_report(
                 tallies[site_id] = tally
     length = b - a
     per_site = {site: tallies.get(site) or Tally(length) for site in infos}
-    if by == "site":
-        rows = [_site_row(infos[s], per_site[s]) for s in sorted(per_site)]
-    else:
-        rows = _group_rows(by, infos, per_site, names)
     total = Row("*", "all sites", len(per_site), group_figures(per_site.values()))
-    return Report(start, end, by, timezone, rows, total, gaps, list(ledgers), warnings, running)
+    reports = []
+    for by in bys:
+        if by == "site":
+            rows = [_site_row(infos[s], per_site[s]) for s in sorted(per_site)]
+        else:
+            rows = _group_rows(by, infos, per_site, names)
+        reports.append(
+            Report(start, end, by, timezone, rows, total, gaps, list(ledgers), warnings, running)
+        )
+    return reports
 
 
 def _site_row(info: SiteInfo, tally: Tally) -> Row:

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.config.load import Config
-from monitor.report.build import Report, build_report, month_window
+from monitor.report.build import Report, build_report, build_reports, month_window
 from monitor.report.html import SECTIONS, render_html
 from monitor.report.indicators import Indicator, infrastructure
 
@@ -24,8 +24,12 @@ def per_site_and_indicators(
 ) -> tuple[Report, list[Indicator]]:
     """The per-site report of the window and the infrastructure indicators made from it."""
     per_site = build_report(ledgers, start, end, "site", zone)
+    return per_site, indicators_of(config, per_site)
+
+
+def indicators_of(config: Config, per_site: Report) -> list[Indicator]:
     figures = {row.key: row.figures for row in per_site.rows}
-    return per_site, infrastructure(config, figures, config.in_service)
+    return infrastructure(config, figures, config.in_service)
 
 
 def report_html(
@@ -36,11 +40,14 @@ def report_html(
     zone: str,
     links: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """The page of `[start, end)`; with the configuration, the indicators come first."""
-    sections = [build_report(ledgers, start, end, by, zone) for by, _, _ in SECTIONS]
+    """The page of `[start, end)`; with the configuration, the indicators come first. The
+    ledgers are read once for every section (bench/ledger_bench.py times it)."""
+    per_site, *sections = build_reports(
+        ledgers, start, end, ("site", *(by for by, _, _ in SECTIONS)), zone
+    )
     if config is None:
         return render_html(sections, time.time(), links=links)
-    _, found = per_site_and_indicators(config, ledgers, start, end, zone)
+    found = indicators_of(config, per_site)
     return render_html(sections, time.time(), found, config.in_service, links)
 
 
