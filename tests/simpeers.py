@@ -41,12 +41,20 @@ def wait_until(what: str, check: Callable[[], bool], limit: float = 15.0, log: s
     raise AssertionError(f"timed out after {limit} s waiting for {what}\n{log[-3000:]}")
 
 
-def fast_settings(http: int, poll: float, timeout: float, down_after: int = 3) -> str:
+def fast_settings(
+    http: int,
+    poll: float,
+    timeout: float,
+    down_after: int = 3,
+    ledger: str = "ledger.sqlite",
+    refresh: float = 60.0,
+) -> str:
     """districtmon.yaml for a test that plays a district fast: the daemon on `http`, polls
-    every `poll` s with no retry, a site down after `down_after` failed polls."""
+    every `poll` s with no retry, a site down after `down_after` failed polls, its ledger at
+    `ledger`, its availability gauges refreshed every `refresh` s."""
     return f"""
 http: {{listen: "127.0.0.1:{http}"}}
-ledger: {{path: ledger.sqlite}}
+ledger: {{path: {json.dumps(ledger)}, availability_refresh_seconds: {refresh}}}
 poll: {{interval_seconds: {poll}, timeout_seconds: {timeout}, retries: 0}}
 state: {{down_after: {down_after}, up_after: 2}}
 """

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # for an alert without one, the address of a daemon that watches its sites, found by a query.
 RUNBOOK_ON_INSTANCE = "http://{{ $labels.instance }}/runbooks/"
 RUNBOOK_FOUND = re.compile(
-    r"http://\{\{ with printf `districtmon_site_info\{(site|commune|owner)=%q\}` "
-    r"\$labels\.(parent|commune|owner) \| query \| sortByLabel `instance` \}\}"
+    r"http://\{\{ with printf `districtmon_site_info\{(?:job=%q,)?(site|commune|owner)=%q\}` "
+    r"(?:\$labels\.job )?\$labels\.(parent|commune|owner) \| query \| sortByLabel `instance` \}\}"
     r"\s*\{\{- \. \| first \| label `instance` \}\}\{\{ end \}\}/runbooks/(\w+)"
 )
 SCOPES = {"site", "commune", "operator", "dependency", "monitor"}
