@@ -7,9 +7,10 @@ the in-memory snapshot and never awaits anything of the event loop.
 /metrics is the daemon's own instruments rendered by prometheus-client, the device values and
 availability gauges (which render themselves, textformat.py) and the per-site families from
 monitor/expose/exposition.py, in the text format 0.0.4 (Prometheus takes it whatever it asked
-for), gzip-compressed at level 1 when the client accepts it: a province's body compresses
-10:1 at that level, where level 9 costs several times the CPU for a body a third smaller. The
-parts that did not change since the last scrape are not compressed again (gzipparts.py).
+for), gzip-compressed at ISA-L's level 1 when the client accepts it: a province's body
+compresses 10:1 at that level, where zlib's level 9 costs many times the CPU for a body a
+third smaller. The parts that did not change since the last scrape are not compressed again
+(gzipparts.py).
 
 An open port meets more than Prometheus. At most `http.max_connections` connections are served
 at once, each in a thread of its own; one more is closed at once (counted as `busy`), so 200
