@@ -31,7 +31,12 @@ from monitor.core.model import (
     Transition,
 )
 from monitor.expose import device_metrics
-from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.availability_metrics import (
+    AVAILABILITY_PATH,
+    AvailabilityCollector,
+    SiteAvailabilityCollector,
+    availability_registry,
+)
 from monitor.expose.device_metrics import DeviceValueCollector
 from monitor.expose.gzipparts import KEEP_FROM, PartsGzip, crc32_combine, shift_of
 from monitor.expose.http import HttpServer
@@ -90,7 +95,9 @@ def poll(live: LiveState, rng: random.Random, site_id: str) -> None:
     )
 
 
-def reference(collector: DeviceValueCollector | AvailabilityCollector) -> bytes:
+def reference(
+    collector: DeviceValueCollector | AvailabilityCollector | SiteAvailabilityCollector,
+) -> bytes:
     return generate_latest(Families(collector.collect()))
 
 
@@ -163,15 +170,18 @@ def test_availability_text_is_made_once_per_snapshot_and_holds_the_snapshots_fig
     rng = random.Random(4)
     live = LiveState(sites(40), COMMUNES, OWNERS)
     gauges = AvailabilityGauges(Path("/nonexistent"))
-    collector = AvailabilityCollector(gauges, live)
+    collector = SiteAvailabilityCollector(gauges, live)
+    groups = AvailabilityCollector(gauges, live)
     assert collector.render() == reference(collector)  # no refresh yet
+    assert groups.render() == reference(groups)
     for _ in range(3):
         snap = snapshot(list(live.sites), rng)
         gauges.snapshot = snap
         body = collector.render()
         assert collector.render() is body  # a scrape between two refreshes makes nothing
         assert body == reference(collector)
-        got = parsed(body)
+        assert groups.render() is groups.render() == reference(groups)
+        got = parsed(body) | parsed(groups.render())
         assert got["districtmon_site_availability_ratio"] == {
             f"{site}/{window}": ratio
             for site, by_window in snap.sites.items()
@@ -215,7 +225,8 @@ def daemon_http() -> Iterator[tuple[LiveState, Snapshot, str]]:
     registered_counts(registry)
     registry.register(AvailabilityCollector(gauges, live))
     registry.register(DeviceValueCollector(live))
-    server = HttpServer("127.0.0.1", 0, registry, live)
+    availability = availability_registry(gauges, live)
+    server = HttpServer("127.0.0.1", 0, registry, live, availability=availability)
     server.start()
     try:
         yield live, gauges.snapshot, f"http://127.0.0.1:{server.port}/metrics"
@@ -259,7 +270,15 @@ def test_metrics_serve_the_device_values_and_availability_the_daemon_holds(
             for site, by_window in snap.sites.items()
             for window, ratio in by_window.items()
         }
-        assert got["districtmon_site_availability_ratio"] == held
+        # each site's availability is served on its own path, and not on /metrics
+        assert "districtmon_site_availability_ratio" not in got
+        assert got["districtmon_commune_availability_ratio"] == {"1h": 0.99}
+        per_site = gzip.decompress(fetch(url.removesuffix("/metrics") + AVAILABILITY_PATH, "gzip"))
+        assert set(parsed(per_site)) == {
+            "districtmon_site_availability_ratio",
+            "districtmon_site_availability_counted_seconds",
+        }
+        assert parsed(per_site)["districtmon_site_availability_ratio"] == held
         rows = [
             (site_id, dict(sample.labels), sample.value)
             for site_id, view in live.views.items()
