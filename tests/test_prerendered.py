@@ -207,6 +207,11 @@ def test_values_are_written_as_prometheus_client_writes_them() -> None:
     values += [float("inf"), float("-inf"), float("nan"), 3, True]
     values += [rng.uniform(-1e12, 1e12) for _ in range(5000)]
     values += [float(rng.randrange(10**15)) for _ in range(5000)]
+    # spelt the Go way by the library: timestamps, uptimes, counters of 10^6 and more
+    values += [1e6 + 0.5, 10_000_000.0, 9_999_999.999, 1.7e9, 1_700_000_000.000_001]
+    values += [time.time() + rng.random() for _ in range(2000)]
+    values += [rng.uniform(1e6, 1e16) for _ in range(5000)]
+    values += [float(10**k) * rng.choice([1.0, 1.25, 7.0]) for k in range(6, 17)]
     for value in values:
         assert value_text(value) == floatToGoString(value).encode(), value  # type: ignore[no-untyped-call]
 
