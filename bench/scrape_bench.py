@@ -1,19 +1,27 @@
 """What one scrape of /metrics costs the running daemon, and how big its body is.
 
 Builds a province in-process (default 20,000 sites over 25 communes, every kind) and the
-registry the way `districtmon run` builds it (monitor/runtime/daemon.py): the daemon's own
-instruments, the MQTT counts, the availability gauges of every site and group over the four
-windows, and the device values of every site, made from the shipped profiles (the values and
-table rows each profile reads, as the SNMP poller names them). Live values are as after a few
+registries the way `districtmon run` builds them (monitor/runtime/daemon.py): the daemon's own
+instruments, the MQTT counts, the availability gauges of every group over the four windows,
+and the device values of every site, made from the shipped profiles (the values and table rows
+each profile reads, as the SNMP poller names them), on /metrics; each site's availability over
+the four windows on its own path, /metrics/availability. Live values are as after a few
 minutes of polling: 96% up, 3% down, 1% never answered; between two scrapes a quarter of the
 sites is polled again. One row per inventory size:
 
-  render CPU s   the CPU the HTTP thread spends making the plain body (it holds the GIL)
+  render CPU s   the CPU the HTTP thread spends making the plain body of /metrics (it holds
+                 the GIL)
   gzip CPU s     what compressing adds, at the daemon's level (scrape less render)
   scrape CPU s   making and compressing the body, as /metrics does for Prometheus
   scrape wall s  the same in wall time; HTTP wall s: a whole gzip scrape over 127.0.0.1
+  avail ...      /metrics/availability: its plain body, and the CPU of a gzip scrape and the
+                 wall time of one over HTTP, each the first after a refresh of the figures
+                 (the one that makes and compresses the body; Prometheus scrapes that path
+                 once a refresh, every 60 s, and between two refreshes it serves kept bytes)
 
-Target: the scrape's CPU and wall time (gzip included) within 250 ms at 20,000 sites.
+Target: a scrape of /metrics (what Prometheus asks for every 15 s), its CPU, in-process wall
+time and HTTP wall time, gzip included, each within 250 ms at 20,000 sites (`ok`). The
+availability path is not in that figure: it is shown beside it.
 
     .venv/bin/python bench/scrape_bench.py [--sites 20000,100000] [--scrapes 5] [--smoke]
 """
@@ -46,7 +54,12 @@ from monitor.core.model import (
     State,
     Transition,
 )
-from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.availability_metrics import (
+    AVAILABILITY_PATH,
+    SITE_RATIO,
+    AvailabilityCollector,
+    availability_registry,
+)
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import GZIP_LEVEL, HttpServer
 from monitor.expose.mqtt_metrics import registered_counts
@@ -345,22 +358,24 @@ def daemon_server(fleet: Fleet, gauges: AvailabilityGauges) -> HttpServer:
     registered_counts(registry)  # the MQTT listener's counters
     registry.register(AvailabilityCollector(gauges, fleet.live))
     registry.register(DeviceValueCollector(fleet.live, profile_helps(fleet.profiles)))
-    return HttpServer("127.0.0.1", 0, registry, fleet.live)
+    availability = availability_registry(gauges, fleet.live)
+    return HttpServer("127.0.0.1", 0, registry, fleet.live, availability=availability)
 
 
 def _start_response(status: str, headers: list[tuple[str, str]]) -> None:
     assert status.startswith("200"), status
 
 
-def render(server: HttpServer, encoding: str = "") -> bytes:
-    """The body as the daemon's /metrics makes it (gzip-compressed if asked)."""
-    return b"".join(server._metrics({"HTTP_ACCEPT_ENCODING": encoding}, _start_response))
+def render(server: HttpServer, encoding: str = "", path: str = "/metrics") -> bytes:
+    """The body as the daemon serves `path` (gzip-compressed if asked)."""
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "HTTP_ACCEPT_ENCODING": encoding}
+    return b"".join(server._app(environ, _start_response))
 
 
-def timed(server: HttpServer, encoding: str) -> tuple[float, float, bytes]:
+def timed(server: HttpServer, encoding: str, path: str = "/metrics") -> tuple[float, float, bytes]:
     """CPU (of this thread, the one that renders) and wall seconds of one body."""
     cpu, wall = time.thread_time(), time.perf_counter()
-    body = render(server, encoding)
+    body = render(server, encoding, path)
     return time.thread_time() - cpu, time.perf_counter() - wall, body
 
 
@@ -377,10 +392,12 @@ def scrape(url: str) -> tuple[float, int]:
 
 
 def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str, float]:
-    """Median figures of `scrapes` scrapes of an inventory of `n_sites`: each scrape made
-    once plain and once gzip-compressed in-process, then once over HTTP; a quarter of the
-    sites re-polled before each, and the availability gauges refreshed before every fourth
-    (15 s scrapes, 60 s polls and refreshes)."""
+    """Median figures of `scrapes` scrapes of an inventory of `n_sites`: each scrape of
+    /metrics made once plain and once gzip-compressed in-process, then once over HTTP, a
+    quarter of the sites re-polled before each (15 s scrapes, 60 s polls); then the
+    availability refreshed and AVAILABILITY_PATH scraped gzip-compressed in-process, and
+    refreshed again and scraped over HTTP: each of its scrapes is the first after a refresh,
+    the one that pays (it is scraped once a refresh; between two it serves kept bytes)."""
     communes, owners, sites = build_inventory(n_sites)
     fleet = build_fleet(sites, communes, owners, profiles)
     gauges = AvailabilityGauges(Path("/nonexistent"))
@@ -391,8 +408,8 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
     body = render(server)  # the first scrape of an inventory builds what is kept for the next
     first = time.perf_counter() - started
     server.start()
-    url = f"http://127.0.0.1:{server.port}/metrics"
-    keys = ("cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz")
+    url = f"http://127.0.0.1:{server.port}"
+    keys = ("cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz", "avail_cpu", "avail_http")
     rows: dict[str, list[float]] = {k: [] for k in keys}
     try:
         for i in range(scrapes):
@@ -401,20 +418,29 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
             rows["cpu"].append(cpu)
             rows["wall"].append(wall)
             fleet.churn(rng, share)
-            if i % 4 == 1:
-                gauges.snapshot = availability(sites, seed=9 + i)
             cpu, wall, packed = timed(server, "gzip")
             assert gzip.decompress(packed).count(b"\n") > len(sites)
             rows["gzip_cpu"].append(cpu)
             rows["gzip_wall"].append(wall)
             fleet.churn(rng, share)
-            seconds, size = scrape(url)
+            seconds, size = scrape(url + "/metrics")
             rows["scrape"].append(seconds)
             rows["gz"].append(size)
+            gauges.snapshot = availability(sites, seed=9 + i)
+            cpu, _wall, packed = timed(server, "gzip", AVAILABILITY_PATH)
+            rows["avail_cpu"].append(cpu)
+            gauges.snapshot = availability(sites, seed=99 + i)
+            rows["avail_http"].append(scrape(url + AVAILABILITY_PATH)[0])
     finally:
         server.stop()
+    # each site's availability is on its own path, not on /metrics: both bodies are checked
+    assert SITE_RATIO.encode() + b"{" not in body
+    served = render(server, "", AVAILABILITY_PATH)
+    counted = sum(1 for figures in gauges.snapshot.sites.values() if figures)
+    assert served.count(SITE_RATIO.encode() + b"{") >= len(WINDOWS) * counted, "availability"
     figures = {key: statistics.median(values) for key, values in rows.items()}
     figures |= {"body": len(body), "lines": body.count(b"\n"), "first": first}
+    figures |= {"avail_body": len(served), "avail_lines": served.count(b"\n")}
     figures["worst_gzip_cpu"] = max(rows["gzip_cpu"])
     figures["worst_scrape"] = max(rows["scrape"])
     return figures
@@ -424,19 +450,22 @@ HEADER = (
     f"{'sites':>7} {'profiles':<8} {'body MB':>8} {'gzip MB':>8} {'lines':>9} "
     f"{'render CPU s':>12} {'render wall s':>13} {'gzip CPU s':>10} {'scrape CPU s':>12} "
     f"{'(worst)':>8} {'scrape wall s':>13} {'HTTP wall s':>11} {'(worst)':>8} {'first s':>8}"
-    f"  target {TARGET_SECONDS:.3f} s"
+    f"  target {TARGET_SECONDS:.3f} s  "
+    f"{'avail MB':>8} {'avail lines':>11} {'avail CPU s':>11} {'avail HTTP s':>12}"
 )
 
 
 def row(n_sites: int, profiles: str, f: dict[str, float]) -> str:
     """`gzip CPU s` is the scrape's CPU less the render's (medians)."""
-    ok = f["gzip_cpu"] <= TARGET_SECONDS and f["gzip_wall"] <= TARGET_SECONDS
+    ok = max(f["gzip_cpu"], f["gzip_wall"], f["scrape"]) <= TARGET_SECONDS
     return (
         f"{n_sites:>7,} {profiles:<8} {f['body'] / 1e6:>8.1f} {f['gz'] / 1e6:>8.2f} "
         f"{int(f['lines']):>9,} {f['cpu']:>12.3f} {f['wall']:>13.3f} "
         f"{max(f['gzip_cpu'] - f['cpu'], 0.0):>10.3f} {f['gzip_cpu']:>12.3f} "
         f"{f['worst_gzip_cpu']:>8.3f} {f['gzip_wall']:>13.3f} {f['scrape']:>11.3f} "
-        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f}  {'ok' if ok else 'OVER'}"
+        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f}  {'ok' if ok else 'OVER':<14}  "
+        f"{f['avail_body'] / 1e6:>8.1f} {int(f['avail_lines']):>11,} {f['avail_cpu']:>11.3f} "
+        f"{f['avail_http']:>12.3f}"
     )
 
 
@@ -461,8 +490,9 @@ def main() -> int:
     sizes = [300] if args.smoke else [int(n) for n in args.sites.split(",")]
     scrapes = 2 if args.smoke else args.scrapes
     print(
-        f"/metrics of the daemon's whole registry; median of {scrapes} scrapes per size, "
-        f"{args.churn:.0%} of sites re-polled between scrapes, gzip level {GZIP_LEVEL}"
+        "/metrics and /metrics/availability as the daemon serves them; median of "
+        f"{scrapes} scrapes per size, {args.churn:.0%} of sites re-polled between scrapes, "
+        f"gzip level {GZIP_LEVEL}"
     )
     print(HEADER)
     for n in sizes:

@@ -757,7 +757,10 @@ def annotations(sel: str, *, changes: bool = False) -> list[dict[str, Any]]:
         ),
         annotation(
             "Không thu thập được daemon (daemon not scraped)",
-            'max by (instance) (up{job=~"districtmon.*"} == 0) + 1',
+            # the live state's scrape; each site's availability has its own job and alert
+            # (DistrictmonAvailabilityNotScraped): the live panels still move without it
+            "max by (instance) "
+            '(up{job=~"districtmon.*", job!="districtmon_availability"} == 0) + 1',
             "dark-red",
             "Prometheus không thu thập được districtmon (not scraped)",
             "Prometheus could not scrape {{instance}}: the panels show nothing new meanwhile",

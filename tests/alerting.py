@@ -142,11 +142,13 @@ def scaled_prometheus(
     ]
     host = alertmanager_url.removeprefix("http://")
     config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [host]}]}]}
-    [job] = config["scrape_configs"]
-    # a scrape may take at most its interval; divided, the timeout would bound a scrape of a
-    # small daemon on a loaded machine too tightly, so it is the whole interval
-    job["scrape_timeout"] = timers["scrape_interval"]
-    job["static_configs"] = [{"targets": targets}]
+    for job in config["scrape_configs"]:  # /metrics, and /metrics/availability at its pace
+        if "scrape_interval" in job:
+            job["scrape_interval"] = scaled(job["scrape_interval"], factor)
+        # a scrape may take at most its interval; divided, the timeout would bound a scrape
+        # of a small daemon on a loaded machine too tightly, so it is the whole interval
+        job["scrape_timeout"] = job.get("scrape_interval", timers["scrape_interval"])
+        job["static_configs"] = [{"targets": targets}]
     flags = [f"{flag}={scaled(value, factor)}" for flag, value in PROMETHEUS_TIMERS.items()]
     return config, flags
 

@@ -117,10 +117,10 @@ class Daemon:
             with exc:  # an error response holds its connection until closed
                 return exc.code, exc.read().decode()
 
-    def metric(self, metric: str, **labels: str) -> float | None:
-        """The value of one sample on /metrics, None when absent."""
+    def metric(self, metric: str, *, served_at: str = "/metrics", **labels: str) -> float | None:
+        """The value of one sample on /metrics (or the path `served_at`), None when absent."""
         try:
-            _, text = self.get("/metrics")
+            _, text = self.get(served_at)
         except OSError:
             return None
         for line in text.splitlines():

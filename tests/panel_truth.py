@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from alerting import PROMETHEUS_CONFIG, load_yaml, parse_duration
 from oracle import Span, Timing, Truth, Window, expected, raw_state
 from panels import (
     ALL,
@@ -98,6 +99,16 @@ class Played:
     gaps: Sequence[Window]
     maintenance: Sequence[Window]
     scrape: float  # Prometheus' scrape (and rule evaluation) interval, seconds
+
+
+def _availability_scrape() -> float:
+    """The scrape interval of the shipped job that scrapes each site's availability, seconds."""
+    config = load_yaml(PROMETHEUS_CONFIG)
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "districtmon_availability"]
+    return float(parse_duration(str(job["scrape_interval"])))
+
+
+AVAILABILITY_SCRAPE = _availability_scrape()
 
 
 def world_of(config: Any, truth: Truth) -> World:
@@ -283,9 +294,11 @@ def panel_truth(
         seconds = want.seconds()
         available = seconds["up"] + seconds["degraded"]
         counted = available + seconds["down"]
-        # the daemon's figures start at its own start and are refreshed every few seconds
+        # the daemon's figures start at its own start and are refreshed every minute (divided
+        # by the speed), and Prometheus scrapes them at that pace in their own job: up to a
+        # refresh and a scrape of that job old
         early = played.known_at - played.started_at
-        stale = 60 / (truth.speed or 1) + 2 * played.scrape
+        stale = (60 + AVAILABILITY_SCRAPE) / (truth.speed or 1) + 2 * played.scrape
         slack = want.tolerance + stale
         windows[place.id] = (
             Range(max(0.0, available - slack), available + slack + early),

@@ -22,6 +22,7 @@ from typing import Any, Self
 import yaml
 
 PROMETHEUS = "/usr/bin/prometheus"
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config" / "prometheus" / "prometheus.yml"
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
 
 
@@ -98,6 +99,21 @@ class _Server:
         self.close()
 
 
+def shipped_jobs(targets: list[str]) -> list[dict[str, Any]]:
+    """The scrape jobs of the shipped prometheus.yml, by name and path (districtmon: /metrics,
+    districtmon_availability: /metrics/availability), each scraping `targets` at the
+    test's interval."""
+    jobs: list[dict[str, Any]] = yaml.safe_load(SHIPPED_CONFIG.read_text())["scrape_configs"]
+    return [
+        {
+            "job_name": job["job_name"],
+            "metrics_path": job.get("metrics_path", "/metrics"),
+            "static_configs": [{"targets": targets}],
+        }
+        for job in jobs
+    ]
+
+
 class Prometheus(_Server):
     """Scrapes the given targets every `scrape_interval`, evaluates `rule_files`, and sends
     alerts to `alertmanager_url` when given; or runs a whole `config` (e.g. the shipped one,
@@ -117,7 +133,7 @@ class Prometheus(_Server):
         config: dict[str, Any] | None = None,
         flags: tuple[str, ...] = (),
     ) -> None:
-        """`scrape_configs` replaces the one plain job "districtmon" of `targets`."""
+        """`scrape_configs` replaces the shipped jobs pointed at `targets` (shipped_jobs)."""
         super().__init__()
         self._flags = flags
         if config is not None:
@@ -134,8 +150,7 @@ class Prometheus(_Server):
                 "evaluation_interval": evaluation_interval,
             },
             "rule_files": rules,
-            "scrape_configs": scrape_configs
-            or [{"job_name": "districtmon", "static_configs": [{"targets": targets}]}],
+            "scrape_configs": scrape_configs or shipped_jobs(targets),
         }
         if alertmanager_url is not None:
             host = alertmanager_url.removeprefix("http://")

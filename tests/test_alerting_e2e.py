@@ -528,6 +528,13 @@ def test_the_scaled_stack_keeps_the_shipped_proportions(tmp_path: Path) -> None:
     prom, flags = scaled_prometheus(["127.0.0.1:1"], "http://127.0.0.1:2", tmp_path, FACTOR)
     assert prom["global"]["evaluation_interval"] == "250ms"
     assert "--rules.alert.resend-delay=1000ms" in flags
+    # both shipped jobs, each scraping the targets within its own (divided) interval
+    jobs = {job["job_name"]: job for job in prom["scrape_configs"]}
+    assert set(jobs) == {"districtmon", "districtmon_availability"}
+    assert jobs["districtmon"]["scrape_timeout"] == prom["global"]["scrape_interval"] == "250ms"
+    availability = jobs["districtmon_availability"]
+    assert availability["scrape_interval"] == availability["scrape_timeout"] == "1000ms"
+    assert all(job["static_configs"] == [{"targets": ["127.0.0.1:1"]}] for job in jobs.values())
     [alerts] = [path for path in prom["rule_files"] if path.endswith("alerts.yml")]
     scaled = {r["alert"]: r for g in load_yaml(Path(alerts))["groups"] for r in g["rules"]}
     for original in alert_rules():

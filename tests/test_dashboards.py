@@ -695,6 +695,30 @@ def test_every_panel_shows_the_selected_sites_and_the_right_figures(
     assert not problems, "panels that show the wrong thing:\n" + "\n".join(problems)
 
 
+def test_prometheus_with_the_shipped_jobs_stores_site_availability_from_its_own_path(
+    stack: Stack,
+) -> None:
+    """The shipped scrape jobs: the live state from /metrics (job districtmon), each site's
+    availability from /metrics/availability (job districtmon_availability), once each; the
+    panels that read the availability (SLA, site, BTS) get it from there."""
+    query = stack.prometheus.query
+    assert {r["metric"]["job"]: r["value"][1] for r in query('up{instance!=""}')} == {
+        "districtmon": "1",
+        "districtmon_availability": "1",
+    }
+    for metric, job in (
+        ("districtmon_site_availability_ratio", "districtmon_availability"),
+        ("districtmon_site_availability_counted_seconds", "districtmon_availability"),
+        ("districtmon_commune_availability_ratio", "districtmon"),
+        ("districtmon_site_up", "districtmon"),
+    ):
+        found = query(metric)
+        assert found and {r["metric"]["job"] for r in found} == {job}, metric
+    ratios = query('districtmon_site_availability_ratio{window="1h"}')
+    assert {r["metric"]["site"] for r in ratios} <= set(stack.states)
+    assert len(ratios) == len({r["metric"]["site"] for r in ratios})  # one series a site
+
+
 def test_pending_metrics_are_still_pending(stack: Stack) -> None:
     """When a branch brings one of these series, take it out of PENDING_METRICS so that its
     panels are checked."""

@@ -345,7 +345,14 @@ def test_the_demo_copies_divide_every_timer_and_pass_promtool_amtool_and_check_c
     run_tool("promtool", "check", "config", str(config))  # and the rule files it names
     written = load_yaml(config)
     assert written["global"]["scrape_interval"] == "1500ms"  # 15 s / 10
-    assert written["scrape_configs"][0]["static_configs"] == [{"targets": ["127.0.0.1:9877"]}]
+    # both shipped jobs scrape the demo's daemon: /metrics, and each site's availability at
+    # the refresh's pace (60 s / 10)
+    jobs = {job["job_name"]: job for job in written["scrape_configs"]}
+    assert set(jobs) == {"districtmon", "districtmon_availability"}
+    for job in jobs.values():
+        assert job["static_configs"] == [{"targets": ["127.0.0.1:9877"]}]
+    assert jobs["districtmon_availability"]["metrics_path"] == "/metrics/availability"
+    assert jobs["districtmon_availability"]["scrape_interval"] == "6000ms"
     assert "--rules.alert.for-grace-period=60000ms" in flags  # 10m / 10
     for name in load_yaml(PROMETHEUS_CONFIG)["rule_files"]:
         groups = load_yaml(PROMETHEUS_CONFIG.parent / name)["groups"]
@@ -369,6 +376,10 @@ def test_the_demo_copies_divide_every_timer_and_pass_promtool_amtool_and_check_c
     fast.mkdir()
     config60, _ = timers.prometheus_config(PROMETHEUS_CONFIG, fast, 60.0, "h:1", "h:2")
     assert load_yaml(config60)["global"]["scrape_interval"] == "1s"
+    assert [job.get("scrape_interval") for job in load_yaml(config60)["scrape_configs"]] == [
+        None,
+        "1000ms",  # 60 s / 60
+    ]
 
     am = timers.alertmanager_config(
         ALERTMANAGER_CONFIG, tmp_path / "alertmanager.yml", speed, "http://127.0.0.1:19095"

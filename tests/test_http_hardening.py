@@ -212,6 +212,7 @@ def test_prometheus_scrapes_over_tls_with_basic_auth_and_a_wrong_password_is_ref
         # the status page is guarded as /metrics is; the page reads the API it is served with
         html = "text/html,application/xhtml+xml"
         assert answer("/", Accept=html)[0] == 401 and answer("/status")[0] == 401
+        assert answer("/metrics")[0] == answer("/metrics/availability")[0] == 401
         status, page, _ = answer("/", Accept=html, Authorization=f"Basic {good}")
         assert status == 200 and b'fetch("/api/v1/summary"' in page and b"<html" in page
         assert answer("/status", Authorization=f"Basic {good}")[1] == page

@@ -23,6 +23,7 @@ from harness import Daemon, free_tcp_port, wait_for, write_config
 from peers import Snmpd, Snmpsim, free_udp_port
 
 from monitor.core.model import State
+from monitor.expose.availability_metrics import AVAILABILITY_PATH
 from monitor.ledger.records import read_intervals, read_runs
 from monitor.report.build import build_report
 
@@ -193,12 +194,14 @@ def test_gauges_maintenance_from_the_command_line_and_reports_beside_the_daemon(
 ) -> None:
     daemon, config = running
     began = time.time()
-    snmpd_site = {"site": "bts-snmpd", "window": "1h"}
+    snmpd_site = {"site": "bts-snmpd", "window": "1h", "served_at": AVAILABILITY_PATH}
     wait_for(
         "availability of an answering site",
         lambda: daemon.metric("districtmon_site_availability_ratio", **snmpd_site) == 1.0,
         daemon,
     )
+    # each site's figures are on their own path, not on /metrics; the groups' stay there
+    assert daemon.metric("districtmon_site_availability_ratio", site="bts-snmpd") is None
     for group, key in (("commune", "thanh-nua"), ("owner", "viettel"), ("kind", "bts")):
         ratio = daemon.metric(
             f"districtmon_{group}_availability_ratio", window="30d", **{group: key}
@@ -210,7 +213,10 @@ def test_gauges_maintenance_from_the_command_line_and_reports_beside_the_daemon(
         assert counted is not None and 0 < counted < 2 * (time.time() - began + 5), group
     # a 30-day ratio a few seconds after a fresh start: computed from those few seconds
     watched = daemon.metric(
-        "districtmon_site_availability_counted_seconds", site="bts-snmpd", window="30d"
+        "districtmon_site_availability_counted_seconds",
+        site="bts-snmpd",
+        window="30d",
+        served_at=AVAILABILITY_PATH,
     )
     assert watched is not None and 0 < watched <= time.time() - began + 5
 

@@ -31,7 +31,12 @@ from monitor.core.model import (
     Transition,
 )
 from monitor.expose import device_metrics
-from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.availability_metrics import (
+    AVAILABILITY_PATH,
+    AvailabilityCollector,
+    SiteAvailabilityCollector,
+    availability_registry,
+)
 from monitor.expose.device_metrics import DeviceValueCollector
 from monitor.expose.gzipparts import KEEP_FROM, PartsGzip, crc32_combine, shift_of
 from monitor.expose.http import HttpServer
@@ -90,7 +95,9 @@ def poll(live: LiveState, rng: random.Random, site_id: str) -> None:
     )
 
 
-def reference(collector: DeviceValueCollector | AvailabilityCollector) -> bytes:
+def reference(
+    collector: DeviceValueCollector | AvailabilityCollector | SiteAvailabilityCollector,
+) -> bytes:
     return generate_latest(Families(collector.collect()))
 
 
@@ -163,15 +170,18 @@ def test_availability_text_is_made_once_per_snapshot_and_holds_the_snapshots_fig
     rng = random.Random(4)
     live = LiveState(sites(40), COMMUNES, OWNERS)
     gauges = AvailabilityGauges(Path("/nonexistent"))
-    collector = AvailabilityCollector(gauges, live)
+    collector = SiteAvailabilityCollector(gauges, live)
+    groups = AvailabilityCollector(gauges, live)
     assert collector.render() == reference(collector)  # no refresh yet
+    assert groups.render() == reference(groups)
     for _ in range(3):
         snap = snapshot(list(live.sites), rng)
         gauges.snapshot = snap
         body = collector.render()
         assert collector.render() is body  # a scrape between two refreshes makes nothing
         assert body == reference(collector)
-        got = parsed(body)
+        assert groups.render() is groups.render() == reference(groups)
+        got = parsed(body) | parsed(groups.render())
         assert got["districtmon_site_availability_ratio"] == {
             f"{site}/{window}": ratio
             for site, by_window in snap.sites.items()
@@ -197,6 +207,11 @@ def test_values_are_written_as_prometheus_client_writes_them() -> None:
     values += [float("inf"), float("-inf"), float("nan"), 3, True]
     values += [rng.uniform(-1e12, 1e12) for _ in range(5000)]
     values += [float(rng.randrange(10**15)) for _ in range(5000)]
+    # spelt the Go way by the library: timestamps, uptimes, counters of 10^6 and more
+    values += [1e6 + 0.5, 10_000_000.0, 9_999_999.999, 1.7e9, 1_700_000_000.000_001]
+    values += [time.time() + rng.random() for _ in range(2000)]
+    values += [rng.uniform(1e6, 1e16) for _ in range(5000)]
+    values += [float(10**k) * rng.choice([1.0, 1.25, 7.0]) for k in range(6, 17)]
     for value in values:
         assert value_text(value) == floatToGoString(value).encode(), value  # type: ignore[no-untyped-call]
 
@@ -215,7 +230,8 @@ def daemon_http() -> Iterator[tuple[LiveState, Snapshot, str]]:
     registered_counts(registry)
     registry.register(AvailabilityCollector(gauges, live))
     registry.register(DeviceValueCollector(live))
-    server = HttpServer("127.0.0.1", 0, registry, live)
+    availability = availability_registry(gauges, live)
+    server = HttpServer("127.0.0.1", 0, registry, live, availability=availability)
     server.start()
     try:
         yield live, gauges.snapshot, f"http://127.0.0.1:{server.port}/metrics"
@@ -259,7 +275,15 @@ def test_metrics_serve_the_device_values_and_availability_the_daemon_holds(
             for site, by_window in snap.sites.items()
             for window, ratio in by_window.items()
         }
-        assert got["districtmon_site_availability_ratio"] == held
+        # each site's availability is served on its own path, and not on /metrics
+        assert "districtmon_site_availability_ratio" not in got
+        assert got["districtmon_commune_availability_ratio"] == {"1h": 0.99}
+        per_site = gzip.decompress(fetch(url.removesuffix("/metrics") + AVAILABILITY_PATH, "gzip"))
+        assert set(parsed(per_site)) == {
+            "districtmon_site_availability_ratio",
+            "districtmon_site_availability_counted_seconds",
+        }
+        assert parsed(per_site)["districtmon_site_availability_ratio"] == held
         rows = [
             (site_id, dict(sample.labels), sample.value)
             for site_id, view in live.views.items()

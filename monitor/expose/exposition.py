@@ -53,13 +53,26 @@ def _template(family: Metric) -> tuple[bytes, list[bytes]]:
 
 
 @dataclass(slots=True)
+class _Gauge:
+    """One per-site gauge family: its HELP/TYPE lines, each site's `name{labels} ` and line
+    (b"": no value) as of the views last seen, and its text (None: to be joined again). The
+    text stays the same bytes object while none of its lines changed (most scrapes, for a
+    gauge such as state_since or last_poll_success), which spares gzip compressing it again."""
+
+    gauge: SiteGauge
+    header: bytes
+    prefixes: list[bytes]
+    lines: list[bytes]
+    text: bytes | None = None
+
+
+@dataclass(slots=True)
 class _Templates:
     sites: dict[str, Site]
     inventory: Inventory
     static: bytes
-    up: tuple[bytes, list[bytes]]
-    # per gauge: header, prefixes, and per site its line (b"": no value) as of `seen`
-    gauges: list[tuple[SiteGauge, bytes, list[bytes], list[bytes]]]
+    up: _Gauge
+    gauges: list[_Gauge]  # SITE_GAUGES, in their order
     state_header: bytes
     state_blocks: list[bytes]  # per site: its six state lines, every value 0
     reason_header: bytes
@@ -96,17 +109,18 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         b"".join(prefix + _PLACEHOLDER + b"\n" for prefix in state_prefixes[i * n : (i + 1) * n])
         for i in range(len(rows))
     ]
-    gauges = []
-    for gauge in SITE_GAUGES:
+
+    def gauge_of(gauge: SiteGauge) -> _Gauge:
         header, prefixes = _template(placeholder_family(gauge.name, gauge.help))
-        gauges.append((gauge, header, prefixes, [b""] * len(prefixes)))
+        return _Gauge(gauge, header, prefixes, [b""] * len(prefixes))
+
     reason_header, _ = _template(reason_family())
     return _Templates(
         sites=sites,
         inventory=inventory,
         static=_render(inventory_families(sites.values(), inventory)),
-        up=_template(placeholder_family(SITE_UP.name, SITE_UP.help)),
-        gauges=gauges,
+        up=gauge_of(SITE_UP),
+        gauges=[gauge_of(gauge) for gauge in SITE_GAUGES],
         state_header=state_header,
         state_blocks=blocks,
         reason_header=reason_header,
@@ -152,19 +166,12 @@ class SiteExposition:
         return b"".join(self.render_parts())
 
     def render_parts(self) -> list[bytes]:
-        """The text in parts: the inventory families and the state sets are the same bytes
-        objects from one scrape to the next while nothing changed in them (gzipparts.py)."""
+        """The text in parts: the inventory families, the state sets and each gauge family
+        are the same bytes objects from one scrape to the next while nothing changed in them
+        (gzipparts.py)."""
         sites, views_by_id = self.live.snapshot()
         t = self._templates_for(sites, self.live.inventory)
         views = [views_by_id[site_id] for site_id in sites]
-        up_header, up_prefixes = t.up
-        out = [up_header]
-        up_value = SITE_UP.value
-        for prefix, view in zip(up_prefixes, views, strict=True):
-            value = up_value(view)
-            if value is not None:
-                out.append(prefix + _format(value) + b"\n")
-        up = b"".join(out)
         states = [view.state for view in views]
         kept = t.state_text
         if kept is None or kept[0] != states:
@@ -183,16 +190,25 @@ class SiteExposition:
             seen = t.seen
             pairs = enumerate(zip(views, seen, strict=True))
             changed = [i for i, (view, old) in pairs if view is not old]
-            for gauge, header, prefixes, lines in t.gauges:
-                get = gauge.value
-                for i in changed:
-                    value = get(views[i])
-                    lines[i] = b"" if value is None else prefixes[i] + _format(value) + b"\n"
-                out.append(header)
-                out.append(b"".join(lines))
+            texts = [_update(gauge, views, changed) for gauge in (t.up, *t.gauges)]
             for i in changed:
                 seen[i] = views[i]
-        return [t.static, up, kept[1], b"".join(out)]
+        return [t.static, texts[0], kept[1], b"".join(out), *texts[1:]]
+
+
+def _update(g: _Gauge, views: list[SiteView], changed: list[int]) -> bytes:
+    """The gauge's text after the views of the sites `changed` (indexes) were replaced."""
+    get, prefixes, lines = g.gauge.value, g.prefixes, g.lines
+    text = g.text
+    for i in changed:
+        value = get(views[i])
+        line = b"" if value is None else prefixes[i] + _format(value) + b"\n"
+        if line != lines[i]:
+            lines[i] = line
+            text = None
+    if text is None:
+        text = g.text = g.header + b"".join(lines)
+    return text
 
 
 _STATE_SWAP = {state: _state_swap(state) for state in State}

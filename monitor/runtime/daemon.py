@@ -25,7 +25,7 @@ from monitor.config.telemetry import value_help
 from monitor.core.model import Site
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import local_time
-from monitor.expose.availability_metrics import AvailabilityCollector
+from monitor.expose.availability_metrics import AvailabilityCollector, availability_registry
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import HttpServer
 from monitor.expose.maintenance_metrics import MaintenanceCollector
@@ -308,6 +308,7 @@ async def run_daemon(
             ledger=config.ledger_path,
             mqtt=mqtt_counts,
             report=lambda month: served_month(daemon.config, month),
+            availability=availability_registry(gauges, live),
         )
         http.start()
         daemon.http = http

@@ -152,26 +152,31 @@ def prometheus_config(
     config: dict[str, Any] = load_yaml(source)
     timers = config["global"]
     timers["evaluation_interval"] = scaled(str(timers["evaluation_interval"]), speed)
-    scrape = str(timers["scrape_interval"])
-    if parse_duration(scrape) / speed < MIN_SCRAPE_SECONDS:
-        timers["scrape_interval"] = f"{MIN_SCRAPE_SECONDS}s"
-    else:
-        timers["scrape_interval"] = scaled(scrape, speed)
+    timers["scrape_interval"] = _scrape_interval(str(timers["scrape_interval"]), speed)
     config["rule_files"] = [
         str(scaled_rules(source.parent / name, directory / name, speed))
         for name in config["rule_files"]
     ]
     config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
-    [job] = config["scrape_configs"]
-    job["static_configs"] = [{"targets": [daemon]}]
-    if speed != 1:
-        # divided, the timeout would bound a scrape of the district on a loaded machine too
-        # tightly: a scrape may take its whole interval
-        job["scrape_timeout"] = timers["scrape_interval"]
+    for job in config["scrape_configs"]:  # /metrics, and /metrics/availability at its pace
+        job["static_configs"] = [{"targets": [daemon]}]
+        if "scrape_interval" in job:
+            job["scrape_interval"] = _scrape_interval(str(job["scrape_interval"]), speed)
+        if speed != 1:
+            # divided, the timeout would bound a scrape of the district on a loaded machine
+            # too tightly: a scrape may take its whole interval
+            job["scrape_timeout"] = job.get("scrape_interval", timers["scrape_interval"])
     flags = [f"{flag}={scaled(value, speed)}" for flag, value in PROMETHEUS_TIMER_FLAGS.items()]
     header = f"{source}, every timer divided by {speed:g}"
     path = _dump(config, directory / "prometheus.yml", header)
     return path, flags
+
+
+def _scrape_interval(interval: str, speed: float) -> str:
+    """A scrape interval divided by `speed`, not below MIN_SCRAPE_SECONDS."""
+    if parse_duration(interval) / speed < MIN_SCRAPE_SECONDS:
+        return f"{MIN_SCRAPE_SECONDS}s"
+    return scaled(interval, speed)
 
 
 def alertmanager_config(source: Path, target: Path, speed: float, webhook: str) -> Path:
