@@ -189,7 +189,7 @@ PROFILE_OF_KIND = {
     "post_point": "router",
 }
 # The profile bench/snmp_bench.py polls (5 OIDs: sysUpTime, sysName and three values), the
-# fleet issue 15 measured the running daemon with: six device values a site.
+# fleet the running daemon is measured with there: six device values a site.
 BENCH5 = """\
 description: benchmark profile, 5 OIDs with sysUpTime and sysName
 values:
