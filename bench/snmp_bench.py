@@ -50,6 +50,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -396,7 +397,43 @@ def histogram_quantile(before: dict[float, float], after: dict[float, float], q:
     return bounds[-1]
 
 
-def run_daemon(agents: list[Agent], interval: float, duration: float, engine: str) -> Result:
+def scraping(port: int, every: float, stop: threading.Event) -> threading.Thread:
+    """A Prometheus of the shipped scrape config: /metrics gzip-compressed every `every` s,
+    /metrics/availability every 60 s (its own job), until `stop`."""
+
+    def get(path: str) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": "gzip"}
+        )
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=30) as answer:
+            answer.read()
+
+    def loop() -> None:
+        next_metrics = next_availability = time.monotonic()
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_metrics:
+                get("/metrics")
+                next_metrics += every
+            if now >= next_availability:
+                get("/metrics/availability")
+                next_availability += AVAILABILITY_EVERY
+            stop.wait(max(0.0, min(next_metrics, next_availability) - time.monotonic()))
+
+    thread = threading.Thread(target=loop, name="bench-scraper", daemon=True)
+    thread.start()
+    return thread
+
+
+AVAILABILITY_EVERY = 60.0  # the shipped prometheus.yml's districtmon_availability job
+
+
+def run_daemon(
+    agents: list[Agent], interval: float, duration: float, engine: str, scrape_every: float = 0.0
+) -> Result:
+    """The whole daemon's CPU over the window; with `scrape_every`, scraped as the shipped
+    Prometheus config scrapes it (every `scrape_every` s, and its availability each minute)
+    through the window, so that the share of a core is the daemon's in production."""
     result = Result(f"daemon:{engine}", len(agents), interval)
     root = Path(tempfile.mkdtemp(prefix="districtmon-bench-daemon-"))
     port = write_daemon_config(root / "config", agents, interval, engine)
@@ -423,7 +460,12 @@ def run_daemon(agents: list[Agent], interval: float, duration: float, engine: st
         c0 = cpu_seconds(proc.pid)
         before = scrape(port)
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+        stop = threading.Event()
+        scraper = scraping(port, scrape_every, stop) if scrape_every else None
         time.sleep(duration)
+        stop.set()
+        if scraper is not None:
+            scraper.join(timeout=60)
         c2 = cpu_seconds(proc.pid)
         after = scrape(port)
         cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
@@ -446,8 +488,14 @@ def run_daemon(agents: list[Agent], interval: float, duration: float, engine: st
         h0, h1 = histogram(before, name), histogram(after, name)
         result.lag50, result.lag99 = (histogram_quantile(h0, h1, q) * 1000 for q in (0.5, 0.99))
         skipped = samples(after, "districtmon_polls_skipped_total")
+        scraped = (
+            f"a gzip /metrics scrape every {scrape_every:g} s and /metrics/availability every "
+            f"{AVAILABILITY_EVERY:g} s through the window, and one plain"
+            if scrape_every
+            else "one /metrics"
+        )
         result.note = (
-            f"skipped {int(sum(skipped.values()))}; latency/lag from histograms; one /metrics "
+            f"skipped {int(sum(skipped.values()))}; latency/lag from histograms; {scraped} "
             f"scrape per window included (about {result.extra['scrape_cpu']:.2f} s CPU each)"
         )
     finally:
@@ -644,6 +692,12 @@ def main() -> None:
         "--targets", default="exporter,engine:gufo,engine:pysnmp,daemon:gufo,daemon:pysnmp"
     )
     parser.add_argument("--fleet", default="snmpsim", help="snmpsim, snmpd or file:PATH")
+    parser.add_argument(
+        "--scrape-every",
+        type=float,
+        default=0.0,
+        help="daemon targets: scrape as the shipped Prometheus does, every S s (e.g. 15)",
+    )
     parser.add_argument("--per-process", type=int, default=5000, help="snmpsim endpoints each")
     parser.add_argument(
         "--smoke",
@@ -662,6 +716,7 @@ def main() -> None:
     if args.smoke:
         args.sites, args.interval, args.duration = 50, 2.0, 6.0
         args.targets = "exporter,engine:gufo,daemon:gufo"
+        args.scrape_every = args.scrape_every or 2.0  # the scraper runs too
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "exporter" in targets and not Path(EXPORTER).exists():
         raise SystemExit(f"{EXPORTER} missing: apt-get install prometheus-snmp-exporter")
@@ -675,7 +730,9 @@ def main() -> None:
         for target in targets:
             print(f"running {target}...", file=sys.stderr)
             if target.startswith("daemon:"):
-                results.append(run_daemon(agents, args.interval, args.duration, target[7:]))
+                results.append(
+                    run_daemon(agents, args.interval, args.duration, target[7:], args.scrape_every)
+                )
             else:
                 results.append(run_worker(target, agents, args.interval, args.duration))
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr)

@@ -182,6 +182,8 @@ def test_the_snmp_benchmark_polls_every_site_as_often_as_asked_beside_snmp_expor
         asked = 50 / float(interval)
         assert 0.6 * asked <= float(rate) <= 1.4 * asked, (target, out.stdout)
         assert float(per_1000) > 0 and ratio.endswith("x"), (target, out.stdout)
+    # the daemon is scraped through its window as the shipped Prometheus config scrapes it
+    assert "- daemon:gufo: " in out.stdout and "a gzip /metrics scrape every 2 s" in out.stdout
 
 
 def test_the_status_page_benchmark_loads_the_page_in_chromium_and_prints_its_weight() -> None:
