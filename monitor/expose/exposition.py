@@ -54,14 +54,16 @@ def _template(family: Metric) -> tuple[bytes, list[bytes]]:
 
 @dataclass(slots=True)
 class _Gauge:
-    """One per-site gauge family: its HELP/TYPE lines, each site's `name{labels} ` and line
-    (b"": no value) as of the views last seen, and its text (None: to be joined again). The
-    text stays the same bytes object while none of its lines changed (most scrapes, for a
-    gauge such as state_since or last_poll_success), which spares gzip compressing it again."""
+    """One per-site gauge family: its HELP/TYPE lines, its name as its lines begin, each
+    site's line (b"": no value) as of the views last seen, and its text (None: to be joined
+    again). A line is the name, the site's `{labels} ` (the same for every family: kept once,
+    in _Templates.labels, which spares 36 MB at 20,000 sites) and the value. The text stays
+    the same bytes object while none of its lines changed (most scrapes, for a gauge such as
+    state_since or last_poll_success), which spares gzip compressing it again."""
 
     gauge: SiteGauge
     header: bytes
-    prefixes: list[bytes]
+    name: bytes
     lines: list[bytes]
     text: bytes | None = None
 
@@ -73,6 +75,7 @@ class _Templates:
     static: bytes
     up: _Gauge
     gauges: list[_Gauge]  # SITE_GAUGES, in their order
+    labels: list[bytes]  # per site: its `{labels} `, as prometheus-client writes it
     state_header: bytes
     state_blocks: list[bytes]  # per site: its six state lines, every value 0
     reason_header: bytes
@@ -110,9 +113,21 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         for i in range(len(rows))
     ]
 
+    # every gauge family has the same labels: their text is read once, from one family
+    up_name = SITE_UP.name.encode()
+    _header, up_prefixes = _template(placeholder_family(SITE_UP.name, SITE_UP.help))
+    site_labels = [prefix.removeprefix(up_name) for prefix in up_prefixes]
+    del up_prefixes
+
     def gauge_of(gauge: SiteGauge) -> _Gauge:
-        header, prefixes = _template(placeholder_family(gauge.name, gauge.help))
-        return _Gauge(gauge, header, prefixes, [b""] * len(prefixes))
+        family = GaugeMetricFamily(gauge.name, gauge.help, labels=SITE_LABELS)
+        for row in rows[:1]:
+            family.add_metric(row, 0.0)
+        header, first = _template(family)
+        name = gauge.name.encode()
+        if first != [name + label for label in site_labels[:1]]:
+            raise RuntimeError(f"{gauge.name}: its labels are not written as {SITE_UP.name}'s")
+        return _Gauge(gauge, header, name, [b""] * len(rows))
 
     reason_header, _ = _template(reason_family())
     return _Templates(
@@ -121,6 +136,7 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         static=_render(inventory_families(sites.values(), inventory)),
         up=gauge_of(SITE_UP),
         gauges=[gauge_of(gauge) for gauge in SITE_GAUGES],
+        labels=site_labels,
         state_header=state_header,
         state_blocks=blocks,
         reason_header=reason_header,
@@ -190,19 +206,19 @@ class SiteExposition:
             seen = t.seen
             pairs = enumerate(zip(views, seen, strict=True))
             changed = [i for i, (view, old) in pairs if view is not old]
-            texts = [_update(gauge, views, changed) for gauge in (t.up, *t.gauges)]
+            texts = [_update(gauge, t.labels, views, changed) for gauge in (t.up, *t.gauges)]
             for i in changed:
                 seen[i] = views[i]
         return [t.static, texts[0], kept[1], b"".join(out), *texts[1:]]
 
 
-def _update(g: _Gauge, views: list[SiteView], changed: list[int]) -> bytes:
+def _update(g: _Gauge, labels: list[bytes], views: list[SiteView], changed: list[int]) -> bytes:
     """The gauge's text after the views of the sites `changed` (indexes) were replaced."""
-    get, prefixes, lines = g.gauge.value, g.prefixes, g.lines
+    get, name, lines = g.gauge.value, g.name, g.lines
     text = g.text
     for i in changed:
         value = get(views[i])
-        line = b"" if value is None else prefixes[i] + _format(value) + b"\n"
+        line = b"" if value is None else name + labels[i] + _format(value) + b"\n"
         if line != lines[i]:
             lines[i] = line
             text = None
