@@ -423,26 +423,22 @@ class HttpServer:
         if site_id not in self._live.sites:
             return _json(start_response, "404 Not Found", {"error": f"no such site: {site_id}"})
         if window not in WINDOWS:
-            error = f"window must be one of {', '.join(WINDOWS)}"
-            return _json(start_response, "400 Bad Request", {"error": error})
+            return _bad_window(start_response)
         if self._ledger is None or not self._ledger.exists():
             return _json(start_response, "503 Service Unavailable", {"error": "no ledger yet"})
         try:
             body = site_timeline(self._ledger, site_id, window, self._live.timezone)
-        except OSError as exc:  # the ledger's own trouble is /healthz's: say it, do not crash
-            error = f"cannot read the ledger: {exc}"
-            return _json(start_response, "503 Service Unavailable", {"error": error})
+        except OSError as exc:
+            return _unreadable(start_response, exc)
         return _json(start_response, "200 OK", body)
 
     def _commune(self, commune: str, window: str, start_response: StartResponse) -> list[bytes]:
         if window not in WINDOWS:
-            error = f"window must be one of {', '.join(WINDOWS)}"
-            return _json(start_response, "400 Bad Request", {"error": error})
+            return _bad_window(start_response)
         try:
             body = commune_report(self._live, commune, self._tallies, window)
-        except OSError as exc:  # the ledger's own trouble is /healthz's: say it, do not crash
-            error = f"cannot read the ledger: {exc}"
-            return _json(start_response, "503 Service Unavailable", {"error": error})
+        except OSError as exc:
+            return _unreadable(start_response, exc)
         if body is None:
             return _json(start_response, "404 Not Found", {"error": f"no such commune: {commune}"})
         return _json(start_response, "200 OK", body)
@@ -458,13 +454,8 @@ class HttpServer:
         except ValueError as exc:
             return _json(start_response, "400 Bad Request", {"error": str(exc)})
         except OSError as exc:
-            error = f"cannot read the ledger: {exc}"
-            return _json(start_response, "503 Service Unavailable", {"error": error})
-        start_response(
-            "200 OK",
-            [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(page)))],
-        )
-        return [page]
+            return _unreadable(start_response, exc)
+        return _html(start_response, page)
 
     def _status(self, start_response: StartResponse) -> list[bytes]:
         """The status page: one file of the package, which reads API_SUMMARY and the
@@ -475,15 +466,7 @@ class HttpServer:
                 "503 Service Unavailable",
                 {"error": "status page not installed: monitor/expose/status.html is missing"},
             )
-        start_response(
-            "200 OK",
-            [
-                ("Content-Type", "text/html; charset=utf-8"),
-                ("Content-Length", str(len(self._status_page))),
-                ("Cache-Control", "no-cache"),
-            ],
-        )
-        return [self._status_page]
+        return _html(start_response, self._status_page, ("Cache-Control", "no-cache"))
 
     def _runbook(self, path: str, start_response: StartResponse) -> list[bytes]:
         """The runbooks page, or a redirect from an alert's link to its section there."""
@@ -495,12 +478,7 @@ class HttpServer:
             )
         name = urllib.parse.unquote(path.removeprefix(RUNBOOKS).strip("/"))
         if not name:
-            body = self._runbooks.html().encode()
-            start_response(
-                "200 OK",
-                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
+            return _html(start_response, self._runbooks.html().encode())
         section = self._runbooks.find(name)
         if section is None:
             return _json(start_response, "404 Not Found", {"error": f"no runbook for {name}"})
@@ -535,6 +513,30 @@ def _json(start_response: StartResponse, status: str, body: object) -> list[byte
         [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))],
     )
     return [data]
+
+
+def _html(start_response: StartResponse, page: bytes, *headers: tuple[str, str]) -> list[bytes]:
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", "text/html; charset=utf-8"),
+            ("Content-Length", str(len(page))),
+            *headers,
+        ],
+    )
+    return [page]
+
+
+def _bad_window(start_response: StartResponse) -> list[bytes]:
+    error = f"window must be one of {', '.join(WINDOWS)}"
+    return _json(start_response, "400 Bad Request", {"error": error})
+
+
+def _unreadable(start_response: StartResponse, exc: OSError) -> list[bytes]:
+    """The ledger's own trouble is /healthz's to report: a page says it and nothing crashes."""
+    return _json(
+        start_response, "503 Service Unavailable", {"error": f"cannot read the ledger: {exc}"}
+    )
 
 
 def _of_the_page(path: str) -> bool:

@@ -59,10 +59,10 @@ def served_month(config: Config, month: str, now: float | None = None) -> str:
     month = month or f"{today.year:04d}-{today.month:02d}"
     start, end = month_window(month, zone)
     first = dt.date.fromisoformat(month + "-01")
-    before = (first - dt.timedelta(days=1)).strftime("%Y-%m")
-    after = (first + dt.timedelta(days=32)).strftime("%Y-%m")
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    before, after = (first - dt.timedelta(days=1)).strftime("%Y-%m"), following.strftime("%Y-%m")
     links = [("Trang tình trạng", "/status"), (f"Tháng trước ({before})", f"?month={before}")]
-    if (first + dt.timedelta(days=32)).replace(day=1) <= today.date():
+    if following <= today.date():  # the next month has begun
         links.append((f"Tháng sau ({after})", f"?month={after}"))
     if not config.ledger_path.exists():
         raise OSError(f"{config.ledger_path}: no ledger yet")
