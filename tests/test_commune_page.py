@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 from test_report_html import DAY, END, MONTH, SITES, START, write_ledger
-from test_site_timeline import get_json
+from test_site_timeline import get_json, serving
 
 from monitor.config.load import load_config
 from monitor.core.model import Commune, Observation, Site, SnmpProbe, State, Transition
 from monitor.expose.api import monitor_report, summary_report
 from monitor.expose.commune import WindowTallies, commune_report
-from monitor.expose.http import HttpServer
-from monitor.expose.self_metrics import build_registry
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.report.monthly import report_html, served_month
 from monitor.state.live import LiveState
@@ -171,19 +169,15 @@ def test_the_monitor_panel_says_when_the_broker_is_lost_and_the_ledger_cannot_wr
 
 
 def test_the_daemon_serves_a_commune_and_refuses_an_unknown_one_or_window(ledger: Path) -> None:
-    server = HttpServer("127.0.0.1", 0, build_registry()[0], month_live(), ledger=ledger)
-    server.start()
-    try:
-        base = f"http://127.0.0.1:{server.port}/api/v1/communes"
+    with serving(month_live(), ledger) as url:
+        base = f"{url}/api/v1/communes"
         status, body = get_json(f"{base}/thanh-nua?window=7d")
         assert status == 200 and body["id"] == "thanh-nua" and body["window"] == "7d"
         assert get_json(f"{base}/nowhere")[0] == 404
         status, body = get_json(f"{base}/thanh-nua?window=1y")
         assert status == 400 and "1d, 7d, 30d" in str(body["error"])
-        status, body = get_json(f"http://127.0.0.1:{server.port}/report")
+        status, body = get_json(f"{url}/report")
         assert status == 503 and "ledger" in str(body["error"])  # no report without one
-    finally:
-        server.stop()
 
 
 def shipped_with_ledger(tmp_path: Path, ledger: Path) -> Path:

@@ -5,7 +5,9 @@ spans, the seconds in each state, availability and outages are worked out here b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,17 @@ def get_json(url: str) -> tuple[int, dict[str, object]]:
     return status, json.loads(body)
 
 
+@contextlib.contextmanager
+def serving(live: LiveState, ledger: Path) -> Iterator[str]:
+    """The daemon's HTTP server over `live` and `ledger` on a free port: its base URL."""
+    server = HttpServer("127.0.0.1", 0, build_registry()[0], live, ledger=ledger)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
+
+
 def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
     ledger: Path, tmp_path: Path
 ) -> None:
@@ -73,26 +86,16 @@ def test_the_daemon_serves_a_timeline_and_refuses_an_unknown_site_or_window(
         s: Site(s, kind, s, commune, owner, 0, 0, SnmpProbe("127.0.0.1"), parent)
         for s, kind, commune, owner, parent in SITES
     }
-    server = HttpServer("127.0.0.1", 0, build_registry()[0], LiveState(sites), ledger=ledger)
-    server.start()
-    try:
-        base = f"http://127.0.0.1:{server.port}/api/v1/sites"
+    with serving(LiveState(sites), ledger) as url:
+        base = f"{url}/api/v1/sites"
         status, body = get_json(f"{base}/bts-a/timeline?window=30d")
         assert status == 200 and body["site"] == "bts-a" and body["window"] == "30d"
         assert get_json(f"{base}/nowhere/timeline")[0] == 404
         status, body = get_json(f"{base}/bts-a/timeline?window=1y")
         assert status == 400 and "1d, 7d, 30d" in str(body["error"])
-    finally:
-        server.stop()
-    missing = HttpServer(
-        "127.0.0.1", 0, build_registry()[0], LiveState(sites), ledger=tmp_path / "none.sqlite"
-    )
-    missing.start()
-    try:
-        status, body = get_json(f"http://127.0.0.1:{missing.port}/api/v1/sites/bts-a/timeline")
+    with serving(LiveState(sites), tmp_path / "none.sqlite") as url:
+        status, body = get_json(f"{url}/api/v1/sites/bts-a/timeline")
         assert status == 503 and body["error"] == "no ledger yet"
-    finally:
-        missing.stop()
 
 
 def test_an_outage_across_the_monitors_blind_time_is_one_as_in_the_report(tmp_path: Path) -> None:
