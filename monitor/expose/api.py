@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from monitor.core.model import Site
@@ -171,6 +171,17 @@ def longest_first(pairs: Iterable[tuple[Site, SiteView]]) -> list[tuple[Site, Si
     return sorted(pairs, key=lambda pair: (pair[1].since is None, pair[1].since or 0.0, pair[0].id))
 
 
+def state_counts(
+    pairs: Iterable[tuple[Site, SiteView]], key: Callable[[Site], str]
+) -> dict[str, dict[str, int]]:
+    """Sites per state, by `key` of the site (its kind, its commune): the page's counts."""
+    counts: dict[str, dict[str, int]] = {}
+    for site, view in pairs:
+        per_key = counts.setdefault(key(site), {})
+        per_key[view.state.value] = per_key.get(view.state.value, 0) + 1
+    return counts
+
+
 def summary_report(
     live: LiveState,
     shown: int = WRONG_SHOWN,
@@ -186,21 +197,14 @@ def summary_report(
     every site's record."""
     inventory = live.inventory
     zone = live.timezone
-    kinds: dict[str, dict[str, int]] = {}
-    communes: dict[str, dict[str, int]] = {}
-    wrong: list[tuple[Site, SiteView]] = []
+    pairs = live.items()
+    kinds = state_counts(pairs, lambda site: site.kind)
+    communes = state_counts(pairs, lambda site: site.commune)
+    wrong = longest_first((site, view) for site, view in pairs if view.state.value in WRONG)
     clusters: dict[str, list[tuple[Site, SiteView]]] = {}
-    for site, view in live.items():
+    for site, view in pairs:
         if site.kind == "loudspeaker":
             clusters.setdefault(site.commune, []).append((site, view))
-        state = view.state.value
-        per_kind = kinds.setdefault(site.kind, {})
-        per_kind[state] = per_kind.get(state, 0) + 1
-        per_commune = communes.setdefault(site.commune, {})
-        per_commune[state] = per_commune.get(state, 0) + 1
-        if state in WRONG:
-            wrong.append((site, view))
-    wrong = longest_first(wrong)
     now = time.time()
     places = []
     for commune_id, counts in communes.items():

@@ -20,6 +20,7 @@ from monitor.expose.api import (
     local_time,
     longest_first,
     site_record,
+    state_counts,
 )
 from monitor.expose.coverage import coverage
 from monitor.expose.timeline import WINDOWS
@@ -76,10 +77,7 @@ def commune_report(
     now = time.time() if now is None else now
     zone = live.timezone
     mine = [(site, view) for site, view in live.items() if site.commune == commune_id]
-    counts: dict[str, dict[str, int]] = {}
-    for site, view in mine:
-        per_kind = counts.setdefault(site.kind, {})
-        per_kind[view.state.value] = per_kind.get(view.state.value, 0) + 1
+    counts = state_counts(mine, lambda site: site.kind)
     wrong = longest_first((s, v) for s, v in mine if v.state.value in WRONG)
     listed = sorted(
         mine, key=lambda pair: (WORST_FIRST.index(pair[1].state.value), pair[0].kind, pair[0].id)
