@@ -7,8 +7,8 @@ sets (made again only when a state changed). So each part of the body is compres
 own into a raw deflate stream that ends on a byte boundary (Z_SYNC_FLUSH) and never refers
 back to another part; a part that is the same object as at the last scrape reuses its
 compressed bytes and CRC-32. The parts are joined into one ordinary gzip member (RFC 1952):
-the CRC-32 of the whole is combined from the parts' own (zlib's crc32_combine, written out
-here because Python's zlib does not offer it). Any gzip reader takes the result; tests
+the CRC-32 of the whole is combined from the parts' own (ISA-L's crc32_combine, zlib's
+algorithm, which Python's zlib does not offer). Any gzip reader takes the result; tests
 decompress it and compare with the plain body.
 
 The deflate streams are made by ISA-L (the `isal` package, Intel's igzip): at its level 1 it
@@ -27,53 +27,10 @@ from dataclasses import dataclass
 
 from isal import isal_zlib
 
-_POLY = 0xEDB88320  # CRC-32 (reflected), as zlib and gzip use it
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no name, no mtime, OS unknown
 _FINAL = zlib.compressobj(1, zlib.DEFLATED, -15).flush()  # an empty last block
 #: Parts smaller than this are compressed with their neighbours, not kept.
 KEEP_FROM = 256 * 1024
-
-
-def _multmodp(a: int, b: int) -> int:
-    """a times b modulo the CRC polynomial (zlib's multmodp)."""
-    m = 1 << 31
-    p = 0
-    while True:
-        if a & m:
-            p ^= b
-            if a & (m - 1) == 0:
-                break
-        m >>= 1
-        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
-    return p
-
-
-def _x2n_table() -> list[int]:
-    table, p = [], 1 << 30  # x^1
-    for _ in range(32):
-        table.append(p)
-        p = _multmodp(p, p)
-    return table
-
-
-_X2N = _x2n_table()
-
-
-def shift_of(length: int) -> int:
-    """x^(8 * length) modulo the polynomial: what appending `length` bytes does to a CRC
-    that comes before them (zlib's x2nmodp(length, 3))."""
-    p, k = 1 << 31, 3
-    while length:
-        if length & 1:
-            p = _multmodp(_X2N[k & 31], p)
-        length >>= 1
-        k += 1
-    return p
-
-
-def crc32_combine(crc1: int, crc2: int, shift2: int) -> int:
-    """The CRC-32 of A + B from A's, B's and shift_of(len(B))."""
-    return _multmodp(shift2, crc1) ^ crc2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +38,12 @@ class _Compressed:
     source: bytes  # kept so that its id is not reused while this is kept
     deflated: bytes
     crc: int
-    shift: int
 
 
 def _compress(data: bytes, level: int) -> _Compressed:
     engine = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     deflated = engine.compress(data) + engine.flush(isal_zlib.Z_SYNC_FLUSH)
-    return _Compressed(data, deflated, isal_zlib.crc32(data), shift_of(len(data)))
+    return _Compressed(data, deflated, isal_zlib.crc32(data))
 
 
 class PartsGzip:
@@ -124,7 +80,7 @@ class PartsGzip:
             self._kept = now
         crc, size = 0, 0
         for piece in pieces:
-            crc = crc32_combine(crc, piece.crc, piece.shift)
+            crc = isal_zlib.crc32_combine(crc, piece.crc, len(piece.source))
             size += len(piece.source)
         trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
         return b"".join([_HEADER, *(piece.deflated for piece in pieces), _FINAL, trailer])
