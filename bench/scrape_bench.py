@@ -14,6 +14,9 @@ sites is polled again. One row per inventory size:
   gzip CPU s     what compressing adds, at the daemon's level (scrape less render)
   scrape CPU s   making and compressing the body, as /metrics does for Prometheus
   scrape wall s  the same in wall time; HTTP wall s: a whole gzip scrape over 127.0.0.1
+  upkeep CPU s   what the daemon spends between two scrapes making the text of the sites
+                 polled meanwhile (gauges, device values), a second at a time, not in the
+                 scrape's CPU: beside it
   avail ...      /metrics/availability: its plain body, and the CPU of a gzip scrape and the
                  wall time of one over HTTP, each the first after a refresh of the figures
                  (the one that makes and compresses the body; Prometheus scrapes that path
@@ -69,6 +72,7 @@ from monitor.state.live import LiveState
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 0.250
+SCRAPE_SECONDS = 15  # Prometheus' scrape interval in the shipped prometheus.yml
 # What Prometheus 2.42 sends: it prefers OpenMetrics, so prometheus-client answers with it.
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -362,6 +366,22 @@ def daemon_server(fleet: Fleet, gauges: AvailabilityGauges) -> HttpServer:
     return HttpServer("127.0.0.1", 0, registry, fleet.live, availability=availability)
 
 
+def between_scrapes(fleet: Fleet, server: HttpServer, rng: random.Random, share: float) -> float:
+    """One scrape interval of the daemon: `share` of the sites polled again over its
+    SCRAPE_SECONDS, and every second the /metrics text made for the sites polled in it
+    (monitor/runtime/daemon.py, METRICS_TEXT_SECONDS), but in the last second, whose polls
+    the scrape finds still to be made (the scrape that comes just before a tick, the worse
+    case). The CPU of those seconds' text."""
+    cpu = 0.0
+    for second in range(SCRAPE_SECONDS):
+        fleet.churn(rng, share / SCRAPE_SECONDS)
+        if second < SCRAPE_SECONDS - 1:
+            started = time.thread_time()
+            server.update_text()
+            cpu += time.thread_time() - started
+    return cpu
+
+
 def _start_response(status: str, headers: list[tuple[str, str]]) -> None:
     assert status.startswith("200"), status
 
@@ -409,20 +429,21 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
     first = time.perf_counter() - started
     server.start()
     url = f"http://127.0.0.1:{server.port}"
-    keys = ("cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz", "avail_cpu", "avail_http")
+    keys = ["cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz", "avail_cpu", "avail_http"]
+    keys.append("upkeep")
     rows: dict[str, list[float]] = {k: [] for k in keys}
     try:
         for i in range(scrapes):
-            fleet.churn(rng, share)
+            rows["upkeep"].append(between_scrapes(fleet, server, rng, share))
             cpu, wall, body = timed(server, "")
             rows["cpu"].append(cpu)
             rows["wall"].append(wall)
-            fleet.churn(rng, share)
+            rows["upkeep"].append(between_scrapes(fleet, server, rng, share))
             cpu, wall, packed = timed(server, "gzip")
             assert gzip.decompress(packed).count(b"\n") > len(sites)
             rows["gzip_cpu"].append(cpu)
             rows["gzip_wall"].append(wall)
-            fleet.churn(rng, share)
+            rows["upkeep"].append(between_scrapes(fleet, server, rng, share))
             seconds, size = scrape(url + "/metrics")
             rows["scrape"].append(seconds)
             rows["gz"].append(size)
@@ -450,6 +471,7 @@ HEADER = (
     f"{'sites':>7} {'profiles':<8} {'body MB':>8} {'gzip MB':>8} {'lines':>9} "
     f"{'render CPU s':>12} {'render wall s':>13} {'gzip CPU s':>10} {'scrape CPU s':>12} "
     f"{'(worst)':>8} {'scrape wall s':>13} {'HTTP wall s':>11} {'(worst)':>8} {'first s':>8}"
+    f" {'upkeep CPU s':>12}"
     f"  target {TARGET_SECONDS:.3f} s  "
     f"{'avail MB':>8} {'avail lines':>11} {'avail CPU s':>11} {'avail HTTP s':>12}"
 )
@@ -463,7 +485,8 @@ def row(n_sites: int, profiles: str, f: dict[str, float]) -> str:
         f"{int(f['lines']):>9,} {f['cpu']:>12.3f} {f['wall']:>13.3f} "
         f"{max(f['gzip_cpu'] - f['cpu'], 0.0):>10.3f} {f['gzip_cpu']:>12.3f} "
         f"{f['worst_gzip_cpu']:>8.3f} {f['gzip_wall']:>13.3f} {f['scrape']:>11.3f} "
-        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f}  {'ok' if ok else 'OVER':<14}  "
+        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f} {f['upkeep']:>12.3f}  "
+        f"{'ok' if ok else 'OVER':<14}  "
         f"{f['avail_body'] / 1e6:>8.1f} {int(f['avail_lines']):>11,} {f['avail_cpu']:>11.3f} "
         f"{f['avail_http']:>12.3f}"
     )

@@ -31,7 +31,6 @@ from monitor.core.model import (
     State,
     Transition,
 )
-from monitor.expose import device_metrics
 from monitor.expose.availability_metrics import (
     AVAILABILITY_PATH,
     AvailabilityCollector,
@@ -102,13 +101,7 @@ def reference(
     return generate_latest(Families(collector.collect()))
 
 
-@pytest.mark.parametrize("keep_lines", [300_000, 25])
-def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_them(
-    keep_lines: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With room to keep every site's lines, and with room for only a few sites' (the others
-    made at each scrape)."""
-    monkeypatch.setattr(device_metrics, "KEEP_LINES", keep_lines)
+def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_them() -> None:
     rng = random.Random(3)
     live = LiveState(sites(30), COMMUNES, OWNERS)
     devices = DeviceValueCollector(live, {"battery_volts": 'Battery "DC" \\ bus\nvolts.'})
@@ -116,6 +109,8 @@ def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_t
     for _ in range(25):  # values, rows and aliases change between scrapes
         for site_id in rng.sample(list(live.sites), 12):
             poll(live, rng, site_id)
+            if rng.random() < 0.3:  # the daemon makes the text of the polled sites every second
+                devices.update()
         assert devices.render() == reference(devices)
     # a reload: sites gone and added; the kept label parts are those of the new table
     table = dict(live.sites)
@@ -130,6 +125,30 @@ def test_device_values_are_rendered_byte_for_byte_as_prometheus_client_renders_t
     devices.helps = {"battery_volts": "Battery volts, from the reloaded profiles."}  # a reload
     body = devices.render()
     assert body == reference(devices) and b"from the reloaded profiles" in body
+
+
+def test_between_scrapes_only_the_sites_a_poll_changed_have_their_text_made_again() -> None:
+    """The daemon makes the text every second: a site's is made again when a poll replaced
+    its values, not when only its state changed, and a scrape after that serves it made."""
+    rng = random.Random(5)
+    live = LiveState(sites(40), COMMUNES, OWNERS)
+    devices = DeviceValueCollector(live)
+    for site_id in live.sites:
+        poll(live, rng, site_id)
+    assert devices.update() == 40
+    assert devices.update() == 0  # nothing polled since
+    for site_id in ["s-003", "s-017"]:
+        live.apply_transition(Transition(site_id, State.DOWN, time.time(), State.UP, "", ()))
+    assert devices.update() == 0  # a change of state: the same values, the same text
+    polled = ["s-000", "s-021", "s-039"]
+    for site_id in polled:
+        poll(live, rng, site_id)
+    assert devices.update() == len(polled)
+    assert devices.render() == reference(devices)
+    live.forget_values("s-021")  # its broker lost: its values are not known now
+    assert devices.update() == 1
+    body = devices.render()
+    assert body == reference(devices) and b'site="s-021"' not in body
 
 
 def test_zero_counts_of_missing_and_malformed_values_are_left_out_and_others_shown() -> None:

@@ -9,10 +9,11 @@ did not answer or answered wrongly (`snmp_values_missing`, `snmp_values_malforme
 exported only when not zero: at 20,000 healthy sites their zeros were 40,000 lines and 4.8 MB
 of every scrape that said nothing (`... > 0` reads the same either way).
 
-The daemon serves these families through `render()` (a MetricsRegistry calls it): the
-`{labels} ` part of each sample is made once by prometheus-client and kept per site and table
-row (textformat.py), so a scrape formats only the values: 0.5 µs a sample instead of 6.
-`collect()` stays the reference rendering; tests hold the two byte for byte equal.
+The daemon serves these families through `render()` (a MetricsRegistry calls it), from text
+kept per site and family and made again only for the sites a poll changed (device_text.py),
+the `{labels} ` part of each sample made by prometheus-client once per site and table row
+(textformat.py). `collect()` stays the reference rendering; tests hold the two byte for byte
+equal.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from monitor.config.profiles import Profile
 from monitor.core.model import Site
-from monitor.expose.site_metrics import PROBE_VALUES, SITE_LABELS, site_label_values
-from monitor.expose.textformat import Prerendered, header, label_parts, sample_name, value_text
-from monitor.state.live import LiveState, SiteView
+from monitor.expose.device_text import DeviceText, Key
+from monitor.expose.site_metrics import PROBE_VALUES, SITE_LABELS
+from monitor.expose.textformat import Prerendered, header, sample_name
+from monitor.state.live import LiveState
 
 PREFIX = "districtmon_device_"
 #: Rendered by the site collector already (districtmon_site_device_uptime_seconds).
@@ -42,10 +44,8 @@ _BUILTIN_HELP = {
 }
 
 
-KEEP_LINES = 300_000
 #: Counts exported only when not zero.
 _ONLY_IF_NOT_ZERO = frozenset({"snmp_values_missing", "snmp_values_malformed"})
-Labels = tuple[tuple[str, str], ...]
 
 
 def _exported(name: str, value: float | str) -> bool:
@@ -61,16 +61,7 @@ class DeviceValueCollector(Prerendered):
         # per family name: its HELP/TYPE lines and its sample name
         self._headers: dict[str, tuple[bytes, bytes]] = {}
         self.helps = helps or {}
-        # per site: `{labels} ` by the sample's own labels (() for an unlabelled value)
-        self._parts: dict[str, dict[Labels, bytes]] = {}
-        self._parts_of: dict[str, Site] | None = None  # the site table the parts are for
-        self._kept = 0  # how many parts are kept, to drop them when most went out of use
-        # per site: the view its lines were made from, and those lines with their family's
-        # name and label names; a view is replaced by every poll, so a site whose view is
-        # the same object has the same lines (most sites, between two scrapes). At most
-        # KEEP_LINES lines are kept (about 40 MB): past that, sites are made at each scrape.
-        self._lines: dict[str, tuple[SiteView, list[tuple[str, tuple[str, ...], bytes]]]] = {}
-        self._kept_lines = 0
+        self._text: DeviceText | None = None  # the kept text of the current site table
 
     @property
     def helps(self) -> Mapping[str, str]:
@@ -138,143 +129,32 @@ class DeviceValueCollector(Prerendered):
             self._headers[name] = found
         return found
 
-    def _parts_for(self, sites: dict[str, Site]) -> dict[str, dict[Labels, bytes]]:
-        """The kept label parts, dropped when a reload swapped the site table or when most of
-        them went out of use (table rows renamed: interface aliases are typed by people)."""
-        if self._parts_of is not sites:
-            self._parts, self._parts_of, self._kept = {}, sites, 0
-            self._lines, self._kept_lines = {}, 0
-        return self._parts
+    def _text_for(self, sites: dict[str, Site]) -> DeviceText:
+        """The kept text, made anew when a reload swapped the site table."""
+        if self._text is None or self._text.sites is not sites:
+            self._text = DeviceText(sites, _ALREADY_EXPORTED, _ONLY_IF_NOT_ZERO, self._sample_name)
+        return self._text
 
-    def render(self) -> bytes:
-        """The text generate_latest writes for collect(), made from kept label parts.
+    def _sample_name(self, key: Key) -> bytes:
+        return self._header(*key)[1]
 
-        Written for speed (it runs for every sample of every scrape): the same choices as
-        collect() and _family(), with the lookups hoisted out of the loops."""
+    def update(self) -> int:
+        """Make the text of the sites polled since the last call (the daemon calls this every
+        second, so that a scrape finds it made); how many sites were made again."""
         sites, views = self.live.snapshot()
         with self._lock:
-            parts = self._parts_for(sites)
-            memo = self._lines
-        # per family, in order of first appearance: its sample name, the label names it was
-        # made with, and its lines (None where a label part is still to be made)
-        families: dict[str, tuple[bytes, tuple[str, ...], list[bytes | None]]] = {}
-        names_of: dict[Labels, tuple[str, ...]] = {}
-        todo: list[tuple[list[bytes | None], int, Site, Labels, bytes, float]] = []
-        skip, only_if_not_zero, text = _ALREADY_EXPORTED, _ONLY_IF_NOT_ZERO, value_text
-        for site_id, site in sites.items():
-            view = views[site_id]
-            kept = memo.get(site_id)
-            if kept is not None and kept[0] is view:
-                for name, label_names, line in kept[1]:
-                    family = families.get(name)
-                    if family is None:
-                        sample_bytes = self._header(name, label_names)[1]
-                        family = families[name] = (sample_bytes, label_names, [])
-                    elif family[1] != label_names:
-                        continue
-                    family[2].append(line)
-                continue
-            values, samples = view.values, view.samples
-            if not values and not samples:
-                continue
-            rows: list[tuple[str, tuple[str, ...], bytes]] = []
-            whole = True  # every line made and shown: the site's lines can be kept
-            own = parts.get(site_id)
-            if own is None:
-                own = parts[site_id] = {}
-            part = own.get(())
-            for name, value in values.items():
-                if isinstance(value, str) or name in skip:
-                    continue
-                if name in only_if_not_zero and value == 0:
-                    continue
-                family = families.get(name)
-                if family is None:
-                    family = families[name] = (self._header(name, ())[1], (), [])
-                elif family[1]:
-                    whole = False
-                    continue
-                if part is None:
-                    todo.append((family[2], len(family[2]), site, (), family[0], value))
-                    family[2].append(None)
-                    whole = False
-                else:
-                    line = b"%s%s%s\n" % (family[0], part, text(value))
-                    family[2].append(line)
-                    rows.append((name, (), line))
-            for sample in samples:
-                name, labels = sample.name, sample.labels
-                extra = names_of.get(labels)
-                if extra is None:
-                    extra = names_of[labels] = tuple(key for key, _ in labels)
-                family = families.get(name)
-                if family is None:
-                    family = families[name] = (self._header(name, extra)[1], extra, [])
-                elif family[1] != extra:
-                    whole = False
-                    continue
-                row = own.get(labels)
-                if row is None:
-                    todo.append((family[2], len(family[2]), site, labels, family[0], sample.value))
-                    family[2].append(None)
-                    whole = False
-                else:
-                    line = b"%s%s%s\n" % (family[0], row, text(sample.value))
-                    family[2].append(line)
-                    rows.append((name, extra, line))
-            if whole:
-                self._keep(memo, site_id, view, rows)
-        if todo:
-            self._make_parts(parts, todo, sum(len(f[2]) for f in families.values()))
-        out: list[bytes] = []
-        for name, (_sample, extra, lines) in families.items():
-            out.append(self._header(name, extra)[0])
-            out.extend(lines)  # type: ignore[arg-type]  # _make_parts filled every None
-        return b"".join(out)
+            return self._text_for(sites).update(views)
 
-    def _keep(
-        self,
-        memo: dict[str, tuple[SiteView, list[tuple[str, tuple[str, ...], bytes]]]],
-        site_id: str,
-        view: SiteView,
-        rows: list[tuple[str, tuple[str, ...], bytes]],
-    ) -> None:
-        old = memo.get(site_id)
-        grown = len(rows) - (len(old[1]) if old is not None else 0)
-        if self._kept_lines + grown <= KEEP_LINES:
-            memo[site_id] = (view, rows)  # one assignment: a concurrent scrape sees either
-            self._kept_lines += grown
-        elif old is not None:
-            del memo[site_id]
-            self._kept_lines -= len(old[1])
-
-    def _make_parts(
-        self,
-        parts: dict[str, dict[Labels, bytes]],
-        todo: list[tuple[list[bytes | None], int, Site, Labels, bytes, float]],
-        used: int,
-    ) -> None:
-        """Label parts not yet kept: one library call per set of label names."""
-        by_names: dict[tuple[str, ...], dict[tuple[str, Labels], Site]] = {}
-        for _family, _at, site, labels, _name, _value in todo:
-            names = tuple(key for key, _ in labels)
-            by_names.setdefault(names, {})[site.id, labels] = site
-        made: dict[tuple[str, Labels], bytes] = {}
-        for names, keys in by_names.items():
-            rows = [
-                [*site_label_values(site), *(value for _, value in labels)]
-                for (_id, labels), site in keys.items()
-            ]
-            made.update(zip(keys, label_parts([*SITE_LABELS, *names], rows), strict=True))
+    def render(self) -> bytes:
+        """The text generate_latest writes for collect(), from the kept text (device_text.py)."""
+        sites, views = self.live.snapshot()
         with self._lock:
-            self._kept += len(made)
-            if self._kept > 2 * used + 10_000:
-                self._parts, self._kept = {}, 0  # made again from the next scrape on
-                self._lines, self._kept_lines = {}, 0
-            for (site_id, labels), part in made.items():
-                parts.setdefault(site_id, {})[labels] = part
-        for family, at, site, labels, sample_bytes, value in todo:
-            family[at] = b"%s%s%s\n" % (sample_bytes, made[site.id, labels], value_text(value))
+            text = self._text_for(sites)
+            text.update(views)
+            families = text.families()
+            return b"".join(
+                piece for key, lines in families for piece in (self._header(*key)[0], lines)
+            )
 
 
 def profile_helps(profiles: Mapping[str, Profile]) -> dict[str, str]:

@@ -16,7 +16,10 @@ identity of the sites dict), so a reload costs one slow render, not every scrape
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress, count
+from operator import is_not
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
@@ -86,7 +89,7 @@ class _Templates:
     # per site, the view the gauge lines were made from: a view is replaced by every
     # observation, so a site whose view is the same object has the same lines (most sites,
     # between two scrapes); only the others are made again
-    seen: list[SiteView | None]
+    seen: Sequence[SiteView | None]
     lock: threading.Lock
     # the states of the last scrape and their text: served again, the same bytes object,
     # while no state changed (most scrapes), which also spares gzip compressing it again
@@ -187,7 +190,7 @@ class SiteExposition:
         (gzipparts.py)."""
         sites, views_by_id = self.live.snapshot()
         t = self._templates_for(sites, self.live.inventory)
-        views = [views_by_id[site_id] for site_id in sites]
+        views = list(map(views_by_id.__getitem__, sites))
         states = [view.state for view in views]
         kept = t.state_text
         if kept is None or kept[0] != states:
@@ -202,28 +205,48 @@ class SiteExposition:
             if view.state is not State.UP:
                 for code in reason_codes(view):
                     out.append(_reason_line(t, index, code))
-        with t.lock:  # two scrapes at once: the lines stay those of one set of views
-            seen = t.seen
-            pairs = enumerate(zip(views, seen, strict=True))
-            changed = [i for i, (view, old) in pairs if view is not old]
-            texts = [_update(gauge, t.labels, views, changed) for gauge in (t.up, *t.gauges)]
-            for i in changed:
-                seen[i] = views[i]
+        with t.lock:  # two at once: the lines stay those of one set of views
+            _refresh(t, views)
+            texts = [_text(gauge) for gauge in (t.up, *t.gauges)]
         return [t.static, texts[0], kept[1], b"".join(out), *texts[1:]]
 
+    def update(self) -> None:
+        """Make the gauge lines of the sites whose views were replaced since the last call.
+        The daemon calls this every second (monitor/runtime/daemon.py), so that a scrape finds
+        the lines of the sites polled since made, as device_text.py explains."""
+        sites, views_by_id = self.live.snapshot()
+        t = self._templates_for(sites, self.live.inventory)
+        views = list(views_by_id.values())  # in the order of the sites (monitor/state/live.py)
+        with t.lock:
+            _refresh(t, views)
 
-def _update(g: _Gauge, labels: list[bytes], views: list[SiteView], changed: list[int]) -> bytes:
-    """The gauge's text after the views of the sites `changed` (indexes) were replaced."""
+
+def _refresh(t: _Templates, views: list[SiteView]) -> None:
+    """The gauges' lines as of `views`: those of the sites whose view is not the one its
+    lines were made from (found in C) are made again. The caller holds t.lock."""
+    changed = list(compress(count(), map(is_not, views, t.seen)))
+    if changed:
+        for gauge in (t.up, *t.gauges):
+            _update(gauge, t.labels, views, changed)
+        t.seen = views
+
+
+def _update(g: _Gauge, labels: list[bytes], views: list[SiteView], changed: list[int]) -> None:
+    """The gauge's lines after the views of the sites `changed` (indexes) were replaced; its
+    text is to be joined again if one of them changed."""
     get, name, lines = g.gauge.value, g.name, g.lines
-    text = g.text
     for i in changed:
         value = get(views[i])
         line = b"" if value is None else name + labels[i] + _format(value) + b"\n"
         if line != lines[i]:
             lines[i] = line
-            text = None
+            g.text = None
+
+
+def _text(g: _Gauge) -> bytes:
+    text = g.text
     if text is None:
-        text = g.text = g.header + b"".join(lines)
+        text = g.text = g.header + b"".join(g.lines)
     return text
 
 

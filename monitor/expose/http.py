@@ -62,7 +62,7 @@ from monitor.expose.commune import WindowTallies, commune_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
 from monitor.expose.runbooks import Runbooks, load_packaged
-from monitor.expose.textformat import exposition_parts
+from monitor.expose.textformat import MetricsRegistry, exposition_parts
 from monitor.expose.timeline import WINDOWS, site_timeline
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.state.live import LiveState
@@ -311,6 +311,15 @@ class HttpServer:
         if self._availability is not None:
             exposition_parts(self._availability)
         self._sites.render()
+
+    def update_text(self) -> int:
+        """Make the text of the sites polled since the last call (per-site gauges, device
+        values), between scrapes: the daemon calls this every second; how many sites' device
+        values were made."""
+        self._sites.update()
+        if isinstance(self._registry, MetricsRegistry):
+            return self._registry.update()
+        return 0
 
     def use_web(self, web: WebConfig | None) -> None:
         """A reload: the web config's certificates (read again: a renewed certificate under

@@ -105,6 +105,11 @@ class Prerendered(Collector):
     def render(self) -> bytes:
         raise NotImplementedError
 
+    def update(self) -> int:
+        """Make ahead, between scrapes, the text of what changed since the last call, so that
+        a scrape finds it made; how many sites' text was made (the default: none)."""
+        return 0
+
 
 class MetricsRegistry(CollectorRegistry):
     """The daemon's registry. Collectors that render themselves (Prerendered) are kept
@@ -138,6 +143,12 @@ class MetricsRegistry(CollectorRegistry):
             prerendered = list(self._prerendered)
         for collector in prerendered:
             yield from collector.collect()
+
+    def update(self) -> int:
+        """`update()` of every collector that renders itself."""
+        with self._lock:
+            prerendered = list(self._prerendered)
+        return sum(collector.update() for collector in prerendered)
 
     def exposition_parts(self) -> list[bytes]:
         with self._lock:

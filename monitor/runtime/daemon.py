@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 LOOP_TICK_SECONDS = 1.0
 MAINTENANCE_TICK_SECONDS = 1.0
+# How often the /metrics text is made for the sites polled meanwhile (device_text.py).
+METRICS_TEXT_SECONDS = 1.0
 LEDGER_WINDOWS_SECONDS = 15.0
 
 ConfigLoader = Callable[[], Config]
@@ -326,6 +328,7 @@ async def run_daemon(
                 tasks.create_task(_tick(live), name="loop-tick"),
                 tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
                 tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
+                tasks.create_task(_metrics_text(http), name="metrics-text"),
                 tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
             ]
             notifier.ready(daemon.status())
@@ -480,6 +483,20 @@ async def _maintenance_clock(daemon: Daemon) -> None:
         if time.monotonic() >= next_read:
             await _read_ledger_windows(daemon)
             next_read = time.monotonic() + LEDGER_WINDOWS_SECONDS
+
+
+async def _metrics_text(http: HttpServer) -> None:
+    """Makes the /metrics text of the sites polled in the last second (their gauges and
+    device values), in a thread, so that a scrape finds it made instead of making it for a
+    quarter of the sites at once while it holds the GIL. A failure is logged and tried
+    again: it is the text's, never a site's."""
+    failures = RateLimitedLog(log)
+    while True:
+        await asyncio.sleep(METRICS_TEXT_SECONDS)
+        try:
+            await asyncio.to_thread(http.update_text)
+        except Exception:
+            failures.log(logging.ERROR, "metrics-text", "metrics text not made", exc_info=True)
 
 
 async def _next_request(

@@ -157,7 +157,9 @@ class LiveState:
 
     def snapshot(self) -> tuple[dict[str, Site], dict[str, SiteView]]:
         """The site table and its views as one pair; a reload replaces the pair, never edits
-        it, so the identity of the sites dict tells a cache that the inventory changed."""
+        it, so the identity of the sites dict tells a cache that the inventory changed. The
+        views are in the order of the sites (both are made from the one table, and a view is
+        only ever replaced), so `list(views.values())` lines up with the sites."""
         return self._table
 
     def counts(self) -> dict[State, int]:
