@@ -147,14 +147,17 @@ class DeviceValueCollector(Prerendered):
 
     def render(self) -> bytes:
         """The text generate_latest writes for collect(), from the kept text (device_text.py)."""
+        return b"".join(self.render_parts())
+
+    def render_parts(self) -> list[bytes]:
+        """Each family's HELP and TYPE lines, then its samples: a family none of whose lines
+        changed since the last scrape is the same bytes object."""
         sites, views = self.live.snapshot()
         with self._lock:
             text = self._text_for(sites)
             text.update(views)
             families = text.families()
-            return b"".join(
-                piece for key, lines in families for piece in (self._header(*key)[0], lines)
-            )
+            return [part for key, lines in families for part in (self._header(*key)[0], lines)]
 
 
 def profile_helps(profiles: Mapping[str, Profile]) -> dict[str, str]:

@@ -21,8 +21,9 @@ under other label names left out.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, count
 from operator import is_not
 
@@ -38,12 +39,38 @@ Key = tuple[str, tuple[str, ...]]
 
 @dataclass(slots=True)
 class _Column:
-    """One family's text, by site (its place in the site table)."""
+    """One family's text: the lines of each site that has some, in the order of the sites
+    (most families are of one kind of device: a column lists only the sites it has)."""
 
     sample: bytes  # the sample's name
-    texts: list[bytes]  # each site's lines of this family, b"" where it has none
-    filled: int = 0  # sites with lines here
-    first: int = 0  # no site before this place has lines here (made exact when asked)
+    at: list[int] = field(default_factory=list)  # the sites' places in the table, ascending
+    texts: list[bytes] = field(default_factory=list)  # each one's lines, in the same order
+    text: bytes | None = None  # all of them joined; None: to be joined again
+
+    def put(self, at: int, text: bytes) -> None:
+        places = self.at
+        i = bisect_left(places, at)
+        if i < len(places) and places[i] == at:
+            if self.texts[i] != text:
+                self.texts[i], self.text = text, None
+        else:
+            places.insert(i, at)
+            self.texts.insert(i, text)
+            self.text = None
+
+    def drop(self, at: int) -> None:
+        places = self.at
+        i = bisect_left(places, at)
+        if i < len(places) and places[i] == at:
+            del places[i], self.texts[i]
+            self.text = None
+
+    def joined(self) -> bytes:
+        """The same bytes object while no line changed, which spares gzip compressing it
+        again (gzipparts.py): a family whose devices said the same as at the last scrape."""
+        if self.text is None:
+            self.text = b"".join(self.texts)
+        return self.text
 
 
 @dataclass(slots=True)
@@ -157,8 +184,7 @@ class DeviceText:
     def _column(self, key: Key) -> _Column:
         column = self._columns.get(key)
         if column is None:
-            size = len(self._ids)
-            column = self._columns[key] = _Column(self._sample_name(key), [b""] * size, 0, size)
+            column = self._columns[key] = _Column(self._sample_name(key))
         return column
 
     def _make_parts(self, later: list[_Later]) -> None:
@@ -189,39 +215,26 @@ class DeviceText:
         columns = self._columns
         for key in kept.keys:
             if key not in by_key:
-                column = columns[key]
-                column.texts[at] = b""
-                column.filled -= 1
+                columns[key].drop(at)
         for key, lines in by_key.items():
-            column = columns[key]
-            texts = column.texts
-            if not texts[at]:
-                column.filled += 1
-                if at < column.first:
-                    column.first = at
-            texts[at] = lines[0] if len(lines) == 1 else b"".join(lines)  # type: ignore[assignment, arg-type]
+            columns[key].put(at, lines[0] if len(lines) == 1 else b"".join(lines))  # type: ignore[arg-type]
         kept.keys = tuple(by_key)
 
     def families(self) -> list[tuple[Key, bytes]]:
         """Each family shown, in order, with the text of its samples."""
-        shown = [(key, column) for key, column in self._columns.items() if column.filled]
-        for _key, column in shown:
-            texts, first = column.texts, column.first
-            while not texts[first]:
-                first += 1
-            column.first = first
+        made = self._made
 
         def met(item: tuple[Key, _Column]) -> tuple[int, int]:
             key, column = item
-            kept = self._made[column.first]
+            kept = made[column.at[0]]
             assert kept is not None
-            return column.first, kept.keys.index(key)
+            return column.at[0], kept.keys.index(key)
 
-        shown.sort(key=met)
+        shown = sorted(((k, c) for k, c in self._columns.items() if c.at), key=met)
         out: list[tuple[Key, bytes]] = []
         names: set[str] = set()
         for key, column in shown:
             if key[0] not in names:  # the first label names met are the family's
                 names.add(key[0])
-                out.append((key, b"".join(column.texts)))
+                out.append((key, column.joined()))
         return out

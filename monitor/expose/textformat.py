@@ -105,6 +105,11 @@ class Prerendered(Collector):
     def render(self) -> bytes:
         raise NotImplementedError
 
+    def render_parts(self) -> list[bytes]:
+        """render() in parts to be joined, each the same bytes object from one scrape to the
+        next while it did not change (gzipparts.py keeps their compressed bytes)."""
+        return [self.render()]
+
     def update(self) -> int:
         """Make ahead, between scrapes, the text of what changed since the last call, so that
         a scrape finds it made; how many sites' text was made (the default: none)."""
@@ -154,7 +159,7 @@ class MetricsRegistry(CollectorRegistry):
         with self._lock:
             prerendered = list(self._prerendered)
         library = generate_latest(Families(self._library_collect()))
-        return [library, *(collector.render() for collector in prerendered)]
+        return [library, *(part for collector in prerendered for part in collector.render_parts())]
 
 
 def exposition_parts(registry: CollectorRegistry) -> list[bytes]:
