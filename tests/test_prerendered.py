@@ -40,9 +40,10 @@ from monitor.expose.availability_metrics import (
 from monitor.expose.device_metrics import DeviceValueCollector
 from monitor.expose.gzipparts import KEEP_FROM, PartsGzip
 from monitor.expose.http import HttpServer
+from monitor.expose.keptbody import KeptBody
 from monitor.expose.mqtt_metrics import registered_counts
 from monitor.expose.self_metrics import build_registry
-from monitor.expose.textformat import Families, value_text
+from monitor.expose.textformat import Families, MetricsRegistry, value_text
 from monitor.ledger.recent import AvailabilityGauges, Snapshot
 from monitor.state.live import LiveState
 
@@ -187,19 +188,25 @@ def snapshot(site_ids: list[str], rng: random.Random) -> Snapshot:
 
 
 def test_availability_text_is_made_once_per_snapshot_and_holds_the_snapshots_figures() -> None:
+    """Each site's availability is kept only compressed, by the server (keptbody.py): its
+    gzip is the same bytes between two refreshes, and holds the collector's text."""
     rng = random.Random(4)
     live = LiveState(sites(40), COMMUNES, OWNERS)
     gauges = AvailabilityGauges(Path("/nonexistent"))
     collector = SiteAvailabilityCollector(gauges, live)
+    registry = MetricsRegistry()
+    registry.register(collector)
+    kept = KeptBody(registry, 1)
     groups = AvailabilityCollector(gauges, live)
     assert collector.render() == reference(collector)  # no refresh yet
     assert groups.render() == reference(groups)
     for _ in range(3):
         snap = snapshot(list(live.sites), rng)
         gauges.snapshot = snap
+        packed = kept.gzip()
+        assert kept.gzip() is packed  # a scrape between two refreshes makes nothing
         body = collector.render()
-        assert collector.render() is body  # a scrape between two refreshes makes nothing
-        assert body == reference(collector)
+        assert gzip.decompress(packed) == kept.plain() == body == reference(collector)
         assert groups.render() is groups.render() == reference(groups)
         got = parsed(body) | parsed(groups.render())
         assert got["districtmon_site_availability_ratio"] == {

@@ -55,7 +55,10 @@ _LABELS = ["site", "kind", "commune", "owner", "window"]
 
 class _SnapshotText(Prerendered):
     """Families made from the availability snapshot, their text made once per snapshot (and
-    per inventory) and served as it is until the next refresh."""
+    per inventory) and served as it is until the next refresh. KEEP_TEXT False: the text is
+    not kept (who serves it keeps it compressed, keptbody.py, by `version()`)."""
+
+    KEEP_TEXT = True
 
     def __init__(self, gauges: AvailabilityGauges, live: LiveState) -> None:
         self.gauges = gauges
@@ -69,13 +72,18 @@ class _SnapshotText(Prerendered):
     def _families(self, snap: Snapshot, sites: dict[str, Site]) -> list[Metric]:
         raise NotImplementedError
 
+    def version(self) -> tuple[Snapshot, dict[str, Site]]:
+        return self.gauges.snapshot, self.live.snapshot()[0]
+
     def render(self) -> bytes:
         """The text of collect(), made once per snapshot (and per inventory)."""
-        snap, sites = self.gauges.snapshot, self.live.snapshot()[0]
+        snap, sites = self.version()
         with self._lock:
             kept = self._text
             if kept is None or kept[0] is not snap or kept[1] is not sites:
-                kept = self._text = (snap, sites, self._render(snap, sites))
+                kept = (snap, sites, self._render(snap, sites))
+                if self.KEEP_TEXT:
+                    self._text = kept
             return kept[2]
 
     def _render(self, snap: Snapshot, sites: dict[str, Site]) -> bytes:
@@ -127,7 +135,10 @@ class SiteAvailabilityCollector(_SnapshotText):
     two series a site and window, a third of /metrics at 20,000 sites, that change only at a
     refresh (every minute). So they are served at AVAILABILITY_PATH, which Prometheus scrapes
     at that pace (config/prometheus/prometheus.yml, job districtmon_availability), not with
-    the live state every 15 s."""
+    the live state every 15 s. Its text (24 MB at 20,000 sites) is not kept: the HTTP server
+    keeps it compressed (keptbody.py)."""
+
+    KEEP_TEXT = False
 
     def __init__(self, gauges: AvailabilityGauges, live: LiveState) -> None:
         super().__init__(gauges, live)

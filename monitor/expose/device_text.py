@@ -21,7 +21,6 @@ under other label names left out.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, count
@@ -29,6 +28,7 @@ from operator import is_not
 
 from monitor.core.model import Sample, Site
 from monitor.expose.site_metrics import SITE_LABELS, site_label_values
+from monitor.expose.spliced import Spliced
 from monitor.expose.textformat import label_parts, value_text
 from monitor.state.live import SiteView
 
@@ -37,40 +37,13 @@ Labels = tuple[tuple[str, str], ...]
 Key = tuple[str, tuple[str, ...]]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Column:
-    """One family's text: the lines of each site that has some, in the order of the sites
-    (most families are of one kind of device: a column lists only the sites it has)."""
+    """One family's text: the lines of each site that has some, in the order of the sites,
+    kept joined (spliced.py)."""
 
     sample: bytes  # the sample's name
-    at: list[int] = field(default_factory=list)  # the sites' places in the table, ascending
-    texts: list[bytes] = field(default_factory=list)  # each one's lines, in the same order
-    text: bytes | None = None  # all of them joined; None: to be joined again
-
-    def put(self, at: int, text: bytes) -> None:
-        places = self.at
-        i = bisect_left(places, at)
-        if i < len(places) and places[i] == at:
-            if self.texts[i] != text:
-                self.texts[i], self.text = text, None
-        else:
-            places.insert(i, at)
-            self.texts.insert(i, text)
-            self.text = None
-
-    def drop(self, at: int) -> None:
-        places = self.at
-        i = bisect_left(places, at)
-        if i < len(places) and places[i] == at:
-            del places[i], self.texts[i]
-            self.text = None
-
-    def joined(self) -> bytes:
-        """The same bytes object while no line changed, which spares gzip compressing it
-        again (gzipparts.py): a family whose devices said the same as at the last scrape."""
-        if self.text is None:
-            self.text = b"".join(self.texts)
-        return self.text
+    text: Spliced = field(default_factory=Spliced)
 
 
 @dataclass(slots=True)
@@ -79,7 +52,7 @@ class _Made:
 
     values: Mapping[str, float | str]
     samples: tuple[Sample, ...]
-    keys: tuple[Key, ...]  # its families, in the order its values and rows met them
+    columns: tuple[_Column, ...]  # its families, in the order its values and rows met them
     parts: dict[Labels, bytes]  # `{labels} ` by row labels (() for its unlabelled values)
 
 
@@ -140,7 +113,7 @@ class DeviceText:
         made, hidden, if_not_zero = self._made, self._hidden, self._if_not_zero
         column_of, text = self._column, value_text
         names_of: dict[Labels, tuple[str, ...]] = {}
-        sites: list[tuple[int, _Made, dict[Key, list[bytes | None]]]] = []
+        sites: list[tuple[int, _Made, dict[_Column, list[bytes | None]]]] = []
         later: list[_Later] = []
         for at, view in changed:
             kept = made[at]
@@ -162,12 +135,13 @@ class DeviceText:
             parts = kept.parts
             if len(parts) > 2 * len(rows) + 4:  # rows renamed: drop the labels gone out of use
                 parts = kept.parts = {row[1]: parts[row[1]] for row in rows if row[1] in parts}
-            by_key: dict[Key, list[bytes | None]] = {}
+            by_column: dict[_Column, list[bytes | None]] = {}  # keyed by identity: fast
             for key, labels, value in rows:
-                named = column_of(key).sample
-                lines = by_key.get(key)
+                column = column_of(key)
+                named = column.sample
+                lines = by_column.get(column)
                 if lines is None:
-                    lines = by_key[key] = []
+                    lines = by_column[column] = []
                 part = parts.get(labels)
                 if part is None:
                     later.append((lines, len(lines), at, labels, named, value))
@@ -175,11 +149,11 @@ class DeviceText:
                 else:
                     lines.append(b"%s%s%s\n" % (named, part, text(value)))
             kept.values, kept.samples = view.values, view.samples
-            sites.append((at, kept, by_key))
+            sites.append((at, kept, by_column))
         if later:
             self._make_parts(later)
-        for at, kept, by_key in sites:
-            self._set(at, kept, by_key)
+        for at, kept, by_column in sites:
+            self._set(at, kept, by_column)
 
     def _column(self, key: Key) -> _Column:
         column = self._columns.get(key)
@@ -210,31 +184,30 @@ class DeviceText:
             assert kept is not None
             lines[place] = b"%s%s%s\n" % (sample, kept.parts[labels], value_text(value))
 
-    def _set(self, at: int, kept: _Made, by_key: dict[Key, list[bytes | None]]) -> None:
+    def _set(self, at: int, kept: _Made, by_column: dict[_Column, list[bytes | None]]) -> None:
         """One site's lines in the columns."""
-        columns = self._columns
-        for key in kept.keys:
-            if key not in by_key:
-                columns[key].drop(at)
-        for key, lines in by_key.items():
-            columns[key].put(at, lines[0] if len(lines) == 1 else b"".join(lines))  # type: ignore[arg-type]
-        kept.keys = tuple(by_key)
+        for column in kept.columns:
+            if column not in by_column:
+                column.text.put(at, b"")
+        for column, lines in by_column.items():
+            column.text.put(at, lines[0] if len(lines) == 1 else b"".join(lines))  # type: ignore[arg-type]
+        kept.columns = tuple(by_column)
 
     def families(self) -> list[tuple[Key, bytes]]:
         """Each family shown, in order, with the text of its samples."""
         made = self._made
-
-        def met(item: tuple[Key, _Column]) -> tuple[int, int]:
-            key, column = item
-            kept = made[column.at[0]]
-            assert kept is not None
-            return column.at[0], kept.keys.index(key)
-
-        shown = sorted(((k, c) for k, c in self._columns.items() if c.at), key=met)
+        shown: list[tuple[int, int, Key, _Column]] = []
+        for key, column in self._columns.items():
+            first = column.text.first()
+            if first is not None:
+                kept = made[first]
+                assert kept is not None
+                shown.append((first, kept.columns.index(column), key, column))
+        shown.sort(key=lambda item: item[:2])
         out: list[tuple[Key, bytes]] = []
         names: set[str] = set()
-        for key, column in shown:
+        for _first, _place, key, column in shown:
             if key[0] not in names:  # the first label names met are the family's
                 names.add(key[0])
-                out.append((key, column.joined()))
+                out.append((key, column.text.text()))
         return out

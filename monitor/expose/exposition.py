@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, count
 from operator import is_not
 
@@ -37,6 +37,7 @@ from monitor.expose.site_metrics import (
     reason_family,
     site_label_values,
 )
+from monitor.expose.spliced import Spliced
 from monitor.expose.textformat import PLACEHOLDER as _PLACEHOLDER
 from monitor.expose.textformat import render as _render
 from monitor.expose.textformat import value_text as _format
@@ -57,18 +58,17 @@ def _template(family: Metric) -> tuple[bytes, list[bytes]]:
 
 @dataclass(slots=True)
 class _Gauge:
-    """One per-site gauge family: its HELP/TYPE lines, its name as its lines begin, each
-    site's line (b"": no value) as of the views last seen, and its text (None: to be joined
-    again). A line is the name, the site's `{labels} ` (the same for every family: kept once,
-    in _Templates.labels, which spares 36 MB at 20,000 sites) and the value. The text stays
-    the same bytes object while none of its lines changed (most scrapes, for a gauge such as
-    state_since or last_poll_success), which spares gzip compressing it again."""
+    """One per-site gauge family: its HELP/TYPE lines, its name as its lines begin, and its
+    samples' text, one line per site that has a value (spliced.py). A line is the name, the
+    site's `{labels} ` (the same for every family: kept once, in _Templates.labels) and the
+    value. The text stays the same bytes object while none of its lines changed (most
+    scrapes, for a gauge such as state_since or last_poll_success), which spares gzip
+    compressing it again."""
 
     gauge: SiteGauge
     header: bytes
     name: bytes
-    lines: list[bytes]
-    text: bytes | None = None
+    text: Spliced = field(default_factory=Spliced)
 
 
 @dataclass(slots=True)
@@ -80,7 +80,7 @@ class _Templates:
     gauges: list[_Gauge]  # SITE_GAUGES, in their order
     labels: list[bytes]  # per site: its `{labels} `, as prometheus-client writes it
     state_header: bytes
-    state_blocks: list[bytes]  # per site: its six state lines, every value 0
+    state_name: bytes  # districtmon_site_state, as its lines begin
     reason_header: bytes
     label_rows: list[list[str]]  # per site: its label values
     # (site index, code) -> its districtmon_site_reason line; codes are bounded by the
@@ -91,9 +91,10 @@ class _Templates:
     # between two scrapes); only the others are made again
     seen: Sequence[SiteView | None]
     lock: threading.Lock
-    # the states of the last scrape and their text: served again, the same bytes object,
-    # while no state changed (most scrapes), which also spares gzip compressing it again
-    state_text: tuple[list[State], bytes] | None = None
+    # the state sets' text, six lines a site, and the states it holds (None: none yet): the
+    # same bytes object while no state changed (most scrapes), which spares gzip too
+    state_text: Spliced = field(default_factory=Spliced)
+    states: Sequence[State | None] = ()
 
 
 def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
@@ -105,16 +106,13 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
             family.add_metric(labels, 0.0)
         return family
 
+    # the state lines are made from each site's `{labels} ` (below): checked once, on the
+    # first site, against the library's own lines
     state = GaugeMetricFamily(SITE_STATE_NAME, SITE_STATE_HELP, labels=[*SITE_LABELS, "state"])
-    for labels in rows:
+    for labels in rows[:1]:
         for s in STATES:
             state.add_metric([*labels, s.value], 0.0)
     state_header, state_prefixes = _template(state)
-    n = len(STATES)
-    blocks = [
-        b"".join(prefix + _PLACEHOLDER + b"\n" for prefix in state_prefixes[i * n : (i + 1) * n])
-        for i in range(len(rows))
-    ]
 
     # every gauge family has the same labels: their text is read once, from one family
     up_name = SITE_UP.name.encode()
@@ -130,8 +128,12 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         name = gauge.name.encode()
         if first != [name + label for label in site_labels[:1]]:
             raise RuntimeError(f"{gauge.name}: its labels are not written as {SITE_UP.name}'s")
-        return _Gauge(gauge, header, name, [b""] * len(rows))
+        return _Gauge(gauge, header, name)
 
+    state_name = SITE_STATE_NAME.encode()
+    zeros = b"".join(prefix + _PLACEHOLDER + b"\n" for prefix in state_prefixes)
+    if rows and _state_set(state_name, site_labels[0], None) != zeros:
+        raise RuntimeError(f"{SITE_STATE_NAME}: its labels are not written as {SITE_UP.name}'s")
     reason_header, _ = _template(reason_family())
     return _Templates(
         sites=sites,
@@ -141,12 +143,13 @@ def _build(sites: dict[str, Site], inventory: Inventory) -> _Templates:
         gauges=[gauge_of(gauge) for gauge in SITE_GAUGES],
         labels=site_labels,
         state_header=state_header,
-        state_blocks=blocks,
+        state_name=state_name,
         reason_header=reason_header,
         label_rows=rows,
         reason_lines={},
         seen=[None] * len(rows),
         lock=threading.Lock(),
+        states=[None] * len(rows),
     )
 
 
@@ -162,10 +165,18 @@ def _reason_line(t: _Templates, index: int, code: str) -> bytes:
     return line
 
 
-def _state_swap(state: State) -> tuple[bytes, bytes]:
-    """The end of a state line with value 0, and the same with value 1."""
-    label = f'state="{state.value}"}} '.encode()
-    return label + _PLACEHOLDER + b"\n", label + _format(1.0) + b"\n"
+def _state_set(name: bytes, labels: bytes, state: State | None) -> bytes:
+    """A site's six state lines, 1 for `state`, made from its `{labels} ` as prometheus-client
+    writes them: `state` sorts after every site label, so it goes last."""
+    inner = name + labels[:-2]
+    return b"".join(
+        b'%s,state="%s"} %s\n' % (inner, value, _ONE if s is state else _PLACEHOLDER)
+        for s, value in _STATE_VALUES
+    )
+
+
+_ONE = _format(1.0)
+_STATE_VALUES = [(s, s.value.encode()) for s in STATES]
 
 
 class SiteExposition:
@@ -192,23 +203,27 @@ class SiteExposition:
         t = self._templates_for(sites, self.live.inventory)
         views = list(map(views_by_id.__getitem__, sites))
         states = [view.state for view in views]
-        kept = t.state_text
-        if kept is None or kept[0] != states:
-            swap = _STATE_SWAP
-            out = [t.state_header]
-            for block, state in zip(t.state_blocks, states, strict=True):
-                zero, one = swap[state]
-                out.append(block.replace(zero, one, 1))
-            kept = t.state_text = (states, b"".join(out))
         out = [t.reason_header]
         for index, view in enumerate(views):
             if view.state is not State.UP:
                 for code in reason_codes(view):
                     out.append(_reason_line(t, index, code))
         with t.lock:  # two at once: the lines stay those of one set of views
+            changed = list(compress(count(), map(is_not, states, t.states)))
+            for i in changed:
+                t.state_text.put(i, _state_set(t.state_name, t.labels[i], states[i]))
+            t.states = states
             _refresh(t, views)
-            texts = [_text(gauge) for gauge in (t.up, *t.gauges)]
-        return [t.static, texts[0], kept[1], b"".join(out), *texts[1:]]
+            up, *gauges = ((g.header, g.text.text()) for g in (t.up, *t.gauges))
+            state_text = t.state_text.text()
+        return [
+            t.static,
+            *up,
+            t.state_header,
+            state_text,
+            b"".join(out),
+            *(part for gauge in gauges for part in gauge),
+        ]
 
     def update(self) -> None:
         """Make the gauge lines of the sites whose views were replaced since the last call.
@@ -232,22 +247,8 @@ def _refresh(t: _Templates, views: list[SiteView]) -> None:
 
 
 def _update(g: _Gauge, labels: list[bytes], views: list[SiteView], changed: list[int]) -> None:
-    """The gauge's lines after the views of the sites `changed` (indexes) were replaced; its
-    text is to be joined again if one of them changed."""
-    get, name, lines = g.gauge.value, g.name, g.lines
+    """The gauge's lines of the sites `changed` (indexes), whose views were replaced."""
+    get, name, text = g.gauge.value, g.name, g.text
     for i in changed:
         value = get(views[i])
-        line = b"" if value is None else name + labels[i] + _format(value) + b"\n"
-        if line != lines[i]:
-            lines[i] = line
-            g.text = None
-
-
-def _text(g: _Gauge) -> bytes:
-    text = g.text
-    if text is None:
-        text = g.text = g.header + b"".join(g.lines)
-    return text
-
-
-_STATE_SWAP = {state: _state_swap(state) for state in State}
+        text.put(i, b"" if value is None else name + labels[i] + _format(value) + b"\n")

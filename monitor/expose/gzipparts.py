@@ -51,8 +51,11 @@ class PartsGzip:
     compressed bytes for the next body (only those of the last body: a part that changed is
     not kept)."""
 
-    def __init__(self, level: int) -> None:
+    def __init__(self, level: int, keep: bool = True) -> None:
+        """`keep=False`: compress each body whole, keeping nothing of it (for a body its
+        caller keeps compressed, keptbody.py)."""
         self.level = level
+        self.keep = keep
         self._kept: dict[int, _Compressed] = {}
         self._lock = threading.Lock()
 
@@ -76,8 +79,9 @@ class PartsGzip:
             pieces.append(found)
         if small:
             pieces.append(_compress(b"".join(small), self.level))
-        with self._lock:
-            self._kept = now
+        if self.keep:
+            with self._lock:
+                self._kept = now
         crc, size = 0, 0
         for piece in pieces:
             crc = isal_zlib.crc32_combine(crc, piece.crc, len(piece.source))

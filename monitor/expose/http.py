@@ -61,6 +61,7 @@ from monitor.expose.availability_metrics import AVAILABILITY_PATH
 from monitor.expose.commune import WindowTallies, commune_report
 from monitor.expose.exposition import SiteExposition
 from monitor.expose.gzipparts import PartsGzip
+from monitor.expose.keptbody import KeptBody
 from monitor.expose.runbooks import Runbooks, load_packaged
 from monitor.expose.textformat import MetricsRegistry, exposition_parts
 from monitor.expose.timeline import WINDOWS, site_timeline
@@ -264,8 +265,7 @@ class HttpServer:
         """`availability`: what AVAILABILITY_PATH serves (each site's availability, which
         changes once a minute), apart from /metrics; without it that path is not served."""
         self._registry = registry
-        self._availability = availability
-        self._availability_gzip = PartsGzip(GZIP_LEVEL)  # its own: each keeps its last body
+        self._availability = KeptBody(availability, GZIP_LEVEL) if availability else None
         self._runbooks = runbooks if runbooks is not None else load_packaged()
         self._status_page = _packaged_page()
         self._ledger = ledger  # a site's timeline (read-only, beside the writer)
@@ -309,7 +309,7 @@ class HttpServer:
     def _warm_up(self) -> None:
         exposition_parts(self._registry)
         if self._availability is not None:
-            exposition_parts(self._availability)
+            self._availability.gzip()
         self._sites.render()
 
     def update_text(self) -> int:
@@ -375,8 +375,7 @@ class HttpServer:
             parts = exposition_parts(self._registry) + self._sites.render_parts()
             return self._metrics(parts, self._gzip, environ, start_response)
         if path == AVAILABILITY_PATH and self._availability is not None:
-            parts = exposition_parts(self._availability)
-            return self._metrics(parts, self._availability_gzip, environ, start_response)
+            return self._kept_metrics(self._availability, environ, start_response)
         if path == "/healthz":
             ok, body = health_report(self._live, self._stall_seconds)
             return _json(start_response, "200 OK" if ok else "503 Service Unavailable", body)
@@ -504,15 +503,25 @@ class HttpServer:
         environ: Environ,
         start_response: StartResponse,
     ) -> list[bytes]:
-        headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
         if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            body = packer.compress(parts)
-            headers.append(("Content-Encoding", "gzip"))
-        else:
-            body = b"".join(parts)
-        headers.append(("Content-Length", str(len(body))))
-        start_response("200 OK", headers)
-        return [body]
+            return _metrics_body(start_response, packer.compress(parts), gzipped=True)
+        return _metrics_body(start_response, b"".join(parts), gzipped=False)
+
+    def _kept_metrics(
+        self, kept: KeptBody, environ: Environ, start_response: StartResponse
+    ) -> list[bytes]:
+        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            return _metrics_body(start_response, kept.gzip(), gzipped=True)
+        return _metrics_body(start_response, kept.plain(), gzipped=False)
+
+
+def _metrics_body(start_response: StartResponse, body: bytes, gzipped: bool) -> list[bytes]:
+    headers = [("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)]
+    if gzipped:
+        headers.append(("Content-Encoding", "gzip"))
+    headers.append(("Content-Length", str(len(body))))
+    start_response("200 OK", headers)
+    return [body]
 
 
 def _json(start_response: StartResponse, status: str, body: object) -> list[bytes]:

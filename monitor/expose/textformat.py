@@ -110,6 +110,11 @@ class Prerendered(Collector):
         next while it did not change (gzipparts.py keeps their compressed bytes)."""
         return [self.render()]
 
+    def version(self) -> tuple[object, ...] | None:
+        """What the text is made from, compared object by object by identity: while they are
+        the same objects the text is the same (None: not known, the text must be made)."""
+        return None
+
     def update(self) -> int:
         """Make ahead, between scrapes, the text of what changed since the last call, so that
         a scrape finds it made; how many sites' text was made (the default: none)."""
@@ -124,6 +129,7 @@ class MetricsRegistry(CollectorRegistry):
     def __init__(self, auto_describe: bool = False) -> None:
         super().__init__(auto_describe=auto_describe)
         self._prerendered: list[Prerendered] = []
+        self._library = 0  # collectors rendered by prometheus-client
 
     def register(self, collector: Collector) -> None:
         if isinstance(collector, Prerendered):
@@ -131,6 +137,8 @@ class MetricsRegistry(CollectorRegistry):
                 self._prerendered.append(collector)
             return
         super().register(collector)
+        with self._lock:
+            self._library += 1
 
     def unregister(self, collector: Collector) -> None:
         if isinstance(collector, Prerendered):
@@ -138,6 +146,23 @@ class MetricsRegistry(CollectorRegistry):
                 self._prerendered.remove(collector)
             return
         super().unregister(collector)
+        with self._lock:
+            self._library -= 1
+
+    def version(self) -> tuple[object, ...] | None:
+        """What the whole text is made from (Prerendered.version), when every collector
+        knows it; None otherwise."""
+        with self._lock:
+            if self._library:
+                return None
+            prerendered = list(self._prerendered)
+        found: list[object] = []
+        for collector in prerendered:
+            version = collector.version()
+            if version is None:
+                return None
+            found.extend(version)
+        return tuple(found)
 
     def _library_collect(self) -> Iterator[Metric]:
         yield from super().collect()
