@@ -129,14 +129,14 @@ class Pipeline:
             if obs.ok:
                 obs = replace(obs, confirmed=True)
         self.meter.polled(obs)
+        foreign = obs.site in self.foreign  # the evaluator's only; its children's changes go on
+        if not foreign:
+            self.live.apply_observation(obs)
         self.advance(obs.time)
-        if obs.site in self.foreign:  # the evaluator's only: its children's changes go on
-            for transition in self.evaluator.step(obs):
-                self._observed(transition)
-            return
-        self.live.apply_observation(obs)
         for transition in self.evaluator.step(obs):
             self._observed(transition)
+        if foreign:
+            return
         self._cause(obs.site)
         boot = self.boots.seen(obs)
         if boot is not None:
