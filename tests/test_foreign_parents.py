@@ -153,16 +153,15 @@ def test_a_child_cut_off_behind_a_foreign_parent_is_unreachable_as_one_daemon_sa
     assert part.live.views[CHILD].codes == ("behind_parent",)
 
 
-def test_a_shard_that_does_not_follow_the_parent_says_down_where_one_daemon_says_unreachable() -> (
-    None
-):
-    """What following the parent changes: without it the shard charges the child."""
+def test_a_shard_not_following_the_parent_would_charge_the_child_as_down() -> None:
+    """The cut above tells the two apart: what the shard says is not what it says anyway."""
     blind = _watcher([CHILD], foreign=[])
     play(blind, CUT_AFTER_PARENT)
     assert blind.child()[-1][0] is State.DOWN
 
 
 def test_a_foreign_parent_is_never_recorded_shown_or_counted_as_a_change() -> None:
+    """Its shard records and shows it: here too, it would be counted twice in the job."""
     part = shard()
     play(part, [*CUT_AFTER_PARENT, *rounds(PARENT, 370.0, "+++"), *rounds(CHILD, 385.0, "+++")])
     assert part.pipeline.evaluator.sites[PARENT].state is State.UP  # it was followed
