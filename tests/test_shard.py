@@ -166,10 +166,12 @@ def test_a_broken_site_is_refused_by_the_shard_that_watches_it_in_the_whole_load
     site = "bts-vtl-thanh-nua-01"
     bts = root / "inventory" / "bts.yaml"
     line = _edit_line(bts, f"id: {site},", "port: 1161", "port: 99999")
+    _edit_line(bts, f"id: {site},", "commune: thanh-nua", "commune: thanh-nowhere")
     whole = _refusal(lambda: load_config(root, {}))
-    assert len(whole) == 1
+    assert len(whole) == 2
     assert whole[0].startswith(f"{bts}:{line}: sites[0].probe.snmp.port: ")
-    assert f"(site '{site}')" in whole[0]
+    assert whole[1].startswith(f"{bts}:{line}: sites[0].commune: unknown commune 'thanh-nowh")
+    assert all(f"(site '{site}')" in problem for problem in whole)
     watching = shard_of(site, 2)
     assert _refusal(lambda: load_shard(root, Shard(watching, 2), {})) == whole
     other = load_shard(root, Shard(3 - watching, 2), {})  # not its site to judge

@@ -283,18 +283,18 @@ def _plain_id(value: object) -> str | None:
 
 def _slim(entry: Entry[Site]) -> Entry[Site]:
     """A site of another shard as kept for what spans sites: its id (duplicates, parents and
-    maintenance windows that name it), kind, commune, parent (unknown parents, cycles) and,
-    for an MQTT site, its probe (two sites on one topic; its messages told from a
-    stranger's). What else is wrong with it is its shard's to say: that shard refuses the
-    configuration, so no site is dropped unnoticed; nor does a shard keep the name,
-    coordinates and probe of every site of the province."""
+    maintenance windows that name it), kind, commune (its MQTT topic), parent (unknown
+    parents, cycles) and, for an MQTT site, its probe (two sites on one topic; its messages
+    told from a stranger's). What else is wrong with it, an unknown commune included, is its
+    shard's to say: that shard refuses the configuration, so no site is dropped unnoticed;
+    nor does a shard keep the name, coordinates and probe of every site of the province."""
     site = entry.value
     probe = site.probe if isinstance(site.probe, MqttProbe) else ELSEWHERE
     slim = Site(
         id=site.id, kind=site.kind, name="", commune=site.commune, owner="", lat=0.0, lon=0.0,
         probe=probe, parent=site.parent,
     )  # fmt: skip
-    refs = {name: ref for name, ref in entry.refs.items() if name in ("commune", "parent")}
+    refs = {"parent": entry.refs["parent"]} if "parent" in entry.refs else {}
     kept = Entry(slim, entry.id, entry.file, entry.line, entry.key, entry.subject, refs)
     kept.probe_line, kept.probe_key = entry.probe_line, entry.probe_key
     kept.mine, kept.whole = False, False
