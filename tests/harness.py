@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -143,6 +144,23 @@ class Daemon:
             self.proc.kill()
             self.proc.wait(timeout=5)
         self._log_file.close()
+
+
+async def wait_in_loop(
+    what: str, check: Callable[[], bool], daemon: asyncio.Task[None], tries: int = 300
+) -> None:
+    """`wait_for` for a daemon run in this process (`run_daemon` as a task): `check` runs in a
+    thread, since it may block on the daemon's HTTP, and an OSError (not listening yet) is a
+    "not yet"."""
+    for _ in range(tries):
+        assert not daemon.done(), f"the daemon ended while waiting for {what}"
+        try:
+            if await asyncio.to_thread(check):
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_for(what: str, check: Callable[[], bool], daemon: Daemon, limit: float = 15.0) -> float:

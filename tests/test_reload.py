@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from harness import Daemon, free_tcp_port, wait_for
+from harness import Daemon, free_tcp_port, wait_for, wait_in_loop
 
 from monitor.config.load import Config, load_config
 from monitor.runtime.daemon import run_daemon
@@ -154,15 +154,7 @@ async def test_a_loader_that_fails_unexpectedly_does_not_stop_the_daemon(
             return str(answer.read().decode())
 
     async def until(what: str, sample: str) -> None:
-        for _ in range(200):
-            assert not daemon.done(), f"the daemon ended while waiting for {what}"
-            try:
-                if sample in await asyncio.to_thread(metrics):
-                    return
-            except OSError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        await wait_in_loop(what, lambda: sample in metrics(), daemon, tries=200)
 
     try:
         await until("the start", f"{RELOAD_OK} 1.0")

@@ -17,7 +17,7 @@ from monitor.config import forked
 from monitor.config.load import Config, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, load_shard, restrict, shard_of
-from monitor.core.model import MqttProbe
+from monitor.core.model import MqttProbe, SnmpProbe
 
 SHIPPED = load_config(Path(__file__).parents[1] / "config", {})
 
@@ -93,9 +93,16 @@ def test_two_shards_hold_the_whole_inventory_each_only_its_own_with_the_same_rec
         assert share.communes == SHIPPED.communes and share.owners == SHIPPED.owners
         others = share.sites_of_other_shards
         assert set(others) == set(SHIPPED.sites) - set(share.sites)
-        # of another shard's site only what tells its messages from a stranger's is kept
-        assert all(site.name == "" and site.owner == "" for site in others.values())
-        for site_id, site in others.items():
+        # the parents of its sites that the other shard watches, whole, to poll them too
+        parents = {SHIPPED.sites[key].parent for key in share.sites}
+        foreign = [key for key in SHIPPED.sites if key in parents and shard_of(key, 2) != index]
+        assert list(share.foreign_parents) == foreign and foreign
+        assert share.foreign_parents == {key: SHIPPED.sites[key] for key in foreign}
+        assert all(others[key] is share.foreign_parents[key] for key in foreign)
+        # of another shard's other sites only what tells its messages from a stranger's
+        slim = {key: site for key, site in others.items() if key not in share.foreign_parents}
+        assert all(site.name == "" and site.owner == "" for site in slim.values())
+        for site_id, site in slim.items():
             whole = SHIPPED.sites[site_id]
             assert (site.kind, site.commune, site.parent) == (
                 whole.kind,
@@ -159,10 +166,12 @@ def test_a_broken_site_is_refused_by_the_shard_that_watches_it_in_the_whole_load
     site = "bts-vtl-thanh-nua-01"
     bts = root / "inventory" / "bts.yaml"
     line = _edit_line(bts, f"id: {site},", "port: 1161", "port: 99999")
+    _edit_line(bts, f"id: {site},", "commune: thanh-nua", "commune: thanh-nowhere")
     whole = _refusal(lambda: load_config(root, {}))
-    assert len(whole) == 1
+    assert len(whole) == 2
     assert whole[0].startswith(f"{bts}:{line}: sites[0].probe.snmp.port: ")
-    assert f"(site '{site}')" in whole[0]
+    assert whole[1].startswith(f"{bts}:{line}: sites[0].commune: unknown commune 'thanh-nowh")
+    assert all(f"(site '{site}')" in problem for problem in whole)
     watching = shard_of(site, 2)
     assert _refusal(lambda: load_shard(root, Shard(watching, 2), {})) == whole
     other = load_shard(root, Shard(3 - watching, 2), {})  # not its site to judge
@@ -190,3 +199,48 @@ def test_what_spans_sites_is_refused_by_every_shard_in_the_whole_load_s_words(
     assert len(whole) == 2
     for index in (1, 2):
         assert _refusal(lambda: load_shard(root, Shard(index, 2), {})) == whole  # noqa: B023
+
+
+def _children(parent: str) -> list[str]:
+    return [key for key, site in SHIPPED.sites.items() if site.parent == parent]
+
+
+def _a_parent(where: Callable[[str, list[str]], bool]) -> str:
+    """A shipped SNMP parent whose children (at N = 2) are where `where` says."""
+    return next(
+        key
+        for key, site in SHIPPED.sites.items()
+        if isinstance(site.probe, SnmpProbe) and _children(key) and where(key, _children(key))
+    )
+
+
+def _edit_site(root: Path, site: str, old: str, new: str) -> None:
+    """Replace `old` by `new` on the line of the shipped inventory that defines `site`."""
+    marker = f"id: {site},"
+    [path] = [p for p in (root / "inventory").glob("*.yaml") if marker in p.read_text("utf-8")]
+    _edit_line(path, marker, old, new)
+
+
+def test_a_foreign_parent_s_own_mistakes_are_refused_by_its_children_s_shard_too(
+    tmp_path: Path,
+) -> None:
+    """That shard polls the parent (its children's states depend on it), so it must not run
+    on a probe it cannot use; the words are the whole load's. A parent whose children are all
+    in its own shard is still no concern of the other shard."""
+    root = _copy_of_shipped(tmp_path)
+    crossing = _a_parent(lambda p, kids: all(shard_of(k, 2) != shard_of(p, 2) for k in kids))
+    home = shard_of(crossing, 2)
+    at_home = _a_parent(
+        lambda p, kids: shard_of(p, 2) == home and all(shard_of(k, 2) == home for k in kids)
+    )
+    for parent in (crossing, at_home):
+        _edit_site(root, parent, "port: 1161", "port: 99999")
+    probe = SHIPPED.sites[crossing].probe
+    assert isinstance(probe, SnmpProbe)
+    _edit_site(root, crossing, f"credential: {probe.credential}", "credential: nobody-ro")
+    whole = _refusal(lambda: load_config(root, {}))
+    assert len(whole) == 3
+    of_crossing = [p for p in whole if f"(site '{crossing}')" in p]
+    assert len(of_crossing) == 2 and any("unknown credential 'nobody-ro'" in p for p in of_crossing)
+    assert _refusal(lambda: load_shard(root, Shard(home, 2), {})) == whole  # all its own
+    assert _refusal(lambda: load_shard(root, Shard(3 - home, 2), {})) == of_crossing

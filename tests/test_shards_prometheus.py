@@ -9,15 +9,19 @@ names or client ids would show). One real Prometheus scrapes the three and evalu
 shipped rule files (recording.yml, dashboards.rules.yml, alerts.yml; their group intervals
 scaled to the test's evaluation interval, nothing else changed).
 
-Sites of both shards are taken down and one cluster's amplifier fails, and at a quiet instant
-(every change the simulator recorded is confirmed by every daemon and scraped) every series
-the shipped recording rules record per job is compared between the jobs: counts and shares
-exactly, and both jobs' counts with the simulator's own record; availability within a bound
-worked out from the runs' timing (`availability_tolerance`). Every rule, recording and
-alerting, evaluates without error with the two jobs exporting the same sites.
+Sites of both shards are taken down, among them a commune gateway whose dependants cross
+shards (its radio station is the other shard's, and that station's loudspeaker clusters are
+the gateway's shard's again), and one cluster's amplifier fails. At a quiet instant (every
+change the simulator recorded is confirmed by every daemon and scraped) every series the
+shipped recording rules record per job is compared between the jobs: counts and shares
+exactly, and both jobs' counts with the simulator's own record, which has the gateway's
+dependants unreachable, not down; availability within a bound worked out from the runs'
+timing (`availability_tolerance`). Every rule, recording and alerting, evaluates without
+error with the two jobs exporting the same sites.
 
-Only sites with no dependants are taken down: a parent and its children are often watched by
-different shards (here every chain crosses), and a shard cannot see another shard's parent.
+The dependants are unreachable in the sharded job only because each shard polls the parents
+of its sites that the other watches (their "foreign parents") without exporting them: were
+it not so, they would be down there, or the gateway and the station counted twice.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ DOWN = [
     "bts-mbf-muong-phang-01",  # shard 1
 ]
 AMPLIFIER_FAULT = "loa-thanh-nua-03"  # shard 1: degraded, and its areas not covered
+# shard 2; its radio station is shard 1's, the station's three loudspeaker clusters shard 2's
+GATEWAY_DOWN = "gw-ubnd-muong-phang"
 ONE, SHARDED = "districtmon", "districtmon-sharded"
 # recorded series that are not figures of one setup: names and thresholds for any job, and
 # each daemon's own UTC offset
@@ -161,6 +167,12 @@ def test_two_shards_behind_one_prometheus_record_the_figures_of_one_daemon(
     inventory = load_config(whole, environ={})
     for site in [*DOWN, AMPLIFIER_FAULT]:
         assert not any(s.parent == site for s in inventory.sites.values()), site
+    behind = _dependants(inventory.sites, GATEWAY_DOWN)
+    [station] = [s for s in behind if inventory.sites[s].parent == GATEWAY_DOWN]
+    clusters = [s for s in behind if s != station]
+    assert len(clusters) == 3 and all(inventory.sites[s].parent == station for s in clusters)
+    home = 1 if Shard(1, 2).owns(GATEWAY_DOWN) else 2
+    assert not Shard(home, 2).owns(station) and all(Shard(home, 2).owns(s) for s in clusters)
     shares = {i: {s for s in inventory.sites if Shard(i, 2).owns(s)} for i in (1, 2)}
     assert {shard for site in DOWN for shard in (1, 2) if site in shares[shard]} == {1, 2}
     na_tong = {s for s, site in inventory.sites.items() if site.commune == "na-tong"}
@@ -204,14 +216,17 @@ def test_two_shards_behind_one_prometheus_record_the_figures_of_one_daemon(
             known = _first_known(prometheus)
             time.sleep(max(0.0, started + WATCHED_BEFORE - time.time()))
 
-            for site in DOWN:
+            for site in [*DOWN, GATEWAY_DOWN]:
                 simulator.ctl(f"/sites/{site}/down")
             simulator.ctl(f"/sites/{AMPLIFIER_FAULT}/amplifier-fault")
             faults = time.time()
-            truth = _recorded(truth_file, [*DOWN, AMPLIFIER_FAULT])
+            truth = _recorded(truth_file, [*DOWN, GATEWAY_DOWN, *behind, AMPLIFIER_FAULT])
             expected = {s: raw_state(truth, s, time.time()) for s in inventory.sites}
+            assert {s: expected[s] for s in behind} == dict.fromkeys(behind, "unreachable")
+            out = len(DOWN) + 1 + len(behind)
             assert Counter(expected.values()) == {
-                "up": len(inventory.sites) - len(DOWN) - 1, "down": len(DOWN), "degraded": 1,
+                "up": len(inventory.sites) - out - 1, "down": len(DOWN) + 1,
+                "unreachable": len(behind), "degraded": 1,
             }  # fmt: skip
             _wait_states(prometheus, expected, limit=30)
             time.sleep(max(0.0, faults + DOWN_FOR - time.time()))
@@ -236,6 +251,15 @@ def test_two_shards_behind_one_prometheus_record_the_figures_of_one_daemon(
         "ledger.shard-1-of-2.sqlite", "ledger.shard-2-of-2.sqlite", "ledger.sqlite",
     ]  # fmt: skip
     assert "already connected, closing old connection" not in broker.log()
+
+
+def _dependants(sites: dict[str, Site], parent: str) -> list[str]:
+    """Every site cut off when `parent` is: its children, theirs, and so on."""
+    found: list[str] = []
+    for site_id, site in sites.items():
+        if site.parent == parent:
+            found += [site_id, *_dependants(sites, site_id)]
+    return found
 
 
 def _failing_rules(prometheus: Prometheus) -> list[tuple[str, str]]:

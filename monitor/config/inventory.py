@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 
 from monitor.config.credentials import Credentials
 from monitor.config.fields import Fields, Located, Sink, is_slug, open_document, or_default
 from monitor.config.located import StreamedList, YamlMap
-from monitor.config.mqtt import read_mqtt_probe
 from monitor.config.probe_sections import PROBE_READERS
 from monitor.config.problems import ConfigProblem
 from monitor.config.suggest import did_you_mean
@@ -25,6 +24,7 @@ from monitor.core.model import (
     OWNER_KINDS,
     SITE_KINDS,
     Commune,
+    MqttProbe,
     Owner,
     Probe,
     Site,
@@ -70,7 +70,13 @@ class Entry(Generic[T]):
     covers: list[Located[str]] = field(default_factory=list)
     probe_line: int = 0
     probe_key: str = ""
-    mine: bool = True  # False: a site of another shard, read only for the checks across sites
+    mine: bool = True  # False: a site of another shard
+    # False: kept only for the checks across sites (another shard's site that none of this
+    # shard's sites depends on); its own mistakes are its shard's to report
+    whole: bool = True
+    # the problems of another shard's site, held until the inventory is read: reported if
+    # one of this shard's sites depends on it (see `_settle_other_shards`), else dropped
+    held: list[ConfigProblem] | None = None
 
     def where(self) -> str:
         return f"{self.file.name}:{self.line}"
@@ -89,7 +95,8 @@ def read_inventory(
 ) -> Inventory:
     """Every entry of inventory/*.yaml, in file and list order. With `mine` (a shard's test of
     a site id), a site whose id it refuses is read only as far as the checks across sites
-    need (see `_read_elsewhere`): its own fields are its shard's to check and to keep."""
+    need (see `_settle_other_shards`): its own fields are its shard's to check and to keep,
+    unless it is the parent of a site of this shard."""
     inventory = Inventory()
     if not directory.is_dir():
         problems.append(ConfigProblem(directory, None, "", "inventory directory not found"))
@@ -113,7 +120,29 @@ def read_inventory(
         problems.append(ConfigProblem(directory, None, "", message))
     for path in files:
         _read_inventory_file(path, inventory, problems, mine)
+    _settle_other_shards(inventory, problems)
     return inventory
+
+
+def _settle_other_shards(inventory: Inventory, problems: list[ConfigProblem]) -> None:
+    """Once every file is read, keep in full the other shards' sites that a site of this
+    shard names as its parent, and report their own mistakes, in the words of a one-process
+    load: this shard polls them too, since its sites' states depend on theirs. Of the others
+    keep only what spans sites (`_slim`), and drop their problems: their shard reports them.
+
+    Which sites are parents of this shard's is known only now (a parent may come before its
+    child or after it, in any file), so every site was read in full until here: about what
+    a one-process load holds at its peak, where keeping each one's YAML instead to read it
+    again later would hold more."""
+    wanted = {entry.value.parent for entry in inventory.sites if entry.mine}
+    for index, entry in enumerate(inventory.sites):
+        held, entry.held = entry.held, None
+        if held is None:
+            continue
+        if entry.id in wanted:
+            problems.extend(held)
+        else:
+            inventory.sites[index] = _slim(entry)
 
 
 def _read_inventory_file(
@@ -155,12 +184,15 @@ def _read_inventory_file(
 def _read_any_site(
     sink: Sink, item: Located[object], mine: Callable[[str], bool] | None
 ) -> Entry[Site]:
-    """A site of this daemon's read in full; one of another shard's only for what spans
-    sites."""
+    """A site read in full; one of another shard's with its problems held back (see
+    `_settle_other_shards`)."""
     site_id = None if mine is None else _plain_id(item.value)
-    if site_id is not None and mine is not None and not mine(site_id):
-        return _read_elsewhere(sink, item, site_id)
-    return _read_site(sink, item)
+    if site_id is None or mine is None or mine(site_id):
+        return _read_site(sink, item)
+    held: list[ConfigProblem] = []
+    entry = _read_site(replace(sink, problems=held), item)
+    entry.mine, entry.held = False, held
+    return entry
 
 
 def _open_entry(sink: Sink, item: Located[object], noun: str) -> tuple[Fields, str | None]:
@@ -233,8 +265,9 @@ def _read_site(sink: Sink, item: Located[object]) -> Entry[Site]:
     return entry
 
 
-# The probe of a site another shard polls: this daemon never polls it, and keeps no more of
-# it than its id, kind, commune and parent (an MQTT site keeps its probe: its topics).
+# The probe of a site another shard polls and none of this shard's sites depends on: this
+# daemon never polls it, and keeps no more of it than its id, kind, commune and parent (an
+# MQTT site keeps its probe: its topics).
 ELSEWHERE = SnmpProbe(address="")
 
 
@@ -248,36 +281,24 @@ def _plain_id(value: object) -> str | None:
     return text if text.strip() and is_slug(text) else None
 
 
-def _read_elsewhere(sink: Sink, item: Located[object], site_id: str) -> Entry[Site]:
-    """A site of another shard, read for what spans sites: its id (duplicates, parents and
-    maintenance windows that name it), its parent (unknown parents, cycles) and, for an MQTT
-    site, its topic (two sites on one topic). What else is wrong with it is its shard's to
-    say: that shard refuses the configuration, so no site is dropped unnoticed; nor does a
-    shard build and keep the name, coordinates and probe of every site of the province.
-    The problems of this reading are dropped; `_read_site` reports the same in that shard."""
-    assert isinstance(item.value, YamlMap)  # _plain_id found an id in it
-    fields = Fields(Sink(sink.file, []), item.value, item.key, f" (site '{site_id}')")
-    refs = {name: ref for name in ("commune", "parent") if (ref := fields.located(name))}
-    probe: Probe = ELSEWHERE
-    probe_fields = fields.mapping("probe")
-    if probe_fields is not None and list(probe_fields.node) == ["mqtt"]:
-        mqtt = probe_fields.mapping("mqtt")
-        if mqtt is not None:
-            probe = read_mqtt_probe(mqtt)
-    site = Site(
-        id=site_id,
-        kind=fields.choice("kind", SITE_KINDS) or "",
-        name="",
-        commune=refs.pop("commune").value if "commune" in refs else "",
-        owner="",
-        lat=0.0,
-        lon=0.0,
-        probe=probe,
-        parent=refs["parent"].value if "parent" in refs else None,
-    )
-    entry = Entry(site, site_id, sink.file, fields.line("id"), item.key, fields.subject, refs)
-    entry.probe_line, entry.probe_key, entry.mine = fields.line("probe"), fields.key("probe"), False
-    return entry
+def _slim(entry: Entry[Site]) -> Entry[Site]:
+    """A site of another shard as kept for what spans sites: its id (duplicates, parents and
+    maintenance windows that name it), kind, commune (its MQTT topic), parent (unknown
+    parents, cycles) and, for an MQTT site, its probe (two sites on one topic; its messages
+    told from a stranger's). What else is wrong with it, an unknown commune included, is its
+    shard's to say: that shard refuses the configuration, so no site is dropped unnoticed;
+    nor does a shard keep the name, coordinates and probe of every site of the province."""
+    site = entry.value
+    probe = site.probe if isinstance(site.probe, MqttProbe) else ELSEWHERE
+    slim = Site(
+        id=site.id, kind=site.kind, name="", commune=site.commune, owner="", lat=0.0, lon=0.0,
+        probe=probe, parent=site.parent,
+    )  # fmt: skip
+    refs = {"parent": entry.refs["parent"]} if "parent" in entry.refs else {}
+    kept = Entry(slim, entry.id, entry.file, entry.line, entry.key, entry.subject, refs)
+    kept.probe_line, kept.probe_key = entry.probe_line, entry.probe_key
+    kept.mine, kept.whole = False, False
+    return kept
 
 
 def _profile_ref(site: Fields, probe: Probe) -> Located[str] | None:

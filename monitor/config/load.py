@@ -78,8 +78,13 @@ class Config:
     availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     # Sites of the inventory that other shards watch (see shards.py): known, not ours. Loaded
-    # by a shard, each holds only its id, kind, commune, parent and (MQTT) its probe.
+    # by a shard, each holds only its id, kind, commune, parent and (MQTT) its probe, but for
+    # the foreign parents, whole.
     sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
+    # Of those, the parents of this shard's own sites, read in full: this shard polls them
+    # too, for its own sites' states depend on theirs (see `parents_elsewhere`), and never
+    # reports them (their shard does). Each is also in sites_of_other_shards.
+    foreign_parents: dict[str, Site] = field(default_factory=dict)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
     # what is accepted but unsafe (a credentials file others can read): said at every start,
@@ -129,7 +134,9 @@ def load_config(
 
     `environ` (default: os.environ) supplies credential overrides; tests pass their own.
     `mine` (a shard's test of a site id, see shards.py) keeps only the sites it accepts: the
-    others are read only for the checks across sites, and known as `sites_of_other_shards`.
+    others are kept only for the checks across sites, and known as `sites_of_other_shards`,
+    but for the parents of the sites it accepts: those are kept and checked in full
+    (`foreign_parents`), since the shard polls them too.
     A path the system refuses (a name too long, a directory the service user may not read)
     is a problem like any other, naming the path: never a traceback, never a dead daemon.
     """
@@ -191,6 +198,9 @@ def _load(
         raise ConfigError(_redacted(problems, secret_values(credentials, env)))
     elsewhere = {entry.id for entry in inventory.sites if not entry.mine}
     own = {key: site for key, site in checked.sites.items() if key not in elsewhere}
+    others = {key: site for key, site in checked.sites.items() if key in elsewhere}
+    defaults = settings.snmp.settings.default_profiles
+    foreign = _with_default_profiles(parents_elsewhere(own, others), defaults)
     return Config(
         directory=directory.absolute(),
         http=settings.http,
@@ -199,10 +209,9 @@ def _load(
         state=settings.state,
         communes=checked.communes,
         owners=checked.owners,
-        sites=_with_default_profiles(own, settings.snmp.settings.default_profiles),
-        sites_of_other_shards={
-            key: checked.sites[key] for key in checked.sites if key in elsewhere
-        },
+        sites=_with_default_profiles(own, defaults),
+        sites_of_other_shards={key: foreign.get(key, site) for key, site in others.items()},
+        foreign_parents=foreign,
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
         ledger_limits=settings.ledger_limits,
@@ -216,6 +225,14 @@ def _load(
         objectives=settings.objectives,
         in_service=settings.in_service,
     )
+
+
+def parents_elsewhere(sites: Mapping[str, Site], others: Mapping[str, Site]) -> dict[str, Site]:
+    """The sites of `others` that a site of `sites` names as its parent, in `others`' order.
+    Only direct parents: one that does not answer is down or unreachable, and either way its
+    child is unreachable, so its own parent's state adds nothing to the child's."""
+    named = {site.parent for site in sites.values()}
+    return {key: site for key, site in others.items() if key in named}
 
 
 def _redacted(problems: list[ConfigProblem], secrets: set[str]) -> list[ConfigProblem]:
@@ -326,7 +343,7 @@ def _check_mqtt(
         site = entry.value
         where = f"{entry.probe_key}.mqtt"
         name = mqtt.profile_name(site)
-        if entry.mine and profiles is not None and site.kind and name not in profiles:
+        if entry.whole and profiles is not None and site.kind and name not in profiles:
             hint = did_you_mean(name, profiles)
             message = (
                 f"no telemetry profile '{name}' in {mqtt.mappings_file.name}{hint}{entry.subject}"

@@ -11,8 +11,12 @@ could tell silence from a share that went elsewhere. Each shard therefore subscr
 district's topics and keeps only its own sites' messages; the others are known (each shard
 reads every site's id and topic) and ignored without being counted as hostile.
 
-A shard reads in full only its own sites (`load_shard`): of the others, only what the checks
-across sites need (inventory.py, `_read_elsewhere`), so that what it keeps is its share.
+A shard reads in full only its own sites and their parents that other shards watch
+(`load_shard`): of the others, only what the checks across sites need (inventory.py,
+`_read_elsewhere`), so that what it keeps is its share. It polls those parents too ("foreign
+parents"), without ever reporting them: a site whose polls fail while its parent is out is
+unreachable, not down, and only the parent's own polls say whether it is out. Their owning
+shard polls them as well, so each foreign parent costs one more poll per interval.
 
 Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
 records speak for the sites its daemon watched, and its own MQTT client id.
@@ -27,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from monitor.config.forked import load_in_child
-from monitor.config.load import Config, load_config
+from monitor.config.load import Config, load_config, parents_elsewhere
 
 _SPEC = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
 
@@ -68,7 +72,13 @@ def restrict(config: Config, shard: Shard | None) -> Config:
         return config
     mine = {site_id: site for site_id, site in config.sites.items() if shard.owns(site_id)}
     others = {site_id: site for site_id, site in config.sites.items() if site_id not in mine}
-    return _named_for(replace(config, sites=mine, sites_of_other_shards=others), shard)
+    shared = replace(
+        config,
+        sites=mine,
+        sites_of_other_shards=others,
+        foreign_parents=parents_elsewhere(mine, others),
+    )
+    return _named_for(shared, shard)
 
 
 def _named_for(config: Config, shard: Shard) -> Config:
@@ -86,10 +96,11 @@ def load_shard(
     directory: Path, shard: Shard | None, environ: Mapping[str, str] | None = None
 ) -> Config:
     """The configuration a daemon of `shard` runs on, what `districtmon run` and its reloads
-    load (`environ` as for load_config): the sites of the shard, read and checked in full;
-    the others only as far as what spans sites needs (`read_inventory`), so that a shard of N
-    spends about 1/N of the whole inventory's memory on sites and much less than the whole
-    load's time. `restrict(load_config(...))` gives the same sites, by way of all of them."""
+    load (`environ` as for load_config): the sites of the shard and their foreign parents,
+    read and checked in full; the others only as far as what spans sites needs
+    (`read_inventory`), so that a shard of N spends about 1/N of the whole inventory's memory
+    on sites. `restrict(load_config(...))` gives the same sites and foreign parents, by way
+    of all of them."""
 
     def load() -> Config:
         if shard is None or shard.count == 1:

@@ -88,6 +88,13 @@ class SelfMetrics:
             "Transitions waiting to be written to the ledger.",
             registry=registry,
         )
+        self.foreign_parents = Gauge(
+            "districtmon_shard_foreign_parents",
+            "Sites of other shards this shard polls too, since its own sites depend on them "
+            "(their parents): their states are its own sites' concern, and their shard "
+            "reports them. 0 when not sharded.",
+            registry=registry,
+        )
         # Prometheus' own names for the same thing (prometheus_config_last_reload_*), so that
         # the alert people already have for Prometheus reads the same way here
         self.config_reload_ok = Gauge(

@@ -124,7 +124,15 @@ class Daemon:
         self.scheduler.request_poll(site_id)
 
     def _polled(self, config: Config) -> list[Site]:
-        return [site for site in config.sites.values() if self.probes.polled(site)]
+        watched = [*config.sites.values(), *config.foreign_parents.values()]
+        return [site for site in watched if self.probes.polled(site)]
+
+    def follow_foreign_parents(self, config: Config, at: float) -> None:
+        """The pipeline follows the foreign parents that are polled (an MQTT one's messages
+        stay its shard's: its children here are judged without it, as before)."""
+        foreign = [s.id for s in config.foreign_parents.values() if self.probes.polled(s)]
+        self.pipeline.follow_foreign(foreign, at)
+        self.metrics.foreign_parents.set(len(foreign))
 
     def _schedule(self, config: Config) -> Schedule:
         # kept for the maintenance series too (the HTTP thread reads the one in place)
@@ -169,12 +177,13 @@ class Daemon:
         self.pipeline.retire(removed, now)
         self.live.replace_sites(new.sites, new.communes, new.owners)
         self.pipeline.set_schedule(self._schedule(new), now)
+        self.follow_foreign_parents(new, now)  # after retire, before start: see follow_foreign
         self.pipeline.start(added, now)
         evaluator = self.pipeline.evaluator
         evaluator.down_after, evaluator.up_after = new.state.down_after, new.state.up_after
         evaluator.set_parents(_parents(new))
         self.poller.use(new.credentials, new.profiles)
-        self.poller.retain(new.sites)
+        self.poller.retain([*new.sites, *new.foreign_parents])
         self.traps.update_sites(new.sites.values())
         self.device_values.helps = _device_helps(new)
         self.objectives.objectives = new.objectives
@@ -196,7 +205,9 @@ class Daemon:
 
 
 def _parents(config: Config) -> dict[str, str | None]:
-    return {site.id: site.parent for site in config.sites.values()}
+    """Of every site the evaluator follows: this daemon's own and its foreign parents."""
+    watched = [*config.sites.values(), *config.foreign_parents.values()]
+    return {site.id: site.parent for site in watched}
 
 
 def _inventory(config: Config, at: float) -> InventorySync:
@@ -295,6 +306,7 @@ async def run_daemon(
         daemon.poller.known_boots(boots)  # a device that rebooted while we were stopped
         daemon.pipeline.boots.seed(boots, started)
         daemon.pipeline.start(list(config.sites), started, carried)
+        daemon.follow_foreign_parents(config, started)
         registry.register(daemon.device_values)
         registry.register(daemon.objectives)
         registry.register(MaintenanceCollector(lambda: daemon.schedule))

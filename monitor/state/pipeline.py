@@ -6,12 +6,18 @@ to the recorder (the ledger's queue) and to the live snapshot that the HTTP thre
 pipeline measures itself through a `PipelineMeter`; what those measurements become (Prometheus
 series) is the exposition's business, and what the recorder does with a change is the
 ledger's: data flows one way, and nothing here knows SQLite or Prometheus.
+
+A shard (`--shard i/N`) also follows its "foreign parents": the parents of its sites that
+another shard watches. Their observations go to the evaluator, so that a child's state is
+what one daemon would say, but no change of theirs goes further: their own shard records and
+shows them. That filter is here, where changes leave for the recorder and the snapshot; the
+probes poll them like any other site and know nothing of shards.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Protocol
 
@@ -61,6 +67,7 @@ class Pipeline:
     - `advance(now)`: apply the starts and ends of maintenance windows up to `now`, each dated
       exactly (the daemon calls it every second; `observe` calls it too).
     - `set_schedule(schedule, now)`: new maintenance windows (reload, `maintenance add`).
+    - `follow_foreign(site_ids, at)`: the foreign parents to follow (start and reload).
     """
 
     def __init__(
@@ -81,6 +88,7 @@ class Pipeline:
         self._advanced_to: float | None = None
         self._next_boundary = 0.0
         self.confirm_next: set[str] = set()  # sites whose next answered poll a trap asked for
+        self.foreign: frozenset[str] = frozenset()  # followed for the evaluator's sake only
 
     def start(
         self, site_ids: list[str], at: float, carried: Mapping[str, State] | None = None
@@ -93,6 +101,20 @@ class Pipeline:
         for site_id in site_ids:
             first = self.evaluator.start(site_id, at, carried.get(site_id))
             self._record(self.overlay.start(first, self.schedule.covering(site_id, at)))
+
+    def follow_foreign(self, site_ids: Iterable[str], at: float) -> None:
+        """Follow these sites of other shards (and no longer those followed before and not
+        named): each starts unknown, as at a start of the daemon, and a site that leaves
+        the set is forgotten, with nothing recorded either way. Call it after `retire` and
+        before `start` of a reload, so that a site moving between this shard's own and its
+        foreign parents starts afresh in its new part."""
+        wanted = list(dict.fromkeys(site_ids))
+        for site_id in self.foreign.difference(wanted):
+            self.evaluator.forget(site_id)
+        for site_id in wanted:
+            if site_id not in self.foreign:
+                self.evaluator.start(site_id, at)
+        self.foreign = frozenset(wanted)
 
     def retire(self, site_ids: list[str], at: float) -> None:
         for site_id in site_ids:
@@ -107,10 +129,14 @@ class Pipeline:
             if obs.ok:
                 obs = replace(obs, confirmed=True)
         self.meter.polled(obs)
-        self.live.apply_observation(obs)
+        foreign = obs.site in self.foreign  # the evaluator's only; its children's changes go on
+        if not foreign:
+            self.live.apply_observation(obs)
         self.advance(obs.time)
         for transition in self.evaluator.step(obs):
             self._observed(transition)
+        if foreign:
+            return
         self._cause(obs.site)
         boot = self.boots.seen(obs)
         if boot is not None:
@@ -161,6 +187,8 @@ class Pipeline:
         self._next_boundary = schedule.next_boundary(now)
 
     def _observed(self, transition: Transition) -> None:
+        if transition.site in self.foreign:  # its own shard records and shows it
+            return
         self.meter.transition(transition.state)
         log.info(
             "site=%s state=%s previous=%s reason=%s",
