@@ -1,20 +1,25 @@
-"""A spliced text is always the pieces of its places joined in order, and the same bytes
-object while no piece changed (what lets gzip reuse its compressed bytes)."""
+"""A text of pieces, kept either way, is always the pieces of its places joined in order, and
+the same bytes object while no piece changed (what lets gzip reuse its compressed bytes)."""
 
 from __future__ import annotations
 
 import random
 
-from monitor.expose.spliced import Spliced
+import pytest
+
+from monitor.expose.spliced import Pieces, Spliced
 
 
 def joined(pieces: dict[int, bytes]) -> bytes:
     return b"".join(pieces[at] for at in sorted(pieces))
 
 
-def test_the_text_is_the_pieces_joined_in_the_order_of_their_places() -> None:
+@pytest.mark.parametrize("kind", [Pieces, Spliced])
+def test_the_text_is_the_pieces_joined_in_the_order_of_their_places(
+    kind: type[Pieces | Spliced],
+) -> None:
     rng = random.Random(4)
-    text, truth = Spliced(), {}
+    text, truth = kind(), {}
     assert text.text() == b"" and text.first() is None
     for _ in range(300):
         for _ in range(rng.choice([0, 1, 3, 40])):
@@ -29,8 +34,11 @@ def test_the_text_is_the_pieces_joined_in_the_order_of_their_places() -> None:
         assert text.first() == (min(truth) if truth else None)
 
 
-def test_the_text_stays_the_same_object_until_a_piece_really_changes() -> None:
-    text = Spliced()
+@pytest.mark.parametrize("kind", [Pieces, Spliced])
+def test_the_text_stays_the_same_object_until_a_piece_really_changes(
+    kind: type[Pieces | Spliced],
+) -> None:
+    text = kind()
     for at in range(10):
         text.put(at, b"site %d 1.0\n" % at)
     first = text.text()

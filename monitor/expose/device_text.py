@@ -28,7 +28,7 @@ from operator import is_not
 
 from monitor.core.model import Sample, Site
 from monitor.expose.site_metrics import SITE_LABELS, site_label_values
-from monitor.expose.spliced import Spliced
+from monitor.expose.spliced import Pieces
 from monitor.expose.textformat import label_parts, value_text
 from monitor.state.live import SiteView
 
@@ -39,11 +39,11 @@ Key = tuple[str, tuple[str, ...]]
 
 @dataclass(slots=True, eq=False)
 class _Column:
-    """One family's text: the lines of each site that has some, in the order of the sites,
-    kept joined (spliced.py)."""
+    """One family's text: the lines of each site that has some, in the order of the sites
+    (spliced.py; most families are of one kind of device: only the sites it has)."""
 
     sample: bytes  # the sample's name
-    text: Spliced = field(default_factory=Spliced)
+    text: Pieces = field(default_factory=Pieces)
 
 
 @dataclass(slots=True)

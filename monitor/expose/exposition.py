@@ -37,7 +37,7 @@ from monitor.expose.site_metrics import (
     reason_family,
     site_label_values,
 )
-from monitor.expose.spliced import Spliced
+from monitor.expose.spliced import Pieces, Spliced
 from monitor.expose.textformat import PLACEHOLDER as _PLACEHOLDER
 from monitor.expose.textformat import render as _render
 from monitor.expose.textformat import value_text as _format
@@ -59,7 +59,8 @@ def _template(family: Metric) -> tuple[bytes, list[bytes]]:
 @dataclass(slots=True)
 class _Gauge:
     """One per-site gauge family: its HELP/TYPE lines, its name as its lines begin, and its
-    samples' text, one line per site that has a value (spliced.py). A line is the name, the
+    samples' text, one line per site that has a value (spliced.py: some change at every
+    scrape). A line is the name, the
     site's `{labels} ` (the same for every family: kept once, in _Templates.labels) and the
     value. The text stays the same bytes object while none of its lines changed (most
     scrapes, for a gauge such as state_since or last_poll_success), which spares gzip
@@ -68,7 +69,7 @@ class _Gauge:
     gauge: SiteGauge
     header: bytes
     name: bytes
-    text: Spliced = field(default_factory=Spliced)
+    text: Pieces = field(default_factory=Pieces)
 
 
 @dataclass(slots=True)

@@ -1,14 +1,14 @@
-"""A long text of one piece per site, kept only joined, with new pieces spliced in when read.
+"""Long texts of one piece per site (a line, a site's lines of a family, a state set), in
+the order of the sites, served as one bytes object that stays the same object while no piece
+changed, so that gzip reuses its compressed bytes (gzipparts.py). Two ways to keep one:
 
-The per-site families of /metrics are each one piece (a line, a site's lines of a family, a
-state set) per site. Keeping every site's piece and also their joined text, for the scrape to
-serve and gzip to keep compressed, held each byte twice: 50 MB at 20,000 sites. So only the
-joined text is kept, with each piece's size; a new piece waits, and when the text is read
-the runs of unchanged pieces are copied from the old text (memoryview slices, in C) between
-the new ones: one copy of the text per scrape, Python work only per new piece. Reading it
-again before any piece changed gives the same bytes object, and so does a splice whose new
-pieces are the old ones again (a site that answered the same as before), so that gzip reuses
-its compressed bytes (gzipparts.py).
+- `Pieces` keeps every piece and their join: a new piece costs a list assignment, and the
+  next read joins them again (in C). For a text some of whose pieces change between any two
+  scrapes (poll times, device values): each byte is kept twice.
+- `Spliced` keeps only the joined text, with each piece's size; new pieces wait, and when the
+  text is read the runs of unchanged pieces are copied from the old text (memoryview slices)
+  between the new ones. Each byte is kept once (the state sets: 15 MB at 20,000 sites), but a
+  new piece costs some microseconds of Python at the read: for a text that seldom changes.
 """
 
 from __future__ import annotations
@@ -18,9 +18,44 @@ from bisect import bisect_left
 from itertools import accumulate
 
 
-class Spliced:
-    """Pieces by place (a site's index in the site table), in the order of the places.
+class Pieces:
+    """Pieces by place (a site's index in the site table), each kept, and their join.
     Not thread-safe: its owner holds a lock around it."""
+
+    __slots__ = ("_at", "_pieces", "_text")
+
+    def __init__(self) -> None:
+        self._at: list[int] = []  # the places that have a piece, ascending
+        self._pieces: list[bytes] = []  # their pieces, in the same order
+        self._text: bytes | None = b""  # None: to be joined again
+
+    def put(self, at: int, piece: bytes) -> None:
+        """The piece of place `at` from now on (b"": it has none)."""
+        places = self._at
+        i = bisect_left(places, at)
+        if i < len(places) and places[i] == at:
+            if not piece:
+                del places[i], self._pieces[i]
+                self._text = None
+            elif self._pieces[i] != piece:
+                self._pieces[i], self._text = piece, None
+        elif piece:
+            places.insert(i, at)
+            self._pieces.insert(i, piece)
+            self._text = None
+
+    def text(self) -> bytes:
+        if self._text is None:
+            self._text = b"".join(self._pieces)
+        return self._text
+
+    def first(self) -> int | None:
+        """The first place that has a piece, None if none has."""
+        return self._at[0] if self._at else None
+
+
+class Spliced:
+    """Pieces by place, kept joined only. Not thread-safe: its owner holds a lock around it."""
 
     __slots__ = ("_at", "_pending", "_sizes", "_text")
 
