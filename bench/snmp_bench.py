@@ -111,7 +111,7 @@ class SnmpsimFleet:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.10.0.1", 0))
             port = int(probe.getsockname()[1])
-        agents = [Agent(f"127.10.{i // 250}.{i % 250 + 1}", port, COMMUNITY) for i in range(count)]
+        agents = [Agent(_address(i), port, COMMUNITY) for i in range(count)]
         data = self.dir / "data"
         data.mkdir()
         shutil.copy(RECORDING, data / f"{COMMUNITY}.snmprec")
@@ -152,6 +152,15 @@ class SnmpsimFleet:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+SITES_A_FILE = 20_000
+
+
+def _address(i: int) -> str:
+    """The i-th agent's loopback address: 127.10.0.1 on, 250 a /24, then 127.11... (62,500
+    agents a /16: 100,000 sites take two)."""
+    return f"127.{10 + i // 62_500}.{i // 250 % 250}.{i % 250 + 1}"
+
+
 class SnmpdFleet:
     """net-snmp snmpd processes (C: a fraction of snmpsim's CPU per answer, so the agents keep
     up on a loaded machine), `per_process` loopback addresses each, one free UDP port. The five
@@ -175,7 +184,7 @@ class SnmpdFleet:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.10.0.1", 0))
             port = int(probe.getsockname()[1])
-        agents = [Agent(f"127.10.{i // 250}.{i % 250 + 1}", port, COMMUNITY) for i in range(count)]
+        agents = [Agent(_address(i), port, COMMUNITY) for i in range(count)]
         for start in range(0, count, self.per_process):
             group = agents[start : start + self.per_process]
             work = self.dir / f"snmpd{start}"
@@ -340,18 +349,21 @@ def write_daemon_config(root: Path, agents: list[Agent], interval: float, engine
     (root / "credentials.yaml").write_text(
         f"snmp:\n  bench: {{version: 2c, community: {COMMUNITY}}}\n"
     )
-    lines = [
-        "communes: [{id: bench, name: Bench, lat: 21.4, lon: 103.0}]",
-        "owners: [{id: bench, name: Bench, kind: operator}]",
-        "sites:",
-    ]
-    for i, agent in enumerate(agents):
-        lines.append(
-            f"  - {{id: s{i}, kind: bts, name: S{i}, commune: bench, owner: bench, lat: 21.4, "
-            f"lon: 103.0, probe: {{snmp: {{address: {agent.address}, port: {agent.port}, "
-            f"credential: bench, profile: bench-5}}}}}}"
-        )
-    (root / "inventory" / "sites.yaml").write_text("\n".join(lines) + "\n")
+    (root / "inventory" / "bench.yaml").write_text(
+        "communes: [{id: bench, name: Bench, lat: 21.4, lon: 103.0}]\n"
+        "owners: [{id: bench, name: Bench, kind: operator}]\n"
+    )
+    # files of SITES_A_FILE sites: one file of the inventory may not pass 8 MiB
+    for first in range(0, len(agents), SITES_A_FILE):
+        lines = ["sites:"]
+        for i, agent in enumerate(agents[first : first + SITES_A_FILE], start=first):
+            lines.append(
+                f"  - {{id: s{i}, kind: bts, name: S{i}, commune: bench, owner: bench, "
+                f"lat: 21.4, lon: 103.0, probe: {{snmp: {{address: {agent.address}, "
+                f"port: {agent.port}, credential: bench, profile: bench-5}}}}}}"
+            )
+        name = f"sites-{first // SITES_A_FILE:03d}.yaml"
+        (root / "inventory" / name).write_text("\n".join(lines) + "\n")
     return port
 
 
