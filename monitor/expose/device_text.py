@@ -5,9 +5,10 @@ At 20,000 sites read through the shipped profiles the device values are half a m
 lines, and a quarter of the sites answer a poll between two scrapes (60 s polls, 15 s
 scrapes). Making every line at each scrape costs about 2 µs a line in Python; even walking
 kept lines one by one costs a microsecond each. So the lines are kept as each family's column
-of per-site texts (a site's lines of one family joined, b"" where it has none): a scrape
-joins each column in C, and only a site whose values or rows are not the objects its text
-was made from (a poll replaces them; a change of state does not) has its lines made again.
+of the texts of the sites that have it (a site's lines of that family joined; spliced.py): a
+scrape joins each column in C, and only a site whose values or rows are not the objects its
+text was made from (a poll replaces them; a change of state does not) has its lines made
+again.
 `update()` makes them; the daemon calls it every second between scrapes (monitor/runtime), so
 the text of a value is made about when the value arrives, as prometheus-client's own
 instruments do their work when a value is set rather than when it is scraped, and a scrape
