@@ -33,6 +33,7 @@ import pytest
 import yaml
 from alerting import ALERT_RULES, ALERTMANAGER_CONFIG, PROMETHEUS_CONFIG, load_yaml, parse_duration
 from oracle import STATES, Timing, Truth, raw_state
+from stack import unmeasured
 
 from monitor.simulator.demo import timers
 
@@ -67,15 +68,16 @@ class DemoRun:
 
     def __init__(self, scenario: Path, var: Path) -> None:
         self.var = var
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", DEMO, str(scenario), f"{SPEED:g}", "--var", str(var)],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
+        with unmeasured():  # timed like production, at SPEED: see stack.unmeasured
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", DEMO, str(scenario), f"{SPEED:g}", "--var", str(var)],
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
