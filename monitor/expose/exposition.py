@@ -60,11 +60,10 @@ def _template(family: Metric) -> tuple[bytes, list[bytes]]:
 class _Gauge:
     """One per-site gauge family: its HELP/TYPE lines, its name as its lines begin, and its
     samples' text, one line per site that has a value (spliced.py: some change at every
-    scrape). A line is the name, the
-    site's `{labels} ` (the same for every family: kept once, in _Templates.labels) and the
-    value. The text stays the same bytes object while none of its lines changed (most
-    scrapes, for a gauge such as state_since or last_poll_success), which spares gzip
-    compressing it again."""
+    scrape). A line is the name, the site's `{labels} ` (the same for every family: kept
+    once, in _Templates.labels) and the value. The text stays the same bytes object while
+    none of its lines changed (most scrapes, for a gauge such as state_since or
+    last_poll_success), which spares gzip compressing it again."""
 
     gauge: SiteGauge
     header: bytes
@@ -200,9 +199,7 @@ class SiteExposition:
         """The text in parts: the inventory families, the state sets and each gauge family
         are the same bytes objects from one scrape to the next while nothing changed in them
         (gzipparts.py)."""
-        sites, views_by_id = self.live.snapshot()
-        t = self._templates_for(sites, self.live.inventory)
-        views = list(map(views_by_id.__getitem__, sites))
+        t, views = self._current()
         states = [view.state for view in views]
         out = [t.reason_header]
         for index, view in enumerate(views):
@@ -230,11 +227,15 @@ class SiteExposition:
         """Make the gauge lines of the sites whose views were replaced since the last call.
         The daemon calls this every second (monitor/runtime/daemon.py), so that a scrape finds
         the lines of the sites polled since made, as device_text.py explains."""
-        sites, views_by_id = self.live.snapshot()
-        t = self._templates_for(sites, self.live.inventory)
-        views = list(views_by_id.values())  # in the order of the sites (monitor/state/live.py)
+        t, views = self._current()
         with t.lock:
             _refresh(t, views)
+
+    def _current(self) -> tuple[_Templates, list[SiteView]]:
+        """The kept templates of the live table, and its views in the order of its sites."""
+        sites, views_by_id = self.live.snapshot()
+        t = self._templates_for(sites, self.live.inventory)
+        return t, list(views_by_id.values())  # in the sites' order (monitor/state/live.py)
 
 
 def _refresh(t: _Templates, views: list[SiteView]) -> None:

@@ -124,8 +124,7 @@ class Daemon:
         self.scheduler.request_poll(site_id)
 
     def _polled(self, config: Config) -> list[Site]:
-        watched = [*config.sites.values(), *config.foreign_parents.values()]
-        return [site for site in watched if self.probes.polled(site)]
+        return [site for site in _watched(config) if self.probes.polled(site)]
 
     def follow_foreign_parents(self, config: Config, at: float) -> None:
         """The pipeline follows the foreign parents that are polled (an MQTT one's messages
@@ -204,10 +203,13 @@ class Daemon:
         )
 
 
+def _watched(config: Config) -> list[Site]:
+    """Every site the evaluator follows: this daemon's own and its foreign parents."""
+    return [*config.sites.values(), *config.foreign_parents.values()]
+
+
 def _parents(config: Config) -> dict[str, str | None]:
-    """Of every site the evaluator follows: this daemon's own and its foreign parents."""
-    watched = [*config.sites.values(), *config.foreign_parents.values()]
-    return {site.id: site.parent for site in watched}
+    return {site.id: site.parent for site in _watched(config)}
 
 
 def _inventory(config: Config, at: float) -> InventorySync:
