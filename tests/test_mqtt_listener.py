@@ -4,6 +4,7 @@ silence, last wills, retained messages, broker loss and return, TLS and broker a
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import logging
@@ -104,6 +105,7 @@ class RigFactory(Protocol):
         username: str | None = None,
         password: Secret | None = None,
         port: int | None = None,
+        self_check_seconds: float = 0.3,
     ) -> Rig: ...
 
 
@@ -120,6 +122,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
         username: str | None = None,
         password: Secret | None = None,
         port: int | None = None,
+        self_check_seconds: float = 0.3,
     ) -> Rig:
         mqtt = MqttSettings(
             host=broker.host,
@@ -131,7 +134,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[RigFactory]:
             reconnect_min_seconds=0.1,
             reconnect_max_seconds=0.4,
             keepalive_seconds=5,
-            self_check_seconds=0.3,
+            self_check_seconds=self_check_seconds,
             will_grace_seconds=0.5,
             profiles=PROFILES,
             client_id=f"districtmon-test-{len(stops)}",
@@ -281,6 +284,31 @@ async def test_losing_the_broker_makes_sites_unknown_and_back_without_downtime(
     assert [i.state for i in b] == [State.UNKNOWN, State.UP, State.DOWN, State.UNKNOWN, State.DOWN]
     # the down time before the loss ends when the monitor went blind
     assert b[2].end == b[3].start and b[3].reason == BROKER_LOST
+
+
+async def test_a_connection_lost_during_a_self_check_leaves_no_error_unread(
+    broker: Mosquitto, rig_factory: RigFactory
+) -> None:
+    """A self-check publishing when the broker dies fails in the same instant as the session:
+    the listener reads both failures, so the event loop logs no "exception was never
+    retrieved" traceback (the soak counts them), and it reconnects each time."""
+    unread: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: unread.append(str(context["message"])))
+    try:
+        rig = await rig_factory(broker, [speaker("loa-a")], self_check_seconds=0.001)
+        for _ in range(6):
+            await rig.until("connected", lambda: rig.listener.seeing)
+            await asyncio.sleep(0.05)  # self-checks publishing back to back
+            await asyncio.to_thread(broker.stop)
+            await rig.until("blind", lambda: not rig.listener.seeing)
+            await asyncio.to_thread(broker.start)
+        await rig.until("connected", lambda: rig.listener.seeing)
+        gc.collect()  # a task's unread exception is reported when the task is collected
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert unread == []
 
 
 async def test_a_path_that_drops_connections_is_retried_at_the_backoff_and_seen_back_at_once(

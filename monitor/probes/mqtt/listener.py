@@ -279,16 +279,18 @@ class MqttListener:
         lost = asyncio.ensure_future(_until_lost(client))
         asked = asyncio.ensure_future(self._reconnect.wait())
         checks = asyncio.ensure_future(self._keep_checking(client))
-        waiting = {lost, asked, checks}
+        waiting = [lost, checks, asked]
         try:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in waiting:
                 task.cancel()
-        for task in (lost, checks):
-            error = task.exception() if task.done() and not task.cancelled() else None
-            if error is not None:
-                raise error
+            # every outcome is collected: when the connection drops, the loss and a self-check
+            # publishing on it fail together, and an error left unread is logged as a traceback
+            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        for outcome in outcomes[:2]:
+            if isinstance(outcome, Exception):
+                raise outcome
 
     async def _keep_checking(self, client: aiomqtt.Client) -> None:
         if self._settings.self_check_seconds <= 0:
