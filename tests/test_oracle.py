@@ -76,7 +76,13 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         district.wait_scenario_end(limit=600)
         time.sleep(SETTLE)
         run.ended_at = time.time()
-        run.simulator_loop = dict(run.simulator.get("/stats")[1]["loop"])
+        stats = run.simulator.get("/stats")[1]
+        mqtt = stats.get("mqtt", {})  # the publishers' connections: what a failure reads first
+        run.simulator_loop = {
+            **stats["loop"],
+            "mqtt_connected": mqtt.get("connected"),
+            "mqtt_errors": mqtt.get("errors"),
+        }
         run.fetch_runbooks()  # while the daemon that serves them runs
         district.stop_daemon()
         _keep_for_reading(root, run)

@@ -235,7 +235,8 @@ class Ledger:
             while True:
                 batch: list[Entry] = []
                 try:
-                    first = await asyncio.wait_for(self._queue.get(), self._heartbeat_seconds)
+                    async with asyncio.timeout(self._heartbeat_seconds):  # see scheduler._sleep
+                        first = await self._queue.get()
                 except TimeoutError:  # nothing to write: the heartbeat alone
                     done = False
                 else:
@@ -402,7 +403,8 @@ class Ledger:
                     )
                     if self._give_up_at is None:  # a stop cuts the wait short
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._stopping.wait(), wait)
+                            async with asyncio.timeout(wait):  # see scheduler._sleep
+                                await self._stopping.wait()
                     else:
                         await asyncio.sleep(wait)
                     delay = min(delay * 2, RETRY_MAX_SECONDS)

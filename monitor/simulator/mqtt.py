@@ -161,7 +161,8 @@ class MqttPublishers:
                 log.debug("site=%s: MQTT connection lost: %s", sim.id, exc)
                 wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), retry * rng.uniform(0.5, 1.5))
+                    async with asyncio.timeout(retry * rng.uniform(0.5, 1.5)):
+                        await wake.wait()
                 retry = min(retry * 2, RETRY_MAX)
 
     async def _session(self, sim: SiteSim, wake: asyncio.Event, rng: random.Random) -> None:
@@ -186,7 +187,8 @@ class MqttPublishers:
                 while True:
                     wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), delay)
+                        async with asyncio.timeout(delay):  # not wait_for: it may lose a cancel
+                            await wake.wait()
                     if not sim.reachable:
                         _drop(client)  # no DISCONNECT: the broker publishes the will
                         return

@@ -215,7 +215,8 @@ async def _timers(world: World, clock: SimClock, wake: asyncio.Event) -> None:
         if delay > 0:
             wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), min(delay, MAX_TIMER_SLEEP))
+                async with asyncio.timeout(min(delay, MAX_TIMER_SLEEP)):  # not wait_for (3.11)
+                    await wake.wait()
             continue
         world.run_due(clock.now())
 

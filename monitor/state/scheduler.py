@@ -146,10 +146,17 @@ class Scheduler:
         await self._poll_one(site, self._suspect_slots)
 
     async def _sleep(self, delay: float | None) -> None:
-        """Sleep until the next due poll, or until the inventory changes."""
+        """Sleep until the next due poll, or until the inventory changes.
+
+        `asyncio.timeout`, not `wait_for`: Python 3.11's wait_for returns the result when the
+        awaited thing finishes in the same instant as the task is cancelled, and the
+        cancellation is lost; in a loop such as this one the task then never ends, and the
+        daemon's stop waits for it forever. The MQTT self-check met it (its echo arrives
+        while the session is being cancelled)."""
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay)
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
 
     def _next_due(self, due: float, interval: float) -> float:
         """Keep the phase; if a whole interval was missed, skip ahead rather than burst."""

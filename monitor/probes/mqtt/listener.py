@@ -308,7 +308,8 @@ class MqttListener:
         self._echoed.clear()
         await client.publish(settings.probe_topic, self._token, qos=1)
         try:
-            await asyncio.wait_for(self._echoed.wait(), wait)
+            async with asyncio.timeout(wait):  # not wait_for: see scheduler._sleep
+                await self._echoed.wait()
         except TimeoutError:
             raise SubscriptionLost(
                 f"no echo of the self-check on {settings.probe_topic} within {wait:g} s: the "
