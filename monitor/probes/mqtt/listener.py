@@ -283,14 +283,13 @@ class MqttListener:
         try:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in waiting:
-                task.cancel()
-            # every outcome is collected: when the connection drops, the loss and a self-check
-            # publishing on it fail together, and an error left unread is logged as a traceback
-            outcomes = await asyncio.gather(*waiting, return_exceptions=True)
-        for outcome in outcomes[:2]:
-            if isinstance(outcome, Exception):
-                raise outcome
+            await _cancel_all(waiting)
+        # every outcome is read: when the connection drops, the loss and a self-check
+        # publishing on it fail together, and an error left unread is logged as a traceback
+        for task in (lost, checks):
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error
 
     async def _keep_checking(self, client: aiomqtt.Client) -> None:
         if self._settings.self_check_seconds <= 0:
@@ -376,6 +375,22 @@ class MqttListener:
             else:
                 wait = due - now
             await asyncio.sleep(min(wait, CHECK_AT_LEAST_EVERY_SECONDS))
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the tasks and wait until each has ended, cancelling again those that go on.
+
+    aiomqtt waits for a PUBACK with Python 3.11's `asyncio.wait_for`, which loses a
+    cancellation that comes in the instant the PUBACK does: the self-check would then carry
+    on, and a single cancel-and-wait would wait for it forever."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    for task in tasks:  # read here, so that none is reported as never retrieved
+        if not task.cancelled():
+            task.exception()
 
 
 async def _until_lost(client: aiomqtt.Client) -> None:
