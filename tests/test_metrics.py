@@ -376,6 +376,32 @@ def test_device_values_are_exported_once_and_probe_measurements_stay_site_gauges
     ]
 
 
+def test_pushed_messages_and_traps_are_counted_but_not_timed_as_polls() -> None:
+    """A pushed MQTT message or a trap answers no request: it counts as a poll taken, but
+    its zero duration must not draw an MQTT line of "under a millisecond" in the poll
+    duration quantiles of the monitor dashboard; an SNMP poll's duration is observed."""
+    registry, metrics = build_registry()
+    metrics.polled(Observation("bts-1", 1.0, True, duration=0.25, probe="snmp"))
+    for n in range(3):
+        metrics.polled(Observation("loa-1", 1.0 + n, True, probe="mqtt"))
+    metrics.polled(Observation("bts-2", 1.0, False, error_reason="linkDown", probe="snmp_trap"))
+    families = {
+        f.name: f for f in text_string_to_metric_families(generate_latest(registry).decode())
+    }
+    polls = {
+        (s.labels["probe"], s.labels["result"]): s.value
+        for s in families["districtmon_polls"].samples
+        if s.name == "districtmon_polls_total"
+    }
+    assert polls == {("snmp", "ok"): 1.0, ("mqtt", "ok"): 3.0, ("snmp_trap", "error"): 1.0}
+    counts = {
+        s.labels["probe"]: s.value
+        for s in families["districtmon_poll_duration_seconds"].samples
+        if s.name == "districtmon_poll_duration_seconds_count"
+    }
+    assert counts == {"snmp": 1.0}
+
+
 def test_a_cluster_gone_offline_or_silent_no_longer_shows_what_it_last_reported() -> None:
     """A telemetry report may carry a few fields only, the others standing as last reported;
     but once the device is offline (its will) or silent past its heartbeat, its last signal
