@@ -4,6 +4,7 @@
     .venv/bin/python bench/mqtt_bench.py                 # the table below, ~1 minute
     .venv/bin/python bench/mqtt_bench.py --profile       # plus where the consumer's time goes
     .venv/bin/python bench/mqtt_bench.py --smoke         # a few seconds, for a quick check
+    .venv/bin/python bench/mqtt_bench.py --compare HEAD~3  # the daemon's phases, that code vs this
 
 A mosquitto on 127.0.0.1 carries reports from one `mosquitto_pub -l` process per site (C,
 a few microseconds per message, so the publishers hardly compete for the two cores) to a
@@ -20,12 +21,20 @@ Phases:
 - aiomqtt iterator only: the same burst read by a bare `async for message in
   client.messages` loop doing nothing, for reference (NOTES.md: ~26k msg/s, ~37 us, QoS 0).
 - aiomqtt hand-over only: the same, with the listener's way of taking messages (a queue
-  class that hands each one over from the read callback) and nothing behind it: the cost
-  of the MQTT client alone in the daemon.
+  class that hands each one over from the read callback) and nothing behind it.
+- aiomqtt hand-over, read-ahead: the same again, with the listener's socket that reads ahead
+  (monitor/probes/mqtt/readahead.py): the cost of the MQTT client alone in the daemon.
 - handling only: districtmon's own handling (Ingest.handle into the pipeline) without any
   broker or client, in the orchestrator's process.
 
-Every message is QoS 1 end to end and carries a per-site sequence number: the consumer
+`--compare REV` runs the daemon's phases (drain, sustained) with the consumer of git
+revision REV too (its tree, unpacked with `git archive`, imports its own monitor/), old and
+new alternating, `--repeat` times each, on the same broker and publishers: a before/after in
+one sitting, on a machine whose other load moves. Each row says the 1-minute load average
+when it started.
+
+Every message is published at QoS 1 and taken at the subscription QoS of the shipped config
+(`--qos` for another), and carries a per-site sequence number: the consumer
 checks that each site received exactly the messages sent, in order (the last value in site
 state is the last one sent), i.e. nothing lost below the broker's own limits, which the
 bench's broker sets explicitly (max_inflight_messages, max_queued_messages).
@@ -49,6 +58,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +69,7 @@ DROPPED = "$SYS/broker/publish/messages/dropped"  # what the broker itself threw
 PREFIX = "bench"
 READY_SECONDS = 30.0  # the longest wait for the consumer to see the broker, or the first message
 SILENCE_SECONDS = 5.0  # messages stop arriving for this long: the rest is lost
+NAME = 32  # width of the phase column
 
 
 def site_ids(count: int) -> list[str]:
@@ -96,7 +107,14 @@ def _profile() -> object:
     return TelemetryProfile("loudspeaker", (*shipped.values, seq), shipped.alive)
 
 
-def _settings(port: int) -> object:
+def shipped_qos() -> int:
+    """The subscription QoS of the shipped config: what the daemon asks the broker for."""
+    from monitor.config.load import load_config
+
+    return load_config(ROOT / "config", {}).mqtt.qos
+
+
+def _settings(port: int, qos: int = 0) -> object:
     from monitor.config.mqtt import MqttSettings
 
     return MqttSettings(
@@ -104,7 +122,7 @@ def _settings(port: int) -> object:
         port=port,
         topic_prefix=PREFIX,
         client_id="districtmon-bench",
-        qos=1,
+        qos=qos,
         heartbeat_timeout_seconds=600,
         profiles={"loudspeaker": _profile()},  # type: ignore[dict-item]
     )
@@ -137,6 +155,7 @@ async def _handling_only(count: int, total: int) -> dict[str, object]:
     from monitor.state.live import LiveState
     from monitor.state.pipeline import Pipeline
 
+    load = os.getloadavg()[0]
     sites = _sites(count)
     live = LiveState(sites)  # type: ignore[arg-type]
     _registry, metrics = build_registry()
@@ -181,6 +200,7 @@ async def _handling_only(count: int, total: int) -> dict[str, object]:
         sent=total,
         publish_seconds=0.0,
         broker_dropped=0,
+        load=load,
     )
     return figures
 
@@ -199,14 +219,14 @@ async def _consume(args: argparse.Namespace) -> None:
     from monitor.state.pipeline import Pipeline
 
     ids = site_ids(args.sites)
-    settings: MqttSettings = _settings(args.port)  # type: ignore[assignment]
+    settings: MqttSettings = _settings(args.port, args.qos)  # type: ignore[assignment]
     sites: dict[str, Site] = _sites(args.sites)  # type: ignore[assignment]
     counts = dict.fromkeys(ids, 0)
     out_of_order = 0
     first = last = 0.0
     cpu_first = 0.0
 
-    if args.mode in ("bare", "inline"):
+    if args.mode in ("bare", "inline", "readahead"):
         import aiomqtt
 
         got = 0
@@ -224,10 +244,15 @@ async def _consume(args: argparse.Namespace) -> None:
             def put_nowait(self, item: aiomqtt.Message) -> None:
                 take()
 
-        queue_type = Counting if args.mode == "inline" else None
+        queue_type = Counting if args.mode != "bare" else None
         client = aiomqtt.Client("127.0.0.1", args.port, identifier="bare", queue_type=queue_type)
+        if args.mode == "readahead":
+            from monitor.probes.mqtt.pahosocket import read_ahead
+
+            if not read_ahead(client):
+                raise SystemExit("read-ahead could not be installed")
         async with client:
-            await client.subscribe(f"{PREFIX}/+/+/+/telemetry", qos=1)
+            await client.subscribe(f"{PREFIX}/+/+/+/telemetry", qos=args.qos)
             print("ready", flush=True)
 
             async def read() -> None:
@@ -303,7 +328,7 @@ async def _consume(args: argparse.Namespace) -> None:
     figures = _figures(received, first, last, cpu_first, cpu_last, missing, out_of_order, in_state)
     if profiler is not None:
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(30)
         figures["profile"] = text.getvalue()
     print(json.dumps(figures), flush=True)
 
@@ -438,13 +463,25 @@ class Publishers:
 
 
 def run_phase(
-    name: str, broker: Broker, sites: int, total: int, rate: float | None, mode: str, profile: bool
+    name: str,
+    broker: Broker,
+    sites: int,
+    total: int,
+    rate: float | None,
+    mode: str,
+    profile: bool,
+    qos: int,
+    script: Path = Path(__file__),
 ) -> dict[str, object]:
-    """`total` messages over `sites`; paced at `rate`/s, or as a burst when rate is None."""
+    """`total` messages over `sites`; paced at `rate`/s, or as a burst when rate is None.
+    `script`: the bench whose consumer takes them (another revision's, for --compare)."""
+    load = os.getloadavg()[0]
     consumer = subprocess.Popen(
-        [sys.executable, __file__, "--consumer", "--port", str(broker.port)]
+        [sys.executable, str(script), "--consumer", "--port", str(broker.port)]
         + ["--sites", str(sites), "--expect", str(total), "--mode", mode]
-        + (["--profile"] if profile else []),
+        + (["--profile"] if profile else [])
+        # another revision's consumer takes its own QoS: it may not know the option
+        + (["--qos", str(qos)] if script == Path(__file__) else []),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -480,8 +517,28 @@ def run_phase(
         sent=total,
         publish_seconds=published,
         broker_dropped=broker.dropped() - dropped_before,
+        load=load,
     )
     return figures
+
+
+def unpack(revision: str) -> tuple[Path, str]:
+    """The tree of git `revision` in a temporary folder, and its short name."""
+    short = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", revision],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = Path(tempfile.mkdtemp(prefix=f"districtmon-bench-{short}-"))
+    archive = subprocess.Popen(
+        ["git", "-C", str(ROOT), "archive", short, "bench", "monitor", "config"],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise SystemExit(f"git archive {revision} failed")
+    return tree, short
 
 
 def main() -> int:
@@ -497,8 +554,19 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of a paced phase")
     parser.add_argument("--profile", action="store_true", help="profile the drain phase")
+    parser.add_argument(
+        "--compare", metavar="REV", help="also run the daemon's phases with git revision REV"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=0, help="runs of each daemon phase (1; 2 with --compare)"
+    )
+    parser.add_argument(
+        "--qos", type=int, choices=(0, 1), help="the consumer's subscription QoS (the shipped one)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny run (a few seconds)")
     args = parser.parse_args()
+    if args.qos is None:
+        args.qos = shipped_qos()
     if args.consumer:
         consume(args)
         return 0
@@ -506,26 +574,39 @@ def main() -> int:
         sys.exit("mosquitto_pub not found (Debian package mosquitto-clients; ./dev setup)")
     if args.smoke:
         args.sites, args.burst, args.rates, args.seconds = 10, 2_000, "2000", 1.0
-    phases: list[tuple[str, int, float | None, str, bool]] = [
-        ("drain (burst)", args.burst, None, "districtmon", False),
-    ]
+    repeat = args.repeat or (2 if args.compare else 1)
+    this = Path(__file__)
+    scripts: list[tuple[str, Path]] = [("", this)]
+    old_tree = None
+    if args.compare:
+        old_tree, short = unpack(args.compare)
+        scripts = [(f" @{short}", old_tree / "bench" / this.name), (" @new", this)]
+    daemon: list[tuple[str, int, float | None]] = [("drain (burst)", args.burst, None)]
     for rate in (float(r) for r in args.rates.split(",") if r):
-        phases.append(
-            (f"sustained {rate:,.0f}/s", int(rate * args.seconds), rate, "districtmon", False)
-        )
-    phases.append(("aiomqtt iterator only", args.burst, None, "bare", False))
-    phases.append(("aiomqtt hand-over only", args.burst, None, "inline", False))
+        daemon.append((f"sustained {rate:,.0f}/s", int(rate * args.seconds), rate))
+    phases: list[tuple[str, int, float | None, str, bool, Path]] = []
+    for name, total, pace in daemon:
+        for _ in range(repeat):
+            for suffix, script in scripts:
+                phases.append((name + suffix, total, pace, "districtmon", False, script))
+    phases.append(("aiomqtt iterator only", args.burst, None, "bare", False, this))
+    phases.append(("aiomqtt hand-over only", args.burst, None, "inline", False, this))
+    phases.append(("aiomqtt hand-over, read-ahead", args.burst, None, "readahead", False, this))
     if args.profile:
-        phases.append(("drain, profiled", args.burst, None, "districtmon", True))
+        phases.append(("drain, profiled", args.burst, None, "districtmon", True, this))
     broker = Broker()
     results = []
     try:
-        for name, total, pace, mode, profile in phases:
-            results.append(run_phase(name, broker, args.sites, total, pace, mode, profile))
+        for name, total, pace, mode, profile, script in phases:
+            results.append(
+                run_phase(name, broker, args.sites, total, pace, mode, profile, args.qos, script)
+            )
     finally:
         broker.close()
+        if old_tree is not None:
+            shutil.rmtree(old_tree, ignore_errors=True)
     results.append(handling_only(args.sites, args.burst))
-    print_table(results)
+    print_table(results, args.qos)
     for result in results:
         if "profile" in result:
             print(f"\nprofile of the consumer, {result['name']} (cProfile inflates times):")
@@ -534,10 +615,10 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def print_table(results: list[dict[str, object]]) -> None:
+def print_table(results: list[dict[str, object]], qos: int) -> None:
     header = (
-        f"{'phase':<24}{'sites':>6}{'sent':>9}{'taken':>9}{'lost':>7}{'broker':>7}{'wall s':>8}"
-        f"{'msg/s':>9}{'CPU s':>7}{'CPU/msg':>9}{'core':>6}{'late s':>8}"
+        f"{'phase':<{NAME}}{'sites':>6}{'sent':>9}{'taken':>9}{'lost':>7}{'broker':>7}"
+        f"{'wall s':>8}{'msg/s':>9}{'CPU s':>7}{'CPU/msg':>9}{'core':>6}{'late s':>8}{'load':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -546,19 +627,24 @@ def print_table(results: list[dict[str, object]]) -> None:
         late = wall - float(r["publish_seconds"])  # type: ignore[arg-type]
         lost = int(r["sent"]) - n  # type: ignore[call-overload]
         print(
-            f"{r['name']:<24}{r['sites']:>6}{r['sent']:>9,}{n:>9,}{lost:>7}"
+            f"{r['name']:<{NAME}}{r['sites']:>6}{r['sent']:>9,}{n:>9,}{lost:>7}"
             f"{r['broker_dropped']:>7}{wall:>8.2f}"
             f"{n / wall:>9,.0f}{cpu:>7.2f}{cpu / max(n, 1) * 1e6:>7.1f}us{cpu / wall:>6.0%}"
-            f"{late:>8.2f}"
+            f"{late:>8.2f}{r['load']:>6.2f}"
         )
     print(
         "\ntaken: messages that reached site state; lost: sent - taken (order and the last\n"
         "value per site are checked too); broker: of the lost, how many the broker itself\n"
         "dropped (its $SYS counter: queue limits exceeded); CPU: the consumer process only\n"
         "(user+system, all threads), first to last message; core: CPU s / wall s; late: how\n"
-        "long after the last publish the consumer took the last message."
+        "long after the last publish the consumer took the last message; load: the machine's\n"
+        f"1-minute load average as the phase started ({os.cpu_count()} CPUs)."
     )
     print(f"broker limits: {BROKER_LIMITS.strip().replace(chr(10), ', ')}")
+    print(f"published at QoS 1, subscribed at QoS {qos}")
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in ("aiomqtt", "paho-mqtt"))
+    broker = subprocess.run(["/usr/sbin/mosquitto", "-h"], capture_output=True, text=True).stdout
+    print(f"{versions}, {broker.splitlines()[0] if broker else 'mosquitto ?'}")
 
 
 if __name__ == "__main__":

@@ -195,15 +195,23 @@ class Mosquitto:
         self, topic: str, payload: str | bytes, *, retain: bool = False, qos: int = 1
     ) -> None:
         """Publish one message and wait until the broker has it (QoS 1)."""
+        self.publish_many([(topic, payload)], retain=retain, qos=qos)
+
+    def publish_many(
+        self, messages: list[tuple[str, str | bytes]], *, retain: bool = False, qos: int = 1
+    ) -> None:
+        """Publish these (topic, payload) in order, as fast as one client goes, and wait until
+        the broker has them all (QoS 1)."""
         client = mqtt.Client(CallbackAPIVersion.VERSION2)
         if self.account is not None:
             client.username_pw_set(*self.account)
         client.connect(self.host, self.port, keepalive=10)
         client.loop_start()
         try:
-            info = client.publish(topic, payload, qos=qos, retain=retain)
-            info.wait_for_publish(timeout=5)
-            assert info.is_published(), f"broker did not take {topic}"
+            infos = [client.publish(t, p, qos=qos, retain=retain) for t, p in messages]
+            for (topic, _), info in zip(messages, infos, strict=True):
+                info.wait_for_publish(timeout=5)
+                assert info.is_published(), f"broker did not take {topic}"
         finally:
             client.disconnect()
             client.loop_stop()

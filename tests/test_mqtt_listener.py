@@ -17,6 +17,7 @@ from typing import Protocol
 import aiomqtt
 import pytest
 from broker import Device, Mosquitto, make_tls_files, telemetry
+from cutrelay import CutRelay, cut_relay
 from prometheus_client import CollectorRegistry
 
 from monitor.config.credentials import Secret
@@ -27,6 +28,7 @@ from monitor.expose.mqtt_metrics import registered_counts
 from monitor.expose.self_metrics import build_registry
 from monitor.ledger.records import read_intervals
 from monitor.ledger.writer import Ledger
+from monitor.probes.mqtt.counts import REJECT_REASONS
 from monitor.probes.mqtt.listener import BROKER_LOST, SUBSCRIPTION_LOST, MqttListener
 from monitor.simulator.relay import BrokerRelay
 from monitor.state.evaluator import Evaluator
@@ -530,3 +532,123 @@ async def test_a_scaled_field_reads_the_decimal_the_device_sent(
     await publish(broker, f"{base('loa-a')}/telemetry", telemetry(volume=70, battery_volts=13.6))
     await rig.until("report", lambda: "volume_ratio" in rig.live.views["loa-a"].values)
     assert rig.live.views["loa-a"].values["volume_ratio"] == 0.7
+
+
+# --- how the bytes arrive: the client's socket reads ahead (monitor/probes/mqtt/readahead.py) ---
+
+BIG_NOTE = "x" * 200  # a report over 127 bytes: its remaining length takes two bytes
+
+
+def rejections(rig: Rig) -> dict[str, float]:
+    found = {
+        reason: rig.metric("districtmon_mqtt_messages_rejected_total", reason=reason) or 0.0
+        for reason in REJECT_REASONS
+    }
+    return {reason: count for reason, count in found.items() if count}
+
+
+@pytest.fixture
+async def relay(broker: Mosquitto) -> AsyncIterator[CutRelay]:
+    async with cut_relay((broker.host, broker.port)) as relay:
+        yield relay
+
+
+async def test_reports_cut_at_every_byte_even_inside_their_length_reach_state_in_order(
+    broker: Mosquitto, relay: CutRelay, rig_factory: RigFactory
+) -> None:
+    rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)], port=relay.port)
+    await rig.until("connected", lambda: rig.listener.seeing)
+    relay.bytewise = True
+    writes = relay.writes
+    sent = 0
+    for n in range(3):
+        report = telemetry(temperature_celsius=float(n), note=BIG_NOTE)
+        await publish(broker, f"{base('loa-a')}/telemetry", report)
+        sent += len(report)
+    await rig.until(
+        "the third report",
+        lambda: rig.live.views["loa-a"].values.get("temperature_celsius") == 2.0,
+        15.0,
+    )
+    assert relay.writes - writes >= sent  # one byte a write: every cut there is, was made
+    assert rig.state("loa-a") is State.UP
+    assert rejections(rig) == {}
+    assert rig.metric("districtmon_mqtt_broker_reconnects_total") == 0
+
+
+async def test_a_burst_in_one_read_is_taken_whole_and_a_malformed_report_in_it_is_counted(
+    rig_factory: RigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hundreds of reports reach the client in one write, two of them malformed: each of the
+    others reaches state, the two are counted by reason and logged, and the connection stays."""
+    ids = [f"loa-{n}" for n in range(5)]
+    rounds = 60
+    burst: list[tuple[str, str | bytes]] = []
+    for n in range(rounds):
+        for site in ids:
+            burst.append((f"{base(site)}/telemetry", telemetry(temperature_celsius=float(n))))
+        if n == rounds // 2:
+            burst.append((f"{base('loa-1')}/telemetry", b"{not json"))
+            burst.append((f"{base('loa-2')}/telemetry", '{"ts": "yesterday"}'))
+    # the broker sends QoS 1 messages only so many at a time before their acknowledgements
+    # (20 by default): no limit here, so that all of them are in the one write
+    with Mosquitto(extra="max_inflight_messages 0") as broker:
+        broker.start()
+        async with cut_relay((broker.host, broker.port)) as relay:
+            sites = [speaker(s, timeout=60.0) for s in ids]
+            rig = await rig_factory(broker, sites, port=relay.port)
+            await rig.until("connected", lambda: rig.listener.seeing)
+            received = rig.metric("districtmon_mqtt_messages_received_total") or 0.0
+            relay.hold()
+            await asyncio.to_thread(broker.publish_many, burst)
+            await asyncio.sleep(0.1)
+            written = relay.release()
+            last = float(rounds - 1)
+            await rig.until(
+                "every site's last report",
+                lambda: all(
+                    rig.live.views[s].values.get("temperature_celsius") == last for s in ids
+                ),
+                5.0,
+            )
+            assert written > sum(len(payload) for _, payload in burst)
+            taken = (rig.metric("districtmon_mqtt_messages_received_total") or 0.0) - received
+            assert taken >= len(burst)  # and the self-check echoes
+            assert rejections(rig) == {"not_json": 1, "wrong_type": 1}
+            assert {s: rig.state(s) for s in ids} == dict.fromkeys(ids, State.UP)
+            assert rig.metric("districtmon_mqtt_broker_reconnects_total") == 0
+    logged = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert any("not_json" in line and "loa-1" in line for line in logged), logged
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+
+
+async def test_a_connection_cut_inside_a_packet_is_a_broker_loss_and_the_next_starts_clean(
+    broker: Mosquitto, relay: CutRelay, rig_factory: RigFactory
+) -> None:
+    """The connection drops after the command byte and the first length byte of a report: the
+    half-read packet goes with its connection (the sites turn unknown, the broker lost), and
+    the next connection reads its own packets from their first byte."""
+    rig = await rig_factory(broker, [speaker("loa-a", timeout=60.0)], port=relay.port)
+    topic = f"{base('loa-a')}/telemetry"
+    await rig.until("connected", lambda: rig.listener.seeing)
+    for n in range(2):
+        await publish(broker, topic, telemetry(temperature_celsius=float(n)))
+    await rig.until("up", lambda: rig.state("loa-a") is State.UP)
+    relay.cut_within_next(at_least=200, keep=2)
+    await publish(broker, topic, telemetry(temperature_celsius=2.0, note=BIG_NOTE))
+    await rig.until("blind", lambda: rig.state("loa-a") is State.UNKNOWN, 5.0)
+    assert relay.cuts == 1
+    assert rig.live.views["loa-a"].reason == BROKER_LOST
+    assert rejections(rig) == {}  # the half packet was not read as a broken one
+    await rig.until("seeing again", lambda: rig.listener.seeing, 5.0)
+    for n in (3, 4):
+        await publish(broker, topic, telemetry(temperature_celsius=float(n), note=BIG_NOTE))
+    await rig.until(
+        "up with the fresh reports",
+        lambda: (
+            rig.state("loa-a") is State.UP
+            and rig.live.views["loa-a"].values.get("temperature_celsius") == 4.0
+        ),
+    )
+    assert rig.metric("districtmon_mqtt_broker_reconnects_total") == 1
+    assert rejections(rig) == {}

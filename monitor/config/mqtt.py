@@ -81,7 +81,7 @@ class MqttSettings:
     username: str | None = None
     password: Secret | None = None
     client_id: str = "districtmon"
-    qos: int = 1
+    qos: int = 0  # of the subscription: see the README (MQTT telemetry)
     keepalive_seconds: int = 30
     topic_prefix: str = "dienbien"
     topic_pattern: str = DEFAULT_PATTERN

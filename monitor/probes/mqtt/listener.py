@@ -34,6 +34,11 @@ CPU per message. The ingest never raises, so a bad message cannot break the conn
 client's message iterator is still awaited, because that is where aiomqtt reports a lost
 connection.
 
+paho reads a packet in three or more system calls and aiomqtt hands it one packet per
+readiness of the socket; the client's socket is wrapped to read ahead (readahead.py, put in
+place by pahosocket.py, the one module that reaches into paho for it), so that one pass of the
+event loop takes every whole packet one read from the kernel brought.
+
 On a reload, the routes and timeouts change at once; if the broker settings or the
 subscriptions change, the listener reconnects with the new ones (without going blind).
 """
@@ -59,6 +64,7 @@ from monitor.core.ratelimit import RateLimitedLog
 from monitor.probes.mqtt.counts import MqttCounts
 from monitor.probes.mqtt.heartbeat import HeartbeatWatch
 from monitor.probes.mqtt.ingest import Ingest
+from monitor.probes.mqtt.pahosocket import read_ahead
 from monitor.probes.mqtt.wills import WillGrace
 
 log = logging.getLogger(__name__)
@@ -234,6 +240,7 @@ class MqttListener:
             queue_type=self._handing_queue(),
         )
         _fail_fast_when_closed(client)
+        read_ahead(client)
         self._taking = True
         try:
             async with client:
