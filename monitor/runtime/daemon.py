@@ -22,6 +22,7 @@ from monitor.config.load import Config
 from monitor.config.maintenance import Window, spec_json
 from monitor.config.problems import ConfigError
 from monitor.config.telemetry import value_help
+from monitor.core.memory import release_freed_memory
 from monitor.core.model import Site
 from monitor.core.ratelimit import RateLimitedLog
 from monitor.expose.api import local_time
@@ -61,6 +62,7 @@ LOOP_TICK_SECONDS = 1.0
 MAINTENANCE_TICK_SECONDS = 1.0
 # How often the /metrics text is made for the sites polled meanwhile (device_text.py).
 METRICS_TEXT_SECONDS = 1.0
+MEMORY_RETURN_SECONDS = 5.0  # freed memory given back to the system (monitor/core/memory.py)
 LEDGER_WINDOWS_SECONDS = 15.0
 
 ConfigLoader = Callable[[], Config]
@@ -343,6 +345,7 @@ async def run_daemon(
                 tasks.create_task(notifier.keep_alive(daemon.status), name="watchdog"),
                 tasks.create_task(_maintenance_clock(daemon), name="maintenance"),
                 tasks.create_task(_metrics_text(http), name="metrics-text"),
+                tasks.create_task(_give_back_memory(), name="memory-return"),
                 tasks.create_task(gauges.run(lambda: daemon.config.sites), name="gauges"),
             ]
             notifier.ready(daemon.status())
@@ -511,6 +514,14 @@ async def _metrics_text(http: HttpServer) -> None:
             await asyncio.to_thread(http.update_text)
         except Exception:
             failures.log(logging.ERROR, "metrics-text", "metrics text not made", exc_info=True)
+
+
+async def _give_back_memory() -> None:
+    """Every few seconds, what the last scrapes and refreshes freed goes back to the system
+    (in a thread: the call walks the heaps, about 0.1 ms at 20,000 sites)."""
+    while True:
+        await asyncio.sleep(MEMORY_RETURN_SECONDS)
+        await asyncio.to_thread(release_freed_memory)
 
 
 async def _next_request(
