@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import pwd
 import re
@@ -308,8 +309,9 @@ class Result:
     p99: float = float("nan")
     lag50: float = float("nan")
     lag99: float = float("nan")
-    rss: float = 0.0
-    peak_rss: float = 0.0
+    rss: float = 0.0  # at the end of the window
+    peak_rss: float = 0.0  # the process' highest (VmHWM), its start included
+    rss_median: float = float("nan")  # sampled every second through the window
     note: str = ""
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -440,6 +442,21 @@ def scraping(port: int, every: float, stop: threading.Event) -> threading.Thread
 AVAILABILITY_EVERY = 60.0  # the shipped prometheus.yml's districtmon_availability job
 
 
+def sampling_rss(pid: int, stop: threading.Event) -> tuple[threading.Thread, list[float]]:
+    """The resident size of `pid`, read every second until `stop`: what the process carries
+    through the window, where the end alone is the instant after a scrape."""
+    found: list[float] = []
+
+    def loop() -> None:
+        while not stop.wait(1.0):
+            with contextlib.suppress(OSError, AttributeError):
+                found.append(rss_mb(pid)[0])
+
+    thread = threading.Thread(target=loop, name="bench-rss", daemon=True)
+    thread.start()
+    return thread, found
+
+
 def run_daemon(
     agents: list[Agent], interval: float, duration: float, engine: str, scrape_every: float = 0.0
 ) -> Result:
@@ -474,8 +491,10 @@ def run_daemon(
         cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
         stop = threading.Event()
         scraper = scraping(port, scrape_every, stop) if scrape_every else None
+        sampler, resident = sampling_rss(proc.pid, stop)
         time.sleep(duration)
         stop.set()
+        sampler.join(timeout=5)
         if scraper is not None:
             scraper.join(timeout=60)
         c2 = cpu_seconds(proc.pid)
@@ -483,6 +502,7 @@ def run_daemon(
         cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
         result.extra["scrape_cpu"] = ((cpu0 - c0) + (cpu1 - c2)) / 2
         result.rss, result.peak_rss = rss_mb(proc.pid)
+        result.rss_median = percentile(resident, 0.5)
         result.window, result.cpu = t1 - t0, cpu1 - cpu0
         polls0, polls1 = (
             samples(before, "districtmon_polls_total"),
@@ -679,9 +699,10 @@ def table(results: list[Result]) -> str:
     exporter = next((r for r in results if r.target == "exporter"), None)
     head = ("| target | sites | interval s | polls/s | failed | CPU s / 1000 polls | "
             "share of 1 core | vs exporter | p50 ms | p99 ms | lag p50 ms | lag p99 ms | "
-            "RSS MB (peak) |")  # fmt: skip
+            "RSS MB: median, end (peak) |")  # fmt: skip
     rows = [head, "|" + "---|" * 13]
     for r in results:
+        median = "" if math.isnan(r.rss_median) else f"{r.rss_median:.0f}, "
         ratio = (
             f"{r.cpu_per_1000 / exporter.cpu_per_1000:.2f}x"
             if exporter and exporter.polls and r.polls
@@ -690,7 +711,8 @@ def table(results: list[Result]) -> str:
         rows.append(
             f"| {r.target} | {r.sites} | {r.interval:g} | {r.rate:.1f} | {r.errors} | "
             f"{r.cpu_per_1000:.3f} | {100 * r.core_share:.1f}% | {ratio} | {r.p50:.2f} | "
-            f"{r.p99:.2f} | {r.lag50:.2f} | {r.lag99:.2f} | {r.rss:.0f} ({r.peak_rss:.0f}) |"
+            f"{r.p99:.2f} | {r.lag50:.2f} | {r.lag99:.2f} | "
+            f"{median}{r.rss:.0f} ({r.peak_rss:.0f}) |"
         )
     return "\n".join(rows)
 
