@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor.config.problems import ConfigProblem
 from monitor.config.profile_reader import load_profiles
 from monitor.config.profiles import Profile, TableSpec
+from monitor.config.settings import DEFAULT_OBJECTIVES
 from monitor.core.model import (
     Commune,
     Observation,
@@ -66,6 +67,7 @@ from monitor.expose.availability_metrics import (
 from monitor.expose.device_metrics import DeviceValueCollector, profile_helps
 from monitor.expose.http import GZIP_LEVEL, HttpServer
 from monitor.expose.mqtt_metrics import registered_counts
+from monitor.expose.objective_metrics import ObjectiveCollector
 from monitor.expose.self_metrics import build_registry
 from monitor.ledger.recent import GROUPS, WINDOWS, AvailabilityGauges, Snapshot
 from monitor.state.live import LiveState
@@ -362,6 +364,7 @@ def daemon_server(fleet: Fleet, gauges: AvailabilityGauges) -> HttpServer:
     registered_counts(registry)  # the MQTT listener's counters
     registry.register(AvailabilityCollector(gauges, fleet.live))
     registry.register(DeviceValueCollector(fleet.live, profile_helps(fleet.profiles)))
+    registry.register(ObjectiveCollector(lambda: fleet.live.sites, DEFAULT_OBJECTIVES))
     availability = availability_registry(gauges, fleet.live)
     return HttpServer("127.0.0.1", 0, registry, fleet.live, availability=availability)
 
@@ -456,6 +459,8 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
         server.stop()
     # each site's availability is on its own path, not on /metrics: both bodies are checked
     assert SITE_RATIO.encode() + b"{" not in body
+    # the objective each site is held to, as the daemon serves it (every bench kind has one)
+    assert body.count(b"\ndistrictmon_site_objective_ratio{") == len(sites), "objectives"
     served = render(server, "", AVAILABILITY_PATH)
     counted = sum(1 for figures in gauges.snapshot.sites.values() if figures)
     assert served.count(SITE_RATIO.encode() + b"{") >= len(WINDOWS) * counted, "availability"

@@ -127,3 +127,38 @@ def test_the_daemon_serves_the_objectives_it_was_given_and_follows_a_reload(
         assert served(daemon)[("districtmon_objective_ratio", "gateway")] == 0.9
     finally:
         daemon.kill()
+
+
+def test_the_objective_text_is_kept_until_the_sites_or_objectives_are_swapped(
+    tmp_path: Path,
+) -> None:
+    """20,000 unchanged lines must not be written again at every scrape: the kept text is
+    what prometheus-client writes, the same bytes object while nothing was swapped, and made
+    again when a reload brings new objectives or a new site table."""
+    from prometheus_client import generate_latest
+
+    from monitor.expose.objective_metrics import ObjectiveCollector
+    from monitor.expose.textformat import Families
+
+    config = load_config(district(tmp_path, free_tcp_port(), "objectives: {gateway: 0.97}\n"), {})
+    sites = dict(config.sites)
+    table = {"sites": sites}
+    collector = ObjectiveCollector(lambda: table["sites"], config.objectives)
+
+    def library() -> bytes:
+        return generate_latest(Families(list(collector.collect())))
+
+    first = collector.render()
+    assert first == library()
+    assert b'districtmon_site_objective_ratio{commune="thanh-nua"' in first
+    assert collector.render() is first
+
+    collector.objectives = {**config.objectives, "gateway": 0.9}
+    after_reload = collector.render()
+    assert after_reload == library() != first
+    assert b'kind="gateway",owner="district-it",site="gw-a"} 0.9\n' in after_reload
+
+    table["sites"] = {k: v for k, v in sites.items() if k != "bts-b"}
+    fewer = collector.render()
+    assert fewer == library()
+    assert b'site="bts-b"' not in fewer and b'site="bts-b"' in after_reload

@@ -7,8 +7,11 @@ communes and owners.
 The alert rules (config/prometheus/alerts.yml) and the SLA dashboard compare availability
 with these series instead of numbers of their own, so the objective lives in one place, the
 configuration, and a change there moves the alert threshold, the dashboard's colours and the
-error budget at once. Rendered at scrape time from what the last load or reload gave; the
-values change only with the configuration.
+error budget at once. The values change only with the configuration, so the text is made
+once for the sites and objectives of the last load or reload and served as the same bytes
+until either is swapped (a scrape at 20,000 sites wrote 20,000 unchanged lines through
+prometheus-client every time: about 0.15 s of CPU, a sixth of what the daemon spent on
+scrapes).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from monitor.core.model import KIND_NAMES_VI, Site
 from monitor.expose.site_metrics import SITE_LABELS, site_label_values
+from monitor.expose.textformat import Prerendered, render
 
 
 def site_objective(site: Site, objectives: Mapping[str, float]) -> float | None:
@@ -29,16 +32,32 @@ def site_objective(site: Site, objectives: Mapping[str, float]) -> float | None:
     return objectives.get(site.kind)
 
 
-class ObjectiveCollector(Collector):
+class ObjectiveCollector(Prerendered):
     """Reads the current sites (they are swapped whole on a reload) and the objectives the
-    daemon was last configured with (`objectives`, set again on a reload)."""
+    daemon was last configured with (`objectives`, set again on a reload); its text is kept
+    while both are the same objects."""
 
     def __init__(self, sites: Callable[[], Mapping[str, Site]], objectives: Mapping[str, float]):
         self._sites = sites
         self.objectives = objectives
+        self._kept: tuple[Mapping[str, Site], Mapping[str, float], bytes] | None = None
+
+    def version(self) -> tuple[object, ...]:
+        return (self._sites(), self.objectives)
+
+    def render(self) -> bytes:
+        sites, objectives = self._sites(), self.objectives
+        kept = self._kept
+        if kept is None or kept[0] is not sites or kept[1] is not objectives:
+            kept = self._kept = (sites, objectives, render(self._families(sites, objectives)))
+        return kept[2]
 
     def collect(self) -> Iterator[Metric]:
-        objectives = self.objectives
+        return self._families(self._sites(), self.objectives)
+
+    def _families(
+        self, sites: Mapping[str, Site], objectives: Mapping[str, float]
+    ) -> Iterator[Metric]:
         kinds = GaugeMetricFamily(
             "districtmon_objective",
             "30-day availability objective of each kind of site (districtmon.yaml "
@@ -56,7 +75,7 @@ class ObjectiveCollector(Collector):
             labels=list(SITE_LABELS),
             unit="ratio",
         )
-        for site in self._sites().values():
+        for site in sites.values():
             value = site_objective(site, objectives)
             if value is not None:
                 per_site.add_metric(site_label_values(site), value)
