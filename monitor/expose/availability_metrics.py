@@ -26,15 +26,14 @@ reference rendering, and tests hold the two byte for byte equal).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from monitor.core.model import Site
 from monitor.expose.textformat import (
+    KeptText,
     MetricsRegistry,
-    Prerendered,
     header,
     label_parts,
     render,
@@ -53,18 +52,15 @@ AVAILABILITY_PATH = "/metrics/availability"
 _LABELS = ["site", "kind", "commune", "owner", "window"]
 
 
-class _SnapshotText(Prerendered):
+class _SnapshotText(KeptText[tuple[Snapshot, dict[str, Site]]]):
     """Families made from the availability snapshot, their text made once per snapshot (and
     per inventory) and served as it is until the next refresh. KEEP_TEXT False: the text is
     not kept (who serves it keeps it compressed, keptbody.py, by `version()`)."""
 
-    KEEP_TEXT = True
-
     def __init__(self, gauges: AvailabilityGauges, live: LiveState) -> None:
+        super().__init__()
         self.gauges = gauges
         self.live = live
-        self._lock = threading.Lock()
-        self._text: tuple[Snapshot, dict[str, Site], bytes] | None = None
 
     def collect(self) -> Iterator[Metric]:
         return iter(self._families(self.gauges.snapshot, self.live.snapshot()[0]))
@@ -75,16 +71,8 @@ class _SnapshotText(Prerendered):
     def version(self) -> tuple[Snapshot, dict[str, Site]]:
         return self.gauges.snapshot, self.live.snapshot()[0]
 
-    def render(self) -> bytes:
-        """The text of collect(), made once per snapshot (and per inventory)."""
-        snap, sites = self.version()
-        with self._lock:
-            kept = self._text
-            if kept is None or kept[0] is not snap or kept[1] is not sites:
-                kept = (snap, sites, self._render(snap, sites))
-                if self.KEEP_TEXT:
-                    self._text = kept
-            return kept[2]
+    def make_text(self, version: tuple[Snapshot, dict[str, Site]]) -> bytes:
+        return self._render(*version)
 
     def _render(self, snap: Snapshot, sites: dict[str, Site]) -> bytes:
         return render(self._families(snap, sites))

@@ -22,7 +22,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 
 from monitor.core.model import KIND_NAMES_VI, Site
 from monitor.expose.site_metrics import SITE_LABELS, site_label_values
-from monitor.expose.textformat import Prerendered, render
+from monitor.expose.textformat import KeptText, render
 
 
 def site_objective(site: Site, objectives: Mapping[str, float]) -> float | None:
@@ -32,25 +32,21 @@ def site_objective(site: Site, objectives: Mapping[str, float]) -> float | None:
     return objectives.get(site.kind)
 
 
-class ObjectiveCollector(Prerendered):
+class ObjectiveCollector(KeptText[tuple[Mapping[str, Site], Mapping[str, float]]]):
     """Reads the current sites (they are swapped whole on a reload) and the objectives the
     daemon was last configured with (`objectives`, set again on a reload); its text is kept
     while both are the same objects."""
 
     def __init__(self, sites: Callable[[], Mapping[str, Site]], objectives: Mapping[str, float]):
+        super().__init__()
         self._sites = sites
         self.objectives = objectives
-        self._kept: tuple[Mapping[str, Site], Mapping[str, float], bytes] | None = None
 
-    def version(self) -> tuple[object, ...]:
+    def version(self) -> tuple[Mapping[str, Site], Mapping[str, float]]:
         return (self._sites(), self.objectives)
 
-    def render(self) -> bytes:
-        sites, objectives = self._sites(), self.objectives
-        kept = self._kept
-        if kept is None or kept[0] is not sites or kept[1] is not objectives:
-            kept = self._kept = (sites, objectives, render(self._families(sites, objectives)))
-        return kept[2]
+    def make_text(self, version: tuple[Mapping[str, Site], Mapping[str, float]]) -> bytes:
+        return render(self._families(*version))
 
     def collect(self) -> Iterator[Metric]:
         return self._families(self._sites(), self.objectives)

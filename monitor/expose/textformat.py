@@ -10,7 +10,9 @@ Nothing here escapes a label value itself: every byte comes from `generate_lates
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -119,6 +121,42 @@ class Prerendered(Collector):
         """Make ahead, between scrapes, the text of what changed since the last call, so that
         a scrape finds it made; how many sites' text was made (the default: none)."""
         return 0
+
+
+V = TypeVar("V", bound=tuple[object, ...])
+
+
+class KeptText(Prerendered, Generic[V]):
+    """A Prerendered whose text is made from what `version()` gives, alone: made once per
+    version (its objects compared by identity) and served as the same bytes until one of
+    them is swapped. KEEP_TEXT False: made at each render, not kept (for a caller that keeps
+    it in another form, by `version()`)."""
+
+    KEEP_TEXT = True
+
+    def __init__(self) -> None:
+        self._kept_lock = threading.Lock()
+        self._kept: tuple[V, bytes] | None = None
+
+    def version(self) -> V:
+        raise NotImplementedError
+
+    def make_text(self, version: V) -> bytes:
+        raise NotImplementedError
+
+    def render(self) -> bytes:
+        version = self.version()
+        with self._kept_lock:
+            kept = self._kept
+            if kept is None or not all(map(_same, kept[0], version)):
+                kept = (version, self.make_text(version))
+                if self.KEEP_TEXT:
+                    self._kept = kept
+            return kept[1]
+
+
+def _same(a: object, b: object) -> bool:
+    return a is b
 
 
 class MetricsRegistry(CollectorRegistry):
