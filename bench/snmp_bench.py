@@ -370,16 +370,19 @@ def write_daemon_config(root: Path, agents: list[Agent], interval: float, engine
     return port
 
 
-def scrape(port: int) -> str:
-    """/metrics as Prometheus asks for it (gzip), decompressed here, in the bench's CPU."""
+def gzip_get(port: int, path: str) -> tuple[bytes, bool]:
+    """`path` as Prometheus asks for it (gzip): the body as sent, and whether it is gzip."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}
+        f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": "gzip"}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
-        body = response.read()
-        if response.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        return str(body.decode())
+        return response.read(), response.headers.get("Content-Encoding") == "gzip"
+
+
+def scrape(port: int) -> str:
+    """/metrics as Prometheus asks for it, decompressed here, in the bench's CPU."""
+    body, packed = gzip_get(port, "/metrics")
+    return str((gzip.decompress(body) if packed else body).decode())
 
 
 def samples(text: str, name: str) -> dict[str, float]:
@@ -424,11 +427,8 @@ def scraping(port: int, every: float, stop: threading.Event) -> threading.Thread
     /metrics/availability every 60 s (its own job), until `stop`."""
 
     def get(path: str) -> None:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": "gzip"}
-        )
-        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=30) as answer:
-            answer.read()
+        with contextlib.suppress(OSError):
+            gzip_get(port, path)
 
     def loop() -> None:
         # the window's own scrape at its end is the fourth of a minute: the first one here
