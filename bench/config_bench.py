@@ -10,7 +10,7 @@ loudspeakers over MQTT, video endpoints and post points by ICMP/TCP, portals by 
 written one site a line as the shipped files are, in files of at most 5,000 sites.
 
 Each measure runs in a fresh process that loads the directory the way `districtmon run`
-does, the whole inventory and then `--shard 1/2`, and reports:
+does, the whole inventory and then as `--shard 1/2` and `--shard 1/4`, and reports:
 
 - load wall and CPU seconds (its own CPU and that of any process it waited for);
 - peak RSS (the highest of the process and of any process it waited for) and RSS after the
@@ -233,7 +233,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="config-bench-") as tmp:
             directory = Path(tmp)
             generate(directory, size)
-            for shard in (None, "1/2"):
+            for shard in (None, "1/2", "1/4"):
                 row = _run(directory, shard)
                 print(
                     f"{size:>8,}  {shard or 'whole':<9}  {row['wall']:>7.2f}  {row['cpu']:>7.2f}"

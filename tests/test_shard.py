@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 from monitor.cli.main import main
 from monitor.config import forked
@@ -244,3 +245,66 @@ def test_a_foreign_parent_s_own_mistakes_are_refused_by_its_children_s_shard_too
     assert len(of_crossing) == 2 and any("unknown credential 'nobody-ro'" in p for p in of_crossing)
     assert _refusal(lambda: load_shard(root, Shard(home, 2), {})) == whole  # all its own
     assert _refusal(lambda: load_shard(root, Shard(3 - home, 2), {})) == of_crossing
+
+
+def _in_block_style(root: Path) -> None:
+    """Every inventory file written again as YAML's block style (one key a line, nested
+    mappings indented), with a comment between sites, as an office may keep its files."""
+    for path in (root / "inventory").glob("*.yaml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False, indent=2)
+        path.write_text(text.replace("\n- id:", "\n# next\n- id:"), encoding="utf-8")
+
+
+def test_a_shard_reads_block_style_sites_of_other_shards_in_part_and_their_parents_whole(
+    tmp_path: Path,
+) -> None:
+    """Another shard's site is read only as far as what spans sites needs, and read again
+    whole from its place in the file when it is a parent of this shard's: with sites of many
+    lines, its mistakes are still told at the whole load's lines, in its words."""
+    root = _copy_of_shipped(tmp_path)
+    crossing = _a_parent(lambda p, kids: all(shard_of(k, 2) != shard_of(p, 2) for k in kids))
+    _in_block_style(root)
+    whole = load_config(root, {})
+    assert whole.sites == SHIPPED.sites
+    for index in (1, 2):
+        share, flow = (
+            load_shard(where, Shard(index, 2), {}) for where in (root, SHIPPED.directory)
+        )
+        assert share.sites == restrict(whole, Shard(index, 2)).sites
+        assert share.foreign_parents == restrict(whole, Shard(index, 2)).foreign_parents
+        assert share.sites_of_other_shards == flow.sites_of_other_shards  # checked above
+    [path] = [
+        p for p in (root / "inventory").glob("*.yaml") if f"id: {crossing}\n" in p.read_text()
+    ]
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index(f"- id: {crossing}\n")
+    port = next(i for i in range(start, len(lines)) if lines[i].strip() == "port: 1161")
+    lines[port] = lines[port].replace("1161", "99999")
+    path.write_text("".join(lines), encoding="utf-8")
+    refused = _refusal(lambda: load_config(root, {}))
+    assert refused == [
+        f"{path}:{port + 1}: sites[{_index_in(path, crossing)}].probe.snmp.port: must be an"
+        f" integer 1..65535, got 99999 (site '{crossing}')"
+    ]
+    for index in (1, 2):  # one shard watches it, the other its children
+        assert _refusal(lambda: load_shard(root, Shard(index, 2), {})) == refused  # noqa: B023
+
+
+def _index_in(path: Path, site: str) -> int:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [entry["id"] for entry in document["sites"]].index(site)
+
+
+def test_a_foreign_parent_s_duplicate_key_is_told_by_both_shards_as_by_the_whole_load(
+    tmp_path: Path,
+) -> None:
+    """A mistake that only the full reading of YAML tells (a key twice) inside a part of a
+    site that a shard passed over when it was another shard's: read whole again, it is."""
+    root = _copy_of_shipped(tmp_path)
+    crossing = _a_parent(lambda p, kids: all(shard_of(k, 2) != shard_of(p, 2) for k in kids))
+    _edit_site(root, crossing, "port: 1161", "port: 1161, port: 1162")
+    refused = _refusal(lambda: load_config(root, {}))
+    assert len(refused) == 1 and "duplicate key 'port'" in refused[0]
+    for index in (1, 2):
+        assert _refusal(lambda: load_shard(root, Shard(index, 2), {})) == refused  # noqa: B023

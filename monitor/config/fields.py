@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from monitor.config.located import (
     BROKEN,
-    ItemReader,
+    ItemStream,
     YamlList,
     YamlMap,
     child_key,
@@ -295,7 +295,7 @@ def open_document(
     *,
     sensitive: bool = False,
     if_empty: str | None = None,
-    stream: Mapping[str, ItemReader] | None = None,
+    stream: Mapping[str, ItemStream] | None = None,
 ) -> Fields | None:
     """The top mapping of one YAML file, ready for typed reading. None when the file cannot
     be read or parsed, or its top is not a mapping: each is reported in `problems`, at its

@@ -12,13 +12,21 @@ import unicodedata
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Generic, TypeVar
 
 from monitor.config.credentials import Credentials
 from monitor.config.fields import Fields, Located, Sink, is_slug, open_document, or_default
-from monitor.config.located import StreamedList, YamlMap
+from monitor.config.located import (
+    ItemStream,
+    Keeps,
+    Passage,
+    StreamedList,
+    YamlMap,
+    read_passage,
+)
 from monitor.config.probe_sections import PROBE_READERS
-from monitor.config.problems import ConfigProblem
+from monitor.config.problems import ConfigProblem, YamlReadError
 from monitor.config.suggest import did_you_mean
 from monitor.core.model import (
     OWNER_KINDS,
@@ -77,6 +85,9 @@ class Entry(Generic[T]):
     # the problems of another shard's site, held until the inventory is read: reported if
     # one of this shard's sites depends on it (see `_settle_other_shards`), else dropped
     held: list[ConfigProblem] | None = None
+    # another shard's site read only in part (ItemStream): where to read it whole if one of
+    # this shard's sites names it as its parent; None once the inventory is read
+    passage: Passage | None = None
 
     def where(self) -> str:
         return f"{self.file.name}:{self.line}"
@@ -131,18 +142,36 @@ def _settle_other_shards(inventory: Inventory, problems: list[ConfigProblem]) ->
     keep only what spans sites (`_slim`), and drop their problems: their shard reports them.
 
     Which sites are parents of this shard's is known only now (a parent may come before its
-    child or after it, in any file), so every site was read in full until here: about what
-    a one-process load holds at its peak, where keeping each one's YAML instead to read it
-    again later would hold more."""
+    child or after it, in any file), so another shard's site was read only in part
+    (`_read_elsewhere`) and is read whole now from its place in its file's text, kept until
+    here, if it is one; a site whose id could not be told first (another key first, an id
+    that is no good) was read whole, its problems held."""
     wanted = {entry.value.parent for entry in inventory.sites if entry.mine}
     for index, entry in enumerate(inventory.sites):
         held, entry.held = entry.held, None
-        if held is None:
+        passage, entry.passage = entry.passage, None
+        if passage is not None:
+            if entry.id in wanted:
+                inventory.sites[index] = _read_again(entry, passage, problems)
+        elif held is None:
             continue
-        if entry.id in wanted:
+        elif entry.id in wanted:
             problems.extend(held)
         else:
             inventory.sites[index] = _slim(entry)
+
+
+def _read_again(entry: Entry[Site], passage: Passage, problems: list[ConfigProblem]) -> Entry[Site]:
+    """A site of another shard read only in part, read whole now that a site of this shard
+    turned out to depend on it: what a one-process load reads of it, and says."""
+    try:
+        value = read_passage(passage, entry.file, entry.key, problems)
+    except YamlReadError as error:
+        problems.append(error.problem)
+        return entry
+    whole = _read_site(Sink(entry.file, problems), Located(value, passage.line + 1, entry.key))
+    whole.mine = False
+    return whole
 
 
 def _read_inventory_file(
@@ -160,11 +189,16 @@ def _read_inventory_file(
     def take(value: object, line: int, key: str) -> None:
         streamed.append(_read_any_site(sink, Located(value, line, key), mine))
 
+    def elsewhere(site_id: str) -> bool:
+        plain = _good_id(site_id)
+        return plain is not None and mine is not None and not mine(plain)
+
+    sites = ItemStream(take, None if mine is None else elsewhere, _KEPT_ELSEWHERE)
     top = open_document(
         path,
         problems,
         if_empty="if it is meant to hold nothing, say so: sites: []",
-        stream={"sites": take},
+        stream={"sites": sites},
     )
     if top is None:
         inventory.complete = False
@@ -186,6 +220,8 @@ def _read_any_site(
 ) -> Entry[Site]:
     """A site read in full; one of another shard's with its problems held back (see
     `_settle_other_shards`)."""
+    if isinstance(item.value, YamlMap) and item.value.passage is not None:
+        return _read_elsewhere(sink, item, item.value.passage)
     site_id = None if mine is None else _plain_id(item.value)
     if site_id is None or mine is None or mine(site_id):
         return _read_site(sink, item)
@@ -274,11 +310,53 @@ ELSEWHERE = SnmpProbe(address="")
 def _plain_id(value: object) -> str | None:
     """The id of an entry when it is a good one (as `Fields.slug` reads it), else None: an
     entry with a bad id or none is read whole by every shard, which all report it."""
-    raw = value.get("id") if isinstance(value, YamlMap) else None
+    return _good_id(value.get("id") if isinstance(value, YamlMap) else None)
+
+
+def _good_id(raw: object) -> str | None:
     if not isinstance(raw, str):
         return None
     text = unicodedata.normalize("NFC", raw)
     return text if text.strip() and is_slug(text) else None
+
+
+# What a shard reads of another shard's site (see `_slim`): of its probe only an MQTT one,
+# which it keeps.
+_KEPT_ELSEWHERE: Keeps = MappingProxyType(
+    {"id": None, "kind": None, "commune": None, "parent": None,
+     "probe": MappingProxyType({"mqtt": None})}
+)  # fmt: skip
+
+
+def _read_elsewhere(sink: Sink, item: Located[object], passage: Passage) -> Entry[Site]:
+    """Another shard's site, of which only `_KEPT_ELSEWHERE` was read: what `_slim` keeps of
+    it, read as `_read_site` reads it, and its Passage kept to read it whole if it is the
+    parent of one of this shard's. Its mistakes are its shard's: none is kept."""
+    value = item.value
+    assert isinstance(value, YamlMap)
+    site_id = _plain_id(value) or ""  # a good one: the stream passed over it for its id
+    fields = Fields(Sink(sink.file, []), value, item.key, f" (site '{site_id}')")
+    parent = fields.located("parent")
+    probe: Probe = ELSEWHERE
+    probe_map = value.get("probe")
+    if (
+        isinstance(probe_map, YamlMap)
+        and "mqtt" in probe_map
+        # read whole, a probe naming another type too is not read as MQTT (_read_probe)
+        and not any(name in probe_map.key_lines for name in PROBE_READERS if name != "mqtt")
+    ):
+        read, _ = _read_probe(fields)
+        probe = read if isinstance(read, MqttProbe) else ELSEWHERE
+    site = Site(
+        id=site_id, kind=fields.choice("kind", SITE_KINDS) or "", name="",
+        commune=fields.text("commune") or "", owner="", lat=0.0, lon=0.0, probe=probe,
+        parent=None if parent is None else parent.value,
+    )  # fmt: skip
+    refs = {} if parent is None else {"parent": parent}
+    entry = Entry(site, site_id, sink.file, _id_line(fields, item), item.key, fields.subject, refs)
+    entry.probe_line, entry.probe_key = fields.line("probe"), fields.key("probe")
+    entry.mine, entry.whole, entry.passage = False, False, passage
+    return entry
 
 
 def _slim(entry: Entry[Site]) -> Entry[Site]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -59,6 +61,10 @@ BROKEN = _Broken()
 class YamlMap(dict[str, object]):
     """A YAML mapping (keys are always text) with the line of the mapping and of each key."""
 
+    # An item of a streamed list read only in part (see ItemStream): where its text is, to
+    # read it whole if it is wanted after all (read_passage). None for every other mapping.
+    passage: Passage | None = None
+
     def __init__(self, line: int) -> None:
         super().__init__()
         self.line = line
@@ -66,6 +72,19 @@ class YamlMap(dict[str, object]):
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """Where one item of a file's text is: the file's text itself (shared by every passage
+    of the file, not copied) and the item's first and last character, its first line and
+    column (0-based, as the parser counts them)."""
+
+    text: str
+    start: int
+    end: int
+    line: int
+    column: int
 
 
 class YamlList(list[object]):
@@ -93,7 +112,7 @@ def load_yaml(
     problems: list[ConfigProblem],
     *,
     sensitive: bool = False,
-    stream: Mapping[str, ItemReader] | None = None,
+    stream: Mapping[str, ItemStream] | None = None,
 ) -> object:
     """Parse one YAML file into YamlMap / YamlList / scalars; None for an empty file.
 
@@ -288,6 +307,62 @@ class _Builder:
 
 #: Takes one item of a streamed list as soon as it is parsed: (value, line, key path).
 ItemReader = Callable[[object, int, str], None]
+#: The keys of a mapping read in part, each with what of its value is read (None: all).
+Keeps = Mapping[str, "Keeps | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStream:
+    """Where the items of a streamed list go (see load_yaml's `stream`), and which of them
+    need not be read whole.
+
+    An item that is a mapping opening with `id: <text>` whose id `passes_over` accepts is
+    read only as far as the keys of `keeps` (a key whose value is a mapping read so in turn
+    names its own `keeps`; None: read whole): the values of its other keys are parsed (the
+    file must still be YAML) but not built, and the mapping goes to `take` holding only the
+    kept keys, the lines of all of them, and its Passage to read it whole later. A shard
+    reads so the sites of other shards: about half the cost of a site is building and
+    reading it, which a shard of N then spends on 1/N of them."""
+
+    take: ItemReader
+    passes_over: Callable[[str], bool] | None = None
+    keeps: Keeps = field(default_factory=dict)
+
+
+def read_passage(passage: Passage, file: Path, key: str, problems: list[ConfigProblem]) -> object:
+    """The item of a Passage (at `key` in its file) read whole, as if with its file: the same
+    values at the same lines, the same problems in `problems`."""
+    text = " " * passage.column + passage.text[passage.start : passage.end]
+    try:
+        return _moved(_plain_tree(text, {}), passage.line)
+    except (_Unusual, yaml.YAMLError):
+        pass
+    text = "\n" * passage.line + text  # the full reading's problems at their lines too
+    loader = _LOADER(text)
+    try:
+        node = loader.get_single_node()
+        return None if node is None else _Builder(loader, file, problems, False).value(node, key)
+    except yaml.YAMLError as error:  # YAML in its file, not alone: say where it stopped
+        raise YamlReadError(_syntax_problem(file, text, error, False)) from None
+    finally:
+        loader.dispose()
+
+
+def _moved(value: object, lines: int) -> object:
+    """`value` with every line it records `lines` further down."""
+    if isinstance(value, YamlMap):
+        value.line += lines
+        for key, line in value.key_lines.items():
+            value.key_lines[key] = line + lines
+        for item in value.values():
+            _moved(item, lines)
+    elif isinstance(value, YamlList):
+        value.line += lines
+        value.item_lines[:] = [line + lines for line in value.item_lines]
+        for item in value:
+            _moved(item, lines)
+    return value
+
 
 _STR_TAG = "tag:yaml.org,2002:str"
 # what a plain scalar may resolve to on the fast path; anything else (`<<`, `=`) is unusual
@@ -306,7 +381,7 @@ class _Unusual(Exception):
     tag, a merge key, a key that is not plain text, a second document, a duplicate key."""
 
 
-def _plain_tree(text: str, stream: Mapping[str, ItemReader]) -> object:
+def _plain_tree(text: str, stream: Mapping[str, ItemStream]) -> object:
     """The tree `_Builder` would give, built straight from the parser's events.
 
     Composing PyYAML's node tree and then walking it costs about four times this, and most
@@ -320,14 +395,14 @@ def _plain_tree(text: str, stream: Mapping[str, ItemReader]) -> object:
     """
     loader = _LOADER(text)
     try:
-        return _build_from_events(loader, stream)
+        return _build_from_events(loader, text, stream)
     finally:
         loader.dispose()
 
 
 # One loop over the parser's events, kept flat: it runs once per value of a province.
 def _build_from_events(
-    loader: yaml.SafeLoader | yaml.CSafeLoader, stream: Mapping[str, ItemReader]
+    loader: yaml.SafeLoader | yaml.CSafeLoader, text: str, stream: Mapping[str, ItemStream]
 ) -> object:
     get_event: Callable[[], Any] = loader.get_event
     resolve = loader.resolve
@@ -348,6 +423,12 @@ def _build_from_events(
     take: ItemReader | None = None
     streamed_key = ""
     taken = 0
+    passes_over: Callable[[str], bool] | None = None
+    item_keeps: Keeps = MappingProxyType({})
+    skimmed: YamlMap | None = None  # the mapping being read only in part: an item, or in one
+    keeps: Keeps = item_keeps  # what of it is read
+    outer: list[tuple[YamlMap, Keeps]] = []  # the skimmed mappings that hold this one
+    item_mark: Any = None  # where the last item of the streamed list began
     value: object
     while True:
         event = get_event()
@@ -355,50 +436,79 @@ def _build_from_events(
         if kind is ScalarEvent:
             if event.anchor is not None or event.tag is not None:
                 raise _Unusual
-            text = event.value
+            scalar = event.value
             plain = event.implicit[0]
             if is_map:
                 if key is None:
-                    if (plain and text == "<<") or text in container:
+                    if (plain and scalar == "<<") or scalar in container.key_lines:
                         raise _Unusual
-                    key, key_line = text, event.start_mark.line + 1
+                    key, key_line = scalar, event.start_mark.line + 1
+                    continue
+                if skimmed is not None and container is skimmed and key not in keeps:
+                    skimmed.key_lines[key] = key_line
+                    key = None
                     continue
             else:  # a value in a map is placed at its key's line; an item at its own
                 line = event.start_mark.line + 1
             if plain:
                 try:
-                    value = resolved[text]
+                    value = resolved[scalar]
                 except KeyError:
-                    tag = resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+                    tag = resolve(ScalarNode, scalar, (True, False))  # type: ignore[no-untyped-call]
                     if tag == _STR_TAG:
-                        value = text
+                        value = scalar
                     elif tag in _PLAIN_TAGS:
                         try:
-                            node = ScalarNode(tag, text)
+                            node = ScalarNode(tag, scalar)
                             value = constructors[tag](loader, node)
                         except (yaml.YAMLError, ValueError, TypeError):
                             raise _Unusual from None
                     else:
                         raise _Unusual from None
-                    resolved[text] = value
+                    resolved[scalar] = value
             else:
-                value = text
+                value = scalar
         elif kind is MappingStartEvent or kind is SequenceStartEvent:
             if event.anchor is not None or event.tag is not None or (is_map and key is None):
                 raise _Unusual
+            if skimmed is not None and container is skimmed and key not in keeps:
+                assert key is not None  # a value in a mapping comes after its key
+                _skip_collection(get_event)
+                skimmed.key_lines[key] = key_line
+                key = None
+                continue
+            if container is streamed:
+                item_mark = event.start_mark
             line = event.start_mark.line + 1
             stack.append((container, is_map, key, key_line, line))
             if kind is MappingStartEvent:
-                container, is_map = YamlMap(line), True
+                inner = YamlMap(line)
+                if skimmed is not None and container is skimmed:
+                    assert key is not None
+                    nested = keeps[key]
+                    if nested is not None:
+                        outer.append((skimmed, keeps))
+                        skimmed, keeps = inner, nested
+                container, is_map = inner, True
             elif len(stack) == 2 and is_map and key is not None and key in stream and not take:
                 streamed = container = StreamedList(line)
-                take, streamed_key, is_map = stream[key], key, False
+                items = stream[key]
+                take, streamed_key, is_map = items.take, key, False
+                passes_over, item_keeps = items.passes_over, items.keeps
             else:
                 container, is_map = YamlList(line), False
             key = None
             continue
         elif kind is MappingEndEvent or kind is SequenceEndEvent:
             value = container
+            if skimmed is not None and container is skimmed:
+                if outer:
+                    skimmed, keeps = outer.pop()
+                else:
+                    start = item_mark.index
+                    skimmed.passage = Passage(text, start, event.end_mark.index,
+                                              item_mark.line, item_mark.column)  # fmt: skip
+                    skimmed = None
             container, is_map, key, key_line, line = stack.pop()
         elif kind is DocumentEndEvent:
             break
@@ -409,6 +519,15 @@ def _build_from_events(
         elif is_map:
             container[key] = value
             container.key_lines[key] = key_line
+            if (
+                key == "id"
+                and passes_over is not None
+                and len(container) == 1
+                and stack[-1][0] is streamed
+                and value.__class__ is str
+                and passes_over(value)
+            ):
+                skimmed, keeps = container, item_keeps
             key = None
         elif container is streamed:
             assert take is not None
@@ -420,3 +539,21 @@ def _build_from_events(
     if get_event().__class__ is not StreamEndEvent:
         raise _Unusual  # a second document: the full reading refuses it
     return root
+
+
+def _skip_collection(get_event: Callable[[], Any]) -> None:
+    """Parse past the collection just opened, building nothing; what the fast reading leaves
+    to the full one (an anchor, a tag, an alias) is as unusual here as anywhere."""
+    depth = 1
+    while depth:
+        event = get_event()
+        kind = event.__class__
+        if kind is MappingEndEvent or kind is SequenceEndEvent:
+            depth -= 1
+        elif kind is ScalarEvent or kind is MappingStartEvent or kind is SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None:
+                raise _Unusual
+            if kind is not ScalarEvent:
+                depth += 1
+        else:  # an alias
+            raise _Unusual
