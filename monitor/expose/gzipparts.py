@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from isal import isal_zlib
@@ -35,15 +35,16 @@ KEEP_FROM = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class _Compressed:
-    source: bytes  # kept so that its id is not reused while this is kept
+    source: bytes | None  # kept so that its id is not reused while this is kept (keep=True)
     deflated: bytes
     crc: int
+    size: int
 
 
-def _compress(data: bytes, level: int) -> _Compressed:
+def _compress(data: bytes, level: int, keep: bool) -> _Compressed:
     engine = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     deflated = engine.compress(data) + engine.flush(isal_zlib.Z_SYNC_FLUSH)
-    return _Compressed(data, deflated, isal_zlib.crc32(data))
+    return _Compressed(data if keep else None, deflated, isal_zlib.crc32(data), len(data))
 
 
 class PartsGzip:
@@ -53,13 +54,14 @@ class PartsGzip:
 
     def __init__(self, level: int, keep: bool = True) -> None:
         """`keep=False`: compress each body whole, keeping nothing of it (for a body its
-        caller keeps compressed, keptbody.py)."""
+        caller keeps compressed, keptbody.py): its parts may then come one by one (an
+        iterator), each let go once compressed, so that the whole text is never held."""
         self.level = level
         self.keep = keep
         self._kept: dict[int, _Compressed] = {}
         self._lock = threading.Lock()
 
-    def compress(self, parts: Sequence[bytes]) -> bytes:
+    def compress(self, parts: Iterable[bytes]) -> bytes:
         with self._lock:
             kept = self._kept
         pieces: list[_Compressed] = []
@@ -70,21 +72,21 @@ class PartsGzip:
                 small.append(part)
                 continue
             if small:
-                pieces.append(_compress(b"".join(small), self.level))
+                pieces.append(_compress(b"".join(small), self.level, False))
                 small = []
             found = kept.get(id(part))
             if found is None or found.source is not part:
-                found = _compress(part, self.level)
+                found = _compress(part, self.level, self.keep)
             now[id(part)] = found
             pieces.append(found)
         if small:
-            pieces.append(_compress(b"".join(small), self.level))
+            pieces.append(_compress(b"".join(small), self.level, False))
         if self.keep:
             with self._lock:
                 self._kept = now
         crc, size = 0, 0
         for piece in pieces:
-            crc = isal_zlib.crc32_combine(crc, piece.crc, len(piece.source))
-            size += len(piece.source)
+            crc = isal_zlib.crc32_combine(crc, piece.crc, piece.size)
+            size += piece.size
         trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
         return b"".join([_HEADER, *(piece.deflated for piece in pieces), _FINAL, trailer])
