@@ -16,11 +16,14 @@ sites is polled again. One row per inventory size:
   scrape wall s  the same in wall time; HTTP wall s: a whole gzip scrape over 127.0.0.1
   upkeep CPU s   what the daemon spends between two scrapes making the text of the sites
                  polled meanwhile (gauges, device values), a second at a time, not in the
-                 scrape's CPU: beside it
+                 scrape's CPU: beside it; scrape +MB: how far a gzip scrape raised the
+                 bench's resident size above what it held before (see avail +MB)
   avail ...      /metrics/availability: its plain body, and the CPU of a gzip scrape and the
                  wall time of one over HTTP, each the first after a refresh of the figures
                  (the one that makes and compresses the body; Prometheus scrapes that path
-                 once a refresh, every 60 s, and between two refreshes it serves kept bytes)
+                 once a refresh, every 60 s, and between two refreshes it serves kept bytes);
+                 avail +MB: how far that scrape raised the bench's resident size above what
+                 it held before (its peak, VmHWM, started again just before it)
 
 Target: a scrape of /metrics (what Prometheus asks for every 15 s), its CPU, in-process wall
 time and HTTP wall time, gzip included, each within 250 ms at 20,000 sites (`ok`). The
@@ -414,6 +417,20 @@ def scrape(url: str) -> tuple[float, int]:
     return time.perf_counter() - started, len(body)
 
 
+def _resident_mb(field: str) -> float:
+    """This process's VmRSS, or its highest since `_forget_peak` (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _forget_peak() -> None:
+    """Start VmHWM again from the RSS now (Linux: clear_refs 5), so that the next reading
+    of it is the highest of what follows: what one availability scrape adds."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
 def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str, float]:
     """Median figures of `scrapes` scrapes of an inventory of `n_sites`: each scrape of
     /metrics made once plain and once gzip-compressed in-process, then once over HTTP, a
@@ -433,7 +450,7 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
     server.start()
     url = f"http://127.0.0.1:{server.port}"
     keys = ["cpu", "wall", "gzip_cpu", "gzip_wall", "scrape", "gz", "avail_cpu", "avail_http"]
-    keys.append("upkeep")
+    keys += ["upkeep", "avail_peak", "gzip_peak"]
     rows: dict[str, list[float]] = {k: [] for k in keys}
     try:
         for i in range(scrapes):
@@ -442,7 +459,10 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
             rows["cpu"].append(cpu)
             rows["wall"].append(wall)
             rows["upkeep"].append(between_scrapes(fleet, server, rng, share))
+            held = _resident_mb("VmRSS")
+            _forget_peak()
             cpu, wall, packed = timed(server, "gzip")
+            rows["gzip_peak"].append(_resident_mb("VmHWM") - held)
             assert gzip.decompress(packed).count(b"\n") > len(sites)
             rows["gzip_cpu"].append(cpu)
             rows["gzip_wall"].append(wall)
@@ -451,8 +471,11 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
             rows["scrape"].append(seconds)
             rows["gz"].append(size)
             gauges.snapshot = availability(sites, seed=9 + i)
+            held = _resident_mb("VmRSS")
+            _forget_peak()
             cpu, _wall, packed = timed(server, "gzip", AVAILABILITY_PATH)
             rows["avail_cpu"].append(cpu)
+            rows["avail_peak"].append(_resident_mb("VmHWM") - held)
             gauges.snapshot = availability(sites, seed=99 + i)
             rows["avail_http"].append(scrape(url + AVAILABILITY_PATH)[0])
     finally:
@@ -476,9 +499,10 @@ HEADER = (
     f"{'sites':>7} {'profiles':<8} {'body MB':>8} {'gzip MB':>8} {'lines':>9} "
     f"{'render CPU s':>12} {'render wall s':>13} {'gzip CPU s':>10} {'scrape CPU s':>12} "
     f"{'(worst)':>8} {'scrape wall s':>13} {'HTTP wall s':>11} {'(worst)':>8} {'first s':>8}"
-    f" {'upkeep CPU s':>12}"
+    f" {'upkeep CPU s':>12} {'scrape +MB':>10}"
     f"  target {TARGET_SECONDS:.3f} s  "
     f"{'avail MB':>8} {'avail lines':>11} {'avail CPU s':>11} {'avail HTTP s':>12}"
+    f" {'avail +MB':>9}"
 )
 
 
@@ -490,10 +514,11 @@ def row(n_sites: int, profiles: str, f: dict[str, float]) -> str:
         f"{int(f['lines']):>9,} {f['cpu']:>12.3f} {f['wall']:>13.3f} "
         f"{max(f['gzip_cpu'] - f['cpu'], 0.0):>10.3f} {f['gzip_cpu']:>12.3f} "
         f"{f['worst_gzip_cpu']:>8.3f} {f['gzip_wall']:>13.3f} {f['scrape']:>11.3f} "
-        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f} {f['upkeep']:>12.3f}  "
+        f"{f['worst_scrape']:>8.3f} {f['first']:>8.2f} {f['upkeep']:>12.3f} "
+        f"{f['gzip_peak']:>10.0f}  "
         f"{'ok' if ok else 'OVER':<14}  "
         f"{f['avail_body'] / 1e6:>8.1f} {int(f['avail_lines']):>11,} {f['avail_cpu']:>11.3f} "
-        f"{f['avail_http']:>12.3f}"
+        f"{f['avail_http']:>12.3f} {f['avail_peak']:>9.0f}"
     )
 
 

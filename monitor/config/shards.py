@@ -16,7 +16,9 @@ A shard reads in full only its own sites and their parents that other shards wat
 `_read_elsewhere`), so that what it keeps is its share. It polls those parents too ("foreign
 parents"), without ever reporting them: a site whose polls fail while its parent is out is
 unreachable, not down, and only the parent's own polls say whether it is out. Their owning
-shard polls them as well, so each foreign parent costs one more poll per interval.
+shard polls them as well, so each foreign parent costs one more poll per interval. Every
+shard still parses the whole inventory's text, since every shard checks what spans sites:
+the parser's pass over it is a shard's floor, whatever N.
 
 Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
 records speak for the sites its daemon watched, and its own MQTT client id.
