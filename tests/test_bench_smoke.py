@@ -61,7 +61,7 @@ def test_the_soak_survives_one_fault_of_each_kind() -> None:
 
 def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_shard() -> None:
     """bench/config_bench.py --smoke: 2,000 generated sites loaded as `districtmon run` loads
-    them, whole and as --shard 1/2; the shard keeps about half and knows the rest."""
+    them, whole and as --shard 1/2 and 1/4; a shard keeps its share and knows the rest."""
     out = _smoke("config_bench.py", 120)
     rows = {}
     for line in out.stdout.splitlines()[2:]:
@@ -73,6 +73,8 @@ def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_sha
     assert rows["whole"][3] == 2000 and rows["whole others"][3] == 0, out.stdout
     assert rows["1/2"][3] + rows["1/2 others"][3] == 2000, out.stdout
     assert 700 < rows["1/2"][3] < 1300, out.stdout
+    assert rows["1/4"][3] + rows["1/4 others"][3] == 2000, out.stdout
+    assert 300 < rows["1/4"][3] < 700, out.stdout
 
 
 def _smoke(name: str, timeout: float) -> subprocess.CompletedProcess[str]:
