@@ -459,8 +459,8 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
             rows["cpu"].append(cpu)
             rows["wall"].append(wall)
             rows["upkeep"].append(between_scrapes(fleet, server, rng, share))
+            _forget_peak()  # then what is held: the peak that follows is never below it
             held = _resident_mb("VmRSS")
-            _forget_peak()
             cpu, wall, packed = timed(server, "gzip")
             rows["gzip_peak"].append(_resident_mb("VmHWM") - held)
             assert gzip.decompress(packed).count(b"\n") > len(sites)
@@ -471,8 +471,8 @@ def measure(n_sites: int, profiles: str, scrapes: int, share: float) -> dict[str
             rows["scrape"].append(seconds)
             rows["gz"].append(size)
             gauges.snapshot = availability(sites, seed=9 + i)
+            _forget_peak()  # then what is held: the peak that follows is never below it
             held = _resident_mb("VmRSS")
-            _forget_peak()
             cpu, _wall, packed = timed(server, "gzip", AVAILABILITY_PATH)
             rows["avail_cpu"].append(cpu)
             rows["avail_peak"].append(_resident_mb("VmHWM") - held)
