@@ -127,9 +127,6 @@ class SiteAvailabilityCollector(_SnapshotText):
     keeps it compressed (keptbody.py)."""
 
     KEEP_TEXT = False
-    # About a megabyte of text a part (8 lines of 150 bytes a site), where the whole is 24 MB
-    # at 20,000 sites: what a refresh holds beside the text while making it.
-    SITES_A_PART = 1000
 
     def __init__(self, gauges: AvailabilityGauges, live: LiveState) -> None:
         super().__init__(gauges, live)
@@ -147,38 +144,24 @@ class SiteAvailabilityCollector(_SnapshotText):
                 site_counted.add_metric([*labels, window], seconds)
         return [site_ratio, site_counted]
 
-    def render_parts(self) -> list[bytes]:
-        return list(self.iter_parts())
-
-    def iter_parts(self) -> Iterator[bytes]:
-        return self._parts(*self.version())
-
     def _render(self, snap: Snapshot, sites: dict[str, Site]) -> bytes:
-        return b"".join(self._parts(snap, sites))
-
-    def _parts(self, snap: Snapshot, sites: dict[str, Site]) -> Iterator[bytes]:
-        """The text in parts of SITES_A_PART sites' lines, each made when the one before has
-        been taken: made at each refresh and compressed as it is made (keptbody.py), the text
-        is never held whole, nor as all its small lines."""
         stems = self._stems_for(sites)
-        out: list[bytes] = []
+        out = []
         for family, figures in zip(_site_families(), (snap.sites, snap.counted), strict=True):
             out.append(header(family))
             name = sample_name(family.name)
             windows = self._windows
-            for count, site_id in enumerate(sites, start=1):
+            for site_id in sites:
                 found = figures.get(site_id)
-                if found:
-                    stem = name + stems[site_id]
-                    for window, value in found.items():
-                        tail = windows.get(window)
-                        if tail is None:
-                            tail = windows[window] = _window_tail(window)
-                        out.append(stem + tail + value_text(value) + b"\n")
-                if count % self.SITES_A_PART == 0:
-                    yield b"".join(out)
-                    out.clear()
-        yield b"".join(out)
+                if not found:
+                    continue
+                stem = name + stems[site_id]
+                for window, value in found.items():
+                    tail = windows.get(window)
+                    if tail is None:
+                        tail = windows[window] = _window_tail(window)
+                    out.append(stem + tail + value_text(value) + b"\n")
+        return b"".join(out)
 
     def _stems_for(self, sites: dict[str, Site]) -> dict[str, bytes]:
         """Each site's `{commune=...,site="...",window="`, made when the inventory changes."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from isal import isal_zlib
@@ -35,16 +35,15 @@ KEEP_FROM = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class _Compressed:
-    source: bytes | None  # kept so that its id is not reused while this is kept (keep=True)
+    source: bytes  # kept so that its id is not reused while this is kept
     deflated: bytes
     crc: int
-    size: int
 
 
-def _compress(data: bytes, level: int, keep: bool) -> _Compressed:
+def _compress(data: bytes, level: int) -> _Compressed:
     engine = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     deflated = engine.compress(data) + engine.flush(isal_zlib.Z_SYNC_FLUSH)
-    return _Compressed(data if keep else None, deflated, isal_zlib.crc32(data), len(data))
+    return _Compressed(data, deflated, isal_zlib.crc32(data))
 
 
 class PartsGzip:
@@ -54,14 +53,13 @@ class PartsGzip:
 
     def __init__(self, level: int, keep: bool = True) -> None:
         """`keep=False`: compress each body whole, keeping nothing of it (for a body its
-        caller keeps compressed, keptbody.py): its parts may then come one by one (an
-        iterator), each let go once compressed, so that the whole text is never held."""
+        caller keeps compressed, keptbody.py)."""
         self.level = level
         self.keep = keep
         self._kept: dict[int, _Compressed] = {}
         self._lock = threading.Lock()
 
-    def compress(self, parts: Iterable[bytes]) -> bytes:
+    def compress(self, parts: Sequence[bytes]) -> bytes:
         with self._lock:
             kept = self._kept
         pieces: list[_Compressed] = []
@@ -72,21 +70,21 @@ class PartsGzip:
                 small.append(part)
                 continue
             if small:
-                pieces.append(_compress(b"".join(small), self.level, False))
+                pieces.append(_compress(b"".join(small), self.level))
                 small = []
             found = kept.get(id(part))
             if found is None or found.source is not part:
-                found = _compress(part, self.level, self.keep)
+                found = _compress(part, self.level)
             now[id(part)] = found
             pieces.append(found)
         if small:
-            pieces.append(_compress(b"".join(small), self.level, False))
+            pieces.append(_compress(b"".join(small), self.level))
         if self.keep:
             with self._lock:
                 self._kept = now
         crc, size = 0, 0
         for piece in pieces:
-            crc = isal_zlib.crc32_combine(crc, piece.crc, piece.size)
-            size += piece.size
+            crc = isal_zlib.crc32_combine(crc, piece.crc, len(piece.source))
+            size += len(piece.source)
         trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
         return b"".join([_HEADER, *(piece.deflated for piece in pieces), _FINAL, trailer])

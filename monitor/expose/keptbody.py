@@ -6,14 +6,12 @@ for Prometheus, cost its whole size in memory. So the server keeps only the gzip
 the text was made from (MetricsRegistry.version: the snapshot and the site table, by
 identity): a gzip scrape while those are the same objects is served the kept bytes; a plain
 one (no Prometheus asks for it) is served them decompressed; a new snapshot makes the text
-once, a megabyte at a time, each compressed and let go as it is made: the 24 MB are never
-held at once.
+once, compresses it and lets it go.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 
 from isal import igzip
 from prometheus_client import CollectorRegistry
@@ -35,13 +33,7 @@ class KeptBody:
             kept = self._kept
             if version is not None and kept is not None and _same(kept[0], version):
                 return kept[1]
-            registry = self.registry
-            parts: Iterable[bytes] = (
-                registry.iter_parts()  # each part compressed and let go as it is made
-                if isinstance(registry, MetricsRegistry)
-                else exposition_parts(registry)
-            )
-            body = self._packer.compress(parts)
+            body = self._packer.compress(exposition_parts(self.registry))
             self._kept = (version, body) if version is not None else None
             return body
 

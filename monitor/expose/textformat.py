@@ -112,11 +112,6 @@ class Prerendered(Collector):
         next while it did not change (gzipparts.py keeps their compressed bytes)."""
         return [self.render()]
 
-    def iter_parts(self) -> Iterator[bytes]:
-        """render_parts() one by one, for a caller that lets each go once used (a collector
-        whose text is large and not kept makes each part only when asked)."""
-        return iter(self.render_parts())
-
     def version(self) -> tuple[object, ...] | None:
         """What the text is made from, compared object by object by identity: while they are
         the same objects the text is the same (None: not known, the text must be made)."""
@@ -228,14 +223,6 @@ class MetricsRegistry(CollectorRegistry):
             prerendered = list(self._prerendered)
         library = generate_latest(Families(self._library_collect()))
         return [library, *(part for collector in prerendered for part in collector.render_parts())]
-
-    def iter_parts(self) -> Iterator[bytes]:
-        """exposition_parts(), each part made only when the one before has been taken."""
-        with self._lock:
-            prerendered = list(self._prerendered)
-        yield generate_latest(Families(self._library_collect()))
-        for collector in prerendered:
-            yield from collector.iter_parts()
 
 
 def exposition_parts(registry: CollectorRegistry) -> list[bytes]:
