@@ -133,12 +133,20 @@ def load_yaml(
         return _plain_tree(text, stream or {})
     except (_Unusual, yaml.YAMLError):
         pass  # the full reading below says what is wrong, or builds what is unusual
+    return _read_fully(text, path, problems, sensitive, "")
+
+
+def _read_fully(
+    text: str, path: Path, problems: list[ConfigProblem], sensitive: bool, key: str
+) -> object:
+    """`text` composed and built the full way (`key`: the path of its top value), which says
+    what is wrong at its line; YamlReadError when it does not parse."""
     loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        return _Builder(loader, path, problems, sensitive).value(node, "")
+        return _Builder(loader, path, problems, sensitive).value(node, key)
     except yaml.YAMLError as error:
         raise YamlReadError(_syntax_problem(path, text, error, sensitive)) from None
     finally:
@@ -338,14 +346,7 @@ def read_passage(passage: Passage, file: Path, key: str, problems: list[ConfigPr
     except (_Unusual, yaml.YAMLError):
         pass
     text = "\n" * passage.line + text  # the full reading's problems at their lines too
-    loader = _LOADER(text)
-    try:
-        node = loader.get_single_node()
-        return None if node is None else _Builder(loader, file, problems, False).value(node, key)
-    except yaml.YAMLError as error:  # YAML in its file, not alone: say where it stopped
-        raise YamlReadError(_syntax_problem(file, text, error, False)) from None
-    finally:
-        loader.dispose()
+    return _read_fully(text, file, problems, False, key)
 
 
 def _moved(value: object, lines: int) -> object:
