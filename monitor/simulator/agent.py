@@ -50,7 +50,11 @@ RECV_BUFFER_BYTES = 4 * 1024 * 1024
 MAX_DATAGRAM = 65507
 MAX_REPLY_BYTES = 65000
 MAX_BULK_VARBINDS = 2048
-READS_PER_WAKEUP = 256
+# Datagrams answered per wake-up of a socket before the loop runs its other callbacks: every
+# simulated device answers from this one loop, and a poll round's burst answered in one go
+# (256 at a time, 2-4 ms each) held the portals, publishers and stall watch up for 0.5-2 s,
+# timing out probes of devices that were up.
+READS_PER_WAKEUP = 16
 FD_HEADROOM = 256  # MQTT connections, the control server, log files...
 
 _GET = rfc1905.GetRequestPDU.tagSet
