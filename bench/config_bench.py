@@ -10,7 +10,11 @@ loudspeakers over MQTT, video endpoints and post points by ICMP/TCP, portals by 
 written one site a line as the shipped files are, in files of at most 5,000 sites.
 
 Each measure runs in a fresh process that loads the directory the way `districtmon run`
-does, the whole inventory and then as `--shard 1/2` and `--shard 1/4`, and reports:
+does, the whole inventory and then as `--shard 1/2` and `--shard 1/4`: first reading every
+file (`readings: none`, as `districtmon check-config` and a daemon's very first load do), then
+with the daemon's kept readings (reading_cache.py) in a state directory of the bench's own:
+a whole load that makes them (`made`), and loads that find them (`kept`: a restart, a reload
+of an unchanged inventory, a shard started beside another). It reports:
 
 - load wall and CPU seconds (its own CPU and that of any process it waited for);
 - peak RSS (the highest of the process and of any process it waited for) and RSS after the
@@ -160,8 +164,9 @@ def _rss_mb(field: str = "VmRSS") -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def _measure(directory: Path, shard_text: str | None) -> dict[str, float]:
-    """One load, in this (fresh) process, as `districtmon run [--shard i/N]` does it."""
+def _measure(directory: Path, shard_text: str | None, state: Path | None) -> dict[str, float]:
+    """One load, in this (fresh) process, as `districtmon run [--shard i/N]` does it; with
+    `state`, the daemon's state directory, where it keeps its readings."""
     from monitor.config import shards
     from monitor.config.load import load_config
 
@@ -174,7 +179,10 @@ def _measure(directory: Path, shard_text: str | None) -> dict[str, float]:
     before = _rss_mb()
     cpu = _cpu()
     wall = time.perf_counter()
-    config = load_shard(directory, shard, environ={})
+    if state is None:
+        config = load_shard(directory, shard, environ={})
+    else:
+        config = load_shard(directory, shard, environ={"STATE_DIRECTORY": str(state)}, cache=True)
     wall = time.perf_counter() - wall
     cpu = _cpu() - cpu
     after = _rss_mb()  # before the peak, which then counts it
@@ -199,10 +207,12 @@ def _cpu() -> float:
     return total
 
 
-def _run(directory: Path, shard: str | None) -> dict[str, float]:
+def _run(directory: Path, shard: str | None, state: Path | None) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", str(directory)]
     if shard:
         command += ["--shard", shard]
+    if state:
+        command += ["--state", str(state)]
     out = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
     if out.returncode != 0:
         raise SystemExit(f"the load failed:\n{out.stdout}{out.stderr}")
@@ -218,29 +228,35 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="2,000 sites: does it still run")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--shard", help=argparse.SUPPRESS)
+    parser.add_argument("--state", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps(_measure(args.child, args.shard)))
+        print(json.dumps(_measure(args.child, args.shard, args.state)))
         return
     sizes = args.sites or ([2000] if args.smoke else [20_000, 100_000])
-    header = (
-        f"{'sites':>8}  {'load':<9}  {'wall s':>7}  {'CPU s':>7}  {'peak RSS MB':>11}  "
-        f"{'RSS after MB':>12}  {'(before load)':>13}  {'kept':>7}  {'others known':>12}"
-    )
+    titles = [("sites", 8), ("load", -5), ("readings", -8), ("wall s", 7), ("CPU s", 7)]
+    titles += [("peak RSS MB", 11), ("RSS after MB", 12), ("(before load)", 13)]
+    titles += [("kept", 7), ("others known", 12)]
+    header = "  ".join(title.ljust(-w) if w < 0 else title.rjust(w) for title, w in titles)
     print(header)
     print("-" * len(header))
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="config-bench-") as tmp:
             directory = Path(tmp)
-            generate(directory, size)
-            for shard in (None, "1/2", "1/4"):
-                row = _run(directory, shard)
-                print(
-                    f"{size:>8,}  {shard or 'whole':<9}  {row['wall']:>7.2f}  {row['cpu']:>7.2f}"
-                    f"  {row['peak']:>11.0f}  {row['after']:>12.0f}  {row['before']:>13.0f}"
-                    f"  {int(row['sites']):>7,}  {int(row['others']):>12,}",
-                    flush=True,
-                )
+            (directory / "config").mkdir()
+            generate(directory / "config", size)
+            state = directory / "state"
+            plan: list[tuple[str | None, Path | None, str]]
+            plan = [(shard, None, "none") for shard in (None, "1/2", "1/4")]
+            plan += [(None, state, "made")]
+            plan += [(shard, state, "kept") for shard in (None, "1/2", "1/4")]
+            for shard, kept, readings in plan:
+                row = _run(directory / "config", shard, kept)
+                cells = [f"{size:>8,}", f"{shard or 'whole':<5}", f"{readings:<8}"]
+                cells += [f"{row['wall']:>7.2f}", f"{row['cpu']:>7.2f}", f"{row['peak']:>11.0f}"]
+                cells += [f"{row['after']:>12.0f}", f"{row['before']:>13.0f}"]
+                cells += [f"{int(row['sites']):>7,}", f"{int(row['others']):>12,}"]
+                print("  ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -61,20 +61,25 @@ def test_the_soak_survives_one_fault_of_each_kind() -> None:
 
 def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_shard() -> None:
     """bench/config_bench.py --smoke: 2,000 generated sites loaded as `districtmon run` loads
-    them, whole and as --shard 1/2 and 1/4; a shard keeps its share and knows the rest."""
+    them, whole and as --shard 1/2 and 1/4, reading every file and then from the readings a
+    whole load kept; a shard keeps its share and knows the rest, the same either way."""
     out = _smoke("config_bench.py", 120)
     rows = {}
     for line in out.stdout.splitlines()[2:]:
-        sites, load, wall, cpu, peak, after, before, kept, others = line.split()
-        rows[load] = (float(cpu), float(peak), float(after), int(kept.replace(",", "")))
-        rows[load + " others"] = (0, 0, 0, int(others.replace(",", "")))
+        sites, load, readings, wall, cpu, peak, after, before, kept, others = line.split()
+        rows[load, readings] = (int(kept.replace(",", "")), int(others.replace(",", "")))
         assert sites == "2,000" and float(wall) > 0 and float(cpu) > 0, out.stdout
         assert float(after) <= float(peak) and float(before) < float(peak), out.stdout
-    assert rows["whole"][3] == 2000 and rows["whole others"][3] == 0, out.stdout
-    assert rows["1/2"][3] + rows["1/2 others"][3] == 2000, out.stdout
-    assert 700 < rows["1/2"][3] < 1300, out.stdout
-    assert rows["1/4"][3] + rows["1/4 others"][3] == 2000, out.stdout
-    assert 300 < rows["1/4"][3] < 700, out.stdout
+    assert set(rows) == {
+        *((load, readings) for load in ("whole", "1/2", "1/4") for readings in ("none", "kept")),
+        ("whole", "made"),
+    }, out.stdout
+    assert rows["whole", "none"] == rows["whole", "made"] == (2000, 0), out.stdout
+    assert sum(rows["1/2", "none"]) == sum(rows["1/4", "none"]) == 2000, out.stdout
+    assert 700 < rows["1/2", "none"][0] < 1300, out.stdout
+    assert 300 < rows["1/4", "none"][0] < 700, out.stdout
+    for load in ("whole", "1/2", "1/4"):
+        assert rows[load, "kept"] == rows[load, "none"], out.stdout
 
 
 def _smoke(name: str, timeout: float) -> subprocess.CompletedProcess[str]:

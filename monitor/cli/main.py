@@ -75,8 +75,8 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _load(path: str | None, shard: Shard | None) -> Config:
-    return load_shard(find_config_dir(path), shard)
+def _load(path: str | None, shard: Shard | None, *, cache: bool) -> Config:
+    return load_shard(find_config_dir(path), shard, cache=cache)
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
@@ -89,7 +89,7 @@ def _run(args: argparse.Namespace, config: Config) -> int:
         asyncio.run(
             run_daemon(
                 config,
-                reload_config=lambda: load_shard(directory, shard),
+                reload_config=lambda: load_shard(directory, shard, cache=True),
             )
         )
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
@@ -111,7 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is not None:
         return int(handler(args))
     try:
-        config = _load(args.config, getattr(args, "shard", None))
+        # the daemon keeps its readings of the inventory (reading_cache.py); a check reads anew
+        config = _load(args.config, getattr(args, "shard", None), cache=args.command == "run")
     except ConfigError as exc:
         print(f"districtmon: {exc.refusal('configuration')}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from monitor.config.located import (
 )
 from monitor.config.probe_sections import PROBE_READERS
 from monitor.config.problems import ConfigProblem, YamlReadError
+from monitor.config.reading_cache import ReadingCache
 from monitor.config.suggest import did_you_mean
 from monitor.core.model import (
     OWNER_KINDS,
@@ -102,12 +103,16 @@ class Inventory:
 
 
 def read_inventory(
-    directory: Path, problems: list[ConfigProblem], mine: Callable[[str], bool] | None = None
+    directory: Path,
+    problems: list[ConfigProblem],
+    mine: Callable[[str], bool] | None = None,
+    cache: ReadingCache | None = None,
 ) -> Inventory:
     """Every entry of inventory/*.yaml, in file and list order. With `mine` (a shard's test of
     a site id), a site whose id it refuses is read only as far as the checks across sites
     need (see `_settle_other_shards`): its own fields are its shard's to check and to keep,
-    unless it is the parent of a site of this shard."""
+    unless it is the parent of a site of this shard. With `cache`, a file read before as it
+    is now is not read again (see `_read_through`)."""
     inventory = Inventory()
     if not directory.is_dir():
         problems.append(ConfigProblem(directory, None, "", "inventory directory not found"))
@@ -129,10 +134,48 @@ def read_inventory(
             "no sites yet, say so in a file (e.g. inventory/sites.yaml) holding: sites: []"
         )
         problems.append(ConfigProblem(directory, None, "", message))
-    for path in files:
-        _read_inventory_file(path, inventory, problems, mine)
+    if cache is None:
+        for path in files:
+            _read_inventory_file(path, inventory, problems, mine)
+    else:
+        used = [_read_through(cache, path, inventory, problems, mine) for path in files]
+        cache.keep_only([key for key in used if key is not None])
     _settle_other_shards(inventory, problems)
     return inventory
+
+
+def _read_through(
+    cache: ReadingCache,
+    path: Path,
+    inventory: Inventory,
+    problems: list[ConfigProblem],
+    mine: Callable[[str], bool] | None,
+) -> str | None:
+    """One file's entries, from its kept reading if it has one, else read whole and kept if
+    it reads without a problem; its key in the cache (None: it could not be read).
+
+    A kept reading is a whole one, every site in full: a shard takes the other shards' sites
+    from it as if read whole with no problem held (`_settle_other_shards` then slims those it
+    does not depend on), so its first load reads what a whole load does, and later ones
+    nothing. A file with a problem is read again the way the load asked, which says its
+    problems in that load's words (a shard holds back those of the others' sites)."""
+    key = cache.key(path)
+    reading = None if key is None else cache.get(key)
+    if not isinstance(reading, Inventory):
+        reading, own = Inventory(), list[ConfigProblem]()
+        _read_inventory_file(path, reading, own, None)
+        if own or not reading.complete:
+            _read_inventory_file(path, inventory, problems, mine)
+            return key
+        if key is not None:
+            cache.put(key, reading)
+    inventory.communes.extend(reading.communes)
+    inventory.owners.extend(reading.owners)
+    for entry in reading.sites:
+        if mine is not None and entry.id is not None and not mine(entry.id):
+            entry.mine, entry.held = False, []
+        inventory.sites.append(entry)
+    return key
 
 
 def _settle_other_shards(inventory: Inventory, problems: list[ConfigProblem]) -> None:

@@ -35,6 +35,8 @@ from monitor.config.mqtt import MqttSettings
 from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.config.profile_reader import load_profiles
 from monitor.config.profiles import AUTO, Profile
+from monitor.config.reading_cache import DIRECTORY_NAME as CACHE_DIRECTORY
+from monitor.config.reading_cache import ReadingCache
 from monitor.config.settings import (
     DEFAULT_IN_SERVICE,
     DEFAULT_OBJECTIVES,
@@ -129,6 +131,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     *,
     mine: Callable[[str], bool] | None = None,
+    cache: bool = False,
 ) -> Config:
     """Read and validate everything under `directory`; raise ConfigError with all problems.
 
@@ -137,13 +140,16 @@ def load_config(
     others are kept only for the checks across sites, and known as `sites_of_other_shards`,
     but for the parents of the sites it accepts: those are kept and checked in full
     (`foreign_parents`), since the shard polls them too.
+    `cache` keeps what each inventory file read to beside the ledger, and takes it from there
+    while the file is unchanged (see reading_cache.py): what the daemon's own loads do.
     A path the system refuses (a name too long, a directory the service user may not read)
     is a problem like any other, naming the path: never a traceback, never a dead daemon.
     """
     problems: list[ConfigProblem] = []
     try:
         with without_cyclic_gc():
-            return _load(directory, os.environ if environ is None else environ, problems, mine)
+            env = os.environ if environ is None else environ
+            return _load(directory, env, problems, mine, cache)
     except OSError as exc:
         where = Path(exc.filename) if isinstance(exc.filename, str | Path) else directory
         message = f"cannot read: {exc.strerror or exc}"
@@ -171,13 +177,15 @@ def _load(
     env: Mapping[str, str],
     problems: list[ConfigProblem],
     mine: Callable[[str], bool] | None,
+    cache: bool,
 ) -> Config:
     settings = read_settings(directory, problems, default_ledger_path(env))
     credentials = load_credentials(settings.credentials_file, env, problems)
     profile_problems: list[ConfigProblem] = []
     profiles = load_profiles(settings.snmp.profiles_dir, profile_problems)
     problems.extend(profile_problems)
-    inventory = read_inventory(settings.inventory_dir, problems, mine)
+    kept = ReadingCache(settings.ledger_path.parent / CACHE_DIRECTORY, (Entry, Inventory))
+    inventory = read_inventory(settings.inventory_dir, problems, mine, kept if cache else None)
     known_profiles = None if profile_problems else {*profiles, AUTO}
     _check_default_profiles(settings, known_profiles, problems)
     checked = check_inventory(

@@ -18,7 +18,9 @@ parents"), without ever reporting them: a site whose polls fail while its parent
 unreachable, not down, and only the parent's own polls say whether it is out. Their owning
 shard polls them as well, so each foreign parent costs one more poll per interval. Every
 shard still parses the whole inventory's text, since every shard checks what spans sites:
-the parser's pass over it is a shard's floor, whatever N.
+the parser's pass over it is a shard's floor, whatever N, at its first load. The daemon keeps
+what each file read to (reading_cache.py), so that its later loads, and the other shards'
+on the same state directory, read only the files that changed.
 
 Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
 records speak for the sites its daemon watched, and its own MQTT client id.
@@ -95,19 +97,24 @@ def _named_for(config: Config, shard: Shard) -> Config:
 
 
 def load_shard(
-    directory: Path, shard: Shard | None, environ: Mapping[str, str] | None = None
+    directory: Path,
+    shard: Shard | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    cache: bool = False,
 ) -> Config:
     """The configuration a daemon of `shard` runs on, what `districtmon run` and its reloads
     load (`environ` as for load_config): the sites of the shard and their foreign parents,
     read and checked in full; the others only as far as what spans sites needs
     (`read_inventory`), so that a shard of N spends about 1/N of the whole inventory's memory
     on sites. `restrict(load_config(...))` gives the same sites and foreign parents, by way
-    of all of them."""
+    of all of them. `cache` as for load_config: the daemon's loads keep what each inventory
+    file read to, so that a shard's next load reads none of an unchanged inventory."""
 
     def load() -> Config:
         if shard is None or shard.count == 1:
-            return load_config(directory, environ)
-        return _named_for(load_config(directory, environ, mine=shard.owns), shard)
+            return load_config(directory, environ, cache=cache)
+        return _named_for(load_config(directory, environ, mine=shard.owns, cache=cache), shard)
 
     loaded = load_in_child(load)  # the daemon keeps what it loaded, not what loading took
     return load() if loaded is None else loaded
