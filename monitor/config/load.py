@@ -79,9 +79,10 @@ class Config:
     maintenance: tuple[Window, ...] = ()
     availability_refresh_seconds: float = 60.0  # how often the availability gauges follow
     mqtt: MqttSettings = field(default_factory=MqttSettings)
-    # Sites of the inventory that other shards watch (see shards.py): known, not ours. Loaded
-    # by a shard, each holds only its id, kind, commune, parent and (MQTT) its probe, but for
-    # the foreign parents, whole.
+    # Of the sites that other shards watch (see shards.py), those this daemon meets once
+    # loaded: their MQTT sites, whose messages are known, not a stranger's (a shard's load
+    # keeps of each only its id, kind, commune, parent and probe), and the foreign parents,
+    # whole. The others served only the checks across sites at the load, and are not kept.
     sites_of_other_shards: dict[str, Site] = field(default_factory=dict)
     # Of those, the parents of this shard's own sites, read in full: this shard polls them
     # too, for its own sites' states depend on theirs (see `parents_elsewhere`), and never
@@ -218,7 +219,7 @@ def _load(
         communes=checked.communes,
         owners=checked.owners,
         sites=_with_default_profiles(own, defaults),
-        sites_of_other_shards={key: foreign.get(key, site) for key, site in others.items()},
+        sites_of_other_shards=met_of_other_shards(others, foreign),
         foreign_parents=foreign,
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
@@ -241,6 +242,18 @@ def parents_elsewhere(sites: Mapping[str, Site], others: Mapping[str, Site]) -> 
     child is unreachable, so its own parent's state adds nothing to the child's."""
     named = {site.parent for site in sites.values()}
     return {key: site for key, site in others.items() if key in named}
+
+
+def met_of_other_shards(others: Mapping[str, Site], foreign: Mapping[str, Site]) -> dict[str, Site]:
+    """Of the sites of `others` (other shards'), those a shard meets once loaded, in `others`'
+    order: its foreign parents (`foreign`, whole), which it polls, and the MQTT sites, whose
+    topics it hears. Keeping every other site would make a shard's memory the province's,
+    not its share's."""
+    return {
+        key: foreign.get(key, site)
+        for key, site in others.items()
+        if key in foreign or isinstance(site.probe, MqttProbe)
+    }
 
 
 def _redacted(problems: list[ConfigProblem], secrets: set[str]) -> list[ConfigProblem]:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from monitor.config.forked import load_in_child
-from monitor.config.load import Config, load_config, parents_elsewhere
+from monitor.config.load import Config, load_config, met_of_other_shards, parents_elsewhere
 
 _SPEC = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
 
@@ -71,16 +71,18 @@ def shard_of(site_id: str, count: int) -> int:
 
 
 def restrict(config: Config, shard: Shard | None) -> Config:
-    """The part of `config` that shard watches; the rest stays known as other shards' sites."""
+    """The part of `config` that shard watches, and of the rest what it meets (its foreign
+    parents, the MQTT sites of other shards: `met_of_other_shards`)."""
     if shard is None or shard.count == 1:
         return config
     mine = {site_id: site for site_id, site in config.sites.items() if shard.owns(site_id)}
     others = {site_id: site for site_id, site in config.sites.items() if site_id not in mine}
+    foreign = parents_elsewhere(mine, others)
     shared = replace(
         config,
         sites=mine,
-        sites_of_other_shards=others,
-        foreign_parents=parents_elsewhere(mine, others),
+        sites_of_other_shards=met_of_other_shards(others, foreign),
+        foreign_parents=foreign,
     )
     return _named_for(shared, shard)
 
