@@ -1,17 +1,21 @@
-"""The daemon's kept readings of its inventory: a load from them is the load from the files,
-an unchanged file is not read again, and nothing wrong with them costs more than the reading
-they would have saved (the figures are bench/config_bench.py's)."""
+"""What the daemon keeps of its inventory: each file's reading and the outcome of the checks.
+A load from them is the load from the files; an unchanged file is not read again, and an
+unchanged inventory (files, credential names, profiles, the share) not checked again; nothing
+wrong with them costs more than the reading they would have saved; they hold no secret (the
+figures are bench/config_bench.py's)."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import monitor.cli.main as cli
-from monitor.config import inventory, reading_cache
+from monitor.config import checked_inventory, inventory, reading_cache
+from monitor.config.credentials import load_credentials, secret_values
 from monitor.config.load import Config, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, load_shard, shard_of
@@ -34,22 +38,41 @@ def state(tmp_path: Path) -> dict[str, str]:
     return {"STATE_DIRECTORY": str(tmp_path / "state")}
 
 
+def _counted(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str) -> list[Path]:
+    """The first arguments of the calls of `module.name`, in this process, from now on."""
+    calls: list[Path] = []
+    real = getattr(module, name)
+
+    def counted(path: Path, *args: object) -> object:
+        calls.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The inventory files read from their text, in this process, from now on."""
-    read: list[Path] = []
-    real = inventory._read_inventory_file
+    """The inventory files read from their text."""
+    return _counted(monkeypatch, inventory, "_read_inventory_file")
 
-    def counted(path: Path, *args: object) -> None:
-        read.append(path)
-        real(path, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(inventory, "_read_inventory_file", counted)
-    return read
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The inventories read and checked (their directories)."""
+    return _counted(monkeypatch, checked_inventory, "read_inventory")
 
 
 def _kept(env: dict[str, str]) -> list[Path]:
     return sorted((Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME).glob("*.reading"))
+
+
+def _forget_checks(env: dict[str, str]) -> None:
+    """Drop the kept outcomes of the inventory's checks (test_checked_inventory.py), which
+    a load of an unchanged inventory takes before any file's reading."""
+    directory = Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME
+    for path in directory.glob("*" + checked_inventory.SUFFIX):
+        path.unlink()
 
 
 def _edit(root: Path, site: str, old: str, new: str) -> Path:
@@ -61,6 +84,11 @@ def _edit(root: Path, site: str, old: str, new: str) -> Path:
     assert old in line
     path.write_text(text.replace(line, line.replace(old, new, 1)), encoding="utf-8")
     return path
+
+
+def _outcomes(env: dict[str, str]) -> list[str]:
+    directory = Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME
+    return sorted(path.name.split(".", 1)[1] for path in directory.glob("*.checked"))
 
 
 def _refusal(load: Callable[[], Config]) -> list[str]:
@@ -92,6 +120,7 @@ def test_an_unchanged_inventory_is_not_read_again_and_an_edited_file_only_is(
     load_config(root, state, cache=True)
     assert len(reads) == FILES
     reads.clear()
+    _forget_checks(state)  # so that the files' readings are what this load takes
     assert load_config(root, state, cache=True) == load_config(root, state)
     assert len(reads) == FILES  # the load without kept readings read them all; this none
     reads.clear()
@@ -132,9 +161,11 @@ def test_a_kept_reading_that_others_could_write_or_that_was_cut_short_is_not_tak
     writable.chmod(0o666)
     cut.write_bytes(cut.read_bytes()[:100])
     reads.clear()
+    _forget_checks(state)
     assert load_config(root, state, cache=True) == reference
     assert len(reads) == 2  # those two files were read from their text
     reads.clear()
+    _forget_checks(state)
     assert load_config(root, state, cache=True) == reference
     assert not reads  # both were kept anew, for the daemon's user alone
     assert all(path.stat().st_mode & 0o077 == 0 for path in _kept(state))
@@ -173,3 +204,101 @@ def test_the_daemon_keeps_readings_and_a_check_of_the_configuration_does_not(
     assert cli.main(["run", "-c", str(SHIPPED_DIR)]) == 2
     assert cli.main(["check-config", "-c", str(SHIPPED_DIR)]) == 2
     assert asked == [True, False]
+
+
+@pytest.mark.parametrize("shard", [None, Shard(1, 2), Shard(2, 2), Shard(3, 3)])
+def test_a_load_from_the_kept_outcome_is_the_load_from_the_files(
+    root: Path, state: dict[str, str], shard: Shard | None
+) -> None:
+    reference = load_shard(root, shard, state)
+    first = load_shard(root, shard, state, cache=True)
+    second = load_shard(root, shard, state, cache=True)
+    assert first == reference and second == reference
+    assert list(second.sites) == list(reference.sites)
+    assert list(second.communes) == list(reference.communes)
+    assert second.foreign_parents == reference.foreign_parents
+    assert second.sites_of_other_shards == reference.sites_of_other_shards
+    tag = "whole" if shard is None else f"{shard.index}-of-{shard.count}"
+    assert _outcomes(state) == [f"{tag}.checked"]
+
+
+def test_each_shard_takes_its_own_outcome_and_an_edit_makes_every_one_old(
+    root: Path, state: dict[str, str], checks: list[Path]
+) -> None:
+    """Shards on one state directory keep an outcome each; an edit of any inventory file
+    is a new inventory, read and checked again, and the old outcomes are forgotten."""
+    first, second = Shard(1, 2), Shard(2, 2)
+    loads = [load_config(root, state, share=share, cache=True) for share in (first, second)]
+    assert len(checks) == 2 and _outcomes(state) == ["1-of-2.checked", "2-of-2.checked"]
+    again = [load_config(root, state, share=share, cache=True) for share in (first, second)]
+    assert again == loads and len(checks) == 2  # neither read nor checked anything
+    assert set(loads[0].sites).isdisjoint(loads[1].sites)
+    bts = root / "inventory" / "bts.yaml"
+    bts.write_text(bts.read_text(encoding="utf-8") + "\n# a comment\n", encoding="utf-8")
+    assert load_config(root, state, share=first, cache=True) == loads[0]
+    assert len(checks) == 3 and _outcomes(state) == ["1-of-2.checked"]
+
+
+@pytest.mark.parametrize("went", ["credential", "profile"])
+def test_what_the_inventory_names_and_went_away_is_refused_though_the_inventory_is_unchanged(
+    root: Path, state: dict[str, str], went: str
+) -> None:
+    """The outcome of the checks depends on the credential names and the profiles: one that
+    a site names and that is gone makes the kept outcome old, and the load says so in the
+    words of a load from the files."""
+    load_config(root, state, cache=True)
+    if went == "credential":
+        path = root / "credentials.yaml"
+        text = path.read_text(encoding="utf-8")
+        line = "  mobifone-ro: {version: 2c, community: sim-mobifone}\n"
+        assert line in text
+        path.write_text(text.replace(line, ""), encoding="utf-8")
+    else:
+        for name in ("bts-power", "sim-bts"):  # and the one that extends it
+            (root / "profiles" / f"{name}.yaml").unlink()
+    words = _refusal(lambda: load_config(root, state))
+    assert any(f"unknown {went} " in problem for problem in words)
+    assert _refusal(lambda: load_config(root, state, cache=True)) == words
+
+
+def test_a_new_secret_is_the_load_s_though_the_outcome_is_kept(
+    root: Path, state: dict[str, str], checks: list[Path]
+) -> None:
+    """Secrets are read at every load, never kept: a community changed in the file or in
+    the environment is the one the daemon uses, with the inventory's outcome taken."""
+    load_config(root, state, cache=True)
+    path = root / "credentials.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("community: sim-vnpt}", "community: new-vnpt}"), encoding="utf-8")
+    env = {**state, "DISTRICTMON_SNMP_RTV_RO_COMMUNITY": "from-the-environment"}
+    config = load_config(root, env, cache=True)
+    assert len(checks) == 1  # the outcome was taken
+    assert config == load_config(root, env)
+    communities = {name: credential.community for name, credential in config.credentials.items()}
+    assert communities["vnpt-ro"] is not None and communities["rtv-ro"] is not None
+    assert communities["vnpt-ro"].reveal() == "new-vnpt"
+    assert communities["rtv-ro"].reveal() == "from-the-environment"
+
+
+def test_neither_an_outcome_nor_a_reading_holds_a_secret(root: Path, state: dict[str, str]) -> None:
+    env = {**state, "DISTRICTMON_SNMP_RTV_RO_COMMUNITY": "from-the-environment"}
+    for share in (None, Shard(1, 2), Shard(2, 2)):
+        load_config(root, env, share=share, cache=True)
+    secrets = secret_values(load_credentials(root / "credentials.yaml", env, []), env)
+    assert {"sim-vnpt", "sim-broker-password", "from-the-environment"} <= secrets
+    kept = list((Path(state["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME).iterdir())
+    assert len(_outcomes(state)) == 3 and len(kept) > 3
+    for path in kept:
+        data = path.read_bytes()
+        assert not [secret for secret in secrets if secret.encode() in data], path.name
+
+
+def test_an_inventory_with_a_mistake_keeps_no_outcome(root: Path, state: dict[str, str]) -> None:
+    path = root / "inventory" / "bts.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("port: 1161", "port: 99999", 1), encoding="utf-8")
+    for _ in range(2):
+        assert _refusal(lambda: load_config(root, state, cache=True)) == _refusal(
+            lambda: load_config(root, state)
+        )
+    assert _outcomes(state) == []

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from monitor.config.checked_inventory import Share, checked_inventory, parents_elsewhere
 from monitor.config.credentials import (
     Credentials,
     SnmpCredential,
@@ -24,7 +25,7 @@ from monitor.config.credentials import (
     load_credentials,
     secret_values,
 )
-from monitor.config.inventory import Entry, Inventory, check_inventory, read_inventory
+from monitor.config.inventory import Entry
 from monitor.config.maintenance import (
     MAINTENANCE_FILE,
     Window,
@@ -36,7 +37,6 @@ from monitor.config.problems import ConfigError, ConfigProblem
 from monitor.config.profile_reader import load_profiles
 from monitor.config.profiles import AUTO, Profile
 from monitor.config.reading_cache import DIRECTORY_NAME as CACHE_DIRECTORY
-from monitor.config.reading_cache import ReadingCache
 from monitor.config.settings import (
     DEFAULT_IN_SERVICE,
     DEFAULT_OBJECTIVES,
@@ -131,18 +131,19 @@ def load_config(
     directory: Path,
     environ: Mapping[str, str] | None = None,
     *,
-    mine: Callable[[str], bool] | None = None,
+    share: Share | None = None,
     cache: bool = False,
 ) -> Config:
     """Read and validate everything under `directory`; raise ConfigError with all problems.
 
     `environ` (default: os.environ) supplies credential overrides; tests pass their own.
-    `mine` (a shard's test of a site id, see shards.py) keeps only the sites it accepts: the
-    others are kept only for the checks across sites, and known as `sites_of_other_shards`,
-    but for the parents of the sites it accepts: those are kept and checked in full
+    `share` (a shard, see shards.py) keeps only the sites it owns: the others serve the
+    checks across sites, and of them only those it meets once loaded are kept, as
+    `sites_of_other_shards`; the parents of its own sites are kept and checked in full
     (`foreign_parents`), since the shard polls them too.
-    `cache` keeps what each inventory file read to beside the ledger, and takes it from there
-    while the file is unchanged (see reading_cache.py): what the daemon's own loads do.
+    `cache` keeps what each inventory file read to beside the ledger, and the outcome of the
+    inventory's checks, and takes them from there while what they depend on is unchanged
+    (see reading_cache.py and checked_inventory.py): what the daemon's own loads do.
     A path the system refuses (a name too long, a directory the service user may not read)
     is a problem like any other, naming the path: never a traceback, never a dead daemon.
     """
@@ -150,7 +151,7 @@ def load_config(
     try:
         with without_cyclic_gc():
             env = os.environ if environ is None else environ
-            return _load(directory, env, problems, mine, cache)
+            return _load(directory, env, problems, share, cache)
     except OSError as exc:
         where = Path(exc.filename) if isinstance(exc.filename, str | Path) else directory
         message = f"cannot read: {exc.strerror or exc}"
@@ -177,7 +178,7 @@ def _load(
     directory: Path,
     env: Mapping[str, str],
     problems: list[ConfigProblem],
-    mine: Callable[[str], bool] | None,
+    share: Share | None,
     cache: bool,
 ) -> Config:
     settings = read_settings(directory, problems, default_ledger_path(env))
@@ -185,41 +186,44 @@ def _load(
     profile_problems: list[ConfigProblem] = []
     profiles = load_profiles(settings.snmp.profiles_dir, profile_problems)
     problems.extend(profile_problems)
-    kept = ReadingCache(settings.ledger_path.parent / CACHE_DIRECTORY, (Entry, Inventory))
-    inventory = read_inventory(settings.inventory_dir, problems, mine, kept if cache else None)
     known_profiles = None if profile_problems else {*profiles, AUTO}
     _check_default_profiles(settings, known_profiles, problems)
-    checked = check_inventory(
-        inventory, credentials, settings.credentials_file, known_profiles, problems
+    cache_dir = settings.ledger_path.parent / CACHE_DIRECTORY if cache else None
+    inventory = checked_inventory(
+        settings.inventory_dir,
+        credentials,
+        settings.credentials_file,
+        known_profiles,
+        problems,
+        share,
+        cache_dir,
     )
     _check_trap_credentials(settings, credentials, problems)
     maintenance_file = directory / MAINTENANCE_FILE
     windows = load_maintenance_file(maintenance_file, problems, settings.timezone)
     if inventory.complete:
         known: dict[str, Collection[str]] = {
-            "site": checked.sites.keys(),
-            "commune": checked.communes.keys(),
-            "owner": checked.owners.keys(),
+            "site": inventory.site_ids,
+            "commune": inventory.communes.keys(),
+            "owner": inventory.owners.keys(),
         }
         check_targets(windows, known, maintenance_file, problems)
-    mqtt = _check_mqtt(settings, credentials, inventory, directory / SETTINGS_FILE, problems)
+    mqtt = _check_mqtt(settings, credentials, inventory.mqtt, directory / SETTINGS_FILE, problems)
     if problems:
         raise ConfigError(_redacted(problems, secret_values(credentials, env)))
-    elsewhere = {entry.id for entry in inventory.sites if not entry.mine}
-    own = {key: site for key, site in checked.sites.items() if key not in elsewhere}
-    others = {key: site for key, site in checked.sites.items() if key in elsewhere}
+    own, met = inventory.sites, inventory.met
     defaults = settings.snmp.settings.default_profiles
-    foreign = _with_default_profiles(parents_elsewhere(own, others), defaults)
+    foreign = _with_default_profiles(parents_elsewhere(own, met), defaults)
     return Config(
         directory=directory.absolute(),
         http=settings.http,
         ledger_path=settings.ledger_path,
         poll=settings.poll,
         state=settings.state,
-        communes=checked.communes,
-        owners=checked.owners,
+        communes=inventory.communes,
+        owners=inventory.owners,
         sites=_with_default_profiles(own, defaults),
-        sites_of_other_shards=met_of_other_shards(others, foreign),
+        sites_of_other_shards={key: foreign.get(key, site) for key, site in met.items()},
         foreign_parents=foreign,
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
@@ -234,26 +238,6 @@ def _load(
         objectives=settings.objectives,
         in_service=settings.in_service,
     )
-
-
-def parents_elsewhere(sites: Mapping[str, Site], others: Mapping[str, Site]) -> dict[str, Site]:
-    """The sites of `others` that a site of `sites` names as its parent, in `others`' order.
-    Only direct parents: one that does not answer is down or unreachable, and either way its
-    child is unreachable, so its own parent's state adds nothing to the child's."""
-    named = {site.parent for site in sites.values()}
-    return {key: site for key, site in others.items() if key in named}
-
-
-def met_of_other_shards(others: Mapping[str, Site], foreign: Mapping[str, Site]) -> dict[str, Site]:
-    """Of the sites of `others` (other shards'), those a shard meets once loaded, in `others`'
-    order: its foreign parents (`foreign`, whole), which it polls, and the MQTT sites, whose
-    topics it hears. Keeping every other site would make a shard's memory the province's,
-    not its share's."""
-    return {
-        key: foreign.get(key, site)
-        for key, site in others.items()
-        if key in foreign or isinstance(site.probe, MqttProbe)
-    }
 
 
 def _redacted(problems: list[ConfigProblem], secrets: set[str]) -> list[ConfigProblem]:
@@ -334,7 +318,7 @@ def _check_trap_credentials(
 def _check_mqtt(
     settings: Settings,
     credentials: Credentials | None,
-    inventory: Inventory,
+    sites: list[Entry[Site]],
     settings_file: Path,
     problems: list[ConfigProblem],
 ) -> MqttSettings:
@@ -353,7 +337,7 @@ def _check_mqtt(
                 f"{settings.credentials_file.name}){hint}"
             )
             problems.append(ConfigProblem(settings_file, ref.line, ref.key, message))
-    entries = [e for e in inventory.sites if isinstance(e.value.probe, MqttProbe)]
+    entries = [e for e in sites if isinstance(e.value.probe, MqttProbe)]
     if not entries and not settings.mqtt_configured:
         return mqtt
     profiles = load_telemetry_profiles(mqtt.mappings_file, problems)

@@ -49,11 +49,15 @@ def _code_version() -> bytes:
 
 
 class ReadingCache:
-    """Readings of inventory files by their bytes, path and reading code."""
+    """Readings of inventory files by their bytes, path and reading code; with another
+    `suffix`, other readings of the inventory under keys of their own (checked_inventory.py)."""
 
-    def __init__(self, directory: Path, by_fields: tuple[type[Any], ...] = ()) -> None:
+    def __init__(
+        self, directory: Path, by_fields: tuple[type[Any], ...] = (), suffix: str = _SUFFIX
+    ) -> None:
         self.directory = directory
         self.by_fields = by_fields  # the readings' own dataclasses (see pickled.dumps)
+        self.suffix = suffix
 
     def key(self, path: Path) -> str | None:
         """The key of `path`'s reading as it stands now; None when it cannot be read (the
@@ -70,7 +74,7 @@ class ReadingCache:
 
     def get(self, key: str) -> object | None:
         """The reading kept under `key`, or None: none kept, or none to trust."""
-        path = self.directory / (key + _SUFFIX)
+        path = self.directory / (key + self.suffix)
         try:
             with path.open("rb") as file:
                 status = os.fstat(file.fileno())
@@ -96,7 +100,7 @@ class ReadingCache:
             try:
                 with os.fdopen(handle, "wb") as file:  # mkstemp makes it 0600
                     file.write(data)
-                os.replace(name, self.directory / (key + _SUFFIX))
+                os.replace(name, self.directory / (key + self.suffix))
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(name)
@@ -105,13 +109,15 @@ class ReadingCache:
             return
 
     def keep_only(self, keys: Collection[str]) -> None:
-        """Forget the readings of files as they no longer are: each edit leaves one."""
+        """Forget the readings of files as they no longer are: each edit leaves one. A key
+        `k` keeps the readings under `k` and under `k.<anything>` (the checks of each shard
+        of one inventory, checked_inventory.py), of this cache's suffix only."""
         try:
-            kept = list(self.directory.glob("*" + _SUFFIX))
+            kept = list(self.directory.glob("*" + self.suffix))
         except OSError:
             return
-        wanted = {key + _SUFFIX for key in keys}
+        wanted = set(keys)
         for path in kept:
-            if path.name not in wanted:
+            if path.name.split(".", 1)[0] not in wanted:
                 with contextlib.suppress(OSError):
                     path.unlink()

@@ -13,14 +13,17 @@ reads every site's id and topic) and ignored without being counted as hostile.
 
 A shard reads in full only its own sites and their parents that other shards watch
 (`load_shard`): of the others, only what the checks across sites need (inventory.py,
-`_read_elsewhere`), so that what it keeps is its share. It polls those parents too ("foreign
-parents"), without ever reporting them: a site whose polls fail while its parent is out is
-unreachable, not down, and only the parent's own polls say whether it is out. Their owning
-shard polls them as well, so each foreign parent costs one more poll per interval. Every
-shard still parses the whole inventory's text, since every shard checks what spans sites:
-the parser's pass over it is a shard's floor, whatever N, at its first load. The daemon keeps
-what each file read to (reading_cache.py), so that its later loads, and the other shards'
-on the same state directory, read only the files that changed.
+`_read_elsewhere`), and keeps of them only those it meets once loaded: the MQTT sites, whose
+messages it hears, and its parents. It polls those parents too ("foreign parents"), without
+ever reporting them: a site whose polls fail while its parent is out is unreachable, not
+down, and only the parent's own polls say whether it is out. Their owning shard polls them as
+well, so each foreign parent costs one more poll per interval. A shard's first load parses
+the whole inventory's text, since every shard checks what spans sites: the parser's pass
+over it is that load's floor, whatever N. The daemon keeps what each file read to
+(reading_cache.py), so that its later loads, and the other shards' on the same state
+directory, read only the files that changed; and each share's outcome of the checks
+(checked_inventory.py), so that a load of an unchanged inventory takes its own sites and
+nothing of the others' but what it meets.
 
 Each shard keeps its own ledger (the file name gets `.shard-i-of-N`), since a ledger's run
 records speak for the sites its daemon watched, and its own MQTT client id.
@@ -34,8 +37,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from monitor.config.checked_inventory import met_of_other_shards, parents_elsewhere
 from monitor.config.forked import load_in_child
-from monitor.config.load import Config, load_config, met_of_other_shards, parents_elsewhere
+from monitor.config.load import Config, load_config
 
 _SPEC = re.compile(r"([0-9]{1,4})/([0-9]{1,4})")
 
@@ -116,7 +120,7 @@ def load_shard(
     def load() -> Config:
         if shard is None or shard.count == 1:
             return load_config(directory, environ, cache=cache)
-        return _named_for(load_config(directory, environ, mine=shard.owns, cache=cache), shard)
+        return _named_for(load_config(directory, environ, share=shard, cache=cache), shard)
 
     loaded = load_in_child(load)  # the daemon keeps what it loaded, not what loading took
     return load() if loaded is None else loaded

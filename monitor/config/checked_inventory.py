@@ -1,0 +1,162 @@
+"""The inventory read and checked across sites, as the rest of a load takes it, and kept so
+between loads while nothing that the checks depend on has changed.
+
+A shard's load reads and checks every site of the province, since what spans sites (ids,
+parents, topics) spans shards too: even from each file's kept reading (reading_cache.py)
+that is most of its load, whatever its share. Yet what comes out of it depends on little: the
+inventory files' bytes and paths, the reading code, the share, the credential names that
+credentials.yaml declares and the device profiles there are. The outcome of a load with no
+problem is kept under a digest of exactly these, one per share (`<digest>.<share>.checked`),
+so that a restart, or a reload that changed no inventory file, credential name or profile,
+takes its own sites from there and reads, checks and builds no other shard's. Anything
+else a load reads (the settings, the secrets, maintenance windows, the MQTT topics'
+layout) is read and checked at every load as before: the kept outcome holds no secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from monitor.config.credentials import Credentials
+from monitor.config.inventory import Entry, Inventory, check_inventory, read_inventory
+from monitor.config.problems import ConfigProblem
+from monitor.config.reading_cache import ReadingCache
+from monitor.core.model import Commune, MqttProbe, Owner, Site
+
+#: The kept outcomes' files, beside the kept readings of the files.
+SUFFIX = ".checked"
+
+
+class Share(Protocol):
+    """A daemon's part of the inventory (shards.Shard); its str() names it, as `2/3`."""
+
+    def owns(self, site_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class CheckedInventory:
+    """What a load takes of the inventory once it is read and checked."""
+
+    communes: dict[str, Commune]
+    owners: dict[str, Owner]
+    sites: dict[str, Site]  # the share's own, every site when there is no share
+    # of other shards' sites those the share meets once loaded (`met_of_other_shards`)
+    met: dict[str, Site]
+    site_ids: tuple[str, ...]  # every site's of the inventory (maintenance windows name any)
+    mqtt: list[Entry[Site]]  # every MQTT site's entry, for the checks of its topic
+    complete: bool  # every file parsed: absent references are really absent
+
+
+def checked_inventory(
+    directory: Path,
+    credentials: Credentials | None,
+    credentials_file: Path,
+    profiles: Collection[str] | None,
+    problems: list[ConfigProblem],
+    share: Share | None,
+    cache: Path | None,
+) -> CheckedInventory:
+    """The inventory under `directory` read and checked (problems into `problems`), for
+    `share` (None: the whole). With `cache` (the kept readings' directory), a kept outcome
+    is taken if there is one for what the load depends on, else the files' kept readings
+    are, and the outcome of a load with no problem is kept."""
+    mine = None if share is None else share.owns
+    if cache is None:
+        return _checked(directory, credentials, credentials_file, profiles, problems, mine, None)
+    readings = ReadingCache(cache, (Entry, Inventory))
+    outcomes = ReadingCache(cache, (Entry, CheckedInventory), SUFFIX)
+    digest = _digest(readings, directory, credentials, profiles)
+    key = None if digest is None else f"{digest}.{_tag(share)}"
+    kept = None if key is None else outcomes.get(key)
+    if isinstance(kept, CheckedInventory):
+        return kept
+    before = len(problems)
+    outcome = _checked(directory, credentials, credentials_file, profiles, problems, mine, readings)
+    if digest is not None and key is not None and len(problems) == before and outcome.complete:
+        outcomes.put(key, outcome)
+        outcomes.keep_only([digest])  # every share's outcome of the inventory as it is
+    return outcome
+
+
+def _checked(
+    directory: Path,
+    credentials: Credentials | None,
+    credentials_file: Path,
+    profiles: Collection[str] | None,
+    problems: list[ConfigProblem],
+    mine: Callable[[str], bool] | None,
+    readings: ReadingCache | None,
+) -> CheckedInventory:
+    inventory = read_inventory(directory, problems, mine, readings)
+    checked = check_inventory(inventory, credentials, credentials_file, profiles, problems)
+    elsewhere = {entry.id for entry in inventory.sites if not entry.mine}
+    own = {key: site for key, site in checked.sites.items() if key not in elsewhere}
+    others = {key: site for key, site in checked.sites.items() if key in elsewhere}
+    return CheckedInventory(
+        communes=checked.communes,
+        owners=checked.owners,
+        sites=own,
+        met=met_of_other_shards(others, parents_elsewhere(own, others)),
+        site_ids=tuple(checked.sites),
+        mqtt=[entry for entry in inventory.sites if isinstance(entry.value.probe, MqttProbe)],
+        complete=inventory.complete,
+    )
+
+
+def _digest(
+    readings: ReadingCache,
+    directory: Path,
+    credentials: Credentials | None,
+    profiles: Collection[str] | None,
+) -> str | None:
+    """A digest of all that a load's outcome of the inventory depends on: each file's key
+    (its path, its bytes and the reading code, reading_cache.py), the credential names
+    declared and the profiles there are; None when a file cannot be read (its reading
+    will say why)."""
+    digest = hashlib.sha256(b"districtmon checked inventory\0")
+    try:
+        files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+    except OSError:
+        return None
+    for path in files:
+        key = readings.key(path)
+        if key is None:
+            return None
+        digest.update(key.encode() + b"\0")
+    declared = None if credentials is None else sorted(credentials.declared)
+    known = None if profiles is None else sorted(profiles)
+    digest.update(repr((declared, known)).encode())
+    return digest.hexdigest()
+
+
+def _tag(share: Share | None) -> str:
+    """A share's name in a file name: `2-of-3`, or `whole`."""
+    if share is None:
+        return "whole"
+    return "".join(
+        c if c.isascii() and c.isalnum() else "-" for c in str(share).replace("/", "-of-")
+    )
+
+
+def parents_elsewhere(sites: Mapping[str, Site], others: Mapping[str, Site]) -> dict[str, Site]:
+    """The sites of `others` that a site of `sites` names as its parent, in `others`' order.
+    Only direct parents: one that does not answer is down or unreachable, and either way its
+    child is unreachable, so its own parent's state adds nothing to the child's."""
+    named = {site.parent for site in sites.values()}
+    return {key: site for key, site in others.items() if key in named}
+
+
+def met_of_other_shards(others: Mapping[str, Site], foreign: Mapping[str, Site]) -> dict[str, Site]:
+    """Of the sites of `others` (other shards'), those a shard meets once loaded, in `others`'
+    order: its foreign parents (`foreign`, whole), which it polls, and the MQTT sites, whose
+    topics it hears. Keeping every other site would make a shard's memory the province's,
+    not its share's."""
+    return {
+        key: foreign.get(key, site)
+        for key, site in others.items()
+        if key in foreign or isinstance(site.probe, MqttProbe)
+    }
