@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
+import re
 import time
 import urllib.request
 import zlib
@@ -31,6 +32,7 @@ from monitor.core.model import (
     State,
     Transition,
 )
+from monitor.expose import availability_metrics
 from monitor.expose.availability_metrics import (
     AVAILABILITY_PATH,
     AvailabilityCollector,
@@ -38,7 +40,7 @@ from monitor.expose.availability_metrics import (
     availability_registry,
 )
 from monitor.expose.device_metrics import DeviceValueCollector
-from monitor.expose.gzipparts import KEEP_FROM, PartsGzip
+from monitor.expose.gzipparts import KEEP_FROM, PartsGzip, gzip_pieces
 from monitor.expose.http import HttpServer
 from monitor.expose.keptbody import KeptBody
 from monitor.expose.mqtt_metrics import registered_counts
@@ -223,6 +225,35 @@ def test_availability_text_is_made_once_per_snapshot_and_holds_the_snapshots_fig
     live.replace_sites({s: live.sites[s] for s in list(live.sites)[:5]})  # a reload
     body = collector.render()
     assert body == reference(collector) and b'site="s-010"' not in body
+
+
+def test_the_availability_body_is_made_and_compressed_a_few_sites_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its text is never held whole: each piece holds the lines of CHUNK_SITES sites at
+    most, and the kept gzip of the pieces is the reference text."""
+    monkeypatch.setattr(availability_metrics, "CHUNK_SITES", 7)
+    live = LiveState(sites(40), COMMUNES, OWNERS)
+    gauges = AvailabilityGauges(Path("/nonexistent"))
+    gauges.snapshot = snapshot(list(live.sites), random.Random(5))
+    collector = SiteAvailabilityCollector(gauges, live)
+    registry = MetricsRegistry()
+    registry.register(collector)
+    pieces = list(collector.render_chunks())
+    assert b"".join(pieces) == collector.render() == reference(collector)
+    for piece in pieces:
+        assert len(set(re.findall(rb'site="([^"]*)"', piece))) <= 7
+    assert len(pieces) == 2 * (-(-40 // 7))  # two families, ceil(40 / 7) pieces each
+    assert gzip.decompress(KeptBody(registry, 1).gzip()) == reference(collector)
+
+
+def test_a_gzip_of_pieces_is_one_member_of_the_pieces_joined() -> None:
+    rng = random.Random(3)
+    for pieces in ([], [b""], [b"a"], [os.urandom(rng.randrange(300_000)) for _ in range(9)]):
+        packed = gzip_pieces(iter(pieces), 1)
+        decompressor = zlib.decompressobj(31)
+        assert decompressor.decompress(packed) == b"".join(pieces)
+        assert decompressor.eof and decompressor.unused_data == b""
 
 
 def test_values_are_written_as_prometheus_client_writes_them() -> None:

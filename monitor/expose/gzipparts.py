@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from isal import isal_zlib
@@ -46,16 +46,29 @@ def _compress(data: bytes, level: int) -> _Compressed:
     return _Compressed(data, deflated, isal_zlib.crc32(data))
 
 
+def gzip_pieces(pieces: Iterable[bytes], level: int) -> bytes:
+    """One gzip member of the pieces joined, each compressed as it comes, so that no more
+    of the text than one piece is held (keptbody.py): for a body made once and kept only
+    compressed."""
+    engine = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    out = [_HEADER]
+    crc, size = 0, 0
+    for piece in pieces:
+        crc = isal_zlib.crc32(piece, crc)
+        size += len(piece)
+        out.append(engine.compress(piece))
+    out.append(engine.flush())
+    out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
+    return b"".join(out)
+
+
 class PartsGzip:
     """Compresses bodies given as parts (`level`: ISA-L's, 0 to 3), keeping the large parts'
     compressed bytes for the next body (only those of the last body: a part that changed is
     not kept)."""
 
-    def __init__(self, level: int, keep: bool = True) -> None:
-        """`keep=False`: compress each body whole, keeping nothing of it (for a body its
-        caller keeps compressed, keptbody.py)."""
+    def __init__(self, level: int) -> None:
         self.level = level
-        self.keep = keep
         self._kept: dict[int, _Compressed] = {}
         self._lock = threading.Lock()
 
@@ -79,9 +92,8 @@ class PartsGzip:
             pieces.append(found)
         if small:
             pieces.append(_compress(b"".join(small), self.level))
-        if self.keep:
-            with self._lock:
-                self._kept = now
+        with self._lock:
+            self._kept = now
         crc, size = 0, 0
         for piece in pieces:
             crc = isal_zlib.crc32_combine(crc, piece.crc, len(piece.source))

@@ -6,7 +6,8 @@ for Prometheus, cost its whole size in memory. So the server keeps only the gzip
 the text was made from (MetricsRegistry.version: the snapshot and the site table, by
 identity): a gzip scrape while those are the same objects is served the kept bytes; a plain
 one (no Prometheus asks for it) is served them decompressed; a new snapshot makes the text
-once, compresses it and lets it go.
+once, compressing each piece as it is made (render_chunks), so that not even the text of one
+refresh is held whole (it was, with its lines, about 50 MB at the top of the daemon's RSS).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ import threading
 from isal import igzip
 from prometheus_client import CollectorRegistry
 
-from monitor.expose.gzipparts import PartsGzip
-from monitor.expose.textformat import MetricsRegistry, exposition_parts
+from monitor.expose.gzipparts import gzip_pieces
+from monitor.expose.textformat import MetricsRegistry, exposition_chunks
 
 
 class KeptBody:
     def __init__(self, registry: CollectorRegistry, level: int) -> None:
         self.registry = registry
-        self._packer = PartsGzip(level, keep=False)
+        self.level = level
         self._kept: tuple[tuple[object, ...], bytes] | None = None
         self._lock = threading.Lock()  # two scrapes of a new snapshot make it once
 
@@ -33,7 +34,7 @@ class KeptBody:
             kept = self._kept
             if version is not None and kept is not None and _same(kept[0], version):
                 return kept[1]
-            body = self._packer.compress(exposition_parts(self.registry))
+            body = gzip_pieces(exposition_chunks(self.registry), self.level)
             self._kept = (version, body) if version is not None else None
             return body
 
@@ -43,7 +44,7 @@ class KeptBody:
         if version is not None and kept is not None and _same(kept[0], version):
             plain: bytes = igzip.decompress(kept[1])  # type: ignore[no-untyped-call]
             return plain
-        return b"".join(exposition_parts(self.registry))
+        return b"".join(exposition_chunks(self.registry))
 
     def _version(self) -> tuple[object, ...] | None:
         registry = self.registry

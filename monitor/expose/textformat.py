@@ -112,6 +112,12 @@ class Prerendered(Collector):
         next while it did not change (gzipparts.py keeps their compressed bytes)."""
         return [self.render()]
 
+    def render_chunks(self) -> Iterator[bytes]:
+        """render() in pieces made one after the other, for a caller that compresses each as
+        it comes (keptbody.py) and so never holds the whole text: a collector with a large
+        text it does not keep makes it a piece at a time."""
+        yield from self.render_parts()
+
     def version(self) -> tuple[object, ...] | None:
         """What the text is made from, compared object by object by identity: while they are
         the same objects the text is the same (None: not known, the text must be made)."""
@@ -223,6 +229,22 @@ class MetricsRegistry(CollectorRegistry):
             prerendered = list(self._prerendered)
         library = generate_latest(Families(self._library_collect()))
         return [library, *(part for collector in prerendered for part in collector.render_parts())]
+
+    def exposition_chunks(self) -> Iterator[bytes]:
+        """exposition_parts(), each collector's text a piece at a time (render_chunks)."""
+        with self._lock:
+            prerendered = list(self._prerendered)
+        yield generate_latest(Families(self._library_collect()))
+        for collector in prerendered:
+            yield from collector.render_chunks()
+
+
+def exposition_chunks(registry: CollectorRegistry) -> Iterator[bytes]:
+    """The text of `registry` in pieces made one after the other (see render_chunks)."""
+    if isinstance(registry, MetricsRegistry):
+        yield from registry.exposition_chunks()
+    else:
+        yield generate_latest(registry)
 
 
 def exposition_parts(registry: CollectorRegistry) -> list[bytes]:
