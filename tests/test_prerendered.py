@@ -11,6 +11,7 @@ import os
 import random
 import re
 import time
+import tracemalloc
 import urllib.request
 import zlib
 from collections.abc import Iterator
@@ -362,6 +363,28 @@ def test_metrics_serve_the_device_values_and_availability_the_daemon_holds(
 
 def _without_process(body: bytes) -> list[bytes]:
     return [line for line in body.split(b"\n") if b"process_" not in line]
+
+
+def test_kept_parts_that_their_makers_replaced_are_let_go_before_the_next_scrape() -> None:
+    """Between two scrapes the packer holds the last body's large parts; those no one else
+    holds any more are freed by forget_replaced (memory as tracemalloc counts it), and the
+    parts still held keep their compressed bytes for the next body."""
+    tracemalloc.start()  # it counts what is allocated from now on
+    try:
+        held, replaced = os.urandom(8 << 20), os.urandom(32 << 20)
+        packer = PartsGzip(1)
+        first = packer.compress([held, replaced])
+        del replaced  # its maker made a new text: only the packer holds the old one
+        before = tracemalloc.get_traced_memory()[0]
+        forgotten = packer.forget_replaced()
+        freed = before - tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert freed >= 32 << 20 and forgotten == 1  # what is still held stays
+    assert packer.forget_replaced() == 0
+    again = packer.compress([held])
+    assert gzip.decompress(again) == held
+    assert again[10:-8].startswith(first[10 : 10 + 1024])  # the kept deflate of `held`
 
 
 def test_gzip_from_kept_parts_is_one_member_equal_to_the_joined_parts() -> None:

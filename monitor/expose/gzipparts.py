@@ -20,6 +20,7 @@ every gzip reader take it (tests decompress it with zlib).
 from __future__ import annotations
 
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,20 @@ class PartsGzip:
         self.level = level
         self._kept: dict[int, _Compressed] = {}
         self._lock = threading.Lock()
+
+    def forget_replaced(self) -> int:
+        """Let go of the kept parts that no one else holds any more: their makers replaced
+        them (a gauge's text after a poll), so no body will hold them again, and until the
+        next scrape they would be held here alone (tens of megabytes at 20,000 sites, the
+        texts that change between two scrapes). The daemon calls this after it makes the
+        text of the last second's polls. A part is known to be held elsewhere by its
+        reference count: here, one from its entry and one from the call that reads it."""
+        with self._lock:
+            kept = self._kept
+            self._kept = {
+                key: found for key, found in kept.items() if sys.getrefcount(found.source) > 2
+            }
+            return len(kept) - len(self._kept)
 
     def compress(self, parts: Sequence[bytes]) -> bytes:
         with self._lock:

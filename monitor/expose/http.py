@@ -317,9 +317,9 @@ class HttpServer:
         values), between scrapes: the daemon calls this every second; how many sites' device
         values were made."""
         self._sites.update()
-        if isinstance(self._registry, MetricsRegistry):
-            return self._registry.update()
-        return 0
+        made = self._registry.update() if isinstance(self._registry, MetricsRegistry) else 0
+        self._gzip.forget_replaced()  # the texts that making replaced
+        return made
 
     def use_web(self, web: WebConfig | None) -> None:
         """A reload: the web config's certificates (read again: a renewed certificate under
