@@ -189,6 +189,15 @@ def test_gauges_weigh_sites_by_time_and_leave_out_what_was_not_counted(tmp_path:
     assert "1h" not in snap.counted["c"]
     assert snap.group_counted[("owner", "viettel")]["30d"] == 7200
     assert snap.group_counted[("kind", "bts")]["24h"] == 7200  # c counted nothing
+    # read as a dict of dicts by window, in the windows' order, the absent ones left out
+    windows = ["1h", "24h", "7d", "30d"]
+    assert snap.sites == {
+        "a": dict.fromkeys(windows, 3000 / 3600),
+        "b": dict.fromkeys(windows, 1.0),
+        "c": {},
+    }
+    assert list(snap.sites) == ["a", "b", "c"] and list(snap.counted["a"]) == windows
+    assert snap.sites.get("nowhere") is None and not snap.counted["c"]
 
 
 def test_a_ledger_of_the_first_schema_is_migrated_and_reported_on(tmp_path: Path) -> None:

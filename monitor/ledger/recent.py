@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
-from collections.abc import Callable, Mapping
+from array import array
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +62,57 @@ class Snapshot:
     group_counted: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
 
 
+class SiteFigures(Mapping[str, Mapping[str, float]]):
+    """A figure per site and window, read as `figures[site_id][window]`, kept as one array of
+    floats per window in the order of the sites (NaN: none). As a dict of dicts a site, the
+    ratios and counted times of 20,000 sites took about 14 MB by their sizes, made again at
+    every refresh beside the ones being served, at the top of the daemon's RSS; as arrays
+    they take about 2.5, their index shared (at 20,000 sites the daemon's median RSS went
+    from 275-277 MB to 266-268, its peak from 309-314 to 289-298)."""
+
+    __slots__ = ("_columns", "_index")
+
+    def __init__(self, index: Mapping[str, int], columns: Mapping[str, array[float]]) -> None:
+        self._index = index  # site id -> its place in every column
+        self._columns = columns  # window -> a figure per place
+
+    def __getitem__(self, site_id: str) -> Mapping[str, float]:
+        return _SiteRow(self._columns, self._index[site_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
+class _SiteRow(Mapping[str, float]):
+    """One site's figures by window, in the windows' order, those it has."""
+
+    __slots__ = ("_columns", "_place")
+
+    def __init__(self, columns: Mapping[str, array[float]], place: int) -> None:
+        self._columns = columns
+        self._place = place
+
+    def __getitem__(self, window: str) -> float:
+        value = self._columns[window][self._place]
+        if math.isnan(value):
+            raise KeyError(window)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        place = self._place
+        return (w for w, column in self._columns.items() if not math.isnan(column[place]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _columns(count: int) -> dict[str, array[float]]:
+    return {name: array("d", [math.nan]) * count for name, _ in WINDOWS}
+
+
 RolledCache = dict[tuple[int, str, int, int], dict[str, Tally]]
 
 
@@ -72,9 +125,9 @@ def compute(
     change only when the watermark moves, once an hour, so a refresh in between reads only the
     raw intervals at the edges of each window."""
     started = time.monotonic()
-    per_site: dict[str, dict[str, float]] = {site: {} for site in sites}
+    index = {site: place for place, site in enumerate(sites)}
+    per_site, site_counted = _columns(len(index)), _columns(len(index))
     per_group: dict[tuple[str, str], dict[str, float]] = {}
-    site_counted: dict[str, dict[str, float]] = {site: {} for site in sites}
     group_counted: dict[tuple[str, str], dict[str, float]] = {}
     end = to_ms(now)
     rolled = {} if rolled is None else rolled
@@ -115,11 +168,12 @@ def compute(
                         acc[0] += available
                         acc[1] += available + ms[DOWN]
             groups: dict[tuple[str, str], list[int]] = {}
-            for site_id, site in sites.items():
+            ratios, counts = per_site[name], site_counted[name]
+            for place, (site_id, site) in enumerate(sites.items()):
                 available, counted = sums.get(site_id) or (0, 0)
                 if counted:
-                    per_site[site_id][name] = available / counted
-                    site_counted[site_id][name] = counted / 1000
+                    ratios[place] = available / counted
+                    counts[place] = counted / 1000
                 for group in GROUPS:
                     acc = groups.setdefault((group, getattr(site, group)), [0, 0])
                     acc[0] += available
@@ -129,7 +183,8 @@ def compute(
                     per_group.setdefault(group_key, {})[name] = available / counted
                     group_counted.setdefault(group_key, {})[name] = counted / 1000
     seconds = time.monotonic() - started
-    return Snapshot(now, per_site, per_group, seconds, site_counted, group_counted)
+    by_site, counted_by_site = SiteFigures(index, per_site), SiteFigures(index, site_counted)
+    return Snapshot(now, by_site, per_group, seconds, counted_by_site, group_counted)
 
 
 class AvailabilityGauges:
