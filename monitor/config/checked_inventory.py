@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Protocol
 
 from monitor.config.credentials import Credentials
-from monitor.config.inventory import Entry, Inventory, check_inventory, read_inventory
+from monitor.config.inventory import (
+    Entry,
+    Inventory,
+    check_inventory,
+    inventory_files,
+    read_inventory,
+)
 from monitor.config.problems import ConfigProblem
 from monitor.config.reading_cache import ReadingCache
 from monitor.core.model import Commune, MqttProbe, Owner, Site
@@ -119,7 +125,7 @@ def _digest(
     will say why)."""
     digest = hashlib.sha256(b"districtmon checked inventory\0")
     try:
-        files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+        files = inventory_files(directory)
     except OSError:
         return None
     for path in files:

@@ -118,7 +118,7 @@ def read_inventory(
         problems.append(ConfigProblem(directory, None, "", "inventory directory not found"))
         inventory.complete = False
         return inventory
-    files = sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
+    files = inventory_files(directory)
     total = sum(p.stat().st_size for p in files if p.is_file())
     if total > MAX_INVENTORY_BYTES:
         message = (
@@ -142,6 +142,12 @@ def read_inventory(
         cache.keep_only([key for key in used if key is not None])
     _settle_other_shards(inventory, problems)
     return inventory
+
+
+def inventory_files(directory: Path) -> list[Path]:
+    """The inventory's files, in the order they are read: *.yaml by name, hidden ones left
+    out (an editor's swap or backup file)."""
+    return sorted(p for p in directory.glob("*.yaml") if not p.name.startswith("."))
 
 
 def _read_through(
