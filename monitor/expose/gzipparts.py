@@ -76,9 +76,10 @@ class PartsGzip:
     def forget_replaced(self) -> int:
         """Let go of the kept parts that no one else holds any more: their makers replaced
         them (a gauge's text after a poll), so no body will hold them again, and until the
-        next scrape they would be held here alone (tens of megabytes at 20,000 sites, the
-        texts that change between two scrapes). The daemon calls this after it makes the
-        text of the last second's polls. A part is known to be held elsewhere by its
+        next scrape they would be held here alone (the texts that change between two scrapes,
+        a few megabytes at 20,000 sites: the daemon's median RSS 275-277 MB in two runs with
+        this, 280-281 without). The daemon calls this after it makes the text of the last
+        second's polls. A part is known to be held elsewhere by its
         reference count: here, one from its entry and one from the call that reads it."""
         with self._lock:
             kept = self._kept
