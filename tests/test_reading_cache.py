@@ -68,8 +68,9 @@ def _kept(env: dict[str, str]) -> list[Path]:
 
 
 def _forget_checks(env: dict[str, str]) -> None:
-    """Drop the kept outcomes of the inventory's checks (test_checked_inventory.py), which
-    a load of an unchanged inventory takes before any file's reading."""
+    """Drop the kept outcomes of the inventory's checks (checked_inventory.py, the tests at
+    the end of this file), which a load of an unchanged inventory takes before any file's
+    reading."""
     directory = Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME
     for path in directory.glob("*" + checked_inventory.SUFFIX):
         path.unlink()
