@@ -6,10 +6,11 @@ from __future__ import annotations
 import copyreg
 import dataclasses
 import io
+import operator
 import pickle
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
-from typing import Any
+from typing import Any, BinaryIO
 
 from monitor.config.fields import Located
 from monitor.core.model import (
@@ -41,8 +42,10 @@ _PER_SITE = (Site, SnmpProbe, IcmpProbe, TcpProbe, HttpProbe, DnsProbe, MqttProb
 
 def _by_fields(cls: type[Any]) -> Callable[[Any], tuple[Any, ...]]:
     names = tuple(field.name for field in dataclasses.fields(cls))
+    assert len(names) > 1  # attrgetter of one name gives the value, not a tuple of it
     assert all(field.init and not field.kw_only for field in dataclasses.fields(cls))
-    return lambda value: (cls, tuple([getattr(value, name) for name in names]))
+    fields = operator.attrgetter(*names)
+    return lambda value: (cls, fields(value))
 
 
 _REDUCERS: dict[type[Any], Callable[[Any], Any]] = {
@@ -66,3 +69,9 @@ def dumps(value: object, by_fields: Iterable[type[Any]] = ()) -> bytes:
 
 def loads(data: bytes) -> Any:
     return pickle.loads(data)
+
+
+def load(file: BinaryIO) -> Any:
+    """What `file` holds, read as the unpickler goes (in pickle's frames of 64 KiB): no copy
+    of the whole file waits beside what it is read to."""
+    return pickle.load(file)

@@ -80,16 +80,18 @@ class ReadingCache:
                 status = os.fstat(file.fileno())
                 if status.st_uid != os.getuid() or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                     return None
-                data = file.read()
+                try:
+                    reading: object = pickled.load(file)
+                    return reading
+                except OSError:
+                    raise
+                except Exception:  # cut short, or from another build: as if never kept
+                    pass
         except OSError:
             return None
-        try:
-            reading: object = pickled.loads(data)
-        except Exception:  # cut short, or from another build: as if never kept
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
-        return reading
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
 
     def put(self, key: str, reading: object) -> None:
         """Keep `reading` under `key`, whole or not at all (written aside, then renamed)."""
