@@ -19,6 +19,7 @@ from monitor.config.credentials import load_credentials, secret_values
 from monitor.config.load import Config, load_config
 from monitor.config.problems import ConfigError
 from monitor.config.shards import Shard, load_shard, shard_of
+from monitor.core.model import SnmpProbe
 
 SHIPPED_DIR = Path(__file__).parents[1] / "config"
 FILES = len(list((SHIPPED_DIR / "inventory").glob("*.yaml")))
@@ -260,6 +261,34 @@ def test_what_the_inventory_names_and_went_away_is_refused_though_the_inventory_
     words = _refusal(lambda: load_config(root, state))
     assert any(f"unknown {went} " in problem for problem in words)
     assert _refusal(lambda: load_config(root, state, cache=True)) == words
+
+
+def test_a_kind_s_new_default_profile_is_the_load_s_though_the_inventory_is_unchanged(
+    root: Path, state: dict[str, str], checks: list[Path]
+) -> None:
+    """The kept outcome holds each site's profile, its kind's default when it names none
+    (snmp.default_profiles): a changed default makes it old."""
+    _edit(root, "gw-ubnd-huyen", ", profile: router", "")
+    settings = root / "districtmon.yaml"
+    text = settings.read_text(encoding="utf-8")
+    assert text.count("\nsnmp:\n") == 1
+
+    def defaults(profile: str) -> None:
+        line = f"\nsnmp:\n  default_profiles: {{gateway: {profile}}}\n"
+        settings.write_text(text.replace("\nsnmp:\n", line), encoding="utf-8")
+
+    def profile(config: Config) -> str | None:
+        probe = config.sites["gw-ubnd-huyen"].probe
+        assert isinstance(probe, SnmpProbe)
+        return probe.profile
+
+    defaults("router")
+    for _ in range(2):
+        assert profile(load_config(root, state, cache=True)) == "router"
+    assert len(checks) == 1  # the second load took the outcome
+    defaults("mikrotik")
+    assert profile(load_config(root, state, cache=True)) == "mikrotik"
+    assert load_config(root, state, cache=True) == load_config(root, state)
 
 
 def test_a_new_secret_is_the_load_s_though_the_outcome_is_kept(

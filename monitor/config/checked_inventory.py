@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -31,7 +31,7 @@ from monitor.config.inventory import (
 )
 from monitor.config.problems import ConfigProblem
 from monitor.config.reading_cache import ReadingCache
-from monitor.core.model import Commune, MqttProbe, Owner, Site
+from monitor.core.model import Commune, MqttProbe, Owner, Site, SnmpProbe
 
 #: The kept outcomes' files, beside the kept readings of the files.
 SUFFIX = ".checked"
@@ -62,26 +62,32 @@ def checked_inventory(
     credentials: Credentials | None,
     credentials_file: Path,
     profiles: Collection[str] | None,
+    defaults: Mapping[str, str],
     problems: list[ConfigProblem],
     share: Share | None,
     cache: Path | None,
 ) -> CheckedInventory:
     """The inventory under `directory` read and checked (problems into `problems`), for
-    `share` (None: the whole). With `cache` (the kept readings' directory), a kept outcome
-    is taken if there is one for what the load depends on, else the files' kept readings
-    are, and the outcome of a load with no problem is kept."""
+    `share` (None: the whole), each SNMP site that names no profile given its kind's in
+    `defaults` (snmp.default_profiles). With `cache` (the kept readings' directory), a kept
+    outcome is taken if there is one for what the load depends on, else the files' kept
+    readings are, and the outcome of a load with no problem is kept."""
     mine = None if share is None else share.owns
     if cache is None:
-        return _checked(directory, credentials, credentials_file, profiles, problems, mine, None)
+        return _checked(
+            directory, credentials, credentials_file, profiles, defaults, problems, mine, None
+        )
     readings = ReadingCache(cache, (Entry, Inventory))
     outcomes = ReadingCache(cache, (Entry, CheckedInventory), SUFFIX)
-    digest = _digest(readings, directory, credentials, profiles)
+    digest = _digest(readings, directory, credentials, profiles, defaults)
     key = None if digest is None else f"{digest}.{_tag(share)}"
     kept = None if key is None else outcomes.get(key)
     if isinstance(kept, CheckedInventory):
         return kept
     before = len(problems)
-    outcome = _checked(directory, credentials, credentials_file, profiles, problems, mine, readings)
+    outcome = _checked(
+        directory, credentials, credentials_file, profiles, defaults, problems, mine, readings
+    )
     if digest is not None and key is not None and len(problems) == before and outcome.complete:
         outcomes.put(key, outcome)
         outcomes.keep_only([digest])  # every share's outcome of the inventory as it is
@@ -93,6 +99,7 @@ def _checked(
     credentials: Credentials | None,
     credentials_file: Path,
     profiles: Collection[str] | None,
+    defaults: Mapping[str, str],
     problems: list[ConfigProblem],
     mine: Callable[[str], bool] | None,
     readings: ReadingCache | None,
@@ -102,15 +109,40 @@ def _checked(
     elsewhere = {entry.id for entry in inventory.sites if not entry.mine}
     own = {key: site for key, site in checked.sites.items() if key not in elsewhere}
     others = {key: site for key, site in checked.sites.items() if key in elsewhere}
+    own = _with_default_profiles(own, defaults)
+    foreign = _with_default_profiles(parents_elsewhere(own, others), defaults)
     return CheckedInventory(
         communes=checked.communes,
         owners=checked.owners,
         sites=own,
-        met=met_of_other_shards(others, parents_elsewhere(own, others)),
+        met=met_of_other_shards(others, foreign),
         site_ids=tuple(checked.sites),
-        mqtt=[entry for entry in inventory.sites if isinstance(entry.value.probe, MqttProbe)],
+        mqtt=[_for_topics(e) for e in inventory.sites if isinstance(e.value.probe, MqttProbe)],
         complete=inventory.complete,
     )
+
+
+def _with_default_profiles(sites: dict[str, Site], defaults: Mapping[str, str]) -> dict[str, Site]:
+    """Each SNMP site that names no profile gets its kind's default, if there is one."""
+    if not defaults:
+        return sites
+    found: dict[str, Site] = {}
+    for site_id, site in sites.items():
+        probe = site.probe
+        if isinstance(probe, SnmpProbe) and probe.profile is None and site.kind in defaults:
+            site = replace(site, probe=replace(probe, profile=defaults[site.kind]))
+        found[site_id] = site
+    return found
+
+
+def _for_topics(entry: Entry[Site]) -> Entry[Site]:
+    """An MQTT site's entry as the checks of topics read it (load.py, `_check_mqtt`): its
+    place, not the places of its references and covered areas, which would make the kept
+    outcome, and what a load from it reads and drops, half as large again."""
+    kept = Entry(entry.value, entry.id, entry.file, entry.line, entry.key, entry.subject)
+    kept.probe_line, kept.probe_key = entry.probe_line, entry.probe_key
+    kept.mine, kept.whole = entry.mine, entry.whole
+    return kept
 
 
 def _digest(
@@ -118,11 +150,12 @@ def _digest(
     directory: Path,
     credentials: Credentials | None,
     profiles: Collection[str] | None,
+    defaults: Mapping[str, str],
 ) -> str | None:
     """A digest of all that a load's outcome of the inventory depends on: each file's key
     (its path, its bytes and the reading code, reading_cache.py), the credential names
-    declared and the profiles there are; None when a file cannot be read (its reading
-    will say why)."""
+    declared, the profiles there are and the kinds' default profiles; None when a file
+    cannot be read (its reading will say why)."""
     digest = hashlib.sha256(b"districtmon checked inventory\0")
     try:
         files = inventory_files(directory)
@@ -135,7 +168,7 @@ def _digest(
         digest.update(key.encode() + b"\0")
     declared = None if credentials is None else sorted(credentials.declared)
     known = None if profiles is None else sorted(profiles)
-    digest.update(repr((declared, known)).encode())
+    digest.update(repr((declared, known, sorted(defaults.items()))).encode())
     return digest.hexdigest()
 
 

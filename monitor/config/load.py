@@ -53,7 +53,7 @@ from monitor.config.settings import (
 )
 from monitor.config.suggest import did_you_mean
 from monitor.config.telemetry import load_profiles as load_telemetry_profiles
-from monitor.core.model import Commune, MqttProbe, Owner, Site, SnmpProbe
+from monitor.core.model import Commune, MqttProbe, Owner, Site
 
 SYSTEM_CONFIG_DIR = Path("/etc/districtmon")
 
@@ -194,6 +194,7 @@ def _load(
         credentials,
         settings.credentials_file,
         known_profiles,
+        settings.snmp.settings.default_profiles,
         problems,
         share,
         cache_dir,
@@ -212,8 +213,6 @@ def _load(
     if problems:
         raise ConfigError(_redacted(problems, secret_values(credentials, env)))
     own, met = inventory.sites, inventory.met
-    defaults = settings.snmp.settings.default_profiles
-    foreign = _with_default_profiles(parents_elsewhere(own, met), defaults)
     return Config(
         directory=directory.absolute(),
         http=settings.http,
@@ -222,9 +221,9 @@ def _load(
         state=settings.state,
         communes=inventory.communes,
         owners=inventory.owners,
-        sites=_with_default_profiles(own, defaults),
-        sites_of_other_shards={key: foreign.get(key, site) for key, site in met.items()},
-        foreign_parents=foreign,
+        sites=own,
+        sites_of_other_shards=met,
+        foreign_parents=parents_elsewhere(own, met),
         credentials=credentials.usable if credentials else {},
         retention=settings.retention,
         ledger_limits=settings.ledger_limits,
@@ -274,19 +273,6 @@ def _check_default_profiles(
             hint = did_you_mean(ref.value, known)
             message = f"unknown profile '{ref.value}' (no {ref.value}.yaml among the profiles)"
             problems.append(ConfigProblem(settings.snmp.file, ref.line, ref.key, message + hint))
-
-
-def _with_default_profiles(sites: dict[str, Site], defaults: Mapping[str, str]) -> dict[str, Site]:
-    """Each SNMP site that names no profile gets its kind's default, if there is one."""
-    if not defaults:
-        return sites
-    found: dict[str, Site] = {}
-    for site_id, site in sites.items():
-        probe = site.probe
-        if isinstance(probe, SnmpProbe) and probe.profile is None and site.kind in defaults:
-            site = replace(site, probe=replace(probe, profile=defaults[site.kind]))
-        found[site_id] = site
-    return found
 
 
 def _check_trap_credentials(
