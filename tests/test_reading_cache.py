@@ -77,10 +77,17 @@ def _forget_checks(env: dict[str, str]) -> None:
         path.unlink()
 
 
+def _file_of(root: Path, site: str) -> Path:
+    """The inventory file that defines `site`."""
+    marker = f"id: {site},"
+    [path] = [p for p in (root / "inventory").glob("*.yaml") if marker in p.read_text("utf-8")]
+    return path
+
+
 def _edit(root: Path, site: str, old: str, new: str) -> Path:
     """Replace `old` by `new` on the line of the inventory that defines `site`; its file."""
     marker = f"id: {site},"
-    [path] = [p for p in (root / "inventory").glob("*.yaml") if marker in p.read_text("utf-8")]
+    path = _file_of(root, site)
     text = path.read_text(encoding="utf-8")
     [line] = [line for line in text.splitlines() if marker in line]
     assert old in line
@@ -171,6 +178,57 @@ def test_a_kept_reading_that_others_could_write_or_that_was_cut_short_is_not_tak
     assert load_config(root, state, cache=True) == reference
     assert not reads  # both were kept anew, for the daemon's user alone
     assert all(path.stat().st_mode & 0o077 == 0 for path in _kept(state))
+
+
+def test_an_endless_inventory_file_is_refused_by_the_daemon_s_load_as_by_a_check(
+    root: Path, state: dict[str, str]
+) -> None:
+    """The key of a file's reading is taken of the bytes any configuration file is read to,
+    at most the limit of one: a file that never ends is refused, not read for ever."""
+    (root / "inventory" / "zero.yaml").symlink_to("/dev/zero")
+    words = _refusal(lambda: load_config(root, state))
+    [word] = words
+    assert "inventory/zero.yaml: larger than 8 MiB, the limit for one configuration" in word
+    assert _refusal(lambda: load_config(root, state, cache=True)) == words
+
+
+@pytest.mark.parametrize("when", ["after the outcome was looked up", "after the file's key"])
+def test_a_file_edited_while_a_load_reads_it_is_kept_as_what_that_load_read(
+    root: Path, state: dict[str, str], monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """What is kept is what was read, under the key of the bytes read: an edit during a load
+    (an operator saving as the daemon reloads) is never taken, at a later load, for the
+    file as it was before, nor the other way round."""
+    path = _file_of(root, "gw-ubnd-huyen")
+    before = path.read_bytes()
+    reference = load_config(root, state)
+    module, name = (
+        (checked_inventory, "read_inventory")
+        if when.startswith("after the outcome")
+        else (inventory, "_read_inventory_file")
+    )
+    real = getattr(module, name)
+    edited: list[bool] = []
+
+    def editing(*args: object, **kwargs: object) -> object:
+        if not edited and args[0] in (path, path.parent):  # the file, or its directory
+            edited.append(True)
+            _edit(root, "gw-ubnd-huyen", "Cổng mạng", "Cổng mạng mới")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, editing)
+    first = load_config(root, state, cache=True)
+    monkeypatch.setattr(module, name, real)
+    after = load_config(root, state)
+    assert after != reference and edited
+    # read after the lookup, the file is read as edited; after its key, as its key says
+    assert first == (after if module is checked_inventory else reference)
+    edited_bytes = path.read_bytes()
+    path.write_bytes(before)
+    assert load_config(root, state, cache=True) == reference  # the file as it was
+    path.write_bytes(edited_bytes)
+    assert load_config(root, state, cache=True) == after  # and as it was edited
+    assert load_config(root, state, cache=True) == after
 
 
 def test_readings_of_other_code_are_not_taken(

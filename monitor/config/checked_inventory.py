@@ -74,23 +74,27 @@ def checked_inventory(
     readings are, and the outcome of a load with no problem is kept."""
     mine = None if share is None else share.owns
     if cache is None:
-        return _checked(
+        outcome, _ = _checked(
             directory, credentials, credentials_file, profiles, defaults, problems, mine, None
         )
+        return outcome
     readings = ReadingCache(cache, (Entry, Inventory))
     outcomes = ReadingCache(cache, (Entry, CheckedInventory), SUFFIX)
-    digest = _digest(readings, directory, credentials, profiles, defaults)
-    key = None if digest is None else f"{digest}.{_tag(share)}"
-    kept = None if key is None else outcomes.get(key)
+    names = (credentials, profiles, defaults)
+    digest = _digest(_keys(readings, directory), *names)
+    kept = None if digest is None else outcomes.get(f"{digest}.{_tag(share)}")
     if isinstance(kept, CheckedInventory):
         return kept
     before = len(problems)
-    outcome = _checked(
+    outcome, keys = _checked(
         directory, credentials, credentials_file, profiles, defaults, problems, mine, readings
     )
-    if digest is not None and key is not None and len(problems) == before and outcome.complete:
-        outcomes.put(key, outcome)
-        outcomes.keep_only([digest])  # every share's outcome of the inventory as it is
+    # kept under the digest of the bytes read, which are not those looked up by if a file
+    # changed in between: it is then the outcome of the inventory as it is now
+    read = _digest(keys, *names)
+    if read is not None and len(problems) == before and outcome.complete:
+        outcomes.put(f"{read}.{_tag(share)}", outcome)
+        outcomes.keep_only([read])  # every share's outcome of the inventory as it is
     return outcome
 
 
@@ -103,7 +107,8 @@ def _checked(
     problems: list[ConfigProblem],
     mine: Callable[[str], bool] | None,
     readings: ReadingCache | None,
-) -> CheckedInventory:
+) -> tuple[CheckedInventory, list[str | None]]:
+    """The outcome, and the keys of the files' bytes it was read from (with `readings`)."""
     inventory = read_inventory(directory, problems, mine, readings)
     checked = check_inventory(inventory, credentials, credentials_file, profiles, problems)
     elsewhere = {entry.id for entry in inventory.sites if not entry.mine}
@@ -111,7 +116,7 @@ def _checked(
     others = {key: site for key, site in checked.sites.items() if key in elsewhere}
     own = _with_default_profiles(own, defaults)
     foreign = _with_default_profiles(parents_elsewhere(own, others), defaults)
-    return CheckedInventory(
+    outcome = CheckedInventory(
         communes=checked.communes,
         owners=checked.owners,
         sites=own,
@@ -120,6 +125,7 @@ def _checked(
         mqtt=[_for_topics(e) for e in inventory.sites if isinstance(e.value.probe, MqttProbe)],
         complete=inventory.complete,
     )
+    return outcome, inventory.keys
 
 
 def _with_default_profiles(sites: dict[str, Site], defaults: Mapping[str, str]) -> dict[str, Site]:
@@ -145,27 +151,30 @@ def _for_topics(entry: Entry[Site]) -> Entry[Site]:
     return kept
 
 
+def _keys(readings: ReadingCache, directory: Path) -> list[str | None]:
+    """Each inventory file's key as it is now (reading_cache.py: its path, its bytes and
+    the reading code); empty when there is no directory to list (its reading says so)."""
+    try:
+        files = inventory_files(directory)
+    except OSError:
+        return []
+    return [readings.key(path) for path in files]
+
+
 def _digest(
-    readings: ReadingCache,
-    directory: Path,
+    keys: list[str | None],
     credentials: Credentials | None,
     profiles: Collection[str] | None,
     defaults: Mapping[str, str],
 ) -> str | None:
-    """A digest of all that a load's outcome of the inventory depends on: each file's key
-    (its path, its bytes and the reading code, reading_cache.py), the credential names
-    declared, the profiles there are and the kinds' default profiles; None when a file
-    cannot be read (its reading will say why)."""
-    digest = hashlib.sha256(b"districtmon checked inventory\0")
-    try:
-        files = inventory_files(directory)
-    except OSError:
+    """A digest of all that a load's outcome of the inventory depends on: each file's key,
+    the credential names declared, the profiles there are and the kinds' default profiles;
+    None when a file could not be read, or none was (its reading says why)."""
+    if not keys or None in keys:
         return None
-    for path in files:
-        key = readings.key(path)
-        if key is None:
-            return None
-        digest.update(key.encode() + b"\0")
+    digest = hashlib.sha256(b"districtmon checked inventory\0")
+    for key in keys:
+        digest.update(f"{key}\0".encode())
     declared = None if credentials is None else sorted(credentials.declared)
     known = None if profiles is None else sorted(profiles)
     digest.update(repr((declared, known, sorted(defaults.items()))).encode())

@@ -296,6 +296,7 @@ def open_document(
     sensitive: bool = False,
     if_empty: str | None = None,
     stream: Mapping[str, ItemStream] | None = None,
+    data: bytes | None = None,
 ) -> Fields | None:
     """The top mapping of one YAML file, ready for typed reading. None when the file cannot
     be read or parsed, or its top is not a mapping: each is reported in `problems`, at its
@@ -303,9 +304,9 @@ def open_document(
 
     An empty file (nothing, or only comments) is an empty mapping, unless `if_empty` says how
     to write one on purpose: then it is refused with that advice. A file emptied by accident
-    must not quietly mean "no sites" or "every default". `stream`: see load_yaml."""
+    must not quietly mean "no sites" or "every default". `stream`, `data`: see load_yaml."""
     try:
-        root = load_yaml(path, problems, sensitive=sensitive, stream=stream)
+        root = load_yaml(path, problems, sensitive=sensitive, stream=stream, data=data)
     except YamlReadError as error:
         problems.append(error.problem)
         return None

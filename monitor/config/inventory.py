@@ -100,6 +100,8 @@ class Inventory:
     owners: list[Entry[Owner]] = field(default_factory=list)
     sites: list[Entry[Site]] = field(default_factory=list)
     complete: bool = True  # every file parsed: absent references are really absent
+    # with a cache, each file's key there, in order (None: not read): the bytes read
+    keys: list[str | None] = field(default_factory=list)
 
 
 def read_inventory(
@@ -138,8 +140,8 @@ def read_inventory(
         for path in files:
             _read_inventory_file(path, inventory, problems, mine)
     else:
-        used = [_read_through(cache, path, inventory, problems, mine) for path in files]
-        cache.keep_only([key for key in used if key is not None])
+        inventory.keys = [_read_through(cache, path, inventory, problems, mine) for path in files]
+        cache.keep_only([key for key in inventory.keys if key is not None])
     _settle_other_shards(inventory, problems)
     return inventory
 
@@ -165,16 +167,19 @@ def _read_through(
     does not depend on), so its first load reads what a whole load does, and later ones
     nothing. A file with a problem is read again the way the load asked, which says its
     problems in that load's words (a shard holds back those of the others' sites)."""
-    key = cache.key(path)
-    reading = None if key is None else cache.get(key)
+    found = cache.read(path)
+    if found is None:  # the reading says why
+        _read_inventory_file(path, inventory, problems, mine)
+        return None
+    key, data = found
+    reading = cache.get(key)
     if not isinstance(reading, Inventory):
         reading, own = Inventory(), list[ConfigProblem]()
-        _read_inventory_file(path, reading, own, None)
+        _read_inventory_file(path, reading, own, None, data)
         if own or not reading.complete:
-            _read_inventory_file(path, inventory, problems, mine)
+            _read_inventory_file(path, inventory, problems, mine, data)
             return key
-        if key is not None:
-            cache.put(key, reading)
+        cache.put(key, reading)
     inventory.communes.extend(reading.communes)
     inventory.owners.extend(reading.owners)
     for entry in reading.sites:
@@ -228,6 +233,7 @@ def _read_inventory_file(
     inventory: Inventory,
     problems: list[ConfigProblem],
     mine: Callable[[str], bool] | None,
+    data: bytes | None = None,
 ) -> None:
     # Sites are read one by one as the parser reaches them (see load_yaml's `stream`): a
     # province is never held as a tree of YAML, only as the entries read from it. What was
@@ -248,6 +254,7 @@ def _read_inventory_file(
         problems,
         if_empty="if it is meant to hold nothing, say so: sites: []",
         stream={"sites": sites},
+        data=data,
     )
     if top is None:
         inventory.complete = False

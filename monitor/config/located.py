@@ -113,8 +113,11 @@ def load_yaml(
     *,
     sensitive: bool = False,
     stream: Mapping[str, ItemStream] | None = None,
+    data: bytes | None = None,
 ) -> object:
-    """Parse one YAML file into YamlMap / YamlList / scalars; None for an empty file.
+    """Parse one YAML file into YamlMap / YamlList / scalars; None for an empty file. With
+    `data`, the file's bytes as the caller read them (`read_bounded`): what is parsed is
+    what it read, though the file may have changed since.
 
     With `stream`, each item of a top-level list named there may go to its reader as soon as
     it is parsed, and the list in the tree is then an empty StreamedList: a province's sites
@@ -128,7 +131,7 @@ def load_yaml(
     raises YamlReadError. With `sensitive`, quoted fragments of parser messages are masked:
     they may quote a secret.
     """
-    text = _read_text(path, sensitive)
+    text = _read_text(path, read_bounded(path) if data is None else data, sensitive)
     try:
         return _plain_tree(text, stream or {})
     except (_Unusual, yaml.YAMLError):
@@ -153,9 +156,10 @@ def _read_fully(
         loader.dispose()
 
 
-def _read_text(path: Path, sensitive: bool) -> str:
-    """Strict UTF-8 (a BOM is tolerated): a mis-encoded Vietnamese name must not slip through.
-    At most MAX_FILE_BYTES are read, whatever the file claims to be (a FIFO, /dev/zero)."""
+def read_bounded(path: Path) -> bytes:
+    """A configuration file's bytes, at most MAX_FILE_BYTES of them, whatever the file
+    claims to be (a FIFO, /dev/zero); YamlReadError, naming the file, for one that cannot be
+    read or is larger."""
     try:
         with path.open("rb") as file:
             data = file.read(MAX_FILE_BYTES + 1)
@@ -170,6 +174,11 @@ def _read_text(path: Path, sensitive: bool) -> str:
             "configuration file; split the inventory into several files of inventory/"
         )
         raise YamlReadError(ConfigProblem(path, None, "", message))
+    return data
+
+
+def _read_text(path: Path, data: bytes, sensitive: bool) -> str:
+    """Strict UTF-8 (a BOM is tolerated): a mis-encoded Vietnamese name must not slip through."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:

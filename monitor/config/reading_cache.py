@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import pickled
+from monitor.config.located import read_bounded
+from monitor.config.problems import YamlReadError
 
 #: The cache's directory, beside the ledger (the daemon's state).
 DIRECTORY_NAME = "inventory-cache"
@@ -62,15 +64,23 @@ class ReadingCache:
     def key(self, path: Path) -> str | None:
         """The key of `path`'s reading as it stands now; None when it cannot be read (the
         reading that follows says why)."""
+        found = self.read(path)
+        return None if found is None else found[0]
+
+    def read(self, path: Path) -> tuple[str, bytes] | None:
+        """`path`'s bytes as they are now (read as any configuration file is: at most the
+        limit of one), and the key of their reading: a reading made of other bytes than
+        those its key was taken of would be taken for theirs at a later load. None when the
+        file cannot be read (the reading that follows says why)."""
         try:
-            data = path.read_bytes()
-        except OSError:
+            data = read_bounded(path)
+        except YamlReadError:
             return None
         digest = hashlib.sha256(_code_version())
         digest.update(os.fsencode(path))
         digest.update(b"\0")
         digest.update(data)
-        return digest.hexdigest()
+        return digest.hexdigest(), data
 
     def get(self, key: str) -> object | None:
         """The reading kept under `key`, or None: none kept, or none to trust."""
