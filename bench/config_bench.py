@@ -13,9 +13,11 @@ Each measure runs in a fresh process that loads the directory the way `districtm
 does, the whole inventory and then as `--shard 1/2` and `--shard 1/4`: first reading every
 file (`readings: none`, as `districtmon check-config` and a daemon's very first load do), then
 with what the daemon keeps in a state directory of the bench's own: a whole load that makes
-it (`made`); loads that find each file's kept reading (reading_cache.py) but no outcome of
-the checks for their share (`files`: a shard started beside another, a reload after an
-edit of the inventory); and loads that find their share's kept outcome of the inventory's
+it (`made`); a shard's first load from each file's whole kept reading (reading_cache.py),
+which keeps its part of each (`parts`: a shard started beside a whole daemon or another
+shard); loads that find each file's kept reading, or their share's part of it, but no
+outcome of the checks for their share (`files`: a reload after an edit of the inventory,
+the edited file aside); and loads that find their share's kept outcome of the inventory's
 checks (checked_inventory.py; `outcome`: a restart, a reload that changed no inventory
 file). It reports:
 
@@ -251,11 +253,11 @@ def main() -> None:
             state = directory / "state"
             plan: list[tuple[str | None, Path | None, str]]
             plan = [(shard, None, "none") for shard in (None, "1/2", "1/4")]
-            plan += [(None, state, "made")]
-            plan += [(shard, state, "files") for shard in (None, "1/2", "1/4")]
+            plan += [(None, state, "made"), (None, state, "files")]
+            plan += [(shard, state, row) for shard in ("1/2", "1/4") for row in ("parts", "files")]
             plan += [(shard, state, "outcome") for shard in (None, "1/2", "1/4")]
             for shard, kept, readings in plan:
-                if readings == "files":  # as if this share's checks had not been kept
+                if readings in ("parts", "files"):  # as if this share's checks were not kept
                     tag = "whole" if shard is None else shard.replace("/", "-of-")
                     for outcome in state.glob(f"*/*.{tag}.checked"):
                         outcome.unlink()

@@ -62,7 +62,8 @@ def test_the_soak_survives_one_fault_of_each_kind() -> None:
 def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_shard() -> None:
     """bench/config_bench.py --smoke: 2,000 generated sites loaded as `districtmon run` loads
     them, whole and as --shard 1/2 and 1/4, reading every file, then from the readings a
-    whole load kept, then from each share's kept outcome of the checks; a shard keeps its
+    whole load kept (a shard keeping its part of each, then taking it), then from each
+    share's kept outcome of the checks; a shard keeps its
     share and of the rest what it meets, the same every way."""
     out = _smoke("config_bench.py", 120)
     rows = {}
@@ -75,6 +76,8 @@ def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_sha
     assert set(rows) == {
         *((load, readings) for load in ("whole", "1/2", "1/4") for readings in kinds),
         ("whole", "made"),
+        ("1/2", "parts"),
+        ("1/4", "parts"),
     }, out.stdout
     assert rows["whole", "none"] == rows["whole", "made"] == (2000, 0), out.stdout
     assert 700 < rows["1/2", "none"][0] < 1300, out.stdout
@@ -83,6 +86,8 @@ def test_the_config_load_benchmark_loads_a_generated_province_whole_and_as_a_sha
         assert 0 < rows[load, "none"][1] < 2000 - rows[load, "none"][0], out.stdout
     for load in ("whole", "1/2", "1/4"):
         assert rows[load, "files"] == rows[load, "outcome"] == rows[load, "none"], out.stdout
+    for load in ("1/2", "1/4"):
+        assert rows[load, "parts"] == rows[load, "none"], out.stdout
 
 
 def _smoke(name: str, timeout: float) -> subprocess.CompletedProcess[str]:

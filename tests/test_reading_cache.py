@@ -65,7 +65,15 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def _kept(env: dict[str, str]) -> list[Path]:
-    return sorted((Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME).glob("*.reading"))
+    """The files' whole readings (`<key>.reading`), not the shares' parts of them."""
+    directory = Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME
+    return sorted(path for path in directory.glob("*.reading") if path.name.count(".") == 1)
+
+
+def _parts(env: dict[str, str]) -> list[str]:
+    """The shares' parts of the files' readings (`<key>.<share>.reading`): their shares."""
+    directory = Path(env["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME
+    return sorted(path.name.split(".")[1] for path in directory.glob("*.*.reading"))
 
 
 def _forget_checks(env: dict[str, str]) -> None:
@@ -121,6 +129,60 @@ def test_a_load_from_kept_readings_is_the_load_from_the_files(
     assert list(second.sites) == list(reference.sites)
     assert second.foreign_parents == reference.foreign_parents
     assert second.sites_of_other_shards == reference.sites_of_other_shards
+
+
+@pytest.mark.parametrize("shard", [Shard(1, 2), Shard(2, 3)])
+def test_a_shard_takes_its_part_of_each_file_and_a_new_parent_from_another_file_whole(
+    root: Path, state: dict[str, str], monkeypatch: pytest.MonkeyPatch, shard: Shard
+) -> None:
+    """From the whole readings a shard keeps its part of each file (its own sites and every
+    parent whole, the others slim) and later takes that part alone. A site of another
+    shard that became a parent of one of its own since (named from another file) is slim
+    in its own file's part: it is taken whole from that file's whole reading, or, if that
+    is gone, from a reading of the inventory as if there were no parts."""
+    reference = load_config(root, state, share=shard)
+    load_config(root, state, cache=True)  # the whole readings, as a whole daemon keeps them
+    _forget_checks(state)
+    assert load_config(root, state, share=shard, cache=True) == reference
+    tag = f"{shard.index}-of-{shard.count}"
+    assert _parts(state) == [tag] * FILES
+    taken: list[str] = []
+    real = reading_cache.ReadingCache.get
+
+    def get(cache: reading_cache.ReadingCache, key: str) -> object | None:
+        if cache.suffix == ".reading":  # not the outcome of the checks
+            taken.append(key)
+        return real(cache, key)
+
+    monkeypatch.setattr(reading_cache.ReadingCache, "get", get)
+    _forget_checks(state)
+    assert load_config(root, state, share=shard, cache=True) == reference
+    assert len(taken) == FILES and all(key.endswith(f".{tag}") for key in taken)
+
+    entries = inventory.read_inventory(root / "inventory", []).sites
+    where = {entry.id: entry.file for entry in entries}
+    parents = {entry.value.parent for entry in entries}
+    [child, *_] = [
+        key
+        for key, site in reference.sites.items()
+        if site.parent and site.kind != "gateway" and f"id: {key}," in where[key].read_text()
+    ]
+    [parent, *_] = [
+        entry.id
+        for entry in entries
+        if entry.id not in reference.sites and entry.id not in parents
+        and entry.value.kind == "gateway" and where[entry.id] != where[child]
+    ]  # fmt: skip
+    _edit(root, child, f"parent: {reference.sites[child].parent},", f"parent: {parent},")
+    expected = load_config(root, state, share=shard)
+    assert parent in expected.foreign_parents
+    taken.clear()
+    assert load_config(root, state, share=shard, cache=True) == expected
+    whole = reading_cache.ReadingCache(Path()).key(where[parent])
+    assert whole in taken  # the new parent's file's whole reading
+    (Path(state["STATE_DIRECTORY"]) / reading_cache.DIRECTORY_NAME / f"{whole}.reading").unlink()
+    _forget_checks(state)
+    assert load_config(root, state, share=shard, cache=True) == expected
 
 
 def test_an_unchanged_inventory_is_not_read_again_and_an_edited_file_only_is(

@@ -86,8 +86,9 @@ def checked_inventory(
     if isinstance(kept, CheckedInventory):
         return kept
     before = len(problems)
+    part = None if share is None else _tag(share)
     outcome, keys = _checked(
-        directory, credentials, credentials_file, profiles, defaults, problems, mine, readings
+        directory, credentials, credentials_file, profiles, defaults, problems, mine, readings, part
     )
     # kept under the digest of the bytes read, which are not those looked up by if a file
     # changed in between: it is then the outcome of the inventory as it is now
@@ -107,9 +108,10 @@ def _checked(
     problems: list[ConfigProblem],
     mine: Callable[[str], bool] | None,
     readings: ReadingCache | None,
+    part: str | None = None,
 ) -> tuple[CheckedInventory, list[str | None]]:
     """The outcome, and the keys of the files' bytes it was read from (with `readings`)."""
-    inventory = read_inventory(directory, problems, mine, readings)
+    inventory = read_inventory(directory, problems, mine, readings, part)
     checked = check_inventory(inventory, credentials, credentials_file, profiles, problems)
     elsewhere = {entry.id for entry in inventory.sites if not entry.mine}
     own = {key: site for key, site in checked.sites.items() if key not in elsewhere}

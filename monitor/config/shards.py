@@ -21,7 +21,9 @@ well, so each foreign parent costs one more poll per interval. A shard's first l
 the whole inventory's text, since every shard checks what spans sites: the parser's pass
 over it is that load's floor, whatever N. The daemon keeps what each file read to
 (reading_cache.py), so that its later loads, and the other shards' on the same state
-directory, read only the files that changed; and each share's outcome of the checks
+directory, read only the files that changed, and each shard's part of it (its own sites and
+the parents whole, the others slim: inventory.py, `_share_of`), which its later loads take
+instead; and each share's outcome of the checks
 (checked_inventory.py), so that a load of an unchanged inventory takes its own sites and
 nothing of the others' but what it meets.
 
