@@ -133,9 +133,18 @@ class Daemon:
         return None
 
     def stop(self) -> int:
+        """Its exit code once stopped as systemd stops it (SIGTERM). One that is still up
+        15 s later is killed and the test fails with its log's end: a daemon that does not
+        stop is a bug, and one left running would go on holding its ports."""
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"the daemon did not stop within 15 s of SIGTERM: {self.log.read_text()[-3000:]}"
+            ) from None
         finally:
             self._log_file.close()
 

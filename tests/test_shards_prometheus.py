@@ -242,7 +242,7 @@ def test_two_shards_behind_one_prometheus_record_the_figures_of_one_daemon(
             for daemon in daemons.values():
                 assert daemon.metric("districtmon_mqtt_broker_connected") == 1
         finally:
-            codes = {name: d.stop() if d.proc.poll() is None else -1 for name, d in daemons.items()}
+            codes = _stop_all(daemons)
     logs = {name: daemon.log.read_text()[-2000:] for name, daemon in daemons.items()}
     assert codes == {ONE: 0, "1/2": 0, "2/2": 0}, logs
     # one ledger each, side by side; one MQTT session each (a shared client id would have
@@ -251,6 +251,22 @@ def test_two_shards_behind_one_prometheus_record_the_figures_of_one_daemon(
         "ledger.shard-1-of-2.sqlite", "ledger.shard-2-of-2.sqlite", "ledger.sqlite",
     ]  # fmt: skip
     assert "already connected, closing old connection" not in broker.log()
+
+
+def _stop_all(daemons: dict[str, Daemon]) -> dict[str, int | str]:
+    """Each daemon's exit code, every one stopped though another would not stop or had died
+    (its code then says so: a dead one's log is in the test's report)."""
+    codes: dict[str, int | str] = {}
+    for name, daemon in daemons.items():
+        if daemon.proc.poll() is not None:
+            daemon.kill()  # closes its log
+            codes[name] = f"died with {daemon.proc.returncode}"
+            continue
+        try:
+            codes[name] = daemon.stop()
+        except AssertionError as exc:
+            codes[name] = str(exc)[:200]
+    return codes
 
 
 def _dependants(sites: dict[str, Site], parent: str) -> list[str]:
@@ -287,8 +303,9 @@ def _recorded(truth_file: Path, sites: list[str], limit: float = 10.0) -> Truth:
 
 def _wait_every_site_known(daemons: dict[str, Daemon], limit: float = 40.0) -> None:
     def known() -> bool:
-        for daemon in daemons.values():
-            assert daemon.proc.poll() is None, daemon.log.read_text()[-3000:]
+        for name, daemon in daemons.items():
+            code = daemon.proc.poll()
+            assert code is None, f"{name} exited with {code}: {daemon.log.read_text()[-3000:]}"
             try:
                 _, body = daemon.get("/api/v1/sites?state=unknown")
             except OSError:
