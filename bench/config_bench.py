@@ -238,6 +238,9 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(_measure(args.child, args.shard, args.state)))
         return
+    from monitor.config.checked_inventory import share_tag  # its name for the kept outcome
+    from monitor.config.shards import Shard
+
     sizes = args.sites or ([2000] if args.smoke else [20_000, 100_000])
     titles = [("sites", 8), ("load", -5), ("readings", -8), ("wall s", 7), ("CPU s", 7)]
     titles += [("peak RSS MB", 11), ("RSS after MB", 12), ("(before load)", 13)]
@@ -258,7 +261,7 @@ def main() -> None:
             plan += [(shard, state, "outcome") for shard in (None, "1/2", "1/4")]
             for shard, kept, readings in plan:
                 if readings in ("parts", "files"):  # as if this share's checks were not kept
-                    tag = "whole" if shard is None else shard.replace("/", "-of-")
+                    tag = share_tag(None if shard is None else Shard.parse(shard))
                     for outcome in state.glob(f"*/*.{tag}.checked"):
                         outcome.unlink()
                 row = _run(directory / "config", shard, kept)

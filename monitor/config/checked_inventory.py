@@ -82,11 +82,11 @@ def checked_inventory(
     outcomes = ReadingCache(cache, (Entry, CheckedInventory), SUFFIX)
     names = (credentials, profiles, defaults)
     digest = _digest(_keys(readings, directory), *names)
-    kept = None if digest is None else outcomes.get(f"{digest}.{_tag(share)}")
+    kept = None if digest is None else outcomes.get(f"{digest}.{share_tag(share)}")
     if isinstance(kept, CheckedInventory):
         return kept
     before = len(problems)
-    part = None if share is None else _tag(share)
+    part = None if share is None else share_tag(share)
     outcome, keys = _checked(
         directory, credentials, credentials_file, profiles, defaults, problems, mine, readings, part
     )
@@ -94,7 +94,7 @@ def checked_inventory(
     # changed in between: it is then the outcome of the inventory as it is now
     read = _digest(keys, *names)
     if read is not None and len(problems) == before and outcome.complete:
-        outcomes.put(f"{read}.{_tag(share)}", outcome)
+        outcomes.put(f"{read}.{share_tag(share)}", outcome)
         outcomes.keep_only([read])  # every share's outcome of the inventory as it is
     return outcome
 
@@ -183,7 +183,7 @@ def _digest(
     return digest.hexdigest()
 
 
-def _tag(share: Share | None) -> str:
+def share_tag(share: Share | None) -> str:
     """A share's name in a file name: `2-of-3`, or `whole`."""
     if share is None:
         return "whole"
