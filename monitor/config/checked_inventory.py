@@ -81,12 +81,13 @@ def checked_inventory(
     readings = ReadingCache(cache, (Entry, Inventory))
     outcomes = ReadingCache(cache, (Entry, CheckedInventory), SUFFIX)
     names = (credentials, profiles, defaults)
+    tag = share_tag(share)
     digest = _digest(_keys(readings, directory), *names)
-    kept = None if digest is None else outcomes.get(f"{digest}.{share_tag(share)}")
+    kept = None if digest is None else outcomes.get(f"{digest}.{tag}")
     if isinstance(kept, CheckedInventory):
         return kept
     before = len(problems)
-    part = None if share is None else share_tag(share)
+    part = None if share is None else tag
     outcome, keys = _checked(
         directory, credentials, credentials_file, profiles, defaults, problems, mine, readings, part
     )
@@ -94,7 +95,7 @@ def checked_inventory(
     # changed in between: it is then the outcome of the inventory as it is now
     read = _digest(keys, *names)
     if read is not None and len(problems) == before and outcome.complete:
-        outcomes.put(f"{read}.{share_tag(share)}", outcome)
+        outcomes.put(f"{read}.{tag}", outcome)
         outcomes.keep_only([read])  # every share's outcome of the inventory as it is
     return outcome
 
