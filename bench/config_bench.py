@@ -238,7 +238,7 @@ def main() -> None:
     if args.child is not None:
         print(json.dumps(_measure(args.child, args.shard, args.state)))
         return
-    from monitor.config.checked_inventory import share_tag  # its name for the kept outcome
+    from monitor.config.checked_inventory import SUFFIX, share_tag  # the kept outcomes' names
     from monitor.config.shards import Shard
 
     sizes = args.sites or ([2000] if args.smoke else [20_000, 100_000])
@@ -262,7 +262,7 @@ def main() -> None:
             for shard, kept, readings in plan:
                 if readings in ("parts", "files"):  # as if this share's checks were not kept
                     tag = share_tag(None if shard is None else Shard.parse(shard))
-                    for outcome in state.glob(f"*/*.{tag}.checked"):
+                    for outcome in state.glob(f"*/*.{tag}{SUFFIX}"):
                         outcome.unlink()
                 row = _run(directory / "config", shard, kept)
                 cells = [f"{size:>8,}", f"{shard or 'whole':<5}", f"{readings:<8}"]
